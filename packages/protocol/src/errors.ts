@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+/** Error codes on the HTTP wire, with the status each one travels with. */
+export const HTTP_ERROR_STATUS = {
+  bad_request: 400,
+  invalid_body: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  idempotency_conflict: 409,
+  reset_required: 410,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal: 500,
+  unavailable: 503,
+} as const;
+export type HttpErrorCode = keyof typeof HTTP_ERROR_STATUS;
+
+/** `{ "error": { "code", "message", "details"? } }` — every HTTP error body. */
+export const ErrorBody = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.unknown().optional(),
+  }),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** Codes of the WebSocket `error` frame (contract section 7). */
+export const WS_ERROR_CODES = [
+  'bad_request',
+  'forbidden',
+  'rate_limited',
+  'too_many_subscriptions',
+  'internal',
+] as const;
+export type WsErrorCode = (typeof WS_ERROR_CODES)[number];
+
+/** WebSocket close codes used by the gateway. */
+export const CLOSE_CODES = {
+  normal: 1000,
+  /** Policy violation, e.g. the token expired while connected: reconnect with a fresh token. */
+  policyViolation: 1008,
+  /** A frame exceeded the size limit. */
+  messageTooBig: 1009,
+  /** Unexpected server error: reconnect with backoff. */
+  internalError: 1011,
+  /** The node is draining or restarting: reconnect elsewhere, with jitter. */
+  serviceRestart: 1012,
+  /** Overloaded, e.g. the client could not keep up with its stream: resume from the cursor. */
+  tryAgainLater: 1013,
+} as const;

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { EventAction, ModelsSnapshot, SyncEvent } from './events';
+import { ModelName } from './models';
+
+/** `POST /api/<path>` and `PATCH` answer: the record, its scope, and the event id it produced. */
+export const WriteResult = z.object({
+  data: z.record(z.string(), z.unknown()),
+  scope: z.string(),
+  syncId: z.number().int().positive(),
+});
+export type WriteResult = z.infer<typeof WriteResult>;
+
+/** The longest idempotency key accepted (header or mutationId). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(MAX_IDEMPOTENCY_KEY_LENGTH)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
+/** One entry of `POST /api/mutations`. `data` is validated per model and action by the server. */
+export const MutationEntry = z
+  .object({
+    mutationId: IdempotencyKey.optional(),
+    model: ModelName,
+    action: EventAction,
+    id: z.uuid().optional(),
+    data: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+export type MutationEntry = z.infer<typeof MutationEntry>;
+
+export const MAX_BATCH_MUTATIONS = 500;
+export const MutationBatch = z
+  .object({ mutations: z.array(MutationEntry).min(1).max(MAX_BATCH_MUTATIONS) })
+  .strict();
+export type MutationBatch = z.infer<typeof MutationBatch>;
+
+export const MutationBatchResult = z.object({ results: z.array(WriteResult) });
+export type MutationBatchResult = z.infer<typeof MutationBatchResult>;
+
+/** `GET /sync/bootstrap?scope=S` */
+export const BootstrapResponse = z.object({
+  scope: z.string(),
+  models: ModelsSnapshot,
+  lastSyncId: z.number().int().nonnegative(),
+});
+export type BootstrapResponse = z.infer<typeof BootstrapResponse>;
+
+/** `GET /sync/delta?scope=S&lastSyncId=N[&limit=L]` */
+export const DeltaResponse = z.object({
+  scope: z.string(),
+  events: z.array(SyncEvent),
+  latestSyncId: z.number().int().nonnegative(),
+  hasMore: z.boolean(),
+});
+export type DeltaResponse = z.infer<typeof DeltaResponse>;
+
+export const DEFAULT_DELTA_LIMIT = 1000;
+export const MAX_DELTA_LIMIT = 10_000;

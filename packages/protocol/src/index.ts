@@ -1,0 +1,57 @@
+/**
+ * Wire types of OpenAgents Sync: models, sync events, WebSocket frames, HTTP bodies, error and
+ * close codes. Servers and clients both import these; nothing else defines these shapes.
+ */
+
+export type { HttpErrorCode, WsErrorCode } from './errors';
+export { CLOSE_CODES, ErrorBody, HTTP_ERROR_STATUS, WS_ERROR_CODES } from './errors';
+export { EventAction, ModelsSnapshot, SyncEvent } from './events';
+export {
+  BootstrapFrame,
+  ClientFrame,
+  ErrorFrame,
+  PingFrame,
+  PongFrame,
+  ServerFrame,
+  SubscribedFrame,
+  SubscribeFrame,
+  SyncFrame,
+  UnsubscribeFrame,
+} from './frames';
+export {
+  BootstrapResponse,
+  DEFAULT_DELTA_LIMIT,
+  DeltaResponse,
+  IdempotencyKey,
+  MAX_BATCH_MUTATIONS,
+  MAX_DELTA_LIMIT,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MutationBatch,
+  MutationBatchResult,
+  MutationEntry,
+  WriteResult,
+} from './http';
+export type { AnyRecord, CreateInput, ModelRecords, UpdateInput } from './models';
+export {
+  Agent,
+  AgentStatus,
+  CodeChange,
+  CodeChangeStatus,
+  createSchemas,
+  MAX_TEXT_LENGTH,
+  Message,
+  MessageRole,
+  MODEL_NAMES,
+  MODEL_PATHS,
+  ModelName,
+  modelForPath,
+  Payment,
+  PaymentStatus,
+  ReasoningStep,
+  recordSchemas,
+  SCOPE_KEYS,
+  scopeOf,
+  updateSchemas,
+} from './models';
+export { SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
+export { unreachable } from './unreachable';

@@ -1,0 +1,44 @@
+/** Server plumbing shared by the api, delta and gateway services. */
+export { type Auth, bearerToken, createAuth, type Principal } from './auth';
+export { type Bus, type BusHandler, type BusMessage, type BusStatus, HandlerTable } from './bus';
+export {
+  bool,
+  ConfigError,
+  jwtSecret,
+  loadEnv,
+  logLevel,
+  nonNegativeInt,
+  port,
+  positiveInt,
+  postgresUrl,
+  redisUrl,
+} from './config';
+export { createPool, inTransaction, type Pool, type PoolClient, type PoolOptions, pingDatabase } from './db';
+export { AppError, isUnavailableError, toAppError } from './errors';
+export { handleSignals, type Service } from './lifecycle';
+export { createLogger, type Logger } from './logger';
+export { createMemoryBus } from './memory-bus';
+export {
+  Counter,
+  createHttpMetrics,
+  createRegistry,
+  Gauge,
+  Histogram,
+  type HttpMetrics,
+  LATENCY_BUCKETS,
+  Registry,
+  registerPoolMetrics,
+} from './metrics';
+export { MIGRATIONS_DIR, migrate } from './migrate';
+export { createOpsRoutes, type ReadinessCheck } from './ops';
+export { createRedisBus, type RedisBusOptions } from './redis-bus';
+export {
+  appendEvents,
+  type NewEvent,
+  pruneEvents,
+  type Queryable,
+  readEvents,
+  readHead,
+  readHeads,
+  type ScopeHead,
+} from './sync-log';

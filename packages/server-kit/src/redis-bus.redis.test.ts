@@ -1,0 +1,79 @@
+import type { SyncEvent } from '@openagents/sync-protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type RedisServer,
+  startRedisServer,
+  TEST_REDIS_URL,
+  uniqueChannelPrefix,
+} from '../../../test/support/redis';
+import type { BusMessage, BusStatus } from './bus';
+import { createRedisBus } from './redis-bus';
+
+const event = (id: number, scope: string): SyncEvent => ({
+  id,
+  scope,
+  model: 'Agent',
+  model_id: '00000000-0000-4000-8000-000000000001',
+  action: 'insert',
+  data: {},
+  mutationId: null,
+  created_at: new Date().toISOString(),
+});
+
+const waitFor = async (check: () => boolean, timeoutMs = 5000) => {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('redis bus', () => {
+  it('delivers to subscribers of the scope only, and stops after the last handler leaves', async () => {
+    const prefix = uniqueChannelPrefix();
+    const a = createRedisBus({ url: TEST_REDIS_URL, channelPrefix: prefix });
+    const b = createRedisBus({ url: TEST_REDIS_URL, channelPrefix: prefix });
+    const got: BusMessage[] = [];
+    const off = await b.subscribe('org:1', (m) => got.push(m));
+    await waitFor(() => a.isHealthy());
+    await a.publish({ scope: 'org:1', events: [event(1, 'org:1')] });
+    await a.publish({ scope: 'org:2', events: [event(1, 'org:2')] });
+    await waitFor(() => got.length === 1);
+    expect(got[0]?.events[0]?.id).toBe(1);
+    expect(b.activeScopes()).toBe(1);
+    await off();
+    expect(b.activeScopes()).toBe(0);
+    await a.close();
+    await b.close();
+  });
+
+  describe('when Redis restarts', () => {
+    let server: RedisServer;
+    beforeAll(async () => {
+      server = await startRedisServer();
+    });
+    afterAll(() => server.stop());
+
+    it('fails publishes fast while down, reports down/up, and resubscribes', async () => {
+      const bus = createRedisBus({ url: server.url, publishTimeoutMs: 500 });
+      const statuses: BusStatus[] = [];
+      bus.onStatus((s) => statuses.push(s));
+      const got: BusMessage[] = [];
+      await bus.subscribe('agent:1', (m) => got.push(m));
+      await waitFor(() => bus.isHealthy());
+
+      await server.stop();
+      await waitFor(() => statuses.includes('down'));
+      const started = Date.now();
+      await expect(bus.publish({ scope: 'agent:1', events: [event(1, 'agent:1')] })).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(2000);
+
+      await server.restart(0);
+      await waitFor(() => statuses.includes('up'), 10_000);
+      await waitFor(() => bus.isHealthy(), 10_000);
+      await bus.publish({ scope: 'agent:1', events: [event(2, 'agent:1')] });
+      await waitFor(() => got.some((m) => m.events[0]?.id === 2));
+      await bus.close();
+    });
+  });
+});

@@ -1,0 +1,111 @@
+import { Redis } from 'ioredis';
+import { type Bus, type BusHandler, type BusMessage, HandlerTable } from './bus';
+import type { Logger } from './logger';
+
+export interface RedisBusOptions {
+  url: string;
+  /** Prefix of every channel name; lets several deployments (or test runs) share one Redis. */
+  channelPrefix?: string;
+  log?: Logger;
+  /** How long a publish may take before it is counted as failed, in ms. */
+  publishTimeoutMs?: number;
+}
+
+/**
+ * The bus over Redis pub/sub: channel `<prefix>sync:<scope>` per scope. Two connections, since a
+ * subscribed Redis connection cannot publish. The publisher never queues while disconnected (a
+ * publish fails fast and the write still succeeds: the log is the truth). The subscriber
+ * reconnects forever; ioredis re-joins its channels, and once it is ready again we report 'up' so
+ * the gateway re-reads every active scope's log for what was published while it was away.
+ */
+export function createRedisBus(options: RedisBusOptions): Bus {
+  const prefix = `${options.channelPrefix ?? ''}sync:`;
+  const table = new HandlerTable();
+  const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+
+  const publisher = new Redis(options.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.publishTimeoutMs ?? 1000,
+    enableAutoPipelining: true,
+    retryStrategy,
+    lazyConnect: false,
+  });
+  const subscriber = new Redis(options.url, {
+    autoResubscribe: true,
+    maxRetriesPerRequest: null,
+    retryStrategy,
+  });
+
+  let publisherUp = false;
+  let subscriberUp = false;
+  let wasDown = false;
+  let closed = false;
+
+  publisher.on('ready', () => {
+    publisherUp = true;
+  });
+  publisher.on('close', () => {
+    publisherUp = false;
+  });
+  publisher.on('error', (err) => options.log?.debug({ err: err.message }, 'redis publisher error'));
+  subscriber.on('error', (err) => options.log?.debug({ err: err.message }, 'redis subscriber error'));
+
+  subscriber.on('ready', () => {
+    subscriberUp = true;
+    if (wasDown) {
+      wasDown = false;
+      options.log?.info({ scopes: table.size }, 'redis subscription restored');
+      table.emitStatus('up');
+    }
+  });
+  subscriber.on('close', () => {
+    if (subscriberUp && !closed) {
+      options.log?.warn('redis subscription lost');
+      table.emitStatus('down');
+    }
+    subscriberUp = false;
+    wasDown = true;
+  });
+
+  subscriber.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
+    let message: BusMessage;
+    try {
+      message = JSON.parse(payload.toString('utf8')) as BusMessage;
+    } catch {
+      options.log?.warn({ channel: channel.toString() }, 'dropped malformed bus message');
+      return;
+    }
+    table.dispatch(message);
+  });
+
+  return {
+    kind: 'redis',
+    async publish(message: BusMessage) {
+      await publisher.publish(prefix + message.scope, JSON.stringify(message));
+    },
+    async subscribe(scope: string, handler: BusHandler) {
+      if (table.add(scope, handler)) {
+        try {
+          await subscriber.subscribe(prefix + scope);
+        } catch (err) {
+          table.remove(scope, handler);
+          throw err;
+        }
+      }
+      return async () => {
+        if (table.remove(scope, handler) && !closed) {
+          await subscriber.unsubscribe(prefix + scope).catch(() => {});
+        }
+      };
+    },
+    onStatus: (listener) => table.onStatus(listener),
+    isHealthy: () => publisherUp && subscriberUp,
+    activeScopes: () => table.size,
+    async close() {
+      closed = true;
+      publisher.disconnect();
+      subscriber.disconnect();
+    },
+  };
+}
