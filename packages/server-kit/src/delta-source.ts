@@ -1,0 +1,16 @@
+import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol';
+
+/**
+ * Reads of the log and of snapshots, as the gateway needs them. The delta service implements it
+ * over Postgres (`createDeltaReader`); the gateway also has an HTTP implementation that calls a
+ * remote delta service. Errors are AppErrors: `reset_required` when a cursor is older than the
+ * retained log (or ahead of it), `unavailable` when the store cannot be reached.
+ */
+export interface DeltaSource {
+  /** The scope's state and the id of its last event, from one consistent snapshot. */
+  bootstrap(scope: string): Promise<BootstrapResponse>;
+  /** Events with id > lastSyncId, ascending, at most `limit` (a default when omitted). */
+  delta(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
+  /** The last committed id of each scope (0 when it has none), in one round trip. */
+  heads(scopes: readonly string[]): Promise<Map<string, number>>;
+}
