@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type ModelName,
+  type ModelsSnapshot,
+  type SyncEvent,
+  scopeOf,
+  unreachable,
+} from '@openagents/sync-protocol';
+import { appendEvents, inTransaction, type Pool } from '@openagents/sync-server-kit';
+import { toRecord } from '../src/records';
+
+/**
+ * A minimal write path for the delta service's tests, until (and besides) the API service: each
+ * write changes one row and appends its event to the row's scope in the same transaction, exactly
+ * as the contract's write path must. Table and column names are fixed strings, never input.
+ */
+const TABLES: Record<ModelName, string> = {
+  Agent: 'agents',
+  Message: 'messages',
+  Payment: 'payments',
+  CodeChange: 'code_changes',
+  ReasoningStep: 'reasoning_steps',
+};
+
+export interface Written {
+  record: Record<string, unknown>;
+  scope: string;
+  event: SyncEvent;
+}
+
+export async function insertRecord(
+  pool: Pool,
+  model: ModelName,
+  data: Record<string, unknown>,
+  options: { createdAt?: Date } = {},
+): Promise<Written> {
+  const row: Record<string, unknown> = { id: randomUUID(), ...data };
+  if (options.createdAt) {
+    row.created_at = options.createdAt;
+    row.updated_at = options.createdAt;
+  }
+  const columns = Object.keys(row);
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query(
+      `INSERT INTO ${TABLES[model]} (${columns.join(', ')})
+       VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING *`,
+      columns.map((c) => row[c]),
+    );
+    const record = toRecord(rows[0]!);
+    const scope = scopeOf(model, record);
+    const [event] = await appendEvents(client, scope, [
+      { model, model_id: String(record.id), action: 'insert', data: record, mutationId: null },
+    ]);
+    return { record, scope, event: event! };
+  });
+}
+
+export async function updateRecord(
+  pool: Pool,
+  model: ModelName,
+  id: string,
+  patch: Record<string, unknown>,
+): Promise<Written> {
+  const columns = Object.keys(patch);
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query(
+      `UPDATE ${TABLES[model]} SET ${columns.map((c, i) => `${c} = $${i + 2}`).join(', ')}, updated_at = now()
+       WHERE id = $1 RETURNING *`,
+      [id, ...columns.map((c) => patch[c])],
+    );
+    const record = toRecord(rows[0]!);
+    const scope = scopeOf(model, record);
+    const data: Record<string, unknown> = { updated_at: record.updated_at };
+    for (const c of columns) data[c] = record[c];
+    const [event] = await appendEvents(client, scope, [
+      { model, model_id: id, action: 'update', data, mutationId: null },
+    ]);
+    return { record, scope, event: event! };
+  });
+}
+
+export async function deleteRecord(pool: Pool, model: ModelName, id: string): Promise<Written> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query(`DELETE FROM ${TABLES[model]} WHERE id = $1 RETURNING *`, [id]);
+    const record = toRecord(rows[0]!);
+    const scope = scopeOf(model, record);
+    const [event] = await appendEvents(client, scope, [
+      { model, model_id: id, action: 'delete', data: null, mutationId: null },
+    ]);
+    return { record, scope, event: event! };
+  });
+}
+
+/**
+ * Applies events to a snapshot the way a client does: insert puts the record, update merges the
+ * changed fields, delete removes it. Returns a new snapshot.
+ */
+export function applyEvents(models: ModelsSnapshot, events: readonly SyncEvent[]): ModelsSnapshot {
+  const byModel = new Map<ModelName, Map<string, Record<string, unknown>>>();
+  for (const [model, records] of Object.entries(models) as [ModelName, Record<string, unknown>[]][]) {
+    byModel.set(model, new Map(records.map((r) => [String(r.id), { ...r }])));
+  }
+  for (const event of events) {
+    const records = byModel.get(event.model)!;
+    switch (event.action) {
+      case 'insert':
+        records.set(event.model_id, { ...event.data });
+        break;
+      case 'update':
+        records.set(event.model_id, { ...records.get(event.model_id), ...event.data });
+        break;
+      case 'delete':
+        records.delete(event.model_id);
+        break;
+      default:
+        unreachable(event.action);
+    }
+  }
+  return sortedSnapshot(
+    Object.fromEntries(
+      [...byModel].map(([model, records]) => [model, [...records.values()]]),
+    ) as ModelsSnapshot,
+  );
+}
+
+/** The snapshot with every model's records ordered by id, for comparisons that ignore row order. */
+export function sortedSnapshot(models: ModelsSnapshot): ModelsSnapshot {
+  const sorted = {} as ModelsSnapshot;
+  for (const [model, records] of Object.entries(models) as [ModelName, Record<string, unknown>[]][]) {
+    sorted[model] = [...records].sort((a, b) => String(a.id).localeCompare(String(b.id)));
+  }
+  return sorted;
+}
