@@ -1,0 +1,199 @@
+import { unreachable } from '@openagents/sync-protocol';
+import {
+  AppError,
+  type Auth,
+  bearerToken,
+  createOpsRoutes,
+  type DeltaSource,
+  type Logger,
+  type Principal,
+  type ReadinessCheck,
+  type Registry,
+  toAppError,
+} from '@openagents/sync-server-kit';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { routePath } from 'hono/route';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { type DeltaMetrics, deltaMetricsFor, type ReadResult } from './metrics';
+import { parseBootstrapQuery, parseDeltaQuery, parseHeadsBody, parseHeadsQuery } from './query-params';
+
+export interface DeltaAppOptions {
+  reader: DeltaSource;
+  auth: Auth;
+  log: Logger;
+  registry: Registry;
+  config?: DeltaAppConfig;
+  /** Dependency checks for `/readyz` (e.g. the database); ready when omitted. */
+  readiness?: ReadinessCheck;
+  /** True once the service drains: `/readyz` turns 503 so the load balancer stops routing here. */
+  isDraining?: () => boolean;
+}
+
+export interface DeltaAppConfig {
+  /** Largest `POST /sync/heads` body in bytes (default 256 KiB, room for 1000 long scopes). */
+  maxHeadsBodyBytes?: number;
+}
+
+/**
+ * The delta service's HTTP face (contract section 6), tested through `app.request` without a port:
+ *
+ * - `GET /sync/bootstrap?scope=S` → `{ scope, models, lastSyncId }`, one consistent snapshot.
+ * - `GET /sync/delta?scope=S&lastSyncId=N[&limit=L]` → `{ scope, events, latestSyncId, hasMore }`;
+ *   410 `reset_required` when the cursor is older than the retained log or ahead of it.
+ * - `GET /sync/heads?scope=a&scope=b…` (or `POST /sync/heads` `{ "scopes": [...] }` for long lists)
+ *   → `{ heads: { [scope]: lastId } }`, for gateways' periodic checks that nothing was missed.
+ * - `/healthz`, `/readyz`, `/metrics`.
+ *
+ * Every sync request needs `Authorization: Bearer <jwt>` (401) whose scopes cover each scope asked
+ * about (403); bad parameters are 400 `bad_request` with details naming them. Responses are never
+ * cached (`Cache-Control: no-store`): a cached page would hand out a stale head.
+ */
+export function createDeltaApp(options: DeltaAppOptions): Hono {
+  const { reader, auth, log } = options;
+  const metrics = deltaMetricsFor(options.registry);
+  const app = new Hono();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const seconds = (performance.now() - started) / 1000;
+    const route = routePath(c, -1);
+    metrics.http.requestDuration.observe(
+      { route, method: c.req.method, status: String(c.res.status) },
+      seconds,
+    );
+    if (c.req.path.startsWith('/sync')) {
+      c.header('Cache-Control', 'no-store');
+      // Paths only, never query strings: they carry scopes, and nothing here should leak a token.
+      log.info(
+        { method: c.req.method, route, status: c.res.status, ms: Math.round(seconds * 1000) },
+        'request',
+      );
+    }
+  });
+
+  app.route(
+    '/',
+    createOpsRoutes({
+      registry: options.registry,
+      readiness: options.readiness ?? (async () => ({})),
+      isDraining: options.isDraining ?? (() => false),
+    }),
+  );
+
+  app.get('/sync/bootstrap', (c) =>
+    measured(metrics, 'bootstrap', async () => {
+      const principal = await authenticate(auth, c);
+      const { scope } = parseBootstrapQuery(c.req.queries());
+      auth.assertScope(principal, scope);
+      const snapshot = await reader.bootstrap(scope);
+      let records = 0;
+      for (const rows of Object.values(snapshot.models)) records += rows.length;
+      metrics.bootstrapRecords.observe(records);
+      return c.json(snapshot);
+    }),
+  );
+
+  app.get('/sync/delta', (c) =>
+    measured(metrics, 'delta', async () => {
+      const principal = await authenticate(auth, c);
+      const { scope, lastSyncId, limit } = parseDeltaQuery(c.req.queries());
+      auth.assertScope(principal, scope);
+      const page = await reader.delta(scope, lastSyncId, limit);
+      metrics.deltaEventsReturned.observe(page.events.length);
+      return c.json(page);
+    }),
+  );
+
+  const answerHeads = async (c: Context, principal: Principal, scopes: readonly string[]) => {
+    for (const scope of scopes) auth.assertScope(principal, scope);
+    const heads = await reader.heads(scopes);
+    return c.json({ heads: Object.fromEntries(heads) });
+  };
+
+  app.get('/sync/heads', (c) =>
+    measured(metrics, 'heads', async () => {
+      const principal = await authenticate(auth, c);
+      const { scope } = parseHeadsQuery(c.req.queries());
+      return answerHeads(c, principal, scope);
+    }),
+  );
+
+  app.post(
+    '/sync/heads',
+    bodyLimit({
+      maxSize: options.config?.maxHeadsBodyBytes ?? 256 * 1024,
+      onError: (c) => c.json(new AppError('payload_too_large', 'Body too large').toBody(), 413),
+    }),
+    (c) =>
+      measured(metrics, 'heads', async () => {
+        const principal = await authenticate(auth, c);
+        const type = c.req.header('content-type') ?? '';
+        if (!/^application\/json\s*(;|$)/i.test(type)) {
+          throw new AppError('unsupported_media_type', 'Send the body as application/json');
+        }
+        const body = await c.req.json<unknown>().catch((err: unknown) => {
+          throw new AppError('bad_request', 'Body is not valid JSON', { cause: err });
+        });
+        return answerHeads(c, principal, parseHeadsBody(body));
+      }),
+  );
+
+  app.notFound((c) => c.json(new AppError('not_found', 'No such route').toBody(), 404));
+
+  app.onError((err, c) => {
+    const error = toAppError(err);
+    if (error.status >= 500) log.error({ err, code: error.code, route: routePath(c, -1) }, 'request failed');
+    if (error.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer');
+    return c.json(error.toBody(), error.status as ContentfulStatusCode);
+  });
+
+  return app;
+}
+
+async function authenticate(auth: Auth, c: Context): Promise<Principal> {
+  return auth.verify(bearerToken(c.req.header('authorization')));
+}
+
+/**
+ * Runs one read endpoint and records its outcome: count by result, duration by result. Errors
+ * are rethrown as AppErrors for `onError` to answer.
+ */
+async function measured(
+  metrics: DeltaMetrics,
+  endpoint: 'bootstrap' | 'delta' | 'heads',
+  work: () => Promise<Response>,
+): Promise<Response> {
+  const started = performance.now();
+  let result: ReadResult = 'ok';
+  try {
+    return await work();
+  } catch (err) {
+    const error = toAppError(err);
+    result = resultOf(error);
+    throw error;
+  } finally {
+    const seconds = (performance.now() - started) / 1000;
+    switch (endpoint) {
+      case 'bootstrap':
+        metrics.bootstrapRequests.inc({ result });
+        metrics.bootstrapDuration.observe({ result }, seconds);
+        break;
+      case 'delta':
+        metrics.deltaRequests.inc({ result });
+        metrics.deltaDuration.observe({ result }, seconds);
+        break;
+      case 'heads':
+        metrics.headsRequests.inc({ result });
+        break;
+      default:
+        unreachable(endpoint);
+    }
+  }
+}
+
+function resultOf(error: AppError): ReadResult {
+  if (error.code === 'reset_required') return 'reset';
+  return error.status < 500 ? 'client_error' : 'error';
+}
