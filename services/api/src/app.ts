@@ -1,0 +1,262 @@
+import {
+  IdempotencyKey,
+  MODEL_PATHS,
+  type ModelName,
+  type MutationBatchResult,
+  modelForPath,
+} from '@openagents/sync-protocol';
+import {
+  AppError,
+  type Auth,
+  type Bus,
+  bearerToken,
+  createOpsRoutes,
+  type Logger,
+  type Pool,
+  type Principal,
+  pingDatabase,
+  type Registry,
+  toAppError,
+} from '@openagents/sync-server-kit';
+import { type Context, Hono } from 'hono';
+import { routePath } from 'hono/route';
+import { commitMutations, type MutationOutcome } from './commit';
+import { DEFAULT_BODY_LIMIT_BYTES } from './config';
+import { createApiMetrics, type MutationResult } from './metrics';
+import {
+  type PlannedMutation,
+  parsePathId,
+  planBatch,
+  planCreate,
+  planDelete,
+  planUpdate,
+} from './mutation-plan';
+import { createRateLimiter } from './rate-limit';
+import { readJsonBody } from './read-body';
+
+/** The knobs of the app itself (the rest of ApiConfig is about connections and ports). */
+export interface ApiAppConfig {
+  /** Largest accepted body in bytes; default 1 MiB. */
+  BODY_LIMIT_BYTES?: number;
+  /** Sustained requests per second per token subject; 0 turns the limit off. Default 200. */
+  RATE_LIMIT_PER_SECOND?: number;
+  /** Burst per subject. Default 400. */
+  RATE_LIMIT_BURST?: number;
+}
+
+export interface ApiAppDeps {
+  pool: Pool;
+  bus: Bus;
+  auth: Auth;
+  log: Logger;
+  registry: Registry;
+  config?: ApiAppConfig;
+  /** True while the owning service drains: /readyz answers 503. */
+  isDraining?: () => boolean;
+}
+
+type Env = { Variables: { principal: Principal; mutationLabels: MutationLabel[] } };
+
+interface MutationLabel {
+  model: string;
+  action: string;
+}
+
+/**
+ * The mutation workers' HTTP app: `POST /api/<path>`, `PATCH|DELETE /api/<path>/:id`,
+ * `POST /api/mutations`, and `/healthz`, `/readyz`, `/metrics`. Opens no port; serve it with
+ * `@hono/node-server`, mount it in another Hono app, or call `app.request(...)` in tests.
+ *
+ * @example
+ *   const app = createApiApp({ pool, bus, auth, log, registry });
+ *   const res = await app.request('/api/agents', {
+ *     method: 'POST',
+ *     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+ *     body: JSON.stringify({ org_id, name: 'Scout' }),
+ *   });
+ */
+export function createApiApp(deps: ApiAppDeps): Hono<Env> {
+  const { pool, bus, auth, log, registry } = deps;
+  const bodyLimit = deps.config?.BODY_LIMIT_BYTES ?? DEFAULT_BODY_LIMIT_BYTES;
+  const metrics = createApiMetrics(registry);
+  const limiter = createRateLimiter({
+    perSecond: deps.config?.RATE_LIMIT_PER_SECOND ?? 200,
+    burst: deps.config?.RATE_LIMIT_BURST ?? 400,
+  });
+  const commitDeps = { pool, bus, log, metrics };
+  const app = new Hono<Env>();
+
+  // Access log and request metrics: one line per request, labelled by the matched route pattern.
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const seconds = (performance.now() - started) / 1000;
+    const pattern = routePath(c, -1);
+    const route = pattern === '*' || pattern === '/*' ? '(unmatched)' : pattern;
+    const status = c.res.status;
+    metrics.http.requestDuration.observe({ route, method: c.req.method, status: String(status) }, seconds);
+    if (!route.startsWith('/api')) return;
+    log.info({ method: c.req.method, route, status, ms: Math.round(seconds * 10_000) / 10 }, 'request');
+  });
+
+  app.onError((err, c) => {
+    const appError = toAppError(err);
+    if (appError.status >= 500) {
+      log.error({ err, code: appError.code, route: routePath(c, -1) }, 'request failed');
+    }
+    countMutations(c, resultOf(appError));
+    if (appError.code === 'rate_limited') {
+      const retry = (appError.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+      if (retry !== undefined) c.header('Retry-After', String(retry));
+    }
+    return c.json(appError.toBody(), appError.status as 400);
+  });
+  app.notFound((c) => c.json(new AppError('not_found', 'No such route').toBody(), 404));
+
+  const countMutations = (c: Context<Env>, result: MutationResult, labels?: MutationLabel[]) => {
+    for (const label of labels ?? c.get('mutationLabels') ?? []) {
+      metrics.mutations.inc({ model: label.model, action: label.action, result });
+    }
+  };
+
+  app.route(
+    '/',
+    createOpsRoutes({
+      registry,
+      isDraining: deps.isDraining ?? (() => false),
+      readiness: async () => ({ database: await pingDatabase(pool), bus: bus.isHealthy() }),
+    }),
+  );
+
+  /** Authenticates, then charges the subject's rate limit. */
+  const authenticate = async (c: Context<Env>): Promise<Principal> => {
+    const principal = await auth.verify(bearerToken(c.req.header('authorization')));
+    const decision = limiter.take(principal.sub);
+    if (!decision.allowed) {
+      metrics.rateLimited.inc();
+      throw new AppError('rate_limited', 'Too many requests; retry later', {
+        details: { retryAfterSeconds: decision.retryAfterSeconds },
+      });
+    }
+    c.set('principal', principal);
+    return principal;
+  };
+
+  const idempotencyKey = (c: Context<Env>): string | null => {
+    const header = c.req.header('idempotency-key');
+    if (header === undefined) return null;
+    const parsed = IdempotencyKey.safeParse(header);
+    if (!parsed.success) {
+      throw new AppError('bad_request', 'Invalid Idempotency-Key header', {
+        details: [{ path: 'Idempotency-Key', message: parsed.error.issues[0]?.message ?? 'invalid' }],
+      });
+    }
+    return parsed.data;
+  };
+
+  const modelOf = (c: Context<Env>, action: string): ModelName => {
+    const model = modelForPath(c.req.param('model') ?? '');
+    if (!model) {
+      throw new AppError('not_found', `Unknown model path /api/${c.req.param('model')}`, {
+        details: { known: Object.values(MODEL_PATHS) },
+      });
+    }
+    c.set('mutationLabels', [{ model, action }]);
+    return model;
+  };
+
+  const commitAndAnswer = async (principal: Principal, plans: PlannedMutation[]) => {
+    const outcomes = await commitMutations(commitDeps, principal, plans);
+    countOutcomes(plans, outcomes);
+    return outcomes;
+  };
+
+  const countOutcomes = (plans: PlannedMutation[], outcomes: MutationOutcome[]) => {
+    outcomes.forEach((outcome, i) => {
+      const plan = plans[i]!;
+      if (outcome.replayed) metrics.idempotentReplays.inc();
+      metrics.mutations.inc({
+        model: plan.model,
+        action: plan.action,
+        result: outcome.replayed ? 'replayed' : 'ok',
+      });
+    });
+  };
+
+  const answerOne = (c: Context<Env>, outcome: MutationOutcome) => {
+    if (outcome.replayed) c.header('Idempotent-Replayed', 'true');
+    return c.json(outcome.body, outcome.status);
+  };
+
+  // The batch route comes first so `mutations` is never taken for a model path.
+  app.post('/api/mutations', async (c) => {
+    const principal = await authenticate(c);
+    const body = await readJsonBody(c.req.raw, bodyLimit);
+    labelBatch(c, body);
+    const plans = planBatch(body);
+    const outcomes = await commitAndAnswer(principal, plans);
+    const replayedAll = outcomes.every((o) => o.replayed);
+    if (replayedAll) c.header('Idempotent-Replayed', 'true');
+    return c.json({ results: outcomes.map((o) => o.body) } satisfies MutationBatchResult, 200);
+  });
+
+  app.post('/api/:model', async (c) => {
+    const model = modelOf(c, 'insert');
+    const principal = await authenticate(c);
+    const key = idempotencyKey(c);
+    const body = await readJsonBody(c.req.raw, bodyLimit);
+    const plan = planCreate(model, body, { key, method: 'POST', path: `/api/${MODEL_PATHS[model]}` });
+    const [outcome] = await commitAndAnswer(principal, [plan]);
+    return answerOne(c, outcome!);
+  });
+
+  app.patch('/api/:model/:id', async (c) => {
+    const model = modelOf(c, 'update');
+    const principal = await authenticate(c);
+    const id = parsePathId(c.req.param('id'));
+    const key = idempotencyKey(c);
+    const body = await readJsonBody(c.req.raw, bodyLimit);
+    const plan = planUpdate(model, id, body, {
+      key,
+      method: 'PATCH',
+      path: `/api/${MODEL_PATHS[model]}/${id}`,
+    });
+    const [outcome] = await commitAndAnswer(principal, [plan]);
+    return answerOne(c, outcome!);
+  });
+
+  app.delete('/api/:model/:id', async (c) => {
+    const model = modelOf(c, 'delete');
+    const principal = await authenticate(c);
+    const id = parsePathId(c.req.param('id'));
+    const key = idempotencyKey(c);
+    const plan = planDelete(model, id, { key, method: 'DELETE', path: `/api/${MODEL_PATHS[model]}/${id}` });
+    const [outcome] = await commitAndAnswer(principal, [plan]);
+    return answerOne(c, outcome!);
+  });
+
+  return app;
+}
+
+/** Labels a batch's entries for `sync_mutations_total` before validation can fail. */
+function labelBatch(c: Context<Env>, body: unknown): void {
+  const entries = (body as { mutations?: unknown } | null)?.mutations;
+  if (!Array.isArray(entries)) {
+    c.set('mutationLabels', [{ model: 'unknown', action: 'unknown' }]);
+    return;
+  }
+  const known = (value: unknown, allowed: readonly string[]) =>
+    typeof value === 'string' && allowed.includes(value) ? value : 'unknown';
+  c.set(
+    'mutationLabels',
+    entries.slice(0, 500).map((entry) => ({
+      model: known(entry?.model, Object.keys(MODEL_PATHS)),
+      action: known(entry?.action, ['insert', 'update', 'delete']),
+    })),
+  );
+}
+
+function resultOf(error: AppError): MutationResult {
+  if (error.code === 'conflict' || error.code === 'idempotency_conflict') return 'conflict';
+  return error.status < 500 ? 'client_error' : 'error';
+}

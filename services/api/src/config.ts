@@ -1,0 +1,57 @@
+import {
+  bool,
+  jwtSecret,
+  loadEnv,
+  logLevel,
+  nonNegativeInt,
+  port,
+  positiveInt,
+  postgresUrl,
+  redisUrl,
+} from '@openagents/sync-server-kit';
+import { z } from 'zod';
+
+/** One mebibyte: the default cap on a request body. */
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/**
+ * The mutation worker's environment. Every variable is described once here; docs/api.md carries
+ * the same table for operators.
+ */
+export const ApiConfigSchema = z.object({
+  /** HTTP port of the worker (writes plus /healthz, /readyz, /metrics). */
+  PORT: port.default(8081),
+  /** Postgres holding the domain tables and the sync log. Required. */
+  DATABASE_URL: postgresUrl,
+  /** Redis for publishing committed events. Required: only the standalone server runs without it. */
+  REDIS_URL: redisUrl,
+  /** HS256 secret the bearer tokens are signed with (at least 32 characters). Required. */
+  SYNC_JWT_SECRET: jwtSecret,
+  /** Prefix of every Redis channel, so several deployments can share one Redis. */
+  REDIS_CHANNEL_PREFIX: z.string().max(100).optional(),
+  LOG_LEVEL: logLevel.default('info'),
+  /** Connections in this worker's Postgres pool. */
+  PG_POOL_MAX: positiveInt.default(20),
+  /** Largest accepted request body in bytes (checked on Content-Length and on the stream). */
+  BODY_LIMIT_BYTES: positiveInt.default(DEFAULT_BODY_LIMIT_BYTES),
+  /** Sustained requests per second per token subject, per worker; 0 turns rate limiting off. */
+  RATE_LIMIT_PER_SECOND: nonNegativeInt.default(200),
+  /** Requests a subject may make at once before the sustained rate applies. */
+  RATE_LIMIT_BURST: positiveInt.default(400),
+  /** Apply pending migrations before serving. */
+  MIGRATE_ON_START: bool.default(true),
+});
+
+/** The validated, frozen configuration of a mutation worker. */
+export type ApiConfig = Readonly<z.infer<typeof ApiConfigSchema>>;
+
+/**
+ * Validates the environment; throws `ConfigError` naming every bad or missing variable
+ * (for example `SYNC_JWT_SECRET: ... (got unset)`).
+ *
+ * @example
+ *   const config = loadApiConfig(process.env);
+ */
+export function loadApiConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+  return loadEnv(ApiConfigSchema, env);
+}

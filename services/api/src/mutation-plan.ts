@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import {
+  createSchemas,
+  type EventAction,
+  type ModelName,
+  MutationBatch,
+  type MutationEntry,
+  SCOPE_KEYS,
+  unreachable,
+  updateSchemas,
+} from '@openagents/sync-protocol';
+import { AppError } from '@openagents/sync-server-kit';
+import { z } from 'zod';
+import { requestHash } from './request-hash';
+
+/** One field-level problem: a dotted path into the request body and what is wrong there. */
+export interface FieldIssue {
+  path: string;
+  message: string;
+  [extra: string]: unknown;
+}
+
+/**
+ * A validated write, ready for the commit path. `at` is the prefix of every field path an error
+ * about this mutation names: `''` for the single-record endpoints, `mutations.3.data.` style for
+ * a batch entry (`fieldPrefix`), so a client can point at the offending input.
+ */
+export type PlannedMutation = PlannedInsert | PlannedUpdate | PlannedDelete;
+
+interface PlannedBase {
+  model: ModelName;
+  id: string;
+  /** Idempotency key (header or batch entry mutationId); carried on the event as mutationId. */
+  mutationId: string | null;
+  /** Fingerprint of the request the key was first used with. */
+  requestHash: string;
+  /** Where this mutation sits in the request, for error paths. */
+  at: MutationLocation;
+}
+
+export interface PlannedInsert extends PlannedBase {
+  action: 'insert';
+  values: Record<string, unknown>;
+}
+export interface PlannedUpdate extends PlannedBase {
+  action: 'update';
+  fields: Record<string, unknown>;
+}
+export interface PlannedDelete extends PlannedBase {
+  action: 'delete';
+}
+
+/** Error-path prefixes of a mutation: of its data fields, of its id, of its idempotency key. */
+export interface MutationLocation {
+  data: string;
+  id: string;
+  key: string;
+}
+
+const SINGLE: MutationLocation = { data: '', id: 'id', key: 'Idempotency-Key' };
+
+function batchLocation(index: number): MutationLocation {
+  return {
+    data: `mutations.${index}.data.`,
+    id: `mutations.${index}.id`,
+    key: `mutations.${index}.mutationId`,
+  };
+}
+
+/** Maps zod issues to field issues; unknown keys become one issue each, named by the key. */
+export function fieldIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  for (const issue of error.issues) {
+    const base = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        issues.push({
+          path: joinPath(prefix, base ? `${base}.${key}` : key),
+          message: unknownKeyMessage(key),
+        });
+      }
+    } else {
+      issues.push({ path: joinPath(prefix, base), message: issue.message });
+    }
+  }
+  return issues;
+}
+
+function joinPath(prefix: string, path: string): string {
+  if (!prefix) return path || '(body)';
+  if (!path) return prefix.endsWith('.') ? prefix.slice(0, -1) : prefix;
+  return prefix.endsWith('.') ? prefix + path : `${prefix}.${path}`;
+}
+
+function unknownKeyMessage(key: string): string {
+  const scopeFields: string[] = Object.values(SCOPE_KEYS).map((s) => s.field);
+  if (scopeFields.includes(key)) return `${key} decides the record's scope and cannot be changed`;
+  if (key === 'id' || key === 'created_at' || key === 'updated_at') return `${key} cannot be set`;
+  return `unknown field ${key}`;
+}
+
+export function invalidBody(issues: FieldIssue[]): AppError {
+  return new AppError('invalid_body', 'The request body is invalid', { details: issues });
+}
+
+/**
+ * Postgres text cannot hold NUL, and JSON with unpaired surrogates cannot become jsonb; both
+ * would fail deep in the commit path as a 500, so they are rejected up front as a 400.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function textIssues(values: Record<string, unknown>, prefix: string): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  for (const [key, value] of Object.entries(values)) {
+    if (typeof value !== 'string') continue;
+    if (value.includes('\u0000'))
+      issues.push({ path: prefix + key, message: 'must not contain NUL characters' });
+    else if (LONE_SURROGATE.test(value)) {
+      issues.push({ path: prefix + key, message: 'must be well-formed Unicode (no lone surrogates)' });
+    }
+  }
+  return issues;
+}
+
+const Uuid = z.uuid();
+
+/** Validates an id taken from the URL path. */
+export function parsePathId(id: string): string {
+  if (!Uuid.safeParse(id).success) {
+    throw new AppError('bad_request', 'The id in the path must be a uuid', {
+      details: [{ path: 'id', message: 'must be a uuid' }],
+    });
+  }
+  return id.toLowerCase();
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `POST /api/<path>`: validates a create body; the id is the client's or a fresh uuid. */
+export function planCreate(
+  model: ModelName,
+  body: unknown,
+  options: { key: string | null; method: string; path: string },
+): PlannedInsert {
+  const values = validateCreate(model, body, SINGLE);
+  return {
+    action: 'insert',
+    model,
+    id: values.id as string,
+    values,
+    mutationId: options.key,
+    requestHash: requestHash(options.method, options.path, body),
+    at: SINGLE,
+  };
+}
+
+/** `PATCH /api/<path>/:id`: validates the given fields (at least one; never a scope field). */
+export function planUpdate(
+  model: ModelName,
+  id: string,
+  body: unknown,
+  options: { key: string | null; method: string; path: string },
+): PlannedUpdate {
+  const fields = validateUpdate(model, body, SINGLE);
+  return {
+    action: 'update',
+    model,
+    id,
+    fields,
+    mutationId: options.key,
+    requestHash: requestHash(options.method, options.path, body),
+    at: SINGLE,
+  };
+}
+
+/** `DELETE /api/<path>/:id`. */
+export function planDelete(
+  model: ModelName,
+  id: string,
+  options: { key: string | null; method: string; path: string },
+): PlannedDelete {
+  return {
+    action: 'delete',
+    model,
+    id,
+    mutationId: options.key,
+    requestHash: requestHash(options.method, options.path, undefined),
+    at: SINGLE,
+  };
+}
+
+function validateCreate(model: ModelName, body: unknown, at: MutationLocation): Record<string, unknown> {
+  const parsed = createSchemas[model].safeParse(body);
+  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
+  const values = { ...(parsed.data as Record<string, unknown>) };
+  const issues = textIssues(values, at.data);
+  if (issues.length > 0) throw invalidBody(issues);
+  values.id = typeof values.id === 'string' ? values.id.toLowerCase() : randomUUID();
+  return values;
+}
+
+function validateUpdate(model: ModelName, body: unknown, at: MutationLocation): Record<string, unknown> {
+  const parsed = updateSchemas[model].safeParse(body);
+  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
+  const fields = Object.fromEntries(
+    Object.entries(parsed.data as Record<string, unknown>).filter(([, v]) => v !== undefined),
+  );
+  if (Object.keys(fields).length === 0) {
+    throw invalidBody([{ path: joinPath(at.data, ''), message: 'an update needs at least one field' }]);
+  }
+  const issues = textIssues(fields, at.data);
+  if (issues.length > 0) throw invalidBody(issues);
+  return fields;
+}
+
+/**
+ * `POST /api/mutations`: validates the whole batch before anything touches the database, so a
+ * bad entry anywhere rejects the batch with paths like `mutations.3.data.name`.
+ */
+export function planBatch(body: unknown): PlannedMutation[] {
+  const parsed = MutationBatch.safeParse(body);
+  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error));
+  const seen = new Map<string, number>();
+  const issues: FieldIssue[] = [];
+  const plans: PlannedMutation[] = [];
+  parsed.data.mutations.forEach((entry, index) => {
+    const at = batchLocation(index);
+    if (entry.mutationId !== undefined) {
+      const first = seen.get(entry.mutationId);
+      if (first !== undefined) {
+        issues.push({ path: at.key, message: `duplicate of mutations.${first}.mutationId` });
+        return;
+      }
+      seen.set(entry.mutationId, index);
+    }
+    try {
+      plans.push(planEntry(entry, index, at));
+    } catch (err) {
+      if (err instanceof AppError && Array.isArray(err.details))
+        issues.push(...(err.details as FieldIssue[]));
+      else throw err;
+    }
+  });
+  if (issues.length > 0) throw invalidBody(issues);
+  return plans;
+}
+
+function planEntry(entry: MutationEntry, index: number, at: MutationLocation): PlannedMutation {
+  // Hashed only after validation: by then data is a flat record, never hostile nesting.
+  const base = () => ({
+    model: entry.model,
+    mutationId: entry.mutationId ?? null,
+    requestHash: requestHash(
+      'MUTATION',
+      `${entry.model}/${entry.action}/${entry.id ?? ''}`,
+      entry.data ?? null,
+    ),
+    at,
+  });
+  const action: EventAction = entry.action;
+  switch (action) {
+    case 'insert': {
+      if (!isPlainObject(entry.data)) {
+        throw invalidBody([{ path: `mutations.${index}.data`, message: 'insert needs data' }]);
+      }
+      const dataId = entry.data.id;
+      if (entry.id !== undefined && dataId !== undefined && dataId !== entry.id) {
+        throw invalidBody([{ path: `${at.data}id`, message: `differs from mutations.${index}.id` }]);
+      }
+      const input = entry.id === undefined ? entry.data : { ...entry.data, id: entry.id };
+      const values = validateCreate(entry.model, input, at);
+      return { ...base(), action: 'insert', id: values.id as string, values };
+    }
+    case 'update': {
+      if (entry.id === undefined) throw invalidBody([{ path: at.id, message: 'update needs an id' }]);
+      if (!isPlainObject(entry.data)) {
+        throw invalidBody([{ path: `mutations.${index}.data`, message: 'update needs data' }]);
+      }
+      const fields = validateUpdate(entry.model, entry.data, at);
+      return { ...base(), action: 'update', id: entry.id.toLowerCase(), fields };
+    }
+    case 'delete': {
+      if (entry.id === undefined) throw invalidBody([{ path: at.id, message: 'delete needs an id' }]);
+      if (entry.data !== undefined) {
+        throw invalidBody([{ path: `mutations.${index}.data`, message: 'delete takes no data' }]);
+      }
+      return { ...base(), action: 'delete', id: entry.id.toLowerCase() };
+    }
+    default:
+      return unreachable(action);
+  }
+}
