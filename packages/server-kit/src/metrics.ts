@@ -19,16 +19,23 @@ export function createRegistry(service: string, options: { defaultMetrics?: bool
   return registry;
 }
 
-/** HTTP metrics shared by the Hono services. `route` is the matched route pattern, never a raw path. */
+/**
+ * HTTP metrics shared by the Hono services. `route` is the matched route pattern, never a raw path.
+ * Get-or-create: in the standalone server the api and delta apps share one registry and one family.
+ */
 export function createHttpMetrics(registry: Registry) {
+  const name = 'sync_http_request_duration_seconds';
+  const existing = registry.getSingleMetric(name) as Histogram<'route' | 'method' | 'status'> | undefined;
   return {
-    requestDuration: new Histogram({
-      name: 'sync_http_request_duration_seconds',
-      help: 'HTTP request duration by route pattern, method and status code.',
-      labelNames: ['route', 'method', 'status'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
+    requestDuration:
+      existing ??
+      new Histogram({
+        name,
+        help: 'HTTP request duration by route pattern, method and status code.',
+        labelNames: ['route', 'method', 'status'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: [registry],
+      }),
   };
 }
 export type HttpMetrics = ReturnType<typeof createHttpMetrics>;
@@ -39,6 +46,8 @@ export function registerPoolMetrics(
   pool: { totalCount: number; idleCount: number; waitingCount: number },
   max: number,
 ): void {
+  // One pool per process: a second registration (standalone mounts several apps) is a no-op.
+  if (registry.getSingleMetric('sync_pg_pool_connections')) return;
   new Gauge({
     name: 'sync_pg_pool_connections',
     help: 'Postgres pool connections by state (total, idle, waiting clients, max).',
