@@ -1,0 +1,36 @@
+/** Display helpers for the console's views. */
+
+/** `12:04` for today, `Mar 3, 12:04` otherwise; empty for an unparsable timestamp. */
+export function formatTime(iso: string, now: Date = new Date()): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '';
+  const time = date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  if (date.toDateString() === now.toDateString()) return time;
+  return `${date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' })}, ${time}`;
+}
+
+/** Minor units to a currency string: `1250, 'USD'` → `$12.50`. Unknown currencies show the code. */
+export function formatAmount(amount: number, currency: string): string {
+  try {
+    const digits =
+      new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ??
+      2;
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(amount / 10 ** digits);
+  } catch {
+    return `${(amount / 100).toFixed(2)} ${currency}`;
+  }
+}
+
+/** First 8 characters of an id, for compact display. */
+export function shortId(id: string): string {
+  return id.slice(0, 8);
+}
+
+/** Oldest first, by created_at then id, so every page shows the same order. */
+export function byCreatedAt<T extends { created_at: string; id: string }>(a: T, b: T): number {
+  // An optimistic record may not carry the server's timestamp yet: it sorts last, as the newest.
+  const ta = a.created_at ?? '\uffff';
+  const tb = b.created_at ?? '\uffff';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
