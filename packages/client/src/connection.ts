@@ -1,0 +1,304 @@
+import { CLOSE_CODES, type ClientFrame } from '@openagents/sync-protocol';
+import { type BackoffOptions, backoff } from './backoff';
+import type { TokenSource } from './token-source';
+import type { ConnectionStatus, SyncErrorEntry } from './types';
+
+/** The slice of the WHATWG WebSocket the client uses (browsers, `ws`, undici all fit). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface ConnectionHooks {
+  opened(): void;
+  message(text: string): void;
+  /** The socket that was open is gone (not called for attempts that never opened). */
+  dropped(): void;
+  status(status: ConnectionStatus): void;
+  report(error: Omit<SyncErrorEntry, 'at'>): void;
+}
+
+export interface ConnectionOptions {
+  /** ws(s)://…/sync, without the token. */
+  url: string;
+  WebSocket: WebSocketConstructor;
+  tokens: TokenSource;
+  backoff: Partial<BackoffOptions>;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  /** Upper bound of the random wait before reconnecting after a drain (close 1012). */
+  drainJitterMs: number;
+  /** Failed upgrades in a row after which the token is refreshed (a 401 looks like a plain close). */
+  refreshAfterFailures: number;
+  hooks: ConnectionHooks;
+}
+
+const OPEN = 1;
+/** Our own close code for a socket we gave up on (no pong): 4000–4999 is for applications. */
+const CLOSE_PING_TIMEOUT = 4000;
+
+/**
+ * One WebSocket, kept alive: opens it with the current token, pings it, notices when it dies and
+ * reopens it after a backoff chosen by why it closed.
+ *
+ * | close                       | next step                                                   |
+ * | --------------------------- | ----------------------------------------------------------- |
+ * | 1012 (node draining)        | reconnect after a uniform wait in [0, drainJitterMs)         |
+ * | 1013 (slow consumer)        | reconnect after backoff; scopes resume from their cursors    |
+ * | 1008 (policy: token)        | refresh the token through getToken, then reconnect          |
+ * | 1009 (frame too big)        | report, reconnect after backoff                              |
+ * | never opened (e.g. 401)     | backoff; after `refreshAfterFailures` in a row, refresh token |
+ * | anything else, ping timeout | backoff, growing per failed attempt                          |
+ *
+ * The attempt counter resets once a server frame arrives on a new socket, not at `open`: a
+ * server that accepts and immediately closes must not turn into a tight loop.
+ */
+export class Connection {
+  #o: ConnectionOptions;
+  #ws: WebSocketLike | undefined;
+  #status: ConnectionStatus = 'idle';
+  #wanted = false;
+  #closed = false;
+  #attempt = 0;
+  #failedUpgrades = 0;
+  #refreshToken = false;
+  #everOpened = false;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #pongTimer: ReturnType<typeof setTimeout> | undefined;
+  #onlineListener: (() => void) | undefined;
+
+  constructor(options: ConnectionOptions) {
+    this.#o = options;
+  }
+
+  get status(): ConnectionStatus {
+    return this.#status;
+  }
+
+  /** Starts (or keeps) connecting. */
+  connect(): void {
+    if (this.#closed) return;
+    this.#wanted = true;
+    if (this.#ws || this.#retryTimer || this.#onlineListener) return;
+    void this.#open();
+  }
+
+  /** Closes the socket and stops reconnecting until `connect()`. */
+  disconnect(): void {
+    this.#wanted = false;
+    this.#teardown(CLOSE_CODES.normal, 'client disconnect');
+    this.#setStatus(this.#closed ? 'closed' : 'idle');
+  }
+
+  /** Terminal: like disconnect, and connect() no longer works. */
+  close(): void {
+    this.#closed = true;
+    this.disconnect();
+  }
+
+  /** Skips the current backoff wait (e.g. the network just came back). */
+  retryNow(): void {
+    if (!this.#wanted || this.#ws || !this.#retryTimer) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    void this.#open();
+  }
+
+  /** Sends a frame if the socket is open; returns whether it went out. */
+  send(frame: ClientFrame): boolean {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== OPEN) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  async #open(): Promise<void> {
+    this.#setStatus(this.#everOpened || this.#attempt > 0 ? 'reconnecting' : 'connecting');
+    const refresh = this.#refreshToken;
+    this.#refreshToken = false;
+    const token = refresh ? await this.#o.tokens.refresh() : await this.#o.tokens.get();
+    if (!this.#wanted || this.#ws) return;
+    const url = token ? `${this.#o.url}?token=${encodeURIComponent(token)}` : this.#o.url;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.#o.WebSocket(url);
+    } catch (error) {
+      this.#o.hooks.report({ kind: 'connection', code: 'socket_error', message: String(error) });
+      this.#scheduleReconnect(this.#nextBackoff());
+      return;
+    }
+    this.#ws = ws;
+    let opened = false;
+    let heard = false;
+    ws.onopen = () => {
+      opened = true;
+      this.#everOpened = true;
+      this.#failedUpgrades = 0;
+      this.#setStatus('open');
+      this.#startPing();
+      this.#o.hooks.opened();
+    };
+    ws.onmessage = (ev) => {
+      if (this.#pongTimer) {
+        clearTimeout(this.#pongTimer);
+        this.#pongTimer = undefined;
+      }
+      if (!heard) {
+        heard = true;
+        this.#attempt = 0;
+      }
+      if (typeof ev.data === 'string') this.#o.hooks.message(ev.data);
+      else this.#o.hooks.report({ kind: 'frame', code: 'binary_frame', message: 'ignored a non-text frame' });
+    };
+    ws.onerror = () => {};
+    ws.onclose = (ev) => {
+      if (this.#ws !== ws) return;
+      this.#afterClose(ev.code, ev.reason, opened);
+    };
+  }
+
+  #afterClose(code: number, reason: string, opened: boolean): void {
+    this.#detach();
+    if (opened) this.#o.hooks.dropped();
+    if (!this.#wanted) return;
+    let delay: number;
+    switch (code) {
+      case CLOSE_CODES.serviceRestart:
+        delay = backoff(0, { ...this.#o.backoff, initialDelayMs: this.#o.drainJitterMs });
+        break;
+      case CLOSE_CODES.policyViolation:
+        this.#refreshToken = true;
+        delay = this.#nextBackoff();
+        break;
+      case CLOSE_CODES.messageTooBig:
+        this.#o.hooks.report({
+          kind: 'connection',
+          code: 'message_too_big',
+          message: reason || 'close 1009',
+        });
+        delay = this.#nextBackoff();
+        break;
+      default:
+        if (!opened && ++this.#failedUpgrades >= this.#o.refreshAfterFailures) {
+          this.#failedUpgrades = 0;
+          this.#refreshToken = true;
+        }
+        delay = this.#nextBackoff();
+    }
+    if (
+      code !== CLOSE_CODES.serviceRestart &&
+      code !== CLOSE_CODES.tryAgainLater &&
+      code !== CLOSE_PING_TIMEOUT
+    ) {
+      this.#o.hooks.report({
+        kind: 'connection',
+        code: opened ? `close_${code}` : 'connect_failed',
+        message: reason || (opened ? `socket closed (${code})` : 'could not open the socket'),
+      });
+    }
+    this.#scheduleReconnect(delay);
+  }
+
+  #nextBackoff(): number {
+    return backoff(this.#attempt++, this.#o.backoff);
+  }
+
+  #scheduleReconnect(delay: number): void {
+    const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator;
+    const target = globalThis as { addEventListener?: typeof addEventListener };
+    if (nav?.onLine === false && typeof target.addEventListener === 'function') {
+      this.#setStatus('offline');
+      this.#onlineListener = () => {
+        this.#clearOnline();
+        if (this.#wanted && !this.#ws) void this.#open();
+      };
+      target.addEventListener('online', this.#onlineListener);
+      return;
+    }
+    this.#setStatus('reconnecting');
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#wanted && !this.#ws) void this.#open();
+    }, delay);
+  }
+
+  #startPing(): void {
+    this.#stopPing();
+    this.#pingTimer = setInterval(() => {
+      if (!this.send({ type: 'ping', t: Date.now() })) return;
+      this.#pongTimer ??= setTimeout(() => {
+        this.#pongTimer = undefined;
+        // No frame at all since the ping: the connection is dead even if TCP has not noticed.
+        this.#o.hooks.report({ kind: 'connection', code: 'ping_timeout', message: 'no pong in time' });
+        const ws = this.#ws;
+        if (!ws) return;
+        this.#detach();
+        try {
+          ws.close(CLOSE_PING_TIMEOUT, 'ping timeout');
+        } catch {}
+        this.#afterCloseFromTimeout();
+      }, this.#o.pongTimeoutMs);
+    }, this.#o.pingIntervalMs);
+  }
+
+  #afterCloseFromTimeout(): void {
+    this.#o.hooks.dropped();
+    if (this.#wanted) this.#scheduleReconnect(this.#nextBackoff());
+  }
+
+  #stopPing(): void {
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    if (this.#pongTimer) clearTimeout(this.#pongTimer);
+    this.#pingTimer = undefined;
+    this.#pongTimer = undefined;
+  }
+
+  /** Forgets the current socket without reacting to its close event. */
+  #detach(): void {
+    this.#stopPing();
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws) {
+      ws.onopen = null;
+      ws.onmessage = null;
+      ws.onclose = null;
+    }
+  }
+
+  #teardown(code: number, reason: string): void {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#clearOnline();
+    const ws = this.#ws;
+    const wasOpen = ws?.readyState === OPEN;
+    this.#detach();
+    if (ws) {
+      try {
+        ws.close(code, reason);
+      } catch {}
+    }
+    if (wasOpen) this.#o.hooks.dropped();
+  }
+
+  #clearOnline(): void {
+    if (!this.#onlineListener) return;
+    (globalThis as { removeEventListener?: typeof removeEventListener }).removeEventListener?.(
+      'online',
+      this.#onlineListener,
+    );
+    this.#onlineListener = undefined;
+  }
+
+  #setStatus(status: ConnectionStatus): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    this.#o.hooks.status(status);
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * @openagents/sync-client — a framework-free client for OpenAgents Sync: follows many scopes
+ * over one WebSocket, keeps records current in an immutable store, applies writes optimistically
+ * and confirms them through the log.
+ */
+export { BACKOFF_DEFAULTS, type BackoffOptions, backoff, isRetryable } from './backoff';
+export type { WebSocketConstructor, WebSocketLike } from './connection';
+export { MutationError, SyncClosedError } from './errors';
+export { createScopeSelector, type ScopeRecords } from './scope-records';
+export { createIndexedDbStorage, createMemoryStorage, type SyncStorage } from './storage';
+export { createSyncClient, type MutationInput, type SyncClient, type SyncClientOptions } from './sync-client';
+export { tokenExpiry } from './token-source';
+export type {
+  ConnectionStatus,
+  MutationAction,
+  PendingMutation,
+  RecordsByModel,
+  ScopeState,
+  ScopeStatus,
+  SyncErrorEntry,
+  SyncState,
+} from './types';

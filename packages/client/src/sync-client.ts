@@ -1,0 +1,419 @@
+import {
+  type CreateInput,
+  createSchemas,
+  type ModelName,
+  ServerFrame,
+  type UpdateInput,
+  type WriteResult,
+} from '@openagents/sync-protocol';
+import type { BackoffOptions } from './backoff';
+import { Connection, type WebSocketConstructor } from './connection';
+import { SyncClosedError } from './errors';
+import { MutationSender } from './mutation-sender';
+import { Persister } from './persistence';
+import { Replica } from './replica';
+import type { SyncStorage } from './storage';
+import { TokenSource } from './token-source';
+import type { ConnectionStatus, MutationAction, PendingMutation, SyncErrorEntry, SyncState } from './types';
+
+export interface SyncClientOptions {
+  /** Base http(s) URL of the deployment, e.g. `https://sync.example.com`; the socket is `<url>/sync`. */
+  url: string;
+  /** A fixed bearer token… */
+  token?: string;
+  /** …or a function that fetches a fresh one (called at start, on 401/1008, and before `exp`). */
+  getToken?: () => Promise<string>;
+  /** WebSocket implementation; defaults to `globalThis.WebSocket` (pass `ws` in Node 20). */
+  WebSocket?: WebSocketConstructor | typeof WebSocket;
+  /** fetch implementation; defaults to `globalThis.fetch`. */
+  fetch?: typeof fetch;
+  /** Persist records, cursors and pending mutations (e.g. `createIndexedDbStorage()`). */
+  storage?: SyncStorage;
+  /** Minimum time between two writes of the same scope to storage (default 1000 ms). */
+  persistThrottleMs?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** Ping period on an open socket (default 25 s). */
+  pingIntervalMs?: number;
+  /** A socket with no frame this long after a ping is declared dead (default 10 s). */
+  pongTimeoutMs?: number;
+  /** Reconnect spread after a drain, close 1012 (default 5 s). */
+  drainJitterMs?: number;
+  /** Connect as soon as a scope is followed (default true); otherwise call `connect()`. */
+  autoConnect?: boolean;
+  /** How many errors `state.errors` keeps (default 20). */
+  maxErrors?: number;
+}
+
+/** A write, applied optimistically at once and confirmed by the log. */
+export interface MutationInput {
+  model: ModelName;
+  action: MutationAction;
+  /** The record id: required for update/delete; generated for an insert when absent. */
+  id?: string;
+  data?: Record<string, unknown>;
+  /** Idempotency key; generated when absent. */
+  mutationId?: string;
+}
+
+/** The sync client: a store of records kept current over one WebSocket, plus optimistic writes. */
+export interface SyncClient {
+  getState(): SyncState;
+  /** Called after every change with the new and the previous state; returns unsubscribe. */
+  subscribe(listener: (state: SyncState, prev: SyncState) => void): () => void;
+  /** Follows a scope (ref-counted: every call needs its own unfollow). Returns unfollow. */
+  subscribeScope(scope: string): () => void;
+  /**
+   * Applies a write optimistically and sends it. Resolves with the server's result; rejects with
+   * a `MutationError` (rolled back) on a final refusal, or `SyncClosedError` if closed first.
+   */
+  mutate(m: MutationInput): Promise<WriteResult>;
+  insert<M extends ModelName>(
+    model: M,
+    data: CreateInput<M>,
+    options?: { mutationId?: string },
+  ): Promise<WriteResult>;
+  update<M extends ModelName>(
+    model: M,
+    id: string,
+    data: UpdateInput<M>,
+    options?: { mutationId?: string },
+  ): Promise<WriteResult>;
+  remove(model: ModelName, id: string, options?: { mutationId?: string }): Promise<WriteResult>;
+  connect(): void;
+  disconnect(): void;
+  /** Stops everything and writes what storage still owes. */
+  close(): Promise<void>;
+  /** Resolves once storage has been read (immediately without storage). */
+  readonly ready: Promise<void>;
+  /**
+   * Applies one raw server frame as if it came over the socket. This is the client's message
+   * handler, exposed for tests and for transports other than WebSocket.
+   */
+  receiveFrame(text: string): void;
+}
+
+/**
+ * Creates a sync client.
+ *
+ * @example
+ * const client = createSyncClient({ url: 'https://sync.example.com', getToken });
+ * const unfollow = client.subscribeScope(`org:${orgId}`);
+ * client.subscribe((s) => render(s.records.Agent));
+ * await client.insert('Agent', { org_id: orgId, name: 'Scout' });
+ */
+export function createSyncClient(options: SyncClientOptions): SyncClient {
+  return new SyncClientImpl(options);
+}
+
+type Waiter = { resolve: (r: WriteResult) => void; reject: (e: unknown) => void };
+
+class SyncClientImpl implements SyncClient {
+  readonly ready: Promise<void>;
+  #state: SyncState;
+  #listeners = new Set<(state: SyncState, prev: SyncState) => void>();
+  #replica: Replica;
+  #connection: Connection | undefined;
+  #sender: MutationSender;
+  #persister: Persister | undefined;
+  #tokens: TokenSource;
+  #waiters = new Map<string, Waiter>();
+  #errors: SyncErrorEntry[] = [];
+  #maxErrors: number;
+  #connectionStatus: ConnectionStatus = 'idle';
+  #options: SyncClientOptions;
+  #wsUrl: string;
+  #closed = false;
+  #hydrated = false;
+  #wantConnect = false;
+  #unfollowTimers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(options: SyncClientOptions) {
+    this.#options = options;
+    this.#maxErrors = options.maxErrors ?? 20;
+    const base = options.url.replace(/\/+$/, '');
+    this.#wsUrl = `${base.replace(/^http/i, 'ws')}/sync`;
+    this.#tokens = new TokenSource({
+      ...(options.token !== undefined ? { token: options.token } : {}),
+      ...(options.getToken ? { getToken: options.getToken } : {}),
+      onError: (e) => this.#report({ kind: 'auth', code: 'token_refresh_failed', message: String(e) }),
+    });
+    this.#replica = new Replica({
+      send: (frame) => this.#connection?.send(frame),
+      report: (e) => this.#report(e),
+    });
+    const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    this.#sender = new MutationSender({
+      baseUrl: base,
+      fetch: fetchImpl,
+      tokens: this.#tokens,
+      backoff: options.backoff ?? {},
+      hooks: {
+        committed: (m, result) => {
+          this.#replica.mutationCommitted(m.mutationId, result);
+          this.#publish();
+          this.#settle(m.mutationId, (w) => w.resolve(result));
+        },
+        retrying: (m, attempts, message) => {
+          this.#replica.store.updatePending(m.mutationId, { status: 'retrying', attempts, error: message });
+          this.#publish(true);
+        },
+        rejected: (m, error) => {
+          this.#replica.store.removePending(m.mutationId);
+          this.#report({
+            kind: 'mutation',
+            code: error.code,
+            message: error.message,
+            mutationId: m.mutationId,
+            status: error.status,
+          });
+          this.#publish(true);
+          this.#settle(m.mutationId, (w) => w.reject(error));
+        },
+      },
+    });
+    this.#state = {
+      connection: 'idle',
+      scopes: this.#replica.scopes,
+      records: this.#replica.store.records,
+      pending: this.#replica.store.pending,
+      errors: [],
+    };
+    if (options.storage) {
+      this.#persister = new Persister(
+        options.storage,
+        this.#replica,
+        options.persistThrottleMs ?? 1000,
+        (e) => this.#report(e),
+      );
+      this.ready = this.#persister.hydrate().then((restored) => {
+        this.#hydrated = true;
+        this.#publish();
+        for (const p of restored) this.#sender.enqueue({ ...p, status: 'sending' });
+        if (this.#wantConnect) this.connect();
+      });
+    } else {
+      this.#hydrated = true;
+      this.ready = Promise.resolve();
+    }
+  }
+
+  getState(): SyncState {
+    return this.#state;
+  }
+
+  subscribe(listener: (state: SyncState, prev: SyncState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  subscribeScope(scope: string): () => void {
+    if (this.#closed) return () => {};
+    this.#replica.follow(scope);
+    this.#publish();
+    if (this.#options.autoConnect !== false) this.connect();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      // Deferred so that an unmount immediately followed by a mount (React StrictMode, a route
+      // change that keeps the scope) does not unsubscribe and re-bootstrap for nothing.
+      const timer = setTimeout(() => {
+        this.#unfollowTimers.delete(timer);
+        if (this.#closed) return;
+        this.#replica.unfollow(scope);
+        this.#publish();
+      }, 0);
+      this.#unfollowTimers.add(timer);
+    };
+  }
+
+  mutate(input: MutationInput): Promise<WriteResult> {
+    if (this.#closed) return Promise.reject(new SyncClosedError());
+    const mutationId = input.mutationId ?? crypto.randomUUID();
+    const dataId = typeof input.data?.id === 'string' ? input.data.id : undefined;
+    const id = input.id ?? dataId ?? (input.action === 'insert' ? crypto.randomUUID() : undefined);
+    if (!id) return Promise.reject(new TypeError(`${input.action} needs an id`));
+    if (
+      this.#waiters.has(mutationId) ||
+      this.#replica.store.pending.some((p) => p.mutationId === mutationId)
+    ) {
+      return Promise.reject(new TypeError(`mutation ${mutationId} is already pending`));
+    }
+    let data: Record<string, unknown> | null = null;
+    if (input.action === 'insert') {
+      // Fill the model's defaults (status: 'idle', …) so the optimistic record looks like the one
+      // the server will send; an invalid body goes out as given and the server says why.
+      const parsed = createSchemas[input.model].safeParse({ ...input.data, id });
+      data = parsed.success ? (parsed.data as Record<string, unknown>) : { ...input.data, id };
+    } else if (input.action === 'update') {
+      data = { ...input.data };
+    }
+    const pending: PendingMutation = {
+      mutationId,
+      model: input.model,
+      action: input.action,
+      id,
+      data,
+      status: 'sending',
+      createdAt: new Date().toISOString(),
+      attempts: 0,
+    };
+    const promise = new Promise<WriteResult>((resolve, reject) =>
+      this.#waiters.set(mutationId, { resolve, reject }),
+    );
+    this.#replica.store.addPending(pending);
+    this.#publish(true);
+    this.#sender.enqueue(pending);
+    return promise;
+  }
+
+  insert<M extends ModelName>(model: M, data: CreateInput<M>, options: { mutationId?: string } = {}) {
+    return this.mutate({ model, action: 'insert', data: data as Record<string, unknown>, ...options });
+  }
+
+  update<M extends ModelName>(
+    model: M,
+    id: string,
+    data: UpdateInput<M>,
+    options: { mutationId?: string } = {},
+  ) {
+    return this.mutate({ model, action: 'update', id, data: data as Record<string, unknown>, ...options });
+  }
+
+  remove(model: ModelName, id: string, options: { mutationId?: string } = {}) {
+    return this.mutate({ model, action: 'delete', id, ...options });
+  }
+
+  connect(): void {
+    if (this.#closed) return;
+    this.#wantConnect = true;
+    if (!this.#hydrated) return; // resumes from the stored cursors once they are read
+    this.#connection ??= this.#createConnection();
+    this.#connection?.connect();
+  }
+
+  disconnect(): void {
+    this.#wantConnect = false;
+    this.#connection?.disconnect();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#wantConnect = false;
+    this.#connection?.close();
+    this.#closed = true;
+    for (const t of this.#unfollowTimers) clearTimeout(t);
+    this.#unfollowTimers.clear();
+    this.#sender.close();
+    this.#connectionStatus = 'closed';
+    this.#publish();
+    for (const [id, w] of this.#waiters) {
+      this.#waiters.delete(id);
+      w.reject(new SyncClosedError());
+    }
+    if (this.#persister) {
+      this.#persister.dispose();
+      await this.ready.catch(() => {});
+      await this.#persister.flush(true);
+    }
+  }
+
+  receiveFrame(text: string): void {
+    if (this.#closed) return;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      this.#report({ kind: 'frame', code: 'bad_json', message: 'a frame was not JSON' });
+      this.#publish(true);
+      return;
+    }
+    const parsed = ServerFrame.safeParse(json);
+    if (!parsed.success) {
+      const type = (json as { type?: unknown } | null)?.type;
+      this.#report({ kind: 'frame', code: 'bad_frame', message: `unreadable frame (type ${String(type)})` });
+      this.#publish(true);
+      return;
+    }
+    this.#replica.receive(parsed.data);
+    this.#publish();
+  }
+
+  #createConnection(): Connection | undefined {
+    const WS = (this.#options.WebSocket ?? globalThis.WebSocket) as WebSocketConstructor | undefined;
+    if (!WS) {
+      this.#report({ kind: 'connection', code: 'no_websocket', message: 'no WebSocket implementation' });
+      this.#publish(true);
+      return undefined;
+    }
+    return new Connection({
+      url: this.#wsUrl,
+      WebSocket: WS,
+      tokens: this.#tokens,
+      backoff: this.#options.backoff ?? {},
+      pingIntervalMs: this.#options.pingIntervalMs ?? 25_000,
+      pongTimeoutMs: this.#options.pongTimeoutMs ?? 10_000,
+      drainJitterMs: this.#options.drainJitterMs ?? 5_000,
+      refreshAfterFailures: 2,
+      hooks: {
+        opened: () => {
+          this.#replica.connected();
+          this.#sender.retryNow(); // the network is evidently back
+          this.#publish();
+        },
+        message: (text) => this.receiveFrame(text),
+        dropped: () => {
+          this.#replica.disconnected();
+          this.#publish();
+        },
+        status: (status) => {
+          this.#connectionStatus = status;
+          this.#publish();
+        },
+        report: (e) => {
+          this.#report(e);
+          this.#publish(true);
+        },
+      },
+    });
+  }
+
+  #settle(mutationId: string, fn: (w: Waiter) => void): void {
+    const w = this.#waiters.get(mutationId);
+    if (!w) return;
+    this.#waiters.delete(mutationId);
+    fn(w);
+  }
+
+  #report(error: Omit<SyncErrorEntry, 'at'>): void {
+    this.#errors = [...this.#errors, { ...error, at: Date.now() }].slice(-this.#maxErrors);
+  }
+
+  /** Builds the next snapshot from what changed and tells listeners; `pendingChanged` forces persistence of pending. */
+  #publish(pendingChanged = false): void {
+    const store = this.#replica.store;
+    store.commit();
+    const prev = this.#state;
+    const next: SyncState = {
+      connection: this.#connectionStatus,
+      scopes: this.#replica.scopes,
+      records: store.records,
+      pending: store.pending,
+      errors: this.#errors,
+    };
+    const changes = this.#replica.takeChanges();
+    if (pendingChanged || next.pending !== prev.pending) changes.pending = true;
+    if (this.#persister && this.#hydrated) this.#persister.note(changes);
+    if (
+      next.connection === prev.connection &&
+      next.scopes === prev.scopes &&
+      next.records === prev.records &&
+      next.pending === prev.pending &&
+      next.errors === prev.errors
+    ) {
+      return;
+    }
+    this.#state = next;
+    for (const listener of this.#listeners) listener(next, prev);
+  }
+}

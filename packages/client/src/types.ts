@@ -1,0 +1,73 @@
+import type { ModelName, ModelRecords } from '@openagents/sync-protocol';
+
+/**
+ * Where the live connection stands:
+ * `idle` (never connected, or `disconnect()`ed) → `connecting` → `open`; after a drop
+ * `reconnecting` (waiting out a backoff or retrying), `offline` (the browser says there is no
+ * network; waits for the `online` event), and `closed` once `close()` was called (terminal).
+ */
+export type ConnectionStatus = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'offline' | 'closed';
+
+/**
+ * A followed scope: `pending` until the connection asks for it, `bootstrapping` while a first
+ * snapshot is on its way, `live` once its records are current, `error` when the server refused it
+ * (e.g. `forbidden`).
+ */
+export type ScopeStatus = 'pending' | 'bootstrapping' | 'live' | 'error';
+
+export interface ScopeState {
+  readonly status: ScopeStatus;
+  /** Id of the last event of this scope applied to `records` (0: nothing yet). */
+  readonly lastSyncId: number;
+  readonly error?: string;
+}
+
+/** Every model's records by id: server state with the pending mutations applied on top. */
+export type RecordsByModel = { readonly [M in ModelName]: Readonly<Record<string, ModelRecords[M]>> };
+
+export type MutationAction = 'insert' | 'update' | 'delete';
+
+/**
+ * An optimistic write not yet confirmed by the log:
+ * `sending` (a request is in flight), `retrying` (the last try failed with a network error, 5xx
+ * or 429 and waits out a backoff before resending under the same key), `sent` (the server
+ * committed it as `syncId`; it stays applied until the scope's cursor reaches that id).
+ * A write the server rejects (4xx) is rolled back: it leaves this list and lands in `errors`.
+ */
+export interface PendingMutation {
+  readonly mutationId: string;
+  readonly model: ModelName;
+  readonly action: MutationAction;
+  readonly id: string;
+  readonly data: Readonly<Record<string, unknown>> | null;
+  readonly status: 'sending' | 'retrying' | 'sent';
+  /** When it was made (ISO); an optimistic insert shows it as created_at/updated_at. */
+  readonly createdAt: string;
+  /** Failed tries so far. */
+  readonly attempts: number;
+  /** The last retryable failure, for display. */
+  readonly error?: string;
+  /** Set once the server answered 2xx. */
+  readonly scope?: string;
+  readonly syncId?: number;
+}
+
+/** One remembered problem; `errors` keeps the most recent few. */
+export interface SyncErrorEntry {
+  readonly at: number;
+  readonly kind: 'connection' | 'frame' | 'scope' | 'mutation' | 'storage' | 'auth';
+  readonly code: string;
+  readonly message: string;
+  readonly scope?: string;
+  readonly mutationId?: string;
+  readonly status?: number;
+}
+
+/** The client's whole observable state. Every snapshot is immutable; unchanged parts keep identity. */
+export interface SyncState {
+  readonly connection: ConnectionStatus;
+  readonly scopes: Readonly<Record<string, ScopeState>>;
+  readonly records: RecordsByModel;
+  readonly pending: readonly PendingMutation[];
+  readonly errors: readonly SyncErrorEntry[];
+}
