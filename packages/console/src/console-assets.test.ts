@@ -52,9 +52,9 @@ describe('createConsoleAssets', () => {
   it('leaves the sync services’ paths alone', async () => {
     const assets = createConsoleAssets({ distDir: dist });
     for (const path of ['/api/agents', '/api', '/sync', '/sync/delta', '/healthz', '/readyz', '/metrics']) {
-      expect(await assets.lookup('GET', path)).toBeNull();
+      expect(await assets.lookup('GET', path)).toBeUndefined();
     }
-    expect(await assets.handle(new Request('http://x/api/agents', { method: 'POST' }))).toBeNull();
+    expect(await assets.handle(new Request('http://x/api/agents', { method: 'POST' }))).toBeUndefined();
   });
 
   it('refuses traversal, malformed and unknown paths without reading outside dist', async () => {

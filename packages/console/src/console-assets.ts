@@ -23,13 +23,13 @@ export interface ConsoleAssetsOptions {
 
 export interface ConsoleAssets {
   /**
-   * The answer for a path, or null when the path is not the console's (`/api`, `/sync`,
+   * The answer for a path, or undefined when the path is not the console's (`/api`, `/sync`,
    * `/healthz`, `/readyz`, `/metrics`), so the caller can route it elsewhere. Unknown paths
    * without a file extension get the page (client-side routing); unknown files get 404.
    */
-  lookup(method: string, pathname: string): Promise<ConsoleAsset | null>;
-  /** The same as a fetch-style handler: `Response`, or null when the path is not the console's. */
-  handle(request: Request): Promise<Response | null>;
+  lookup(method: string, pathname: string): Promise<ConsoleAsset | undefined>;
+  /** The same as a fetch-style handler: a `Response`, or undefined when the path is not the console's. */
+  handle(request: Request): Promise<Response | undefined>;
 }
 
 /** Path prefixes that belong to the sync services, never to the console. */
@@ -56,6 +56,7 @@ const CONTENT_TYPES: Record<string, string> = {
  * // Hono
  * const assets = createConsoleAssets({ config: { token: devToken } });
  * app.get('*', async (c) => (await assets.handle(c.req.raw)) ?? c.notFound());
+ * // or any fetch-style router: `(request) => assets.handle(request)` (undefined: not the console's)
  */
 export function createConsoleAssets(options: ConsoleAssetsOptions = {}): ConsoleAssets {
   const root = resolve(options.distDir ?? CONSOLE_DIST_DIR);
@@ -104,8 +105,8 @@ export function createConsoleAssets(options: ConsoleAssetsOptions = {}): Console
     };
   };
 
-  const lookup = async (method: string, pathname: string): Promise<ConsoleAsset | null> => {
-    if (isReserved(pathname)) return null;
+  const lookup = async (method: string, pathname: string): Promise<ConsoleAsset | undefined> => {
+    if (isReserved(pathname)) return undefined;
     if (method !== 'GET' && method !== 'HEAD') {
       return {
         ...text(405, 'Method not allowed'),
@@ -143,7 +144,7 @@ export function createConsoleAssets(options: ConsoleAssetsOptions = {}): Console
     lookup,
     async handle(request) {
       const asset = await lookup(request.method, new URL(request.url).pathname);
-      if (!asset) return null;
+      if (!asset) return undefined;
       const body = request.method === 'HEAD' ? null : (asset.body as Uint8Array<ArrayBuffer>);
       return new Response(body, { status: asset.status, headers: asset.headers });
     },

@@ -6,7 +6,7 @@
  * const { distDir } = await ensureConsoleBuilt();
  * const assets = createConsoleAssets({ distDir, config: { token: devToken } });
  * // per request, after the API/sync routes:
- * const response = await assets.handle(request); // null for /api, /sync, /healthz, /readyz, /metrics
+ * const response = await assets.handle(request); // undefined for /api, /sync, /healthz, /readyz, /metrics
  */
 export {
   type BuildConsoleOptions,
