@@ -30,7 +30,9 @@ export interface ApiHarness {
   bus: Bus;
   /** A token granting every scope. */
   token: string;
-  request(method: string, path: string, body?: unknown, init?: RequestOptions): Promise<Response>;
+  request: SendRequest;
+  /** A second app over the same database and bus with other settings (limits, rate). */
+  withConfig(config: ApiAppConfig): SendRequest;
   counts(): Promise<Counts>;
   /** Events of a scope, ascending. */
   events(scope: string): Promise<Record<string, unknown>[]>;
@@ -40,6 +42,13 @@ export interface ApiHarness {
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   close(): Promise<void>;
 }
+
+export type SendRequest = (
+  method: string,
+  path: string,
+  body?: unknown,
+  init?: RequestOptions,
+) => Promise<Response>;
 
 export interface RequestOptions {
   token?: string | null;
@@ -56,15 +65,33 @@ export async function createApiHarness(
   const registry = createRegistry('api-test', { defaultMetrics: false });
   const bus = options.bus ?? createMemoryBus();
   const log = createLogger({ name: 'api-test', level: 'silent' });
-  const app = createApiApp({
-    pool: options.pool ?? db.pool,
-    bus,
-    auth: testAuth,
-    log,
-    registry,
-    config: { RATE_LIMIT_PER_SECOND: 0, ...options.config },
-  });
+  const build = (config: ApiAppConfig | undefined) =>
+    createApiApp({
+      pool: options.pool ?? db.pool,
+      bus,
+      auth: testAuth,
+      log,
+      registry,
+      config: { RATE_LIMIT_PER_SECOND: 0, ...config },
+    });
+  const app = build(options.config);
   const token = await tokenFor(['*']);
+  const sender =
+    (target: ReturnType<typeof createApiApp>): SendRequest =>
+    async (method, path, body, init = {}) => {
+      const headers: Record<string, string> = { ...init.headers };
+      const bearer = init.token === undefined ? token : init.token;
+      if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
+      const hasType = Object.keys(headers).some((k) => k.toLowerCase() === 'content-type');
+      if ((body !== undefined || init.raw !== undefined) && !hasType)
+        headers['content-type'] = 'application/json';
+      const requestInit: RequestInit & { duplex?: 'half' } = { method, headers };
+      if (init.raw !== undefined) {
+        requestInit.body = init.raw;
+        if (init.raw instanceof ReadableStream) requestInit.duplex = 'half';
+      } else if (body !== undefined) requestInit.body = JSON.stringify(body);
+      return target.request(path, requestInit);
+    };
 
   const harness: ApiHarness = {
     db,
@@ -72,23 +99,8 @@ export async function createApiHarness(
     registry,
     bus,
     token,
-    async request(method, path, body, init = {}) {
-      const headers: Record<string, string> = { ...init.headers };
-      const bearer = init.token === undefined ? token : init.token;
-      if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
-      if (
-        (body !== undefined || init.raw !== undefined) &&
-        !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')
-      ) {
-        headers['content-type'] = 'application/json';
-      }
-      const requestInit: RequestInit & { duplex?: 'half' } = { method, headers };
-      if (init.raw !== undefined) {
-        requestInit.body = init.raw;
-        if (init.raw instanceof ReadableStream) requestInit.duplex = 'half';
-      } else if (body !== undefined) requestInit.body = JSON.stringify(body);
-      return app.request(path, requestInit);
-    },
+    request: sender(app),
+    withConfig: (config) => sender(build(config)),
     async counts() {
       const { rows } = await db.pool.query<Counts>(
         `SELECT (SELECT count(*) FROM agents)::int AS agents, (SELECT count(*) FROM messages)::int AS messages,
