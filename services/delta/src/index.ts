@@ -3,6 +3,9 @@
  * a scope's log after a cursor, and retention of that log.
  */
 export { createDeltaApp, type DeltaAppConfig, type DeltaAppOptions } from './app';
-export { type DeltaMetrics, deltaMetricsFor } from './metrics';
+export { type DeltaConfig, DeltaConfigSchema, loadDeltaConfig } from './config';
+export { type DeltaMetrics, deltaMetricsFor, type ReadResult } from './metrics';
+export { createPruner, type PruneRun, type Pruner, type PrunerOptions } from './pruner';
 export { MAX_HEADS_SCOPES } from './query-params';
 export { createDeltaReader, type DeltaReader } from './reader';
+export { createDeltaService, type DeltaService, type DeltaServiceDeps } from './service';

@@ -33,15 +33,16 @@ const cache = new WeakMap<Registry, DeltaMetrics>();
 
 /**
  * The delta metrics of a registry, created on first use. The HTTP app and the pruner both ask
- * for them, and standalone mode shares one registry between services, so creating them twice
- * must hand back the same objects rather than fail on duplicate names.
+ * for them (and tests build several apps over one registry), so asking twice hands back the same
+ * objects rather than failing on duplicate names. The HTTP histogram is shared with the other
+ * services of the process (standalone mode) through server-kit's get-or-create.
  */
 export function deltaMetricsFor(registry: Registry): DeltaMetrics {
   const known = cache.get(registry);
   if (known) return known;
   const registers = [registry];
   const metrics: DeltaMetrics = {
-    http: existingHttpMetrics(registry) ?? createHttpMetrics(registry),
+    http: createHttpMetrics(registry),
     deltaRequests: new Counter({
       name: 'sync_delta_requests_total',
       help: 'GET /sync/delta requests by result (ok, reset, client_error, error).',
@@ -111,10 +112,4 @@ export function deltaMetricsFor(registry: Registry): DeltaMetrics {
   };
   cache.set(registry, metrics);
   return metrics;
-}
-
-/** The shared HTTP histogram when another service in this process already registered it. */
-function existingHttpMetrics(registry: Registry): HttpMetrics | undefined {
-  const metric = registry.getSingleMetric('sync_http_request_duration_seconds');
-  return metric ? { requestDuration: metric as HttpMetrics['requestDuration'] } : undefined;
 }

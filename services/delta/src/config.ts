@@ -1,0 +1,48 @@
+import {
+  bool,
+  jwtSecret,
+  loadEnv,
+  logLevel,
+  port,
+  positiveInt,
+  postgresUrl,
+} from '@openagents/sync-server-kit';
+import { z } from 'zod';
+
+/**
+ * The delta service's environment, one line per variable. docs/delta.md carries the same table
+ * for operators.
+ */
+export const DeltaConfigSchema = z.object({
+  /** HTTP port (reads plus /healthz, /readyz, /metrics). */
+  PORT: port.default(8082),
+  /** Postgres holding the domain tables and the sync log. Required. */
+  DATABASE_URL: postgresUrl,
+  /** HS256 secret the bearer tokens are signed with (at least 32 characters). Required. */
+  SYNC_JWT_SECRET: jwtSecret,
+  /** Events older than this many days are pruned; a cursor behind them gets reset_required. */
+  RETENTION_DAYS: positiveInt.default(30),
+  /** Idempotency keys older than this many hours are pruned; a retry after that writes again. */
+  IDEMPOTENCY_RETENTION_HOURS: positiveInt.default(24),
+  /** Seconds between pruning runs (one replica at a time prunes, under an advisory lock). */
+  PRUNE_INTERVAL_SECONDS: positiveInt.default(300),
+  /** Connections in the Postgres pool; a bootstrap holds one for its whole snapshot. */
+  PG_POOL_MAX: positiveInt.default(10),
+  LOG_LEVEL: logLevel.default('info'),
+  /** Apply pending migrations before serving. */
+  MIGRATE_ON_START: bool.default(true),
+});
+
+/** The validated, frozen configuration of a delta service. */
+export type DeltaConfig = Readonly<z.infer<typeof DeltaConfigSchema>>;
+
+/**
+ * Validates the environment; throws `ConfigError` naming every bad or missing variable
+ * (for example `SYNC_JWT_SECRET: ... (got unset)`).
+ *
+ * @example
+ *   const config = loadDeltaConfig(process.env);
+ */
+export function loadDeltaConfig(env: Record<string, string | undefined> = process.env): DeltaConfig {
+  return loadEnv(DeltaConfigSchema, env);
+}

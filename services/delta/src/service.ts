@@ -1,0 +1,118 @@
+import {
+  type Auth,
+  createAuth,
+  createPool,
+  createRegistry,
+  type Logger,
+  migrate,
+  type Pool,
+  pingDatabase,
+  type Registry,
+  registerPoolMetrics,
+  type Service,
+} from '@openagents/sync-server-kit';
+import type { Hono } from 'hono';
+import { createDeltaApp } from './app';
+import type { DeltaConfig } from './config';
+import { deltaMetricsFor } from './metrics';
+import { createPruner, type Pruner } from './pruner';
+import { createDeltaReader, type DeltaReader } from './reader';
+
+export interface DeltaService extends Service {
+  /** The HTTP app (routes only; mount it elsewhere or call `app.request` in tests). */
+  readonly app: Hono;
+  /** The app's fetch, counting in-flight requests so `drain` can wait for them: serve this one. */
+  readonly fetch: (request: Request) => Promise<Response>;
+  readonly reader: DeltaReader;
+  readonly pruner: Pruner;
+  readonly registry: Registry;
+  /** Requests being handled right now. */
+  inFlight(): number;
+}
+
+export interface DeltaServiceDeps {
+  config: DeltaConfig;
+  log: Logger;
+  /** Defaults built from config; pass them to share or replace (a shared pool is not closed). */
+  pool?: Pool;
+  auth?: Auth;
+  registry?: Registry;
+}
+
+/**
+ * A delta service with the shared lifecycle. `start` applies migrations (MIGRATE_ON_START) and
+ * starts the pruner; `drain` turns /readyz to 503, stops the pruner and resolves once in-flight
+ * requests are done (at most `drainTimeoutMs`); `stop` closes the pool it created. Opening the
+ * port is left to `main.ts`.
+ */
+export function createDeltaService(
+  deps: DeltaServiceDeps,
+  options: { drainTimeoutMs?: number } = {},
+): DeltaService {
+  const { config, log } = deps;
+  const registry = deps.registry ?? createRegistry('delta');
+  const pool =
+    deps.pool ??
+    createPool({ url: config.DATABASE_URL, max: config.PG_POOL_MAX, applicationName: 'sync-delta' });
+  if (!deps.pool) registerPoolMetrics(registry, pool, config.PG_POOL_MAX);
+  const auth = deps.auth ?? createAuth({ secret: config.SYNC_JWT_SECRET });
+  const reader = createDeltaReader({ pool });
+  const pruner = createPruner({
+    pool,
+    retentionDays: config.RETENTION_DAYS,
+    idempotencyRetentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
+    intervalMs: config.PRUNE_INTERVAL_SECONDS * 1000,
+    log,
+    metrics: deltaMetricsFor(registry),
+  });
+  let draining = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+
+  const app = createDeltaApp({
+    reader,
+    auth,
+    log,
+    registry,
+    readiness: async () => ({ postgres: await pingDatabase(pool) }),
+    isDraining: () => draining,
+  });
+
+  return {
+    app,
+    async fetch(request: Request) {
+      inFlight++;
+      try {
+        return await app.fetch(request);
+      } finally {
+        inFlight--;
+        if (inFlight === 0) idle?.();
+      }
+    },
+    reader,
+    pruner,
+    registry,
+    inFlight: () => inFlight,
+    async start() {
+      if (config.MIGRATE_ON_START) await migrate(config.DATABASE_URL, log);
+      pruner.start();
+      log.info({ poolMax: config.PG_POOL_MAX, retentionDays: config.RETENTION_DAYS }, 'delta ready');
+    },
+    async drain() {
+      draining = true;
+      await pruner.stop();
+      if (inFlight === 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.drainTimeoutMs ?? 25_000);
+        idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    },
+    async stop() {
+      await pruner.stop();
+      if (!deps.pool) await pool.end();
+    },
+  };
+}
