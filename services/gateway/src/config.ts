@@ -1,0 +1,55 @@
+import { jwtSecret, loadEnv, logLevel, port, positiveInt, redisUrl } from '@openagents/sync-server-kit';
+import { z } from 'zod';
+
+const httpUrl = z.url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL');
+
+/** Environment of the gateway; one line per variable says what it does. */
+export const GatewayEnv = z.object({
+  /** Port of the WebSocket endpoint `/sync` and of `/healthz`, `/readyz`, `/metrics`. */
+  PORT: port.default(8080),
+  /** Redis of the event bus. */
+  REDIS_URL: redisUrl,
+  /** Base URL of the delta service, e.g. http://delta:8082 (catch-up, bootstrap, head checks). */
+  DELTA_URL: httpUrl,
+  /** HS256 secret of client tokens; the gateway also signs its own service token with it. */
+  SYNC_JWT_SECRET: jwtSecret,
+  /** Prefix of Redis channel names, so deployments or test runs can share one Redis. */
+  REDIS_CHANNEL_PREFIX: z.string().max(100).default(''),
+  /** Largest client frame in bytes; a bigger one closes the connection with 1009. */
+  MAX_FRAME_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
+  /** Scopes one connection may subscribe at once. */
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(100_000).default(100),
+  /** Client frames per second one connection may send on average. */
+  FRAME_RATE_PER_SECOND: positiveInt.default(50),
+  /** Client frames one connection may send in a burst. */
+  FRAME_BURST: positiveInt.default(100),
+  /** Bytes queued for a client beyond which it is closed with 1013 (resume from your cursor). */
+  MAX_BACKPRESSURE_BYTES: positiveInt.default(1024 * 1024),
+  /** How often the node compares every active scope's head in the log with what it delivered. */
+  HEAD_CHECK_INTERVAL_MS: positiveInt.default(2000),
+  /** How long an early (out-of-order) bus event waits for the missing ones before the gap is read from the log. */
+  REORDER_HOLD_MS: positiveInt.default(100),
+  /** Window over which a draining node closes its connections (1012), spread evenly. */
+  DRAIN_WINDOW_MS: positiveInt.default(10_000),
+  /** Seconds without traffic before a connection is dropped; pings are sent automatically. */
+  IDLE_TIMEOUT_SECONDS: positiveInt.min(8).max(960).default(120),
+  LOG_LEVEL: logLevel.default('info'),
+});
+export type GatewayConfig = Readonly<z.infer<typeof GatewayEnv>>;
+
+/** Validates the environment; throws a ConfigError naming each bad or missing variable. */
+export function loadGatewayConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
+  return loadEnv(GatewayEnv, env);
+}
+
+/** Defaults for everything but the connection settings; tests and the standalone server start from here. */
+export function gatewayDefaults(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
+  return Object.freeze({
+    ...GatewayEnv.parse({
+      REDIS_URL: 'redis://unused',
+      DELTA_URL: 'http://unused',
+      SYNC_JWT_SECRET: 'x'.repeat(32),
+    }),
+    ...overrides,
+  });
+}

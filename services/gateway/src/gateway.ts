@@ -1,0 +1,473 @@
+import {
+  CLOSE_CODES,
+  ClientFrame,
+  type ServerFrame,
+  type SubscribeFrame,
+  type SyncEvent,
+  scopeAllowed,
+  unreachable,
+  type WsErrorCode,
+} from '@openagents/sync-protocol';
+import {
+  type Auth,
+  type Bus,
+  bearerToken,
+  createOpsRoutes,
+  type DeltaSource,
+  type Logger,
+  type Principal,
+  type ReadinessCheck,
+  type Registry,
+  toAppError,
+} from '@openagents/sync-server-kit';
+import type { GatewayConfig } from './config';
+import { bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics';
+import { newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
+import type { ScopeStream } from './scope-stream';
+import { ScopeStreams } from './scope-streams';
+import { createSharedReads } from './shared-reads';
+import { type SubscriberChannel, Subscription } from './subscription';
+import { type TemplatedApp, type us_listen_socket, uWS, type WebSocket } from './uws';
+
+/** Per-connection state, held by uWS as the socket's user data (never fields on the socket). */
+export interface UserData {
+  id: number;
+  principal: Principal;
+  subscriptions: Map<string, Subscription>;
+  bucket: TokenBucket;
+  expiryTimer: NodeJS.Timeout | undefined;
+  /** Set first thing in the close handler: the socket must not be touched afterwards. */
+  closed: boolean;
+  channel: SubscriberChannel | undefined;
+}
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  auth: Auth;
+  bus: Bus;
+  delta: DeltaSource;
+  log: Logger;
+  registry: Registry;
+  /**
+   * Serves every HTTP request that is not the `/sync` upgrade nor an ops route (the standalone
+   * server passes its Hono app's `fetch` here to serve the API and delta on the same port).
+   */
+  http?: FetchHandler;
+  /** Body limit of requests bridged to `http`, in bytes (default 8 MiB). */
+  httpBodyLimitBytes?: number;
+  /** More readiness checks, merged into `/readyz` (e.g. the database in the standalone server). */
+  readiness?: ReadinessCheck;
+  /** Random source for the drain order (tests may fix it). */
+  random?: () => number;
+}
+
+export interface Gateway {
+  readonly app: TemplatedApp;
+  /** Opens the port (0 picks a free one); resolves with the port. */
+  listen(port?: number): Promise<number>;
+  /** The listening port, or 0 before `listen`. */
+  readonly port: number;
+  readonly draining: boolean;
+  /** Open connections on this node. */
+  readonly connectionCount: number;
+  readonly metrics: GatewayMetrics;
+  /**
+   * Turns `/readyz` to 503, refuses new upgrades with 503 and closes every connection with 1012
+   * spread evenly over DRAIN_WINDOW_MS in random order, so the clients reconnect elsewhere without
+   * arriving all at once. Resolves when the last one is closed.
+   */
+  drain(): Promise<void>;
+  /** Closes the port, the remaining connections (1001) and the node's bus channels. */
+  stop(): Promise<void>;
+}
+
+/** The uWS topic a scope's live fan-out is published on. */
+const topicOf = (scope: string) => `scope:${scope}`;
+
+/**
+ * The live stream: `/sync` WebSocket upgrades, subscriptions with gap-free catch-up, one ordered
+ * fan-out per scope per node, and the ops routes, on one uWebSockets.js app.
+ *
+ * @example
+ *   const gateway = createGateway({ config, auth, bus, delta, log, registry });
+ *   await gateway.listen(config.PORT);
+ */
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { config, auth, bus, log } = deps;
+  const metrics = createGatewayMetrics(deps.registry);
+  const reads = createSharedReads(deps.delta, { metrics });
+  const app = uWS.App();
+  const connections = new Set<WebSocket<UserData>>();
+  /** Live sockets of each scope on this node: the topic subscribers, for counts and backpressure. */
+  const liveSockets = new Map<string, Set<WebSocket<UserData>>>();
+  let nextConnectionId = 1;
+  let listenSocket: us_listen_socket | undefined;
+  let port = 0;
+  let draining = false;
+  let headTimer: NodeJS.Timeout | undefined;
+  const random = deps.random ?? Math.random;
+  const rateLimits = {
+    ratePerSecond: config.FRAME_RATE_PER_SECOND,
+    burst: config.FRAME_BURST,
+    closeAfter: config.FRAME_BURST,
+  };
+
+  const closeSlowConsumer = (ws: WebSocket<UserData>) => {
+    const ud = ws.getUserData();
+    if (ud.closed) return;
+    metrics.slowConsumerCloses.inc();
+    log.info({ conn: ud.id, buffered: ws.getBufferedAmount() }, 'closing slow consumer');
+    ws.end(CLOSE_CODES.tryAgainLater, 'too slow: resume from your cursor');
+  };
+
+  /** Writes one frame to one socket; false when the socket is gone or was closed as too slow. */
+  const sendFrame = (ws: WebSocket<UserData>, frame: ServerFrame): boolean => {
+    if (ws.getUserData().closed) return false;
+    const payload = Buffer.from(JSON.stringify(frame));
+    const status = ws.send(payload, false, false);
+    metrics.framesSent.inc({ type: frame.type });
+    metrics.bytesSent.inc(payload.length);
+    if (frame.type === 'sync') metrics.eventsDelivered.inc(frame.events.length);
+    if (status === 2 || ws.getBufferedAmount() > config.MAX_BACKPRESSURE_BYTES) {
+      closeSlowConsumer(ws);
+      return false;
+    }
+    return true;
+  };
+
+  const sendError = (ws: WebSocket<UserData>, code: WsErrorCode, message: string, scope?: string) => {
+    metrics.frameErrors.inc({ code });
+    sendFrame(ws, { type: 'error', code, message, ...(scope === undefined ? {} : { scope }) });
+  };
+
+  /**
+   * Fan-out of one ordered batch: serialised once, published once on the scope's topic (uWS
+   * writes it to every subscribed socket in C++), then the live sockets' send buffers are
+   * checked so a client that stopped reading is closed (1013) instead of growing without bound.
+   */
+  const fanOut = (stream: ScopeStream, events: readonly SyncEvent[]) => {
+    const live = liveSockets.get(stream.scope);
+    if (!live || live.size === 0) return;
+    const last = events[events.length - 1]!;
+    const payload = Buffer.from(
+      JSON.stringify({ type: 'sync', scope: stream.scope, events, latestSyncId: last.id }),
+    );
+    app.publish(topicOf(stream.scope), payload, false, false);
+    const n = live.size;
+    metrics.framesSent.inc({ type: 'sync' }, n);
+    metrics.bytesSent.inc(payload.length * n);
+    metrics.eventsDelivered.inc(events.length * n);
+    const now = Date.now();
+    for (const e of events) {
+      const committed = Date.parse(e.created_at);
+      if (Number.isFinite(committed)) metrics.fanoutLatency.observe(Math.max(0, now - committed) / 1000);
+    }
+    for (const ws of live) {
+      if (ws.getBufferedAmount() > config.MAX_BACKPRESSURE_BYTES) closeSlowConsumer(ws);
+    }
+  };
+
+  const streams = new ScopeStreams({ bus, reads, metrics, log, holdMs: config.REORDER_HOLD_MS, fanOut });
+  const subscriptionDeps = { streams, reads, metrics, log };
+
+  const channelFor = (ws: WebSocket<UserData>, ud: UserData): SubscriberChannel => ({
+    send: (frame) => sendFrame(ws, frame),
+    joinTopic(scope) {
+      if (ud.closed) return;
+      ws.subscribe(topicOf(scope));
+      let set = liveSockets.get(scope);
+      if (!set) {
+        set = new Set();
+        liveSockets.set(scope, set);
+      }
+      set.add(ws);
+    },
+    leaveTopic(scope) {
+      const set = liveSockets.get(scope);
+      if (set?.delete(ws) && set.size === 0) liveSockets.delete(scope);
+      if (!ud.closed) ws.unsubscribe(topicOf(scope));
+    },
+  });
+
+  const subscribe = (ws: WebSocket<UserData>, ud: UserData, frame: SubscribeFrame) => {
+    const { scope } = frame;
+    if (!scopeAllowed(ud.principal.scopes, scope)) {
+      sendError(ws, 'forbidden', `Token does not grant scope ${scope}`, scope);
+      return;
+    }
+    const existing = ud.subscriptions.get(scope);
+    if (!existing && ud.subscriptions.size >= config.MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+      sendError(
+        ws,
+        'too_many_subscriptions',
+        `At most ${config.MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection`,
+        scope,
+      );
+      return;
+    }
+    // Subscribing again replaces the subscription (e.g. to resume from another cursor).
+    existing?.close();
+    const subscription = new Subscription(scope, ud.channel!, subscriptionDeps, () => {
+      if (ud.subscriptions.get(scope) === subscription) {
+        ud.subscriptions.delete(scope);
+        metrics.subscriptions.dec();
+      }
+    });
+    ud.subscriptions.set(scope, subscription);
+    metrics.subscriptions.inc();
+    void subscription.start(frame.lastSyncId);
+  };
+
+  const onMessage = (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
+    const ud = ws.getUserData();
+    switch (takeToken(ud.bucket, rateLimits, Date.now())) {
+      case 'ok':
+        break;
+      case 'refuse':
+        metrics.framesReceived.inc({ type: 'refused' });
+        sendError(ws, 'rate_limited', `More than ${config.FRAME_RATE_PER_SECOND} frames per second`);
+        return;
+      case 'close':
+        metrics.framesReceived.inc({ type: 'refused' });
+        metrics.frameErrors.inc({ code: 'rate_limited' });
+        log.info({ conn: ud.id }, 'closing a client that kept flooding');
+        ws.end(CLOSE_CODES.policyViolation, 'rate limit exceeded');
+        return;
+    }
+    if (isBinary) {
+      metrics.framesReceived.inc({ type: 'invalid' });
+      sendError(ws, 'bad_request', 'Binary frames are not supported; send JSON text frames');
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(Buffer.from(message).toString('utf8'));
+    } catch {
+      metrics.framesReceived.inc({ type: 'invalid' });
+      sendError(ws, 'bad_request', 'Frame is not valid JSON');
+      return;
+    }
+    const parsed = ClientFrame.safeParse(raw);
+    if (!parsed.success) {
+      metrics.framesReceived.inc({ type: 'invalid' });
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+      sendError(ws, 'bad_request', `Invalid frame: ${where}${issue?.message ?? 'unknown shape'}`);
+      return;
+    }
+    const frame = parsed.data;
+    metrics.framesReceived.inc({ type: frame.type });
+    switch (frame.type) {
+      case 'subscribe':
+        subscribe(ws, ud, frame);
+        return;
+      case 'unsubscribe':
+        ud.subscriptions.get(frame.scope)?.close();
+        return;
+      case 'ping':
+        sendFrame(ws, frame.t === undefined ? { type: 'pong' } : { type: 'pong', t: frame.t });
+        return;
+      default:
+        unreachable(frame);
+    }
+  };
+
+  const ops = createOpsRoutes({
+    registry: deps.registry,
+    isDraining: () => draining,
+    async readiness() {
+      const extra = deps.readiness ? await deps.readiness() : {};
+      return { bus: bus.isHealthy(), delta: streams.deltaReachable, ...extra };
+    },
+  });
+  const bridgeOptions = { maxBodyBytes: deps.httpBodyLimitBytes ?? 8 * 1024 * 1024, log };
+
+  app.ws<UserData>('/sync', {
+    maxPayloadLength: config.MAX_FRAME_BYTES,
+    idleTimeout: config.IDLE_TIMEOUT_SECONDS,
+    sendPingsAutomatically: true,
+    // Our own check (above) closes a slow client with 1013 at MAX_BACKPRESSURE_BYTES. uWS's limit
+    // is a last resort set well above it: past it uWS would drop messages, and closing the socket
+    // at that point is the only safe answer (a dropped message must never be followed by a later one).
+    maxBackpressure: config.MAX_BACKPRESSURE_BYTES * 4 + 1024 * 1024,
+    closeOnBackpressureLimit: 1,
+    upgrade(res, req, context) {
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const token = req.getQuery('token') || bearerToken(req.getHeader('authorization'));
+      if (draining) {
+        metrics.upgrades.inc({ result: 'draining' });
+        writeJson(res, 503, {
+          error: { code: 'unavailable', message: 'Node is draining; reconnect elsewhere' },
+        });
+        return;
+      }
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      auth.verify(token).then(
+        (principal) => {
+          if (aborted) {
+            metrics.upgrades.inc({ result: 'aborted' });
+            return;
+          }
+          if (draining) {
+            metrics.upgrades.inc({ result: 'draining' });
+            writeJson(res, 503, { error: { code: 'unavailable', message: 'Node is draining' } });
+            return;
+          }
+          metrics.upgrades.inc({ result: 'accepted' });
+          const userData: UserData = {
+            id: nextConnectionId++,
+            principal,
+            subscriptions: new Map(),
+            bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
+            expiryTimer: undefined,
+            closed: false,
+            channel: undefined,
+          };
+          res.cork(() => res.upgrade(userData, key, protocol, extensions, context));
+        },
+        (err) => {
+          if (aborted) return;
+          metrics.upgrades.inc({ result: 'unauthorized' });
+          writeJson(res, 401, toAppError(err).toBody());
+        },
+      );
+    },
+    open(ws) {
+      const ud = ws.getUserData();
+      ud.channel = channelFor(ws, ud);
+      connections.add(ws);
+      metrics.connections.set(connections.size);
+      const msLeft = ud.principal.exp * 1000 - Date.now();
+      ud.expiryTimer = setTimeout(
+        () => {
+          if (ud.closed) return;
+          log.info({ conn: ud.id }, 'token expired; closing');
+          ws.end(CLOSE_CODES.policyViolation, 'token expired');
+        },
+        Math.min(Math.max(msLeft, 0), 2 ** 31 - 1),
+      );
+      log.info({ conn: ud.id, sub: ud.principal.sub }, 'connection opened');
+    },
+    message: onMessage,
+    close(ws, code) {
+      const ud = ws.getUserData();
+      ud.closed = true;
+      clearTimeout(ud.expiryTimer);
+      connections.delete(ws);
+      metrics.connections.set(connections.size);
+      for (const subscription of [...ud.subscriptions.values()]) subscription.close();
+      log.info({ conn: ud.id, code }, 'connection closed');
+    },
+  });
+
+  app.any('/*', (res, req) => {
+    const url = req.getUrl();
+    if (url === '/healthz' || url === '/readyz' || url === '/metrics') {
+      bridgeHttp(res, req, ops.fetch, bridgeOptions);
+    } else if (url === '/sync') {
+      writeJson(res, 426, { error: { code: 'bad_request', message: 'GET /sync is a WebSocket endpoint' } });
+    } else if (deps.http) {
+      bridgeHttp(res, req, deps.http, bridgeOptions);
+    } else {
+      writeJson(res, 404, { error: { code: 'not_found', message: 'Not found' } });
+    }
+  });
+
+  const unsubscribeStatus = bus.onStatus((status) => {
+    if (status === 'down') {
+      metrics.busUp.set(0);
+      log.warn('bus down: live events paused; not ready');
+      return;
+    }
+    metrics.busUp.set(1);
+    metrics.busReconnects.inc();
+    log.info({ scopes: streams.size }, 'bus back: filling every active scope from the log');
+    streams.fillAll();
+  });
+
+  return {
+    app,
+    metrics,
+    get port() {
+      return port;
+    },
+    get draining() {
+      return draining;
+    },
+    get connectionCount() {
+      return connections.size;
+    },
+    listen(requested = config.PORT) {
+      return new Promise((resolve, reject) => {
+        app.listen(requested, (socket) => {
+          if (!socket) {
+            reject(new Error(`gateway could not listen on port ${requested}`));
+            return;
+          }
+          listenSocket = socket;
+          port = uWS.us_socket_local_port(socket as never);
+          metrics.busUp.set(bus.isHealthy() ? 1 : 0);
+          const tick = () => {
+            metrics.busUp.set(bus.isHealthy() ? 1 : 0);
+            void streams.checkHeads();
+          };
+          tick();
+          headTimer = setInterval(tick, config.HEAD_CHECK_INTERVAL_MS);
+          log.info({ port }, 'gateway listening');
+          resolve(port);
+        });
+      });
+    },
+    async drain() {
+      if (draining) return;
+      draining = true;
+      const sockets = [...connections];
+      for (let i = sockets.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [sockets[i], sockets[j]] = [sockets[j]!, sockets[i]!];
+      }
+      log.info({ connections: sockets.length, windowMs: config.DRAIN_WINDOW_MS }, 'draining');
+      if (sockets.length === 0) return;
+      const started = Date.now();
+      const window = config.DRAIN_WINDOW_MS;
+      const tick = Math.max(10, Math.min(250, window / sockets.length));
+      await new Promise<void>((resolve) => {
+        let closed = 0;
+        const closeDue = () => {
+          // Socket i is due at i * window / n: evenly spread, the last one at the window's end.
+          const elapsed = Date.now() - started;
+          const due = Math.min(sockets.length, Math.floor((elapsed / window) * sockets.length) + 1);
+          for (; closed < due; closed++) {
+            const ws = sockets[closed]!;
+            if (!ws.getUserData().closed)
+              ws.end(CLOSE_CODES.serviceRestart, 'node draining; reconnect elsewhere');
+          }
+          if (closed >= sockets.length) {
+            clearInterval(timer);
+            resolve();
+          }
+        };
+        const timer = setInterval(closeDue, tick);
+        closeDue();
+      });
+    },
+    async stop() {
+      clearInterval(headTimer);
+      unsubscribeStatus();
+      if (listenSocket) {
+        uWS.us_listen_socket_close(listenSocket);
+        listenSocket = undefined;
+      }
+      for (const ws of [...connections]) {
+        if (!ws.getUserData().closed) ws.end(1001, 'server stopping');
+      }
+      streams.closeAll();
+    },
+  };
+}

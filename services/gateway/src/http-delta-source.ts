@@ -1,0 +1,112 @@
+import { BootstrapResponse, DeltaResponse, ErrorBody } from '@openagents/sync-protocol';
+import { AppError, type DeltaSource } from '@openagents/sync-server-kit';
+import { z } from 'zod';
+
+/**
+ * `GET /sync/heads?scope=a&scope=b` answers `{ "heads": { "<scope>": <lastId>, ... } }`; an array
+ * `[{ "scope", "lastSyncId" }]` is accepted as well.
+ */
+const HeadsResponse = z.object({
+  heads: z.union([
+    z.record(z.string(), z.number().int().nonnegative()),
+    z.array(z.object({ scope: z.string(), lastSyncId: z.number().int().nonnegative() })),
+  ]),
+});
+
+export interface HttpDeltaSourceOptions {
+  /** Base URL of the delta service, e.g. http://delta:8082. */
+  baseUrl: string;
+  /** Bearer token (the gateway signs itself a service token with scopes ['*']). */
+  token: string | (() => string | Promise<string>);
+  fetch?: typeof fetch;
+  /** Per-request timeout in ms (default 10 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * A DeltaSource over the delta service's HTTP API. Answers are validated with the protocol
+ * schemas. 410 becomes AppError `reset_required`; a network error, a timeout, a 5xx or an answer
+ * that does not parse becomes `unavailable` (retry later); 401/403 become `internal` (the
+ * gateway's own token was refused: a configuration problem, not the client's).
+ */
+export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSource {
+  const base = options.baseUrl.replace(/\/+$/, '');
+  const doFetch = options.fetch ?? fetch;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+
+  const get = async <T>(path: string, schema: z.ZodType<T>): Promise<T> => {
+    const token = typeof options.token === 'function' ? await options.token() : options.token;
+    let response: Response;
+    let body: unknown;
+    try {
+      response = await doFetch(`${base}${path}`, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      body = await response.json().catch(() => undefined);
+    } catch (err) {
+      throw new AppError('unavailable', `delta service unreachable: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (response.ok) {
+      const parsed = schema.safeParse(body);
+      if (!parsed.success)
+        throw new AppError('unavailable', `delta service answered ${path} with an invalid body`);
+      return parsed.data;
+    }
+    const error = ErrorBody.safeParse(body);
+    const message = error.success ? error.data.error.message : `HTTP ${response.status}`;
+    if (response.status === 410) throw new AppError('reset_required', message);
+    if (response.status >= 500 || response.status === 429) {
+      throw new AppError('unavailable', `delta service: ${message}`);
+    }
+    if (response.status === 400) throw new AppError('bad_request', `delta service: ${message}`);
+    throw new AppError('internal', `delta service refused the gateway (${response.status}): ${message}`);
+  };
+
+  return {
+    bootstrap: (scope) => get(`/sync/bootstrap?scope=${encodeURIComponent(scope)}`, BootstrapResponse),
+    delta(scope, lastSyncId, limit) {
+      const query = new URLSearchParams({ scope, lastSyncId: String(lastSyncId) });
+      if (limit !== undefined) query.set('limit', String(limit));
+      return get(`/sync/delta?${query}`, DeltaResponse);
+    },
+    async heads(scopes) {
+      const heads = new Map<string, number>(scopes.map((s) => [s, 0]));
+      if (scopes.length === 0) return heads;
+      // Many scopes are split over several requests so that no URL outgrows a server's header limit.
+      const answers = await Promise.all(
+        chunkQueries(scopes).map((query) => get(`/sync/heads?${query}`, HeadsResponse)),
+      );
+      for (const answer of answers) {
+        const entries = Array.isArray(answer.heads)
+          ? answer.heads.map((h) => [h.scope, h.lastSyncId] as const)
+          : Object.entries(answer.heads);
+        for (const [scope, id] of entries) if (heads.has(scope)) heads.set(scope, id);
+      }
+      return heads;
+    },
+  };
+}
+
+/** Longest query string of one heads request, in characters. */
+const MAX_HEADS_QUERY = 6000;
+
+function chunkQueries(scopes: readonly string[]): string[] {
+  const queries: string[] = [];
+  let current = new URLSearchParams();
+  let length = 0;
+  for (const scope of scopes) {
+    const part = `scope=${encodeURIComponent(scope)}&`.length;
+    if (length > 0 && length + part > MAX_HEADS_QUERY) {
+      queries.push(current.toString());
+      current = new URLSearchParams();
+      length = 0;
+    }
+    current.append('scope', scope);
+    length += part;
+  }
+  if (length > 0) queries.push(current.toString());
+  return queries;
+}

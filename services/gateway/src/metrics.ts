@@ -1,0 +1,110 @@
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '@openagents/sync-server-kit';
+
+/**
+ * The gateway's metrics. Labels are bounded: frame types, error codes, outcome names; never a
+ * scope, user or connection id.
+ */
+export function createGatewayMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    connections: new Gauge({
+      name: 'sync_gateway_connections',
+      help: 'Open WebSocket connections on this node.',
+      registers,
+    }),
+    subscriptions: new Gauge({
+      name: 'sync_gateway_subscriptions',
+      help: 'Scope subscriptions held by connections on this node (catching up or live).',
+      registers,
+    }),
+    activeScopes: new Gauge({
+      name: 'sync_gateway_active_scopes',
+      help: 'Scopes with at least one subscriber on this node (one bus channel each).',
+      registers,
+    }),
+    busEventsReceived: new Counter({
+      name: 'sync_gateway_bus_events_received_total',
+      help: 'Events received from the bus (before duplicate and order checks).',
+      registers,
+    }),
+    eventsDelivered: new Counter({
+      name: 'sync_gateway_events_delivered_total',
+      help: 'Events written to client sockets, counted once per client.',
+      registers,
+    }),
+    framesSent: new Counter({
+      name: 'sync_gateway_frames_sent_total',
+      help: 'Frames written to client sockets, by frame type.',
+      labelNames: ['type'] as const,
+      registers,
+    }),
+    bytesSent: new Counter({
+      name: 'sync_gateway_bytes_sent_total',
+      help: 'Bytes of frames written to client sockets.',
+      registers,
+    }),
+    fanoutLatency: new Histogram({
+      name: 'sync_gateway_fanout_latency_seconds',
+      help: 'From an event commit (created_at) to its write to live sockets.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    gapFills: new Counter({
+      name: 'sync_gateway_gap_fills_total',
+      help: 'Reads of the log that filled missing events, by what triggered them.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    duplicatesDropped: new Counter({
+      name: 'sync_gateway_duplicates_dropped_total',
+      help: 'Bus events dropped because their id was already delivered.',
+      registers,
+    }),
+    resumes: new Counter({
+      name: 'sync_gateway_resumes_total',
+      help: 'Subscribes answered, by how the client was brought up to date.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    slowConsumerCloses: new Counter({
+      name: 'sync_gateway_slow_consumer_closes_total',
+      help: 'Connections closed with 1013 because their send buffer exceeded the limit.',
+      registers,
+    }),
+    busReconnects: new Counter({
+      name: 'sync_gateway_bus_reconnects_total',
+      help: 'Times the bus subscription came back after being lost.',
+      registers,
+    }),
+    busUp: new Gauge({
+      name: 'sync_gateway_bus_up',
+      help: '1 while the bus subscription is healthy, else 0.',
+      registers,
+    }),
+    deltaRequests: new Counter({
+      name: 'sync_gateway_delta_requests_total',
+      help: 'Reads sent to the delta source (after single-flight and cache), by kind and result.',
+      labelNames: ['kind', 'result'] as const,
+      registers,
+    }),
+    framesReceived: new Counter({
+      name: 'sync_gateway_frames_received_total',
+      help: 'Client frames received, by type (invalid when not a valid frame).',
+      labelNames: ['type'] as const,
+      registers,
+    }),
+    frameErrors: new Counter({
+      name: 'sync_gateway_frame_errors_total',
+      help: 'Error frames sent to clients, by code.',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    upgrades: new Counter({
+      name: 'sync_gateway_upgrades_total',
+      help: 'WebSocket upgrade attempts, by result.',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+  };
+}
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

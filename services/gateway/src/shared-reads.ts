@@ -1,0 +1,75 @@
+import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol';
+import { type DeltaSource, toAppError } from '@openagents/sync-server-kit';
+import { LRUCache } from 'lru-cache';
+import type { GatewayMetrics } from './metrics';
+
+/** How the gateway reads the log: the DeltaSource plus request sharing. */
+export interface SharedReads {
+  /**
+   * A resume read. Concurrent calls with the same (scope, cursor, limit) share one request, and
+   * the answer is kept for `cacheMs`, so a thousand clients reconnecting to one scope at one
+   * cursor after a gateway restart cost one query. A cached answer may be slightly stale; callers
+   * treat it as a prefix and continue from its end (the subscribe flow does).
+   */
+  resume(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
+  /** A fresh read for gap fills: shared while in flight, never cached. */
+  fresh(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
+  /** A bootstrap, shared while in flight per scope. */
+  bootstrap(scope: string): Promise<BootstrapResponse>;
+  heads(scopes: readonly string[]): Promise<Map<string, number>>;
+}
+
+type Kind = 'bootstrap' | 'delta' | 'heads';
+
+/** Wraps a DeltaSource with single-flight maps, a short resume cache and request metrics. */
+export function createSharedReads(
+  source: DeltaSource,
+  options: { metrics: GatewayMetrics; cacheMs?: number; cacheEntries?: number },
+): SharedReads {
+  const { metrics } = options;
+  const inFlight = new Map<string, Promise<unknown>>();
+  const cache = new LRUCache<string, DeltaResponse>({
+    max: options.cacheEntries ?? 10_000,
+    ttl: options.cacheMs ?? 1000,
+  });
+
+  const counted = async <T>(kind: Kind, run: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await run();
+      metrics.deltaRequests.inc({ kind, result: 'ok' });
+      return result;
+    } catch (err) {
+      const error = toAppError(err);
+      metrics.deltaRequests.inc({ kind, result: error.code === 'reset_required' ? 'reset' : 'error' });
+      throw error;
+    }
+  };
+
+  const shared = <T>(key: string, run: () => Promise<T>): Promise<T> => {
+    const existing = inFlight.get(key);
+    if (existing) return existing as Promise<T>;
+    const promise = run().finally(() => inFlight.delete(key));
+    inFlight.set(key, promise);
+    return promise;
+  };
+
+  const fresh = (scope: string, lastSyncId: number, limit?: number) =>
+    shared(`d\0${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
+      counted('delta', () => source.delta(scope, lastSyncId, limit)),
+    );
+
+  return {
+    resume(scope, lastSyncId, limit) {
+      const key = `${scope}\0${lastSyncId}\0${limit ?? ''}`;
+      const hit = cache.get(key);
+      if (hit) return Promise.resolve(hit);
+      return fresh(scope, lastSyncId, limit).then((response) => {
+        cache.set(key, response);
+        return response;
+      });
+    },
+    fresh,
+    bootstrap: (scope) => shared(`b\0${scope}`, () => counted('bootstrap', () => source.bootstrap(scope))),
+    heads: (scopes) => counted('heads', () => source.heads(scopes)),
+  };
+}

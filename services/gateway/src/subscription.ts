@@ -1,0 +1,264 @@
+import type { ServerFrame, SyncEvent } from '@openagents/sync-protocol';
+import { AppError, type Logger, toAppError } from '@openagents/sync-server-kit';
+import type { GatewayMetrics } from './metrics';
+import type { ScopeStream, StreamSubscriber } from './scope-stream';
+import type { ScopeStreams } from './scope-streams';
+import type { SharedReads } from './shared-reads';
+
+/** What a subscription needs from its connection. */
+export interface SubscriberChannel {
+  /** Writes a frame; false when the connection is gone (or was just closed as too slow). */
+  send(frame: ServerFrame): boolean;
+  /** Starts receiving the scope's fan-out (uWS topic). */
+  joinTopic(scope: string): void;
+  leaveTopic(scope: string): void;
+}
+
+export interface SubscriptionDeps {
+  streams: ScopeStreams;
+  reads: SharedReads;
+  metrics: GatewayMetrics;
+  log: Logger;
+}
+
+type State = 'catching_up' | 'live' | 'closed';
+
+/** Delays between attempts when the delta source is unavailable during a catch-up. */
+const RETRY_DELAYS_MS = [200, 500, 1000, 2000, 4000];
+/** How long a subscriber ahead of its stream waits before asking the stream to fill again. */
+const CONVERGE_WAIT_MS = 1000;
+
+/**
+ * One connection's subscription to one scope.
+ *
+ * The subscribe flow closes the race between "read the log" and "receive live events" (contract
+ * section 7): (a) join the scope's stream first, so every event the stream emits from now on is
+ * buffered here; (b) catch up from the log: a bootstrap at L when there is no cursor (or the
+ * cursor was pruned: `reset: true`), else delta pages from the cursor; (c) merge the buffer:
+ * drop ids <= cursor, read any gap from the log, and switch to live in the same synchronous step
+ * that sees `cursor === stream.lastId`, so no event can slip between the last buffered one and
+ * the first fanned-out one. After a bootstrap at L the first event sent is therefore L+1.
+ */
+export class Subscription implements StreamSubscriber {
+  readonly scope: string;
+  #state: State = 'catching_up';
+  #buffer: SyncEvent[] = [];
+  /** Id of the last event this client has been sent (or had): null until a bootstrap is sent. */
+  #cursor: number | null = null;
+  /** Bumped by `restart` and `close`; a flow whose generation is gone stops at its next step. */
+  #generation = 0;
+  #wake: (() => void) | undefined;
+  #stream: ScopeStream | undefined;
+  readonly #channel: SubscriberChannel;
+  readonly #deps: SubscriptionDeps;
+  readonly #onClose: (() => void) | undefined;
+
+  constructor(scope: string, channel: SubscriberChannel, deps: SubscriptionDeps, onClose?: () => void) {
+    this.scope = scope;
+    this.#channel = channel;
+    this.#deps = deps;
+    this.#onClose = onClose;
+  }
+
+  get isLive(): boolean {
+    return this.#state === 'live';
+  }
+
+  get isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  bufferEvents(events: readonly SyncEvent[]): void {
+    if (this.#state !== 'catching_up') return;
+    for (const e of events) this.#buffer.push(e);
+    this.#wakeUp();
+  }
+
+  restart(fromId: number): void {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'live') this.#channel.leaveTopic(this.scope);
+    this.#state = 'catching_up';
+    this.#buffer = [];
+    this.#cursor = fromId;
+    this.#generation++;
+    this.#wakeUp();
+    void this.#run(this.#generation);
+  }
+
+  /** Runs the subscribe flow from `lastSyncId` (0 or undefined: bootstrap). */
+  start(lastSyncId: number | undefined): Promise<void> {
+    this.#cursor = lastSyncId ? lastSyncId : null;
+    return this.#run(this.#generation);
+  }
+
+  /** Safe at any point of the flow: the flow notices at its next step and stops. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'live') this.#channel.leaveTopic(this.scope);
+    this.#state = 'closed';
+    this.#generation++;
+    this.#buffer = [];
+    this.#wakeUp();
+    this.#deps.streams.leave(this.scope, this);
+    this.#onClose?.();
+  }
+
+  async #run(generation: number): Promise<void> {
+    const gone = () => generation !== this.#generation;
+    try {
+      this.#stream = await this.#deps.streams.join(this.scope, this);
+      if (gone()) return;
+      await this.#withRetry(gone, () => this.#catchUp(gone));
+      if (gone()) return;
+      await this.#converge(gone);
+    } catch (err) {
+      if (gone()) return;
+      const error = toAppError(err);
+      this.#deps.log.warn({ scope: this.scope, err: error.message }, 'subscribe failed');
+      this.#channel.send({
+        type: 'error',
+        code: 'internal',
+        message: `Subscribing to ${this.scope} failed (${error.code}); subscribe again with backoff`,
+        scope: this.scope,
+      });
+      this.close();
+    }
+  }
+
+  /**
+   * Step (b): brings the client to some cursor from the log. The first catch-up may be served
+   * from the shared resume cache (`initial`); later ones, which fill gaps, read fresh.
+   */
+  async #catchUp(gone: () => boolean, initial = true): Promise<void> {
+    const { reads, metrics } = this.#deps;
+    const from = this.#cursor;
+    if (from !== null) {
+      try {
+        await this.#replay(gone, (c) => (initial ? reads.resume(this.scope, c) : reads.fresh(this.scope, c)));
+        if (!gone() && initial) metrics.resumes.inc({ outcome: 'delta' });
+        return;
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === 'reset_required')) throw err;
+      }
+    }
+    const snapshot = await reads.bootstrap(this.scope);
+    if (gone()) return;
+    const reset = from !== null;
+    this.#channel.send({
+      type: 'bootstrap',
+      scope: this.scope,
+      models: snapshot.models,
+      lastSyncId: snapshot.lastSyncId,
+      ...(reset ? { reset: true as const } : {}),
+    });
+    this.#cursor = snapshot.lastSyncId;
+    metrics.resumes.inc({ outcome: reset ? 'reset' : 'bootstrap' });
+  }
+
+  /** Sends delta pages from the cursor until the source has no more. */
+  async #replay(
+    gone: () => boolean,
+    read: (cursor: number) => Promise<{ events: SyncEvent[]; hasMore: boolean }>,
+  ): Promise<void> {
+    for (;;) {
+      const cursor = this.#cursor!;
+      const page = await read(cursor);
+      if (gone()) return;
+      const events = page.events.filter((e) => e.id > cursor);
+      if (events.length > 0) {
+        if (events[0]!.id !== cursor + 1 || !isContiguous(events)) {
+          throw new AppError('internal', `delta source returned a non-contiguous page for ${this.scope}`);
+        }
+        this.#sendSync(events);
+      }
+      if (!page.hasMore || events.length === 0) return;
+    }
+  }
+
+  /** Step (c): merges what the stream buffered and goes live. */
+  async #converge(gone: () => boolean): Promise<void> {
+    for (;;) {
+      const stream = this.#stream!;
+      if (gone()) return;
+      let cursor = this.#cursor!;
+      stream.anchor(cursor);
+      const ready: SyncEvent[] = [];
+      let gap = false;
+      let i = 0;
+      for (; i < this.#buffer.length; i++) {
+        const e = this.#buffer[i]!;
+        if (e.id <= cursor) continue;
+        if (e.id !== cursor + 1) {
+          gap = true;
+          break;
+        }
+        ready.push(e);
+        cursor = e.id;
+      }
+      this.#buffer = gap ? this.#buffer.slice(i) : [];
+      if (ready.length > 0) this.#sendSync(ready);
+      const streamAt = stream.lastId;
+      if (!gap && streamAt === cursor) {
+        // Synchronously with the check above: from here on the stream's fan-out reaches us.
+        this.#state = 'live';
+        this.#channel.joinTopic(this.scope);
+        this.#channel.send({ type: 'subscribed', scope: this.scope, lastSyncId: cursor });
+        return;
+      }
+      if (gap || streamAt === null || streamAt > cursor) {
+        await this.#withRetry(gone, () => this.#catchUp(gone, false));
+        if (this.#cursor === cursor && !gone()) {
+          // The log had nothing after the cursor: wait for the stream (or the buffer) to move.
+          await this.#waitForEvents();
+        }
+        continue;
+      }
+      // The log showed us events the stream has not emitted yet: let the stream catch up.
+      stream.fill('gap');
+      await this.#waitForEvents();
+    }
+  }
+
+  #sendSync(events: SyncEvent[]): void {
+    const latestSyncId = events[events.length - 1]!.id;
+    this.#cursor = latestSyncId;
+    this.#channel.send({ type: 'sync', scope: this.scope, events, latestSyncId });
+  }
+
+  #waitForEvents(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, CONVERGE_WAIT_MS);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  #wakeUp(): void {
+    this.#wake?.();
+  }
+
+  /** Retries a step while the delta source is unavailable; other errors go straight up. */
+  async #withRetry(gone: () => boolean, step: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await step();
+      } catch (err) {
+        const error = toAppError(err);
+        if (error.code !== 'unavailable' || attempt >= RETRY_DELAYS_MS.length) throw error;
+        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]));
+        if (gone()) return;
+      }
+    }
+  }
+}
+
+function isContiguous(events: readonly SyncEvent[]): boolean {
+  for (let i = 1; i < events.length; i++) if (events[i]!.id !== events[i - 1]!.id + 1) return false;
+  return true;
+}

@@ -1,0 +1,29 @@
+import uWS from 'uWebSockets.js';
+
+export type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+
+/** Exports only the native addon has; the pure-JS fallback of the package lacks every one of them. */
+const NATIVE_ONLY_EXPORTS = ['SSLApp', 'getParts', 'SHARED_COMPRESSOR'] as const;
+
+/** Which implementation a loaded `uWebSockets.js` module is. */
+export function detectUwsImplementation(mod: object): 'native' | 'fallback' {
+  const keys = new Set(Object.keys(mod));
+  return NATIVE_ONLY_EXPORTS.every((name) => keys.has(name)) ? 'native' : 'fallback';
+}
+
+/**
+ * Throws unless `mod` is the native uWebSockets.js addon. The package silently falls back to a
+ * slow pure-JS server when its binary does not load (wrong Node ABI, missing platform build) or
+ * when `UWS_USE_FALLBACK` is set; a gateway on that fallback would accept connections and then
+ * collapse under load, so it refuses to start instead.
+ */
+export function assertNativeUws(mod: object = uWS): void {
+  if (detectUwsImplementation(mod) === 'native') return;
+  throw new Error(
+    'uWebSockets.js native binary is not loaded (the package fell back to its pure-JS implementation). ' +
+      `Run on a supported platform/Node ABI (${process.platform}-${process.arch}, modules ${process.versions.modules}) ` +
+      'and unset UWS_USE_FALLBACK.',
+  );
+}
+
+export { uWS };
