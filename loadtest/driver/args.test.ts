@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { parseDriverArgs } from './args';
+
+describe('parseDriverArgs', () => {
+  it('reads one origin and load options', () => {
+    const args = parseDriverArgs(
+      [
+        'fanout',
+        '--base-url',
+        'http://localhost:8787/',
+        '--secret',
+        's',
+        '--vus',
+        '100',
+        '--duration',
+        '2.5',
+        '--mode',
+        'saturate',
+      ],
+      {},
+    );
+    expect(args.scenario).toBe('fanout');
+    expect(args.target).toEqual({
+      kind: 'sync',
+      apiUrls: ['http://localhost:8787'],
+      gatewayUrls: ['http://localhost:8787'],
+      deltaUrl: 'http://localhost:8787',
+      secret: 's',
+    });
+    expect(args.vus).toBe(100);
+    expect(args.durationMs).toBe(2500);
+    expect(args.mode).toBe('saturate');
+  });
+
+  it('takes explicit services and a token from the environment', () => {
+    const args = parseDriverArgs(
+      [
+        'mutations',
+        '--api-url',
+        'http://a:1,http://b:2',
+        '--gateway-url',
+        'http://g:3',
+        '--delta-url',
+        'http://d:4',
+      ],
+      { TOKEN: 'jwt' },
+    );
+    expect(args.target).toEqual({
+      kind: 'sync',
+      apiUrls: ['http://a:1', 'http://b:2'],
+      gatewayUrls: ['http://g:3'],
+      deltaUrl: 'http://d:4',
+      token: 'jwt',
+    });
+  });
+
+  it('accepts a peer for fanout only', () => {
+    const args = parseDriverArgs(['fanout', '--peer', 'ws-redis', '--peer-url', 'http://127.0.0.1:9000'], {});
+    expect(args.target).toEqual({ kind: 'peer', peer: 'ws-redis', urls: ['http://127.0.0.1:9000'] });
+    expect(() => parseDriverArgs(['mutations', '--peer', 'ws-redis', '--peer-url', 'http://x'], {})).toThrow(
+      /fanout/,
+    );
+    expect(() => parseDriverArgs(['fanout', '--peer', 'nope', '--peer-url', 'http://x'], {})).toThrow(
+      /--peer/,
+    );
+  });
+
+  it('rejects bad input with a message for the user', () => {
+    expect(() => parseDriverArgs([], {})).toThrow(/unknown scenario/);
+    expect(() => parseDriverArgs(['soak-forever'], {})).toThrow(/unknown scenario/);
+    expect(() => parseDriverArgs(['fanout'], {})).toThrow(/--base-url/);
+    expect(() => parseDriverArgs(['fanout', '--base-url', 'http://x'], {})).toThrow(/--secret/);
+    expect(() =>
+      parseDriverArgs(['fanout', '--base-url', 'http://x', '--secret', 's', '--vus=-3'], {}),
+    ).toThrow(/--vus must be a positive number/);
+    expect(() =>
+      parseDriverArgs(['fanout', '--base-url', 'http://x', '--secret', 's', '--mode', 'fast'], {}),
+    ).toThrow(/--mode/);
+    expect(() => parseDriverArgs(['fanout', '--bogus'], {})).toThrow();
+  });
+});

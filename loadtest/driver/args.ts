@@ -1,0 +1,150 @@
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { isPeerKind, PEER_KINDS, type PeerKind } from '../peers/peer-kind';
+
+export const SCENARIOS = ['fanout', 'mutations', 'reconnect-storm', 'bootstrap'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Where the load goes: the sync stack (one origin, or explicit services) or a peer. */
+export type TargetArgs =
+  | {
+      kind: 'sync';
+      apiUrls: string[];
+      gatewayUrls: string[];
+      deltaUrl: string;
+      secret?: string;
+      token?: string;
+    }
+  | { kind: 'peer'; peer: PeerKind; urls: string[] };
+
+export interface DriverArgs {
+  scenario: ScenarioName;
+  target: TargetArgs;
+  workers: number;
+  /** Connections (fanout, reconnect-storm) or writers (mutations). */
+  vus?: number;
+  scopes?: number;
+  durationMs?: number;
+  rate?: number;
+  batch?: number;
+  mode?: 'rate' | 'saturate';
+  records?: number;
+  out?: string;
+  json: boolean;
+}
+
+export const USAGE = `usage: node --import tsx loadtest/driver/main.ts <${SCENARIOS.join('|')}> [options]
+
+target (the sync stack):
+  --base-url URL        one origin behind a load balancer (api, /sync and delta)
+  --api-url A[,B]       mutation workers, when not behind one origin
+  --gateway-url A[,B]   gateways (WebSocket /sync, /metrics)
+  --delta-url URL       delta service
+  --secret S            SYNC_JWT_SECRET, to sign tokens (or env SYNC_JWT_SECRET)
+  --token T             a ready-made token instead of a secret (or env TOKEN)
+target (a peer, fanout only):
+  --peer ${PEER_KINDS.join('|')} --peer-url A[,B]
+load:
+  --vus N               connections (fanout, reconnect-storm) or writers (mutations)
+  --scopes N            scopes to spread over
+  --duration S          seconds of load
+  --rate N              events (fanout) or writes (mutations) per second; fanout default mode
+  --mode rate|saturate  fanout: fixed rate, or closed-loop publishers as fast as acknowledged
+  --batch N             events per write (one transaction)
+  --records N           bootstrap: records in the scope
+  --workers N           worker threads for client connections (default: cores)
+  --out FILE            write the JSON result there
+  --json                print the JSON result on stdout instead of the summary`;
+
+function list(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim().replace(/\/$/, ''))
+    .filter(Boolean);
+}
+
+function positive(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${value}"`);
+  return n;
+}
+
+/** Parses the command line; throws an Error with a message meant for the user. */
+export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DriverArgs {
+  const { positionals, values } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'base-url': { type: 'string' },
+      'api-url': { type: 'string' },
+      'gateway-url': { type: 'string' },
+      'delta-url': { type: 'string' },
+      secret: { type: 'string' },
+      token: { type: 'string' },
+      peer: { type: 'string' },
+      'peer-url': { type: 'string' },
+      vus: { type: 'string' },
+      scopes: { type: 'string' },
+      duration: { type: 'string' },
+      rate: { type: 'string' },
+      mode: { type: 'string' },
+      batch: { type: 'string' },
+      records: { type: 'string' },
+      workers: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const scenario = positionals[0];
+  if (!scenario || !(SCENARIOS as readonly string[]).includes(scenario)) {
+    throw new Error(`unknown scenario "${scenario ?? ''}"; one of ${SCENARIOS.join(', ')}`);
+  }
+  let target: TargetArgs;
+  if (values.peer !== undefined) {
+    if (!isPeerKind(values.peer)) throw new Error(`--peer must be one of ${PEER_KINDS.join(', ')}`);
+    if (scenario !== 'fanout') throw new Error('peers only take part in the fanout scenario');
+    const urls = list(values['peer-url']);
+    if (urls.length === 0) throw new Error('--peer needs --peer-url');
+    target = { kind: 'peer', peer: values.peer, urls };
+  } else {
+    const base = list(values['base-url'] ?? env.BASE_URL);
+    const apiUrls = list(values['api-url']).length ? list(values['api-url']) : base;
+    const gatewayUrls = list(values['gateway-url']).length ? list(values['gateway-url']) : base;
+    const deltaUrl = list(values['delta-url'])[0] ?? base[0];
+    if (apiUrls.length === 0 || gatewayUrls.length === 0 || !deltaUrl) {
+      throw new Error('give --base-url (or --api-url, --gateway-url and --delta-url)');
+    }
+    const secret = values.secret ?? env.SYNC_JWT_SECRET;
+    const token = values.token ?? env.TOKEN;
+    if (!secret && !token) throw new Error('give --secret (SYNC_JWT_SECRET) or --token (TOKEN)');
+    target = { kind: 'sync', apiUrls, gatewayUrls, deltaUrl };
+    if (secret) target.secret = secret;
+    if (token) target.token = token;
+  }
+  const mode = values.mode;
+  if (mode !== undefined && mode !== 'rate' && mode !== 'saturate')
+    throw new Error('--mode must be rate or saturate');
+  const duration = positive('duration', values.duration);
+  const args: DriverArgs = {
+    scenario: scenario as ScenarioName,
+    target,
+    workers: Math.floor(positive('workers', values.workers) ?? Math.max(1, availableParallelism())),
+    json: values.json,
+  };
+  const vus = positive('vus', values.vus);
+  const scopes = positive('scopes', values.scopes);
+  const rate = positive('rate', values.rate);
+  const batch = positive('batch', values.batch);
+  const records = positive('records', values.records);
+  if (vus !== undefined) args.vus = Math.floor(vus);
+  if (scopes !== undefined) args.scopes = Math.floor(scopes);
+  if (duration !== undefined) args.durationMs = duration * 1000;
+  if (rate !== undefined) args.rate = rate;
+  if (batch !== undefined) args.batch = Math.floor(batch);
+  if (records !== undefined) args.records = Math.floor(records);
+  if (mode !== undefined) args.mode = mode;
+  if (values.out !== undefined) args.out = values.out;
+  return args;
+}

@@ -1,0 +1,220 @@
+import { type Socket, io as socketIo } from 'socket.io-client';
+import WebSocket from 'ws';
+import type { Histogram } from './histogram';
+import { ScopeCursors } from './scope-cursors';
+import type { ConnectionSpec } from './worker-messages';
+
+/** Counters a connection adds to; owned by its worker. */
+export interface ConnectionCounters {
+  delivered: number;
+  duplicates: number;
+  lost: number;
+  frames: number;
+  errors: Record<string, number>;
+  unexpectedCloses: number;
+  reconnects: number;
+  bootstrapRecords: number;
+  bootstrapFrames: number;
+  latency: Histogram;
+  measureLatency: boolean;
+}
+
+interface IncomingFrame {
+  type?: string;
+  scope?: string;
+  lastSyncId?: number;
+  models?: Record<string, unknown[]>;
+  events?: { id: number; created_at: string }[];
+  code?: string;
+}
+
+/**
+ * One client of the load: a WebSocket speaking the contract's frames (or a Socket.IO socket
+ * carrying the same objects), subscribed to its scopes, checking every event against its
+ * cursors. `drop()` cuts it like a network failure and `open()` afterwards resumes each scope
+ * from its cursor, as a real client would. An unexpected close is counted and resumed too.
+ */
+export class ClientConnection {
+  readonly cursors = new ScopeCursors();
+  readonly #spec: ConnectionSpec;
+  readonly #counters: ConnectionCounters;
+  readonly #onProgress: (connection: ClientConnection) => void;
+  #ws: WebSocket | undefined;
+  #io: Socket | undefined;
+  #readyScopes = new Set<string>();
+  #dropped = false;
+  #closed = false;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+
+  constructor(spec: ConnectionSpec, counters: ConnectionCounters, onProgress: (c: ClientConnection) => void) {
+    this.#spec = spec;
+    this.#counters = counters;
+    this.#onProgress = onProgress;
+  }
+
+  get scopes(): readonly string[] {
+    return this.#spec.scopes;
+  }
+
+  get isOpen(): boolean {
+    return this.#ws?.readyState === WebSocket.OPEN || this.#io?.connected === true;
+  }
+
+  get isReady(): boolean {
+    return this.#readyScopes.size === this.#spec.scopes.length;
+  }
+
+  /** Connects and subscribes; resolves once connected (or rejects on failure). */
+  open(): Promise<void> {
+    this.#dropped = false;
+    this.#readyScopes.clear();
+    return this.#spec.protocol === 'sync' ? this.#openWebSocket() : this.#openSocketIo();
+  }
+
+  /** Cuts the connection without a closing handshake; keeps the cursors for the resume. */
+  drop(): void {
+    this.#dropped = true;
+    clearTimeout(this.#reconnectTimer);
+    this.#ws?.terminate();
+    this.#io?.disconnect();
+    this.#ws = undefined;
+    this.#io = undefined;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.drop();
+  }
+
+  #subscribeFrames(): { scope: string; lastSyncId?: number }[] {
+    return this.#spec.scopes.map((scope) => {
+      const cursor = this.cursors.cursor(scope);
+      return cursor === undefined ? { scope } : { scope, lastSyncId: cursor };
+    });
+  }
+
+  #openWebSocket(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.#spec.url, { perMessageDeflate: false, handshakeTimeout: 20_000 });
+      this.#ws = ws;
+      let settled = false;
+      ws.on('open', () => {
+        settled = true;
+        for (const frame of this.#subscribeFrames()) ws.send(JSON.stringify({ type: 'subscribe', ...frame }));
+        resolve();
+      });
+      ws.on('message', (data) => {
+        let frame: IncomingFrame;
+        try {
+          frame = JSON.parse(data.toString()) as IncomingFrame;
+        } catch {
+          this.#counters.errors.unparsable = (this.#counters.errors.unparsable ?? 0) + 1;
+          return;
+        }
+        this.#onFrame(frame);
+      });
+      ws.on('error', (err) => {
+        this.#counters.errors.transport = (this.#counters.errors.transport ?? 0) + 1;
+        if (!settled) {
+          settled = true;
+          reject(err);
+        }
+      });
+      ws.on('close', () => {
+        if (this.#ws === ws) this.#onUnexpectedClose();
+      });
+    });
+  }
+
+  #openSocketIo(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const socket = socketIo(this.#spec.url, {
+        transports: ['websocket'],
+        reconnection: false,
+        forceNew: true,
+        timeout: 20_000,
+      });
+      this.#io = socket;
+      let settled = false;
+      socket.on('connect', () => {
+        settled = true;
+        for (const frame of this.#subscribeFrames()) socket.emit('subscribe', frame);
+        resolve();
+      });
+      socket.on('frame', (frame: IncomingFrame) => this.#onFrame(frame));
+      socket.on('connect_error', (err) => {
+        this.#counters.errors.transport = (this.#counters.errors.transport ?? 0) + 1;
+        if (!settled) {
+          settled = true;
+          reject(err);
+        }
+      });
+      socket.on('disconnect', () => {
+        if (this.#io === socket) this.#onUnexpectedClose();
+      });
+    });
+  }
+
+  #onFrame(frame: IncomingFrame): void {
+    const counters = this.#counters;
+    counters.frames++;
+    const scope = frame.scope ?? '';
+    switch (frame.type) {
+      case 'bootstrap': {
+        this.cursors.baseline(scope, frame.lastSyncId ?? 0);
+        this.#readyScopes.add(scope);
+        counters.bootstrapFrames++;
+        for (const records of Object.values(frame.models ?? {})) counters.bootstrapRecords += records.length;
+        break;
+      }
+      case 'subscribed':
+        if (!this.cursors.has(scope)) this.cursors.baseline(scope, frame.lastSyncId ?? 0);
+        this.#readyScopes.add(scope);
+        break;
+      case 'sync': {
+        const events = frame.events ?? [];
+        const outcome = this.cursors.apply(
+          scope,
+          events.map((e) => e.id),
+        );
+        counters.delivered += outcome.accepted;
+        counters.duplicates += outcome.duplicates;
+        counters.lost += outcome.lost;
+        if (counters.measureLatency) {
+          const now = Date.now();
+          for (const e of events) counters.latency.record(now - Date.parse(e.created_at));
+        }
+        // A catch-up without a preceding bootstrap still makes the scope live.
+        this.#readyScopes.add(scope);
+        break;
+      }
+      case 'error': {
+        const code = frame.code ?? 'unknown';
+        counters.errors[code] = (counters.errors[code] ?? 0) + 1;
+        break;
+      }
+      default:
+        break;
+    }
+    this.#onProgress(this);
+  }
+
+  #onUnexpectedClose(): void {
+    this.#ws = undefined;
+    this.#io = undefined;
+    if (this.#dropped || this.#closed) return;
+    this.#counters.unexpectedCloses++;
+    // Resume as a client would: after a jittered pause, from the cursors we hold.
+    this.#reconnectTimer = setTimeout(
+      () => {
+        if (this.#dropped || this.#closed) return;
+        this.#counters.reconnects++;
+        // A failed WebSocket also emits 'close', which schedules the next try; Socket.IO does not.
+        this.open().catch(() => {
+          if (this.#spec.protocol === 'socket.io') this.#onUnexpectedClose();
+        });
+      },
+      100 + Math.random() * 400,
+    );
+  }
+}

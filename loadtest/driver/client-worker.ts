@@ -1,0 +1,178 @@
+/**
+ * A worker thread holding a share of the load's client connections, so the driver spreads
+ * JSON parsing and socket work over cores. Driven by `WorkerCommand`s from `ClientPool`.
+ */
+import { parentPort } from 'node:worker_threads';
+import { unreachable } from '@openagents/sync-protocol';
+import { ClientConnection, type ConnectionCounters } from './client-connection';
+import { Histogram } from './histogram';
+import type { ConnectionSpec, WorkerCommand, WorkerReply, WorkerSnapshot } from './worker-messages';
+
+const port = parentPort!;
+const RESUME_HANDSHAKES_IN_FLIGHT = 256;
+let connections: ClientConnection[] = [];
+const counters: ConnectionCounters = freshCounters(false);
+let expected: Map<string, number> | undefined;
+const caughtUp = new Set<ClientConnection>();
+let caughtUpAt: number | null = null;
+let resumePairs: string[] = [];
+
+function freshCounters(measureLatency: boolean): ConnectionCounters {
+  return {
+    delivered: 0,
+    duplicates: 0,
+    lost: 0,
+    frames: 0,
+    errors: {},
+    unexpectedCloses: 0,
+    reconnects: 0,
+    bootstrapRecords: 0,
+    bootstrapFrames: 0,
+    latency: new Histogram(),
+    measureLatency,
+  };
+}
+
+function isCaughtUp(connection: ClientConnection): boolean {
+  if (!expected) return false;
+  for (const scope of connection.scopes) {
+    const head = expected.get(scope);
+    if (head !== undefined && (connection.cursors.cursor(scope) ?? -1) < head) return false;
+  }
+  return true;
+}
+
+function onProgress(connection: ClientConnection): void {
+  if (!expected || caughtUp.has(connection) || !isCaughtUp(connection)) return;
+  caughtUp.add(connection);
+  if (caughtUp.size === connections.length) caughtUpAt = Date.now();
+}
+
+function behind(): number {
+  if (!expected) return 0;
+  let total = 0;
+  for (const c of connections) {
+    for (const scope of c.scopes) {
+      const head = expected.get(scope);
+      if (head !== undefined) total += Math.max(0, head - (c.cursors.cursor(scope) ?? 0));
+    }
+  }
+  return total;
+}
+
+function snapshot(): WorkerSnapshot {
+  return {
+    connections: connections.length,
+    open: connections.filter((c) => c.isOpen).length,
+    ready: connections.filter((c) => c.isReady).length,
+    delivered: counters.delivered,
+    duplicates: counters.duplicates,
+    lost: counters.lost,
+    frames: counters.frames,
+    errors: { ...counters.errors },
+    unexpectedCloses: counters.unexpectedCloses,
+    reconnects: counters.reconnects,
+    latency: counters.latency.toData(),
+    caughtUp: caughtUp.size,
+    caughtUpAt,
+    behind: behind(),
+    bootstrapRecords: counters.bootstrapRecords,
+    bootstrapFrames: counters.bootstrapFrames,
+    resumePairs,
+  };
+}
+
+/**
+ * Opens every connection with at most `limit` handshakes in flight (a burst far above the
+ * listen backlog only measures SYN retries), then waits until all are ready or the deadline.
+ */
+async function openAll(
+  list: ClientConnection[],
+  timeoutMs: number,
+  limit = 200,
+): Promise<{ ready: number; failed: number; firstError?: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let failed = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const lane = async () => {
+    while (next < list.length && Date.now() < deadline) {
+      const connection = list[next++]!;
+      try {
+        await connection.open();
+      } catch (err) {
+        failed++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, list.length) }, lane));
+  while (Date.now() < deadline && list.some((c) => !c.isReady)) await new Promise((r) => setTimeout(r, 20));
+  const ready = list.filter((c) => c.isReady).length;
+  return firstError === undefined ? { ready, failed } : { ready, failed, firstError };
+}
+
+function reply(message: WorkerReply): void {
+  port.postMessage(message);
+}
+
+port.on('message', async (command: WorkerCommand) => {
+  switch (command.type) {
+    case 'open': {
+      Object.assign(counters, freshCounters(command.measureLatency));
+      const added = command.specs.map(
+        (spec: ConnectionSpec) => new ClientConnection(spec, counters, onProgress),
+      );
+      connections.push(...added);
+      const result = await openAll(added, command.timeoutMs);
+      reply({ type: 'opened', seq: command.seq, ...result });
+      return;
+    }
+    case 'window':
+      counters.delivered = 0;
+      counters.duplicates = 0;
+      counters.lost = 0;
+      counters.frames = 0;
+      counters.latency.reset();
+      reply({ type: 'done', seq: command.seq });
+      return;
+    case 'drop': {
+      const pairs = new Set<string>();
+      for (const c of connections) {
+        c.drop();
+        for (const [scope, cursor] of c.cursors.entries()) pairs.add(`${scope}@${cursor}`);
+      }
+      resumePairs = [...pairs];
+      reply({ type: 'done', seq: command.seq });
+      return;
+    }
+    case 'resume': {
+      // Every connection at once — the storm — bounded only by handshakes in flight. Failures
+      // retry by themselves (see ClientConnection); catch-up is read from snapshots.
+      const queue = [...connections];
+      const lane = async () => {
+        for (let c = queue.shift(); c; c = queue.shift()) await c.open().catch(() => {});
+      };
+      for (let i = 0; i < Math.min(RESUME_HANDSHAKES_IN_FLIGHT, queue.length); i++) void lane();
+      reply({ type: 'done', seq: command.seq });
+      return;
+    }
+    case 'expect':
+      expected = new Map(command.heads);
+      caughtUp.clear();
+      caughtUpAt = null;
+      for (const c of connections) onProgress(c);
+      reply({ type: 'done', seq: command.seq });
+      return;
+    case 'snapshot':
+      reply({ type: 'snapshot', seq: command.seq, snapshot: snapshot() });
+      return;
+    case 'close':
+      for (const c of connections) c.close();
+      connections = [];
+      reply({ type: 'done', seq: command.seq });
+      return;
+    default:
+      unreachable(command);
+  }
+});

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { Histogram } from './histogram';
+
+describe('Histogram', () => {
+  it('answers percentiles within a bucket width of the exact values', () => {
+    const h = new Histogram();
+    for (let i = 1; i <= 1000; i++) h.record(i / 10);
+    const s = h.summary();
+    expect(s.count).toBe(1000);
+    expect(s.min).toBe(0.1);
+    expect(s.max).toBe(100);
+    expect(s.med).toBeGreaterThan(50 * 0.97);
+    expect(s.med).toBeLessThan(50 * 1.03);
+    expect(s.p99).toBeGreaterThan(99 * 0.97);
+    expect(s.p99).toBeLessThanOrEqual(100);
+    expect(s.avg).toBeCloseTo(50.05, 5);
+  });
+
+  it('merges data from other histograms as if the samples were recorded once', () => {
+    const a = new Histogram();
+    const b = new Histogram();
+    const all = new Histogram();
+    for (let i = 0; i < 500; i++) {
+      a.record(i % 7);
+      all.record(i % 7);
+      b.record(100 + (i % 13));
+      all.record(100 + (i % 13));
+    }
+    const merged = Histogram.from(a.toData());
+    merged.merge(JSON.parse(JSON.stringify(b.toData())));
+    expect(merged.summary()).toEqual(all.summary());
+  });
+
+  it('is empty-safe and clamps negative samples to zero', () => {
+    const h = new Histogram();
+    expect(Number.isNaN(h.percentile(50))).toBe(true);
+    h.record(-3);
+    expect(h.summary().max).toBe(0);
+    h.reset();
+    expect(h.count).toBe(0);
+  });
+});

@@ -1,0 +1,58 @@
+import { ClientPool } from '../client-pool';
+import type { Progress } from '../progress';
+import type { LoadTarget } from '../target';
+import type { ConnectionSpec } from '../worker-messages';
+
+/** What every scenario gets besides its options: how many worker threads, where progress goes. */
+export interface RunEnv {
+  workers: number;
+  progress: Progress;
+}
+
+/**
+ * Connection specs: connection i subscribes to `perConnection` consecutive scopes starting at
+ * i, so every scope gets the same number of subscribers when connections divide evenly.
+ */
+export async function connectionSpecs(
+  target: LoadTarget,
+  scopes: readonly string[],
+  connections: number,
+  perConnection = 1,
+): Promise<ConnectionSpec[]> {
+  const specs: ConnectionSpec[] = [];
+  for (let i = 0; i < connections; i++) {
+    const mine = Array.from(
+      { length: Math.min(perConnection, scopes.length) },
+      (_, k) => scopes[(i + k) % scopes.length]!,
+    );
+    specs.push(await target.connectionSpec(i, mine));
+  }
+  return specs;
+}
+
+/** How many subscribers each scope has among the specs. */
+export function subscribersPerScope(specs: readonly ConnectionSpec[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const spec of specs) for (const scope of spec.scopes) counts.set(scope, (counts.get(scope) ?? 0) + 1);
+  return counts;
+}
+
+/** Runs `body` with a fresh pool and always closes it. */
+export async function withPool<T>(env: RunEnv, body: (pool: ClientPool) => Promise<T>): Promise<T> {
+  const pool = new ClientPool(env.workers);
+  try {
+    return await body(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+export function errorCount(errors: Record<string, number>): number {
+  return Object.values(errors).reduce((a, b) => a + b, 0);
+}
+
+export function describeErrors(errors: Record<string, number>): string {
+  return Object.entries(errors)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ');
+}

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import type {
+  BootstrapResponse,
+  DeltaResponse,
+  MutationBatchResult,
+  WriteResult,
+} from '@openagents/sync-protocol';
+import { createAuth } from '@openagents/sync-server-kit';
+import { type LoadTarget, type PublishAck, requestJson, sumMetric, toWebSocketUrl } from './target';
+import type { ConnectionSpec } from './worker-messages';
+
+export interface SyncTargetOptions {
+  /** Mutation workers (POST /api/...), used round-robin. Behind a load balancer: the base URL. */
+  apiUrls: string[];
+  /** Gateways (WebSocket /sync and /metrics), connections spread round-robin. */
+  gatewayUrls: string[];
+  /** Delta service (GET /sync/bootstrap, /sync/delta). */
+  deltaUrl: string;
+  /** Signs tokens when given; otherwise `token` is used as is. */
+  secret?: string;
+  token?: string;
+  /** Where the gateways' Prometheus metrics are; defaults to the gateway URLs. */
+  metricsUrls?: string[];
+}
+
+/** The sync stack as a load target: scopes are agents, a publish is a Message write. */
+export interface SyncTarget extends LoadTarget {
+  /** The bearer token the driver writes and reads with. */
+  token(): Promise<string>;
+  apiUrl(): string;
+  readonly deltaUrl: string;
+  /** GET /sync/bootstrap?scope= */
+  bootstrap(scope: string): Promise<BootstrapResponse>;
+  /** GET /sync/delta?scope=&lastSyncId=&limit= */
+  delta(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
+  /** Creates an agent in a fresh org; its scope is `agent:<id>`. */
+  createAgent(): Promise<string>;
+}
+
+export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
+  const auth = options.secret ? createAuth({ secret: options.secret }) : undefined;
+  if (!auth && !options.token) throw new Error('the sync target needs a secret or a token');
+  let tokenPromise: Promise<string> | undefined;
+  const token = () => {
+    tokenPromise ??= auth
+      ? auth.sign({ sub: 'loadtest', scopes: ['*'] }, 4 * 3600)
+      : Promise.resolve(options.token!);
+    return tokenPromise;
+  };
+  let nextApi = 0;
+  const apiUrl = () => options.apiUrls[nextApi++ % options.apiUrls.length]!;
+  const orgId = randomUUID();
+
+  const createAgent = async () => {
+    const created = await requestJson<WriteResult>(`${apiUrl()}/api/agents`, {
+      body: { org_id: orgId, name: `loadtest ${randomUUID().slice(0, 8)}` },
+      token: await token(),
+    });
+    return `agent:${String(created.data.id)}`;
+  };
+
+  return {
+    name: 'sync',
+    token,
+    apiUrl,
+    deltaUrl: options.deltaUrl,
+    createAgent,
+    async prepareScopes(count) {
+      const scopes: string[] = [];
+      let started = 0;
+      const lane = async () => {
+        while (started < count) {
+          started++;
+          scopes.push(await createAgent());
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(8, count) }, lane));
+      return scopes;
+    },
+    async connectionSpec(index, scopes): Promise<ConnectionSpec> {
+      const gateway = options.gatewayUrls[index % options.gatewayUrls.length]!;
+      return {
+        url: `${toWebSocketUrl(gateway)}/sync?token=${encodeURIComponent(await token())}`,
+        protocol: 'sync',
+        scopes,
+      };
+    },
+    async publish(scope, count, contentBytes): Promise<PublishAck> {
+      const agentId = scope.slice('agent:'.length);
+      const content = 'x'.repeat(contentBytes);
+      if (count === 1) {
+        const result = await requestJson<WriteResult>(`${apiUrl()}/api/messages`, {
+          body: { agent_id: agentId, role: 'user', content },
+          token: await token(),
+        });
+        return { first: result.syncId, last: result.syncId };
+      }
+      const mutations = Array.from({ length: count }, () => ({
+        model: 'Message',
+        action: 'insert',
+        data: { agent_id: agentId, role: 'user', content },
+      }));
+      const batch = await requestJson<MutationBatchResult>(`${apiUrl()}/api/mutations`, {
+        body: { mutations },
+        token: await token(),
+      });
+      const ids = batch.results.map((r) => r.syncId);
+      return { first: Math.min(...ids), last: Math.max(...ids) };
+    },
+    async deltaRequests() {
+      let total: number | undefined;
+      for (const url of options.metricsUrls ?? options.gatewayUrls) {
+        const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) =>
+          r.text(),
+        );
+        const value = sumMetric(text, 'sync_gateway_delta_requests_total');
+        if (value !== undefined) total = (total ?? 0) + value;
+      }
+      return total;
+    },
+    async bootstrap(scope) {
+      return requestJson<BootstrapResponse>(
+        `${options.deltaUrl}/sync/bootstrap?scope=${encodeURIComponent(scope)}`,
+        { token: await token(), timeoutMs: 60_000 },
+      );
+    },
+    async delta(scope, lastSyncId, limit) {
+      const q = `scope=${encodeURIComponent(scope)}&lastSyncId=${lastSyncId}${limit ? `&limit=${limit}` : ''}`;
+      return requestJson<DeltaResponse>(`${options.deltaUrl}/sync/delta?${q}`, { token: await token() });
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { HistogramData } from './histogram';
+
+/** One client connection a worker opens: where, how, and which scopes it subscribes. */
+export interface ConnectionSpec {
+  /** ws://…/sync?token=… for the contract protocol, http://host:port for Socket.IO. */
+  url: string;
+  protocol: 'sync' | 'socket.io';
+  scopes: string[];
+}
+
+/** Commands from the main thread; every reply carries the command's `seq`. */
+export type WorkerCommand =
+  | { type: 'open'; seq: number; specs: ConnectionSpec[]; measureLatency: boolean; timeoutMs: number }
+  /** Forget counters and latency samples so far: the measurement window starts now. */
+  | { type: 'window'; seq: number }
+  /** Cut every connection at once (as a network blip would), keeping the cursors. */
+  | { type: 'drop'; seq: number }
+  /** Reconnect every connection at once and resume each scope from its cursor. */
+  | { type: 'resume'; seq: number }
+  /** From now on, count a connection as caught up once each scope's cursor reaches these heads. */
+  | { type: 'expect'; seq: number; heads: [string, number][] }
+  | { type: 'snapshot'; seq: number }
+  | { type: 'close'; seq: number };
+
+/** Counters of one worker (or, summed, of all of them). */
+export interface WorkerSnapshot {
+  connections: number;
+  open: number;
+  /** Connections whose every scope has a baseline (bootstrap or subscribed). */
+  ready: number;
+  /** Events accepted in order since the window started. */
+  delivered: number;
+  duplicates: number;
+  lost: number;
+  frames: number;
+  /** `error` frames by code, and transport errors as `transport`. */
+  errors: Record<string, number>;
+  unexpectedCloses: number;
+  reconnects: number;
+  latency: HistogramData;
+  /** Connections whose cursors reached the expected heads. */
+  caughtUp: number;
+  /** Wall-clock ms when the last of this worker's connections caught up (null while some lag). */
+  caughtUpAt: number | null;
+  /** Events still missing below the expected heads, summed over connections and scopes. */
+  behind: number;
+  /** Records received in bootstrap frames. */
+  bootstrapRecords: number;
+  bootstrapFrames: number;
+  /** Distinct `scope@cursor` pairs at the last drop: what a resume must replay. */
+  resumePairs: string[];
+}
+
+export type WorkerReply =
+  | { type: 'done'; seq: number }
+  | { type: 'opened'; seq: number; ready: number; failed: number; firstError?: string }
+  | { type: 'snapshot'; seq: number; snapshot: WorkerSnapshot };
