@@ -1,6 +1,5 @@
 import { ConfigError, createLogger, handleSignals } from '@openagents/sync-server-kit';
 import { loadStandaloneConfig } from './config';
-import { consoleFiles } from './console-files';
 import { createStandalone } from './standalone';
 
 // `npm start`: the whole system in one process. The only file that reads the environment.
@@ -15,11 +14,7 @@ try {
   throw err;
 }
 const log = createLogger({ name: 'standalone', level: config.LOG_LEVEL });
-const server = createStandalone({
-  config,
-  log,
-  ...(config.SERVE_CONSOLE ? { staticFiles: await consoleFiles(log) } : {}),
-});
+const server = createStandalone({ config, log });
 try {
   await server.start();
 } catch (err) {

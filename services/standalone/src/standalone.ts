@@ -1,4 +1,5 @@
 import { createApiApp } from '@openagents/sync-api-service';
+import { createConsoleAssets, ensureConsoleBuilt } from '@openagents/sync-console';
 import { createDeltaApp, createDeltaReader } from '@openagents/sync-delta-service';
 import { createGateway, gatewayDefaults } from '@openagents/sync-gateway-service';
 import {
@@ -38,8 +39,6 @@ export type StaticHandler = (request: Request) => Promise<Response | undefined>;
 export function createStandalone(options: {
   config: StandaloneConfig;
   log: Logger;
-  /** Serves the console's files; undefined answers 404. */
-  staticFiles?: StaticHandler;
 }): Service & { info(): StandaloneInfo } {
   const { config, log } = options;
   let stopAll: (() => Promise<void>)[] = [];
@@ -81,11 +80,19 @@ export function createStandalone(options: {
       const api = createApiApp({ pool, bus, auth, log, registry });
       const delta = createDeltaApp({ reader, auth, log, registry });
 
+      // The console page is served with the dev token injected, so it connects out of the box.
+      const devToken = await auth.sign({ sub: 'dev', scopes: ['*'] }, 30 * 24 * 3600);
+      let staticFiles: StaticHandler | undefined;
+      if (config.SERVE_CONSOLE) {
+        const { distDir } = await ensureConsoleBuilt();
+        const assets = createConsoleAssets({ distDir, config: { token: devToken } });
+        staticFiles = (request) => assets.handle(request);
+      }
       const http = async (request: Request): Promise<Response> => {
         const path = new URL(request.url).pathname;
         if (path.startsWith('/api/') || path === '/api') return api.fetch(request);
         if (path.startsWith('/sync/')) return delta.fetch(request);
-        const file = await options.staticFiles?.(request);
+        const file = await staticFiles?.(request);
         return (
           file ??
           Response.json({ error: { code: 'not_found', message: `No route for ${path}` } }, { status: 404 })
@@ -107,7 +114,6 @@ export function createStandalone(options: {
       stopAll.unshift(() => gateway.stop());
 
       const host = 'localhost';
-      const devToken = await auth.sign({ sub: 'dev', scopes: ['*'] }, 30 * 24 * 3600);
       info = {
         url: `http://${host}:${port}`,
         wsUrl: `ws://${host}:${port}/sync`,
