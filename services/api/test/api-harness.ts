@@ -4,6 +4,7 @@ import {
   createLogger,
   createMemoryBus,
   createRegistry,
+  type Logger,
   type Pool,
   type Registry,
 } from '@openagents/sync-server-kit';
@@ -59,12 +60,12 @@ export interface RequestOptions {
 
 /** A fresh database and an API app over it (memory bus unless given), driven by `app.request`. */
 export async function createApiHarness(
-  options: { bus?: Bus; config?: ApiAppConfig; pool?: Pool; label?: string } = {},
+  options: { bus?: Bus; config?: ApiAppConfig; pool?: Pool; label?: string; log?: Logger } = {},
 ): Promise<ApiHarness> {
   const db = await createTestDatabase(options.label ?? 'api');
   const registry = createRegistry('api-test', { defaultMetrics: false });
   const bus = options.bus ?? createMemoryBus();
-  const log = createLogger({ name: 'api-test', level: 'silent' });
+  const log = options.log ?? createLogger({ name: 'api-test', level: 'silent' });
   const build = (config: ApiAppConfig | undefined) =>
     createApiApp({
       pool: options.pool ?? db.pool,
