@@ -82,6 +82,11 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
+/** What uWS itself accepts as one frame: well above MAX_FRAME_BYTES (see the ws behaviour). */
+export function frameHardCap(maxFrameBytes: number): number {
+  return Math.max(maxFrameBytes * 4, 1024 * 1024);
+}
+
 /** The uWS topic a scope's live fan-out is published on. */
 const topicOf = (scope: string) => `scope:${scope}`;
 
@@ -221,6 +226,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const onMessage = (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
     const ud = ws.getUserData();
+    if (message.byteLength > config.MAX_FRAME_BYTES) {
+      metrics.framesReceived.inc({ type: 'oversized' });
+      ws.end(CLOSE_CODES.messageTooBig, `frame exceeds ${config.MAX_FRAME_BYTES} bytes`);
+      return;
+    }
     switch (takeToken(ud.bucket, rateLimits, Date.now())) {
       case 'ok':
         break;
@@ -284,7 +294,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const bridgeOptions = { maxBodyBytes: deps.httpBodyLimitBytes ?? 8 * 1024 * 1024, log };
 
   app.ws<UserData>('/sync', {
-    maxPayloadLength: config.MAX_FRAME_BYTES,
+    // uWS drops a connection whose frame exceeds maxPayloadLength without a close frame (the
+    // client sees 1006). So uWS gets a higher hard cap and the message handler closes anything
+    // over MAX_FRAME_BYTES with a proper 1009; only a frame beyond the hard cap is cut abruptly.
+    maxPayloadLength: frameHardCap(config.MAX_FRAME_BYTES),
     idleTimeout: config.IDLE_TIMEOUT_SECONDS,
     sendPingsAutomatically: true,
     // Our own check (above) closes a slow client with 1013 at MAX_BACKPRESSURE_BYTES. uWS's limit

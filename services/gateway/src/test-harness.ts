@@ -79,7 +79,9 @@ export async function writeEvents(
   bus: Bus | undefined,
   scope: string,
   count: number,
+  contentBytes = 16,
 ): Promise<SyncEvent[]> {
+  const filler = 'x'.repeat(contentBytes);
   const written: SyncEvent[] = [];
   for (let i = 0; i < count; i++) {
     const events = await inTransaction(pool, (client) =>
@@ -88,7 +90,7 @@ export async function writeEvents(
           model: 'Message',
           model_id: randomUUID(),
           action: 'insert',
-          data: { content: `m${i}` },
+          data: { content: `m${i}${filler}` },
           mutationId: null,
         },
       ]),

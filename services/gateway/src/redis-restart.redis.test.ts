@@ -1,0 +1,82 @@
+import { createRedisBus } from '@openagents/sync-server-kit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
+import { type RedisServer, startRedisServer, uniqueChannelPrefix } from '../../../test/support/redis';
+import { tokenFor } from '../../../test/support/tokens';
+import {
+  newScope,
+  pgDeltaSource,
+  quietLog,
+  range,
+  startGateway,
+  TestClient,
+  writeEvents,
+} from './test-harness';
+
+let db: TestDatabase;
+let redis: RedisServer;
+beforeAll(async () => {
+  db = await createTestDatabase('gw_redis');
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  await redis?.stop();
+  await db?.drop();
+});
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name));
+  return line ? Number(line.split(' ').pop()) : Number.NaN;
+}
+
+describe('Redis restart', () => {
+  it('re-joins the channels and fills every active scope with what was published while Redis was away', async () => {
+    const channelPrefix = uniqueChannelPrefix();
+    // The gateway's bus and a separate writer's bus, as in production (different processes).
+    const gatewayBus = createRedisBus({ url: redis.url, channelPrefix, log: quietLog });
+    const writerBus = createRedisBus({ url: redis.url, channelPrefix, log: quietLog });
+    const gw = await startGateway(
+      { bus: gatewayBus, delta: pgDeltaSource(db.pool) },
+      { HEAD_CHECK_INTERVAL_MS: 60_000 },
+    );
+    try {
+      const scopes = [newScope(), newScope()];
+      const client = await TestClient.connect(gw.wsUrl, await tokenFor(scopes));
+      for (const s of scopes) client.subscribe(s);
+      for (const s of scopes) await client.waitFor((f) => f.type === 'subscribed' && f.scope === s);
+      for (const s of scopes) await writeEvents(db.pool, writerBus, s, 3);
+      for (const s of scopes) expect(await client.untilEvent(s, 3)).toEqual(range(1, 3));
+
+      const restarting = redis.restart(400);
+      // Writes while Redis is down: the commits succeed, the publishes are lost.
+      await new Promise((r) => setTimeout(r, 100));
+      for (const s of scopes) await writeEvents(db.pool, writerBus, s, 4);
+      await restarting;
+      for (const s of scopes) expect(await client.untilEvent(s, 7, 15_000)).toEqual(range(1, 7));
+
+      // And the live path works again through the re-joined channels.
+      await waitFor(() => writerBus.isHealthy() && gatewayBus.isHealthy());
+      for (const s of scopes) await writeEvents(db.pool, writerBus, s, 2);
+      for (const s of scopes) expect(await client.untilEvent(s, 9)).toEqual(range(1, 9));
+      expect(await metric(gw.url, 'sync_gateway_bus_reconnects_total')).toBeGreaterThanOrEqual(1);
+      expect(await metric(gw.url, 'sync_gateway_bus_up')).toBe(1);
+      expect(await metric(gw.url, 'sync_gateway_gap_fills_total{reason="reconnect"')).toBeGreaterThanOrEqual(
+        2,
+      );
+      client.close();
+    } finally {
+      await gw.stop();
+      await gatewayBus.close();
+      await writerBus.close();
+    }
+  });
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
