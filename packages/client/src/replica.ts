@@ -22,8 +22,8 @@ interface ScopeEntry {
   error?: string;
   /** How many `follow()` calls hold this scope; 0 for a scope restored from storage only. */
   refs: number;
-  /** When we last re-subscribed because of a gap (0: not resyncing). */
-  resyncAt: number;
+  /** When we last re-subscribed because of a gap (undefined: not resyncing). */
+  resyncAt: number | undefined;
 }
 
 /** Scopes whose records or cursor changed, for persistence. */
@@ -105,7 +105,7 @@ export class Replica {
   /** Adds a scope restored from storage: records and cursor, not yet followed. */
   restoreScope(scope: string, lastSyncId: number, models: Partial<ModelsSnapshot>): void {
     if (this.#scopes.has(scope)) return;
-    this.#scopes.set(scope, { status: 'pending', lastSyncId, refs: 0, resyncAt: 0 });
+    this.#scopes.set(scope, { status: 'pending', lastSyncId, refs: 0, resyncAt: undefined });
     this.store.replaceScope(scope, models);
     this.#scopesDirty = true;
   }
@@ -120,7 +120,7 @@ export class Replica {
   follow(scope: string): void {
     let entry = this.#scopes.get(scope);
     if (!entry) {
-      entry = { status: 'pending', lastSyncId: 0, refs: 0, resyncAt: 0 };
+      entry = { status: 'pending', lastSyncId: 0, refs: 0, resyncAt: undefined };
       this.#scopes.set(scope, entry);
       this.#scopesDirty = true;
     }
@@ -152,7 +152,7 @@ export class Replica {
   disconnected(): void {
     this.#connected = false;
     for (const entry of this.#scopes.values()) {
-      entry.resyncAt = 0;
+      entry.resyncAt = undefined;
       if (entry.status === 'live' || entry.status === 'bootstrapping') this.#setStatus(entry, 'pending');
     }
   }
@@ -165,7 +165,7 @@ export class Replica {
         if (!entry) return;
         this.store.replaceScope(frame.scope, frame.models);
         entry.lastSyncId = frame.lastSyncId;
-        entry.resyncAt = 0;
+        entry.resyncAt = undefined;
         entry.error = undefined;
         this.#setStatus(entry, 'live');
         this.#scopesDirty = true;
@@ -181,7 +181,9 @@ export class Replica {
       }
       case 'subscribed': {
         const entry = this.#followed(frame.scope);
-        if (entry && entry.status !== 'error') this.#setStatus(entry, 'live');
+        if (!entry) return;
+        entry.resyncAt = undefined;
+        if (entry.status !== 'error') this.#setStatus(entry, 'live');
         return;
       }
       case 'error': {
@@ -238,9 +240,8 @@ export class Replica {
       applied = true;
       if (event.mutationId && this.store.removePending(event.mutationId)) this.#changes.pending = true;
     }
-    if (entry.status !== 'error' && (applied || entry.resyncAt === 0)) this.#setStatus(entry, 'live');
+    if (entry.status !== 'error' && (applied || entry.resyncAt === undefined)) this.#setStatus(entry, 'live');
     if (applied) {
-      entry.resyncAt = 0;
       this.#scopesDirty = true;
       this.#changes.scopes.add(scope);
       this.#confirmUpTo(scope, entry.lastSyncId);
@@ -251,7 +252,7 @@ export class Replica {
   #resync(scope: string, entry: ScopeEntry): void {
     if (!this.#connected) return;
     const now = this.#now();
-    if (entry.resyncAt !== 0 && now - entry.resyncAt < RESYNC_RETRY_MS) return;
+    if (entry.resyncAt !== undefined && now - entry.resyncAt < RESYNC_RETRY_MS) return;
     entry.resyncAt = now;
     this.#hooks.send({ type: 'unsubscribe', scope });
     this.#subscribe(scope, entry);
