@@ -1,6 +1,11 @@
 import { createApiApp } from '@openagents/sync-api-service';
 import { createConsoleAssets, ensureConsoleBuilt } from '@openagents/sync-console';
-import { createDeltaApp, createDeltaReader } from '@openagents/sync-delta-service';
+import {
+  createDeltaApp,
+  createDeltaReader,
+  createPruner,
+  deltaMetricsFor,
+} from '@openagents/sync-delta-service';
 import { createGateway, gatewayDefaults } from '@openagents/sync-gateway-service';
 import {
   type Bus,
@@ -79,6 +84,17 @@ export function createStandalone(options: {
       const reader = createDeltaReader({ pool });
       const api = createApiApp({ pool, bus, auth, log, registry });
       const delta = createDeltaApp({ reader, auth, log, registry });
+      // Retention as in the delta service: 30 days of log, 24 hours of idempotency keys.
+      const pruner = createPruner({
+        pool,
+        retentionDays: 30,
+        idempotencyRetentionHours: 24,
+        intervalMs: 300_000,
+        log,
+        metrics: deltaMetricsFor(registry),
+      });
+      pruner.start();
+      stopAll.unshift(() => pruner.stop());
 
       // The console page is served with the dev token injected, so it connects out of the box.
       const devToken = await auth.sign({ sub: 'dev', scopes: ['*'] }, 30 * 24 * 3600);
