@@ -37,16 +37,27 @@ export interface SyncTarget extends LoadTarget {
   createAgent(): Promise<string>;
 }
 
+const WRITER_SUBJECTS = 32;
+
 export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
   const auth = options.secret ? createAuth({ secret: options.secret }) : undefined;
   if (!auth && !options.token) throw new Error('the sync target needs a secret or a token');
-  let tokenPromise: Promise<string> | undefined;
-  const token = () => {
-    tokenPromise ??= auth
-      ? auth.sign({ sub: 'loadtest', scopes: ['*'] }, 4 * 3600)
-      : Promise.resolve(options.token!);
-    return tokenPromise;
+  // Writes rotate over several subjects: the api rate-limits per subject, and a load test is many
+  // users, not one. With a ready-made token every request uses that token.
+  const tokens = new Map<number, Promise<string>>();
+  const tokenOf = (n: number) => {
+    let t = tokens.get(n);
+    if (!t) {
+      t = auth
+        ? auth.sign({ sub: `loadtest-${n}`, scopes: ['*'] }, 4 * 3600)
+        : Promise.resolve(options.token!);
+      tokens.set(n, t);
+    }
+    return t;
   };
+  const token = () => tokenOf(0);
+  let nextWriter = 0;
+  const writerToken = () => tokenOf(nextWriter++ % WRITER_SUBJECTS);
   let nextApi = 0;
   const apiUrl = () => options.apiUrls[nextApi++ % options.apiUrls.length]!;
   const orgId = randomUUID();
@@ -91,7 +102,7 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
       if (count === 1) {
         const result = await requestJson<WriteResult>(`${apiUrl()}/api/messages`, {
           body: { agent_id: agentId, role: 'user', content },
-          token: await token(),
+          token: await writerToken(),
         });
         return { first: result.syncId, last: result.syncId };
       }
@@ -102,7 +113,7 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
       }));
       const batch = await requestJson<MutationBatchResult>(`${apiUrl()}/api/mutations`, {
         body: { mutations },
-        token: await token(),
+        token: await writerToken(),
       });
       const ids = batch.results.map((r) => r.syncId);
       return { first: Math.min(...ids), last: Math.max(...ids) };

@@ -1,7 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type PublishRequest, parsePublishRequest } from './peer-events';
-
-const MAX_BODY = 256 * 1024;
+import { MAX_PUBLISH_BODY, type PublishRequest, parsePublishRequest } from './peer-events';
 
 /**
  * The HTTP side shared by the Node peers: `GET /readyz` and `POST /publish`. `publish` returns
@@ -26,7 +24,7 @@ export function createPeerHttpHandler(
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY) {
+      if (size > MAX_PUBLISH_BODY) {
         res.statusCode = 413;
         res.end('{"error":{"code":"payload_too_large"}}');
         req.destroy();

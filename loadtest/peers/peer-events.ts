@@ -9,6 +9,8 @@ export interface PublishRequest {
   contentBytes: number;
 }
 
+/** Largest publish body a peer reads; more is 413. */
+export const MAX_PUBLISH_BODY = 256 * 1024;
 const MAX_COUNT = 500;
 const MAX_CONTENT = 64 * 1024;
 

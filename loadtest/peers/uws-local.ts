@@ -1,6 +1,12 @@
 import uWS from 'uWebSockets.js';
 import { ClientFrame } from '@openagents/sync-protocol';
-import { bootstrapAt, buildSyncFrame, parsePublishRequest, ScopeSequences } from './peer-events';
+import {
+  bootstrapAt,
+  buildSyncFrame,
+  MAX_PUBLISH_BODY,
+  parsePublishRequest,
+  ScopeSequences,
+} from './peer-events';
 
 /** A running peer node. */
 export interface PeerNode {
@@ -76,9 +82,19 @@ export function startUwsLocalPeer(options: { port: number }): Promise<PeerNode> 
       aborted = true;
     });
     const chunks: Buffer[] = [];
+    let size = 0;
     res.onData((chunk, isLast) => {
+      if (aborted) return;
+      size += chunk.byteLength;
+      if (size > MAX_PUBLISH_BODY) {
+        aborted = true;
+        res.cork(() =>
+          res.writeStatus('413 Payload Too Large').end('{"error":{"code":"payload_too_large"}}', true),
+        );
+        return;
+      }
       chunks.push(Buffer.from(chunk.slice(0)));
-      if (!isLast || aborted) return;
+      if (!isLast) return;
       const request = parsePublishRequest(Buffer.concat(chunks).toString('utf8'));
       if (!request) {
         res.cork(() => res.writeStatus('400 Bad Request').end('{"error":{"code":"bad_request"}}'));
@@ -89,6 +105,9 @@ export function startUwsLocalPeer(options: { port: number }): Promise<PeerNode> 
       app.publish(request.scope, JSON.stringify(frame));
       res.cork(() => res.end(JSON.stringify({ scope: request.scope, first, last: frame.latestSyncId })));
     });
+  });
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').end('{"error":{"code":"not_found"}}');
   });
   return new Promise((resolve, reject) => {
     app.listen('127.0.0.1', options.port, (token) => {

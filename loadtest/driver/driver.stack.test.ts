@@ -1,0 +1,141 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../bench/local-stack';
+import { silentProgress } from './progress';
+import type { ScenarioResult } from './result';
+import { BOOTSTRAP_DEFAULTS, runBootstrap } from './scenarios/bootstrap';
+import { FANOUT_DEFAULTS, runFanout } from './scenarios/fanout';
+import { MUTATIONS_DEFAULTS, runMutations } from './scenarios/mutations';
+import { RECONNECT_STORM_DEFAULTS, runReconnectStorm } from './scenarios/reconnect-storm';
+import { createSyncTarget, type SyncTarget } from './sync-target';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const env = { workers: 2, progress: silentProgress };
+
+/** Every failed check with its detail, so a failure names what the stack got wrong. */
+function failures(result: ScenarioResult): string[] {
+  return result.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail ?? ''}`);
+}
+
+// The driver's scenarios, tiny, against a real multi-node stack (1 api worker, 2 gateways,
+// delta, Postgres, a private Redis): correctness only, never timings.
+describe('load driver against the stack', () => {
+  let stack: LocalStack;
+  let target: SyncTarget;
+
+  beforeAll(async () => {
+    stack = await startLocalStack({ apiWorkers: 1, gateways: 2 });
+    target = createSyncTarget({
+      apiUrls: stack.apiUrls,
+      gatewayUrls: stack.gatewayUrls,
+      deltaUrl: stack.deltaUrl,
+      secret: stack.secret,
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('fanout: every subscriber on either gateway gets every event once, in order', async () => {
+    const result = await runFanout(
+      target,
+      {
+        ...FANOUT_DEFAULTS,
+        connections: 20,
+        scopes: 4,
+        eventsPerSecond: 20,
+        durationMs: 3000,
+        settleMs: 15_000,
+      },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.events_lost).toMatchObject({ value: 0 });
+  }, 60_000);
+
+  it('mutations: every write is acknowledged and the log holds exactly those', async () => {
+    const result = await runMutations(
+      target,
+      { ...MUTATIONS_DEFAULTS, scopes: 3, vus: 4, durationMs: 2000 },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+  }, 60_000);
+
+  it('mutations in batches: one transaction per request, ids still 1..N', async () => {
+    const result = await runMutations(
+      target,
+      { ...MUTATIONS_DEFAULTS, scopes: 2, vus: 2, durationMs: 1000, batch: 5 },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+  }, 60_000);
+
+  it('reconnect-storm: every client resumes from its cursor and catches up', async () => {
+    const result = await runReconnectStorm(
+      target,
+      { ...RECONNECT_STORM_DEFAULTS, connections: 20, scopes: 4, eventsWhileAway: 3, settleMs: 20_000 },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.resume_pairs).toMatchObject({ value: 4 });
+    expect(result.metrics.delta_requests?.kind).toBe('counter');
+  }, 60_000);
+
+  it('bootstrap: HTTP and WebSocket snapshots hold every record at the head', async () => {
+    const result = await runBootstrap(
+      target,
+      { ...BOOTSTRAP_DEFAULTS, records: 600, httpClients: 2, iterations: 1, wsClients: 2 },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+  }, 60_000);
+
+  it('the CLI runs a scenario and writes a JSON result', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'loadtest/driver/main.ts',
+        'mutations',
+        '--api-url',
+        stack.apiUrls.join(','),
+        '--gateway-url',
+        stack.gatewayUrls.join(','),
+        '--delta-url',
+        stack.deltaUrl,
+        '--secret',
+        stack.secret,
+        '--vus',
+        '2',
+        '--scopes',
+        '2',
+        '--duration',
+        '1',
+        '--workers',
+        '1',
+        '--json',
+      ],
+      { cwd: ROOT, timeout: 45_000 },
+    );
+    const result = JSON.parse(stdout) as ScenarioResult;
+    expect(result.scenario).toBe('mutations');
+    expect(failures(result)).toEqual([]);
+  }, 60_000);
+
+  it('the CLI refuses bad arguments with usage and exit code 2', async () => {
+    const run = promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'loadtest/driver/main.ts', 'nope'],
+      {
+        cwd: ROOT,
+        timeout: 20_000,
+      },
+    );
+    await expect(run).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('usage:') });
+  }, 30_000);
+});
