@@ -131,3 +131,36 @@ export function sortedSnapshot(models: ModelsSnapshot): ModelsSnapshot {
   }
   return sorted;
 }
+
+const EMPTY: ModelsSnapshot = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+
+/**
+ * The scope's rows read straight from the tables (every column, sorted by id): an oracle that
+ * shares no code with the reader's snapshot queries.
+ */
+export async function scopeTables(pool: Pool, scope: string): Promise<ModelsSnapshot> {
+  const [kind, id] = scope.split(':') as [string, string];
+  const rows = async (table: string, column: string) =>
+    (await pool.query(`SELECT * FROM ${table} WHERE ${column}::text = $1`, [id])).rows.map(toRecord);
+  if (kind === 'org') {
+    return sortedSnapshot({
+      ...EMPTY,
+      Agent: await rows('agents', 'org_id'),
+      Payment: await rows('payments', 'org_id'),
+    });
+  }
+  if (kind === 'agent') {
+    return sortedSnapshot({
+      ...EMPTY,
+      Message: await rows('messages', 'agent_id'),
+      CodeChange: await rows('code_changes', 'agent_id'),
+      ReasoningStep: await rows('reasoning_steps', 'agent_id'),
+    });
+  }
+  return EMPTY;
+}
+
+/** A snapshot with no records, to replay a whole log onto. */
+export function emptySnapshot(): ModelsSnapshot {
+  return { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+}
