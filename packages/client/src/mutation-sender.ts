@@ -81,7 +81,12 @@ export class MutationSender {
     let attempts = mutation.attempts;
     let refreshed = false;
     while (!this.#closed) {
-      const outcome = await this.#sendOnce(mutation);
+      const outcome: Outcome = await this.#sendOnce(mutation).catch((error: unknown) => ({
+        kind: 'retry' as const,
+        status: 0,
+        message: `request failed: ${String(error)}`,
+        retryAfterMs: 0,
+      }));
       if (this.#closed) return;
       switch (outcome.kind) {
         case 'committed':
