@@ -1,10 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { type Pool, readHeads } from '@openagents/sync-server-kit';
 import { createTestDatabase, type TestDatabase } from './pg';
 import { freePort } from './ports';
 import { type RedisServer, startRedisServer, uniqueChannelPrefix } from './redis';
-import { TEST_JWT_SECRET } from './tokens';
+import {
+  assertStatesMatch,
+  assertStreamsComplete,
+  diffStates,
+  type ScopeState,
+  type SyncProbe,
+  stateFromModels,
+  waitForHeads,
+} from './sync-client-probe';
+import { TEST_JWT_SECRET, tokenFor } from './tokens';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -470,4 +480,97 @@ export class SyncWorkload {
     const word = Math.floor(this.#random() * 1e9).toString(36);
     return word.repeat(Math.ceil(bytes / word.length)).slice(0, bytes);
   }
+}
+
+/* Checking a quiescent stack against its tables ----------------------------------------------- */
+
+/**
+ * The records of a scope read straight from the domain tables, shaped as the wire carries them
+ * (timestamps as ISO strings): the truth a client's state must equal.
+ */
+export async function readScopeTables(
+  pool: Pool,
+  scope: string,
+): Promise<Record<string, Record<string, unknown>[]>> {
+  const [kind, id] = [scope.slice(0, scope.indexOf(':')), scope.slice(scope.indexOf(':') + 1)];
+  const tables: [string, string, string][] =
+    kind === 'org'
+      ? [
+          ['Agent', 'agents', 'org_id'],
+          ['Payment', 'payments', 'org_id'],
+        ]
+      : [
+          ['Message', 'messages', 'agent_id'],
+          ['CodeChange', 'code_changes', 'agent_id'],
+          ['ReasoningStep', 'reasoning_steps', 'agent_id'],
+        ];
+  const models: Record<string, Record<string, unknown>[]> = {};
+  for (const [model, table, column] of tables) {
+    // table and column come from the list above, never from input
+    const { rows } = await pool.query(`SELECT * FROM ${table} WHERE ${column} = $1`, [id]);
+    models[model] = rows.map((row: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v])),
+    );
+  }
+  return models;
+}
+
+/**
+ * Waits until the stack is quiescent for `probes` (every cursor at its scope's head in the log),
+ * then asserts the guarantee: every stream contiguous with no duplicate, gap or reordering, every
+ * probe's state equal to the tables, and the delta service's bootstrap equal to both. Returns the
+ * heads it checked against.
+ */
+export async function verifyGuarantee(
+  stack: SyncStack,
+  probes: readonly SyncProbe[],
+  options: { timeoutMs?: number } = {},
+): Promise<Map<string, number>> {
+  const scopes = [...new Set(probes.flatMap((p) => [...p.scopes.keys()]))];
+  const heads = await readHeads(stack.db.pool, scopes);
+  await waitForHeads(probes, heads, options.timeoutMs ?? 20_000);
+  assertStreamsComplete(probes, heads);
+  const token = await tokenFor(['*'], 'verifier');
+  const truth = new Map<string, ScopeState>();
+  const problems: string[] = [];
+  for (const scope of scopes) {
+    const tables = stateFromModels(await readScopeTables(stack.db.pool, scope));
+    truth.set(scope, tables);
+    const bootstrap = await fetchBootstrap(stack.delta.url, token, scope);
+    if (bootstrap.lastSyncId !== heads.get(scope)) {
+      problems.push(`bootstrap of ${scope} at ${bootstrap.lastSyncId}, head ${heads.get(scope)}`);
+    }
+    problems.push(
+      ...diffStates(stateFromModels(bootstrap.models), tables).map((d) => `bootstrap ${scope}: ${d}`),
+    );
+  }
+  if (problems.length > 0)
+    throw new Error(`delta bootstrap differs from the tables:\n  ${problems.slice(0, 20).join('\n  ')}`);
+  assertStatesMatch(probes, truth);
+  return heads;
+}
+
+/** Polls `condition` every 20 ms; throws naming `what` after `timeoutMs`. */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Sum of every sample of a metric (all label sets) on a service's `/metrics`; 0 when absent. */
+export async function readMetric(service: ServiceProcess, name: string): Promise<number> {
+  const res = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
 }

@@ -88,6 +88,11 @@ export interface ProbeOptions {
   startAt?: number;
   /** Resume these scopes from a cursor instead of bootstrapping them. */
   cursors?: Readonly<Record<string, number>>;
+  /**
+   * Resume like a client that kept its state: every scope of `resumeFrom` that is also in
+   * `scopes` starts from that probe's cursor and a copy of its records (as if read from storage).
+   */
+  resumeFrom?: SyncProbe;
   backoff?: BackoffOptions;
   /** A name for failure messages. */
   label?: string;
@@ -140,16 +145,18 @@ export class SyncProbe {
     this.#maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
     this.#urlIndex = (options.startAt ?? 0) % options.urls.length;
     for (const scope of options.scopes) {
+      const previous = options.resumeFrom?.scopes.get(scope);
+      const cursor = previous?.cursor ?? options.cursors?.[scope];
       this.scopes.set(scope, {
         scope,
-        cursor: options.cursors?.[scope],
+        cursor,
         received: [],
         bootstraps: [],
-        state: new Map(),
+        state: previous ? copyState(previous.state) : new Map(),
         live: false,
-        maxSeen: options.cursors?.[scope] ?? 0,
+        maxSeen: cursor ?? 0,
         requested: undefined,
-        startCursor: options.cursors?.[scope],
+        startCursor: cursor,
       });
     }
     this.#connect();
@@ -611,6 +618,12 @@ export function diffStates(actual: ScopeState, expected: ScopeState): string[] {
     for (const id of a.keys()) if (!e.has(id)) out.push(`${model} ${id} should not exist`);
   }
   return out;
+}
+
+function copyState(state: ScopeState): ScopeState {
+  return new Map(
+    [...state].map(([model, byId]) => [model, new Map([...byId].map(([id, r]) => [id, { ...r }]))]),
+  );
 }
 
 /** `1..5, 7, 9..12` for failure messages. */
