@@ -63,6 +63,7 @@ export async function buildConsole(options: BuildConsoleOptions = {}): Promise<B
     const { build } = await import('vite');
     await build({
       configFile: join(CONSOLE_ROOT, 'vite.config.ts'),
+      mode: 'production',
       logLevel: options.logLevel ?? 'warn',
       build: { outDir: scratch, emptyOutDir: true },
     });

@@ -45,7 +45,11 @@ export function MessageList({
             data-message-id={message.id}
           >
             <span className="avatar">
-              {message.role === 'user' ? 'You' : message.role.slice(0, 2).toUpperCase()}
+              {message.role === 'user'
+                ? 'You'
+                : message.role === 'assistant'
+                  ? 'AI'
+                  : message.role.slice(0, 2).toUpperCase()}
             </span>
             <div>
               <div className="bubble" data-testid="message-content">

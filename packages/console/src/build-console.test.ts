@@ -1,0 +1,41 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CONSOLE_ROOT, ensureConsoleBuilt, isConsoleBuildFresh } from './build-console';
+
+const parent = mkdtempSync(join(tmpdir(), 'console-build-'));
+const distDir = join(parent, 'dist');
+
+afterAll(() => rmSync(parent, { recursive: true, force: true }));
+
+describe('ensureConsoleBuilt', () => {
+  it('builds once, then reuses the build until a source file changes', async () => {
+    const first = await ensureConsoleBuilt({ distDir, logLevel: 'silent' });
+    expect(first.built).toBe(true);
+    const html = readFileSync(join(distDir, 'index.html'), 'utf8');
+    expect(html).toMatch(/<script type="module" crossorigin src="\/assets\/index-[\w-]+\.js"><\/script>/);
+    expect(readdirSync(join(distDir, 'assets')).some((f) => f.endsWith('.css'))).toBe(true);
+    // No scratch folder is left behind.
+    expect(readdirSync(parent)).toEqual(['dist']);
+
+    const second = await ensureConsoleBuilt({ distDir, logLevel: 'silent' });
+    expect(second.built).toBe(false);
+
+    // Touch a source file: the build is stale now.
+    const source = join(CONSOLE_ROOT, 'index.html');
+    const original = statSync(source);
+    const future = new Date(Date.now() + 60_000);
+    utimesSync(source, future, future);
+    try {
+      expect(isConsoleBuildFresh(distDir)).toBe(false);
+    } finally {
+      utimesSync(source, original.atime, original.mtime);
+    }
+  });
+
+  it('reports a missing build as stale', () => {
+    expect(isConsoleBuildFresh(join(parent, 'missing'))).toBe(false);
+    expect(existsSync(join(parent, 'missing'))).toBe(false);
+  });
+});

@@ -1,0 +1,51 @@
+import { useAgentSync, usePendingMutations, useRecord, useRecords } from '@openagents/sync-react';
+import { useMemo } from 'react';
+import { useConsole } from '../console-context';
+import { byCreatedAt, shortId } from '../format';
+import { Composer } from './composer';
+import { MessageList } from './message-list';
+import { describe } from './org-sidebar';
+
+/**
+ * One agent's chat, followed through the `agent:<id>` scope. Sending a message writes it through
+ * the sync client (optimistic, retried, idempotent) and then starts the simulated agent, whose
+ * streamed reply comes back to every open page through the gateway.
+ */
+export function AgentChat({ orgId, agentId }: { orgId: string; agentId: string }) {
+  const { client, config, replies, reportError } = useConsole();
+  const scope = `agent:${agentId}`;
+  const { status } = useAgentSync(scope);
+  const agent = useRecord('Agent', agentId);
+  const messages = useRecords('Message', { scope, sort: byCreatedAt });
+  const pending = usePendingMutations();
+  const pendingIds = useMemo(() => new Set(pending.map((p) => p.id)), [pending]);
+
+  const streamingId = useMemo(() => {
+    if (agent?.status !== 'running') return null;
+    const last = messages.at(-1);
+    return last?.role === 'assistant' ? last.id : null;
+  }, [agent?.status, messages]);
+
+  const send = (content: string) => {
+    const sent = client.insert('Message', { agent_id: agentId, role: 'user', content });
+    sent.catch((e: unknown) => reportError(`Message not sent: ${describe(e)}`));
+    // The reply starts once the user's message is committed, so it always sorts after it.
+    replies.enqueue({ baseUrl: config.url, token: config.token, agentId, orgId, prompt: content }, sent);
+  };
+
+  return (
+    <section className="chat" data-testid="chat" data-agent-id={agentId}>
+      <header className="chat-header">
+        <span className={`dot ${agent?.status ?? 'stopped'}`} />
+        <div>
+          <h2>{agent?.name ?? 'Loading agent…'}</h2>
+          <div className="sub">
+            <span className="mono">{shortId(agentId)}</span> · {agent?.status ?? '—'} · scope {status}
+          </div>
+        </div>
+      </header>
+      <MessageList messages={messages} streamingId={streamingId} pendingIds={pendingIds} />
+      <Composer onSend={send} />
+    </section>
+  );
+}
