@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CI_INSTALL_HINT, localNginxConfig, readRepoFile, which } from './repo';
+
+// deploy/nginx/nginx.conf through a real `nginx -t`. Upstream host names only resolve inside the
+// compose network, so they are rewritten to 127.0.0.1 first (nothing else changes); the stack test
+// then runs this same file as the load balancer in front of the real services.
+
+describe('deploy/nginx/nginx.conf', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nginx-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('passes nginx -t', () => {
+    const nginx = which('nginx') ?? (which('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined);
+    expect(nginx, `nginx is not installed: ${CI_INSTALL_HINT}`).toBeDefined();
+    const file = join(dir, 'nginx.conf');
+    writeFileSync(
+      file,
+      localNginxConfig({ listen: 18080, upstreams: { api: [1, 2], delta: [3], gateway: [4, 5] }, dir }),
+    );
+    const out = execFileSync(nginx!, ['-t', '-c', file, '-p', dir], { encoding: 'utf8', stdio: 'pipe' });
+    expect(out).toBe('');
+  });
+
+  it('routes the contract paths, upgrades /sync and keeps WebSockets open long enough', () => {
+    const conf = readRepoFile('deploy/nginx/nginx.conf');
+    const block = (location: string) => {
+      const start = conf.indexOf(`location ${location} {`);
+      expect(start, location).toBeGreaterThan(-1);
+      return conf.slice(start, conf.indexOf('}', start));
+    };
+    expect(block('/api/')).toContain('proxy_pass http://api;');
+    expect(block('= /sync/bootstrap')).toContain('proxy_pass http://delta;');
+    expect(block('= /sync/delta')).toContain('proxy_pass http://delta;');
+    const ws = block('= /sync');
+    expect(ws).toContain('proxy_pass http://gateway;');
+    expect(ws).toContain('proxy_set_header Upgrade $http_upgrade;');
+    expect(ws).toContain('proxy_set_header Connection $connection_upgrade;');
+    expect(ws).toMatch(/proxy_read_timeout 1h;/);
+    const upstreams = readRepoFile('deploy/nginx/nginx.conf');
+    expect(upstreams).toMatch(/upstream gateway \{\s*least_conn;/);
+    expect(upstreams).toMatch(/upstream api \{[^}]*keepalive \d+;/);
+  });
+});
