@@ -23,8 +23,14 @@ export interface SyncClientOptions {
   token?: string;
   /** …or a function that fetches a fresh one (called at start, on 401/1008, and before `exp`). */
   getToken?: () => Promise<string>;
-  /** WebSocket implementation; defaults to `globalThis.WebSocket` (pass `ws` in Node 20). */
-  WebSocket?: WebSocketConstructor | typeof WebSocket;
+  /**
+   * WebSocket implementation; defaults to `globalThis.WebSocket`. In Node 20 pass the `ws`
+   * package's class. Anything with the WHATWG shape (`onopen`/`onmessage`/`onclose`, `send`,
+   * `close`, `readyState`) fits — see `WebSocketLike`.
+   */
+  WebSocket?: new (
+    url: string,
+  ) => object;
   /** fetch implementation; defaults to `globalThis.fetch`. */
   fetch?: typeof fetch;
   /** Persist records, cursors and pending mutations (e.g. `createIndexedDbStorage()`). */
