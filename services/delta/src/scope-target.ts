@@ -1,5 +1,3 @@
-import { unreachable } from '@openagents/sync-protocol';
-
 /**
  * What a scope string selects in the domain tables. Only `org:<uuid>` and `agent:<uuid>` own
  * records; any other scope (another kind, or an id that is not a canonical uuid) is a valid log
@@ -26,18 +24,4 @@ export function scopeTarget(scope: string): ScopeTarget {
   if (kind === 'org') return { kind: 'org', orgId: id };
   if (kind === 'agent') return { kind: 'agent', agentId: id };
   return { kind: 'none' };
-}
-
-/** A short label for logs and metrics (never the scope itself: that is unbounded). */
-export function scopeKindLabel(target: ScopeTarget): 'org' | 'agent' | 'other' {
-  switch (target.kind) {
-    case 'org':
-      return 'org';
-    case 'agent':
-      return 'agent';
-    case 'none':
-      return 'other';
-    default:
-      return unreachable(target);
-  }
 }
