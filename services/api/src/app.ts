@@ -33,6 +33,7 @@ import {
 } from './mutation-plan';
 import { createRateLimiter } from './rate-limit';
 import { readJsonBody } from './read-body';
+import { createTokenCache } from './token-cache';
 
 /** The knobs of the app itself (the rest of ApiConfig is about connections and ports). */
 export interface ApiAppConfig {
@@ -84,6 +85,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     burst: deps.config?.RATE_LIMIT_BURST ?? 400,
   });
   const commitDeps = { pool, bus, log, metrics };
+  const verifyToken = createTokenCache(auth);
   const app = new Hono<Env>();
 
   // Access log and request metrics: one line per request, labelled by the matched route pattern.
@@ -130,7 +132,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
 
   /** Authenticates, then charges the subject's rate limit. */
   const authenticate = async (c: Context<Env>): Promise<Principal> => {
-    const principal = await auth.verify(bearerToken(c.req.header('authorization')));
+    const principal = await verifyToken(bearerToken(c.req.header('authorization')));
     const decision = limiter.take(principal.sub);
     if (!decision.allowed) {
       metrics.rateLimited.inc();

@@ -357,6 +357,18 @@ describe('transport limits', () => {
   it('413 for a body over the limit, by Content-Length and by the stream', async () => {
     const small = h.withConfig({ BODY_LIMIT_BYTES: 1024 });
     const big = JSON.stringify({ agent_id: agent.id, role: 'user', content: 'x'.repeat(2000) });
+    const length = String(Buffer.byteLength(big));
+    await rejects(
+      () => small('POST', '/api/messages', undefined, { raw: big, headers: { 'content-length': length } }),
+      413,
+      'payload_too_large',
+    );
+    // A declared length under the limit does not let a longer body through.
+    await rejects(
+      () => small('POST', '/api/messages', undefined, { raw: big, headers: { 'content-length': '100' } }),
+      413,
+      'payload_too_large',
+    );
     await rejects(() => small('POST', '/api/messages', undefined, { raw: big }), 413, 'payload_too_large');
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {

@@ -21,7 +21,14 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
   }
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
-  const bytes = await readLimited(request, limit);
+  // With a declared length the HTTP parser delivers exactly that many bytes, so the body can be
+  // read in one go (the cheap path in @hono/node-server: no web stream is built); without one
+  // (chunked), count the stream as it arrives.
+  const bytes =
+    declared !== null && /^\d+$/.test(declared)
+      ? new Uint8Array(await request.arrayBuffer())
+      : await readLimited(request, limit);
+  if (bytes.byteLength > limit) throw tooLarge(limit);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
