@@ -49,11 +49,11 @@ describe('ordering over a bus that misbehaves', () => {
       // Reverse order: 20 publishes held back, then released last-first, each one twice.
       chaos.holdBack();
       await writeEvents(db.pool, chaos.bus, scope, 20);
-      chaos.setTransform((m) => [m, m]);
-      await chaos.releaseReversed();
+      await chaos.releaseReversed(2);
       await inner.publish({ scope, events: [] });
       for (const c of clients) expect(await c.untilEvent(scope, 20)).toEqual(range(1, 20));
-      expect(await metricValue(gw.url, 'sync_gateway_duplicates_dropped_total')).toBeGreaterThan(0);
+      const dups = await metricValue(gw.url, 'sync_gateway_duplicates_dropped_total');
+      expect(dups).toBeGreaterThan(0);
       for (const c of clients) c.close();
     } finally {
       await gw.stop();

@@ -108,6 +108,7 @@ export class Subscription implements StreamSubscriber {
     try {
       this.#stream = await this.#deps.streams.join(this.scope, this);
       if (gone()) return;
+      this.#deps.log.debug({ scope: this.scope, cursor: this.#cursor }, 'subscription catching up');
       await this.#withRetry(gone, () => this.#catchUp(gone));
       if (gone()) return;
       await this.#converge(gone);
@@ -203,8 +204,10 @@ export class Subscription implements StreamSubscriber {
         this.#state = 'live';
         this.#channel.joinTopic(this.scope);
         this.#channel.send({ type: 'subscribed', scope: this.scope, lastSyncId: cursor });
+        this.#deps.log.debug({ scope: this.scope, cursor }, 'subscription live');
         return;
       }
+      this.#deps.log.debug({ scope: this.scope, cursor, streamAt, gap }, 'subscription converging');
       if (gap || streamAt === null || streamAt > cursor) {
         await this.#withRetry(gone, () => this.#catchUp(gone, false));
         if (this.#cursor === cursor && !gone()) {

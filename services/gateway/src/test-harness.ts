@@ -4,9 +4,9 @@
  * like a network, a gateway on a free port, and a `ws` client that records frames.
  */
 import { randomUUID } from 'node:crypto';
-import { MODEL_NAMES, type ServerFrame, type SyncEvent } from '@openagents/sync-protocol';
+import { createDeltaReader } from '@openagents/sync-delta-service';
+import type { ServerFrame, SyncEvent } from '@openagents/sync-protocol';
 import {
-  AppError,
   appendEvents,
   type Bus,
   type BusMessage,
@@ -16,41 +16,15 @@ import {
   type DeltaSource,
   inTransaction,
   type Pool,
-  readEvents,
-  readHead,
-  readHeads,
 } from '@openagents/sync-server-kit';
 import WebSocket from 'ws';
 import { TEST_JWT_SECRET } from '../../../test/support/tokens';
 import { type GatewayConfig, gatewayDefaults } from './config';
 import { createGateway, type Gateway, type GatewayDeps } from './gateway';
 
-/** The log as the delta service serves it, over the test's own Postgres database. */
+/** The log as the delta service serves it (its in-process reader), over the test's database. */
 export function pgDeltaSource(pool: Pool): DeltaSource {
-  const empty = () => Object.fromEntries(MODEL_NAMES.map((m) => [m, []])) as never;
-  return {
-    async bootstrap(scope) {
-      return inTransaction(
-        pool,
-        async (client) => ({ scope, models: empty(), lastSyncId: (await readHead(client, scope)).lastId }),
-        { isolation: 'repeatable read', readOnly: true },
-      );
-    },
-    async delta(scope, lastSyncId, limit = 1000) {
-      const head = await readHead(pool, scope);
-      if (lastSyncId < head.prunedThrough || lastSyncId > head.lastId) {
-        throw new AppError('reset_required', 'cursor outside the retained log');
-      }
-      const rows = await readEvents(pool, scope, lastSyncId, limit + 1);
-      return {
-        scope,
-        events: rows.slice(0, limit),
-        latestSyncId: head.lastId,
-        hasMore: rows.length > limit,
-      };
-    },
-    heads: (scopes) => readHeads(pool, scopes),
-  };
+  return createDeltaReader({ pool });
 }
 
 /** Counts calls per kind, to assert single-flight. */
@@ -121,16 +95,16 @@ export function chaoticBus(inner: Bus) {
     setTransform(fn: (message: BusMessage) => BusMessage[]) {
       transform = fn;
     },
-    /** Keeps messages back until `release`, which publishes them in reverse order. */
+    /** Keeps messages back until `releaseReversed`, which publishes them last-first (`times` each). */
     holdBack() {
       transform = (m) => {
         held.push(m);
         return [];
       };
     },
-    async releaseReversed() {
+    async releaseReversed(times = 1) {
       transform = (m) => [m];
-      for (const m of held.splice(0).reverse()) await inner.publish(m);
+      for (const m of held.splice(0).reverse()) for (let i = 0; i < times; i++) await inner.publish(m);
     },
   };
 }
