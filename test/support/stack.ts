@@ -563,14 +563,23 @@ export async function waitUntil(
   }
 }
 
-/** Sum of every sample of a metric (all label sets) on a service's `/metrics`; 0 when absent. */
-export async function readMetric(service: ServiceProcess, name: string): Promise<number> {
+/**
+ * Sum of the samples of a metric on a service's `/metrics` (every label set, or only those
+ * carrying all of `labels`); 0 when absent.
+ */
+export async function readMetric(
+  service: ServiceProcess,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const res = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5000) });
   const text = await res.text();
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (!line.startsWith(`${name} `) && !line.startsWith(`${name}{`)) continue;
+    if (wanted.some((label) => !line.includes(label))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
 }
