@@ -1,0 +1,66 @@
+import { DEFAULT_DELTA_LIMIT, MAX_DELTA_LIMIT } from '@openagents/sync-protocol';
+import { AppError } from '@openagents/sync-server-kit';
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_HEADS_SCOPES,
+  parseBootstrapQuery,
+  parseDeltaQuery,
+  parseHeadsBody,
+  parseHeadsQuery,
+} from './query-params';
+
+const refusal = (fn: () => unknown): AppError => {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(AppError);
+    return err as AppError;
+  }
+  throw new Error('expected a refusal');
+};
+
+describe('query parameters', () => {
+  it('parses a delta query, defaulting the limit', () => {
+    expect(parseDeltaQuery({ scope: ['org:a'], lastSyncId: ['0'] })).toEqual({
+      scope: 'org:a',
+      lastSyncId: 0,
+      limit: DEFAULT_DELTA_LIMIT,
+    });
+    expect(
+      parseDeltaQuery({
+        scope: ['agent:b'],
+        lastSyncId: ['9007199254740991'],
+        limit: [String(MAX_DELTA_LIMIT)],
+      }),
+    ).toEqual({ scope: 'agent:b', lastSyncId: 9007199254740991, limit: MAX_DELTA_LIMIT });
+  });
+
+  it('names the offending parameter in details', () => {
+    const err = refusal(() => parseDeltaQuery({ scope: ['org:a'], lastSyncId: ['-1'], limit: ['0'] }));
+    expect(err.code).toBe('bad_request');
+    expect(err.details).toEqual([
+      { path: 'lastSyncId', message: expect.any(String) },
+      { path: 'limit', message: expect.any(String) },
+    ]);
+    expect(err.message).toContain('lastSyncId, limit');
+  });
+
+  it('refuses repeated and unknown parameters', () => {
+    expect(refusal(() => parseBootstrapQuery({ scope: ['org:a', 'org:b'] })).details).toEqual([
+      { path: 'scope', message: 'must be given once' },
+    ]);
+    expect(
+      JSON.stringify(refusal(() => parseBootstrapQuery({ scope: ['org:a'], x: ['1'] })).details),
+    ).toContain('x');
+  });
+
+  it('accepts repeated scopes on heads, up to the maximum', () => {
+    expect(parseHeadsQuery({ scope: ['org:a', 'org:b'] })).toEqual({ scope: ['org:a', 'org:b'] });
+    const many = Array.from({ length: MAX_HEADS_SCOPES + 1 }, (_, i) => `org:${i}`);
+    expect(refusal(() => parseHeadsQuery({ scope: many })).code).toBe('bad_request');
+    expect(refusal(() => parseHeadsQuery({})).code).toBe('bad_request');
+    expect(parseHeadsBody({ scopes: ['org:a'] })).toEqual(['org:a']);
+    expect(refusal(() => parseHeadsBody({ scopes: ['org:*'] })).code).toBe('bad_request');
+    expect(refusal(() => parseHeadsBody(null)).code).toBe('bad_request');
+  });
+});
