@@ -129,6 +129,18 @@ describe.each([
     expect(RecordingSocket.last!.sent).toEqual([{ type: 'subscribe', scope: SCOPE, lastSyncId: 5 }]);
   });
 
+  it('a scope followed before storage is read still resumes from its stored cursor', async () => {
+    const storage = makeStorage();
+    await firstSession(storage);
+    const client = makeClient(storage, never);
+    client.subscribeScope(SCOPE); // before `ready`
+    await client.ready;
+    expect(client.getState().scopes[SCOPE]?.lastSyncId).toBe(5);
+    await vi.waitFor(() => expect(RecordingSocket.last).toBeDefined());
+    RecordingSocket.last!.open();
+    expect(RecordingSocket.last!.sent).toEqual([{ type: 'subscribe', scope: SCOPE, lastSyncId: 5 }]);
+  });
+
   it('forgets an unfollowed scope in storage too', async () => {
     const storage = makeStorage();
     const client = makeClient(storage, never);

@@ -104,8 +104,15 @@ export class Replica {
 
   /** Adds a scope restored from storage: records and cursor, not yet followed. */
   restoreScope(scope: string, lastSyncId: number, models: Partial<ModelsSnapshot>): void {
-    if (this.#scopes.has(scope)) return;
-    this.#scopes.set(scope, { status: 'pending', lastSyncId, refs: 0, resyncAt: undefined });
+    const entry = this.#scopes.get(scope);
+    if (entry) {
+      // Followed before storage was read: fine as long as the server has not answered yet
+      // (the client connects only after hydrating), so resume from the stored cursor.
+      if (entry.lastSyncId !== 0 || entry.status === 'live') return;
+      entry.lastSyncId = lastSyncId;
+    } else {
+      this.#scopes.set(scope, { status: 'pending', lastSyncId, refs: 0, resyncAt: undefined });
+    }
     this.store.replaceScope(scope, models);
     this.#scopesDirty = true;
   }

@@ -189,6 +189,36 @@ describe('sync client against the real gateway and API', () => {
     await expectInSync(bob, scope);
   });
 
+  it('follows many scopes over one socket; a message needs its agent first and the queue keeps that order', async () => {
+    const org = randomUUID();
+    const agentId = randomUUID();
+    const orgScope = `org:${org}`;
+    const agentScope = `agent:${agentId}`;
+    const before = sockets.length;
+    const client = await newClient([orgScope, agentScope]);
+    client.subscribeScope(orgScope);
+    client.subscribeScope(agentScope);
+    await until(
+      client,
+      (s) => s.scopes[orgScope]?.status === 'live' && s.scopes[agentScope]?.status === 'live',
+    );
+    // Not awaited in between: the insert of the message must not overtake the agent's.
+    const writes = [
+      client.insert('Agent', { id: agentId, org_id: org, name: 'planner' }),
+      client.insert('Message', { agent_id: agentId, role: 'user', content: 'hello' }),
+      client.insert('ReasoningStep', { agent_id: agentId, content: 'thinking' }),
+    ];
+    await Promise.all(writes);
+    const state = await until(
+      client,
+      (s) => s.pending.length === 0 && s.scopes[agentScope]?.lastSyncId === 2,
+    );
+    expect(Object.values(state.records.Message).map((m) => m.content)).toEqual(['hello']);
+    expect(Object.values(state.records.ReasoningStep).map((m) => m.content)).toEqual(['thinking']);
+    expect(state.scopes[orgScope]?.lastSyncId).toBe(1);
+    expect(sockets.length - before).toBe(1);
+  });
+
   it('rolls back a write the API refuses (400) and rejects with the error body', async () => {
     const org = randomUUID();
     const scope = `org:${org}`;
