@@ -16,4 +16,12 @@ describe('loadEnv', () => {
     expect(() => loadEnv(schema, { PORT: 'eighty' })).toThrow(/PORT: .*"eighty"/);
     expect(() => loadEnv(schema, { DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
   });
+
+  it('never echoes a secret or a password in a URL', () => {
+    const secrets = z.object({ SYNC_JWT_SECRET: z.string().min(32), DATABASE_URL: postgresUrl });
+    const attempt = () => loadEnv(secrets, { SYNC_JWT_SECRET: 'hunter2', DATABASE_URL: 'mysql://u:pw@h/db' });
+    expect(attempt).toThrow(/SYNC_JWT_SECRET: .*a value of 7 characters/);
+    expect(attempt).not.toThrow(/hunter2/);
+    expect(attempt).not.toThrow(/:pw@/);
+  });
 });

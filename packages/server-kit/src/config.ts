@@ -29,12 +29,22 @@ export function loadEnv<S extends z.ZodObject>(
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const name = issue.path.join('.') || '(environment)';
-      const given = cleaned[name] === undefined ? 'unset' : JSON.stringify(cleaned[name]);
+      const given = describeValue(name, cleaned[name]);
       return `${name}: ${issue.message} (got ${given})`;
     });
     throw new ConfigError(problems);
   }
   return Object.freeze(result.data);
+}
+
+/** Variables whose values never reach a message: secrets, and URLs that may carry a password. */
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|KEY/i;
+
+function describeValue(name: string, value: string | undefined): string {
+  if (value === undefined) return 'unset';
+  if (SECRET_NAME.test(name)) return `a value of ${value.length} characters`;
+  if (/_URL$/.test(name)) return JSON.stringify(value.replace(/\/\/([^/@]*)@/, '//***@'));
+  return JSON.stringify(value);
 }
 
 /* Reusable variable types ----------------------------------------------------------------- */
