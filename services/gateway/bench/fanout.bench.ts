@@ -1,0 +1,514 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { markdownTable, updateBenchmarkSection } from '../../../test/support/bench';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
+import { freePort } from '../../../test/support/ports';
+import { type RedisServer, startRedisServer, uniqueChannelPrefix } from '../../../test/support/redis';
+import { outputTails, type ServiceProcess, startService } from '../../../test/support/stack';
+import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
+import {
+  BUCKET_MS,
+  BUCKETS,
+  type ClientCommand,
+  type ClientReport,
+  COUNTER,
+  COUNTER_SLOTS,
+} from './fanout-clients';
+import { benchScopes, type ProducerCommand, type ProducerReport } from './fanout-events';
+
+// `npm run bench:fanout`: how fast the gateway fans events out, measured against plain
+// uWebSockets.js as the upper bound, with the same connections, scopes, frames and clients.
+//
+//  - this system: real processes. A gateway (services/gateway/src/main.ts) fed through a private
+//    redis-server by a publisher process that publishes pre-built events in the bus format, and a
+//    delta service over an empty test database for the subscribe flow (bootstrap at 0). The
+//    events are not in the log, so the head check finds the log behind (head 0) and never fills:
+//    it does not interfere, and no database write is in the measured path.
+//  - plain uWS: one process, a minimal uWS server whose publisher is in-process `app.publish`.
+//  - clients: 2 worker threads with raw `ws` sockets that only count frames and read each event's
+//    publish stamp with a byte search (fanout-clients.ts).
+//
+// Phases per system: (c) RSS with N idle subscribed connections minus the RSS before them, / N;
+// (a) saturation: as many events as the pipeline delivers, with credit-based flow control (at
+// most WINDOW undelivered events in flight) so no queue grows without bound; (b) a fixed rate:
+// latency from publish (right after a commit, in production) to receipt, p50/p99.
+
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const CONNECTIONS = env('FANOUT_CONNECTIONS', 5000);
+const SCOPES = env('FANOUT_SCOPES', 100);
+const RATE = env('FANOUT_RATE', 2000);
+const CONTENT_BYTES = env('FANOUT_CONTENT_BYTES', 200);
+const SATURATE_MS = env('FANOUT_SATURATE_MS', 8000);
+const RATE_MS = env('FANOUT_RATE_MS', 10_000);
+const WINDOW = env('FANOUT_WINDOW', 4000);
+const WARMUP_MS = 1500;
+/** `plain` or `gateway` runs one system only (for tuning) and leaves the docs alone. */
+const ONLY = process.env.FANOUT_ONLY;
+const WORKERS = 2;
+
+if (CONNECTIONS % SCOPES !== 0) throw new Error('FANOUT_CONNECTIONS must be a multiple of FANOUT_SCOPES');
+const FANOUT = CONNECTIONS / SCOPES;
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+interface System {
+  name: string;
+  /** `ws://…/sync` */
+  url: string;
+  /** The process whose RSS and CPU are measured (gateway or plain server). */
+  pid: number;
+  producer: ChildProcess;
+  tails(): string;
+  stop(): Promise<void>;
+}
+
+interface Result {
+  baselineRssKiB: number;
+  idleRssKiB: number;
+  rssPerConnectionBytes: number;
+  marginalRssPerConnectionBytes: number;
+  saturationEventsPerSecond: number;
+  saturationCpuPercent: number;
+  saturationClientElu: number;
+  ratePublished: number;
+  rateDeliveredRatio: number;
+  rateDrainMs: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  rateCpuPercent: number;
+  rateClientElu: number;
+}
+
+/* Clients ------------------------------------------------------------------------------------- */
+
+const counters = new SharedArrayBuffer(WORKERS * COUNTER_SLOTS * 4);
+const counterView = new Int32Array(counters);
+const total = (slot: number) => {
+  let sum = 0;
+  for (let w = 0; w < WORKERS; w++) sum += counterView[w * COUNTER_SLOTS + slot]!;
+  return sum;
+};
+const resetCounters = () => counterView.fill(0);
+
+// Worker threads do not inherit the tsx loader: each registers it, then imports the client module.
+const CLIENTS_MODULE = new URL('./fanout-clients.ts', import.meta.url).href;
+const workers = Array.from(
+  { length: WORKERS },
+  (_, index) =>
+    new Worker(
+      `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(CLIENTS_MODULE)}); });`,
+      { eval: true, workerData: { counters, index } },
+    ),
+);
+
+function ask(worker: Worker, command: ClientCommand, expect: ClientReport['type']): Promise<ClientReport> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (report: ClientReport) => {
+      if (report.type !== expect) return;
+      worker.off('message', onMessage);
+      worker.off('error', reject);
+      resolve(report);
+    };
+    worker.on('message', onMessage);
+    worker.once('error', reject);
+    worker.postMessage(command);
+  });
+}
+
+async function latencyReport(): Promise<{ histogram: Uint32Array; elu: number }> {
+  const reports = await Promise.all(workers.map((w) => ask(w, { cmd: 'report' }, 'report')));
+  const histogram = new Uint32Array(BUCKETS + 1);
+  let elu = 0;
+  for (const report of reports) {
+    if (report.type !== 'report') continue;
+    for (let i = 0; i <= BUCKETS; i++) histogram[i]! += report.histogram[i]!;
+    elu += report.eventLoopUtilization / reports.length;
+  }
+  return { histogram, elu };
+}
+
+function histogramPercentile(histogram: Uint32Array, p: number): number {
+  let count = 0;
+  for (const n of histogram) count += n;
+  const rank = Math.max(1, Math.ceil((p / 100) * count));
+  let seen = 0;
+  for (let i = 0; i < histogram.length; i++) {
+    seen += histogram[i]!;
+    if (seen >= rank) return (i + 1) * BUCKET_MS;
+  }
+  return Number.NaN;
+}
+
+function histogramMax(histogram: Uint32Array): number {
+  for (let i = histogram.length - 1; i >= 0; i--) if (histogram[i]! > 0) return (i + 1) * BUCKET_MS;
+  return Number.NaN;
+}
+
+/* Processes ----------------------------------------------------------------------------------- */
+
+function spawnChild(file: string, childEnv: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', `${HERE}${file}`], {
+    env: { ...process.env, ...childEnv },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+function nextReport<T extends ProducerReport['type']>(
+  child: ChildProcess,
+  type: T,
+  timeoutMs: number,
+): Promise<Extract<ProducerReport, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage);
+      reject(new Error(`no '${type}' from ${child.spawnargs.at(-1)} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (report: ProducerReport) => {
+      if (report.type !== type) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(report as Extract<ProducerReport, { type: T }>);
+    };
+    child.on('message', onMessage);
+    child.once('exit', (code) => reject(new Error(`${child.spawnargs.at(-1)} exited (${code})`)));
+  });
+}
+
+function send(child: ChildProcess, command: ProducerCommand): void {
+  child.send(command);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function startGatewaySystem(scopes: string[]): Promise<System> {
+  let db: TestDatabase | undefined;
+  let redis: RedisServer | undefined;
+  const services: ServiceProcess[] = [];
+  db = await createTestDatabase('fanout');
+  redis = await startRedisServer();
+  const prefix = uniqueChannelPrefix();
+  try {
+    const deltaPort = await freePort();
+    const delta = await startService('delta', {
+      port: deltaPort,
+      env: { DATABASE_URL: db.url, SYNC_JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'warn' },
+    });
+    services.push(delta);
+    const gateway = await startService('gateway', {
+      port: await freePort(),
+      env: {
+        REDIS_URL: redis.url,
+        REDIS_CHANNEL_PREFIX: prefix,
+        DELTA_URL: delta.url,
+        SYNC_JWT_SECRET: TEST_JWT_SECRET,
+        LOG_LEVEL: 'warn',
+      },
+    });
+    services.push(gateway);
+    const producer = spawnChild('fanout-redis-publisher.ts', {
+      REDIS_URL: redis.url,
+      REDIS_CHANNEL_PREFIX: prefix,
+    });
+    await nextReport(producer, 'ready', 30_000);
+    send(producer, { cmd: 'init', scopes, contentBytes: CONTENT_BYTES });
+    return {
+      name: 'gateway',
+      url: `ws://127.0.0.1:${gateway.port}/sync`,
+      pid: gateway.proc.pid!,
+      producer,
+      tails: () => outputTails(services),
+      async stop() {
+        await stopChild(producer);
+        await Promise.all(services.map((s) => s.kill('SIGKILL')));
+        await redis?.stop();
+        await db?.drop();
+      },
+    };
+  } catch (err) {
+    await Promise.all(services.map((s) => s.kill('SIGKILL')));
+    await redis.stop();
+    await db.drop();
+    throw err;
+  }
+}
+
+async function startPlainSystem(scopes: string[]): Promise<System> {
+  const server = spawnChild('plain-uws-server.ts', { PORT: '0' });
+  const ready = await nextReport(server, 'ready', 30_000);
+  send(server, { cmd: 'init', scopes, contentBytes: CONTENT_BYTES });
+  return {
+    name: 'plain uWS',
+    url: `ws://127.0.0.1:${ready.port}/sync`,
+    pid: server.pid!,
+    producer: server,
+    tails: () => '(plain uWS server writes to this terminal)',
+    stop: () => stopChild(server),
+  };
+}
+
+/* /proc --------------------------------------------------------------------------------------- */
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+}
+
+/** CPU seconds (user + system) the process has used. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/* The run ------------------------------------------------------------------------------------- */
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string, system: System) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${system.tails()}`);
+    await sleep(20);
+  }
+}
+
+async function measure(system: System, scopes: string[], token: string): Promise<Result> {
+  resetCounters();
+  await sleep(1000);
+  const baselineRssKiB = rssKiB(system.pid);
+
+  // (c) idle connections: every connection subscribes one scope, FANOUT per scope. Connected in
+  // two halves, so the marginal cost (second half only) can be told from one-time costs such as
+  // per-scope streams and the heap the first subscribes grow.
+  const assignment = Array.from({ length: CONNECTIONS }, (_, i) => scopes[i % SCOPES]!);
+  const started = Date.now();
+  const connect = async (share: string[], expected: number) => {
+    await Promise.all(
+      workers.map((w, i) =>
+        ask(
+          w,
+          {
+            cmd: 'connect',
+            url: system.url,
+            token,
+            scopes: share.filter((_, j) => j % WORKERS === i),
+            concurrency: 50,
+          },
+          'connected',
+        ),
+      ),
+    );
+    await waitFor(() => total(COUNTER.subscribed) >= expected, 60_000, `${expected} subscriptions`, system);
+    if (total(COUNTER.failures) > 0) throw new Error(`${total(COUNTER.failures)} connections failed`);
+    await sleep(3000);
+    return rssKiB(system.pid);
+  };
+  const half = CONNECTIONS / 2;
+  const halfRssKiB = await connect(assignment.slice(0, half), half);
+  const idleRssKiB = await connect(assignment.slice(half), CONNECTIONS);
+  const connectMs = Date.now() - started - 6000;
+  const rssPerConnectionBytes = ((idleRssKiB - baselineRssKiB) * 1024) / CONNECTIONS;
+  const marginalRssPerConnectionBytes = ((idleRssKiB - halfRssKiB) * 1024) / (CONNECTIONS - half);
+  console.log(
+    `${system.name}: ${CONNECTIONS} connections subscribed in ${connectMs} ms; RSS ${baselineRssKiB} -> ${halfRssKiB} -> ${idleRssKiB} KiB`,
+  );
+
+  let published = 0;
+  const delivered = () => total(COUNTER.events);
+
+  // (a) saturation with credits.
+  const base = delivered();
+  send(system.producer, { cmd: 'credit', upTo: published + WINDOW });
+  const creditTimer = setInterval(() => {
+    const acked = published + Math.floor((delivered() - base) / FANOUT);
+    send(system.producer, { cmd: 'credit', upTo: acked + WINDOW });
+  }, 5);
+  const saturationDone = nextReport(system.producer, 'done', SATURATE_MS + 30_000);
+  send(system.producer, { cmd: 'saturate', durationMs: SATURATE_MS });
+  await sleep(WARMUP_MS);
+  await latencyReport(); // restarts the client threads' utilisation window
+  let cpu0 = cpuSeconds(system.pid);
+  let t0 = performance.now();
+  const d0 = delivered();
+  const saturation = await saturationDone;
+  const saturationSeconds = (performance.now() - t0) / 1000;
+  const saturationEventsPerSecond = (delivered() - d0) / saturationSeconds;
+  const saturationCpuPercent = ((cpuSeconds(system.pid) - cpu0) / saturationSeconds) * 100;
+  const saturationClientElu = (await latencyReport()).elu;
+  clearInterval(creditTimer);
+  published = saturation.total;
+  await waitFor(() => delivered() >= published * FANOUT, 30_000, 'saturation backlog to drain', system);
+  console.log(
+    `${system.name}: saturation ${Math.round(saturationEventsPerSecond)} events/s delivered, CPU ${saturationCpuPercent.toFixed(0)}%, client ELU ${saturationClientElu.toFixed(2)}`,
+  );
+
+  // (b) fixed rate: latency publish → receipt.
+  await sleep(500);
+  const beforeRate = delivered();
+  const rateDone = nextReport(system.producer, 'done', RATE_MS + 30_000);
+  send(system.producer, { cmd: 'rate', rate: RATE, durationMs: RATE_MS });
+  await sleep(WARMUP_MS);
+  for (const w of workers) w.postMessage({ cmd: 'latency', on: true } satisfies ClientCommand);
+  cpu0 = cpuSeconds(system.pid);
+  t0 = performance.now();
+  const rate = await rateDone;
+  const rateCpuPercent = ((cpuSeconds(system.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+  const endOfPublishing = performance.now();
+  published = rate.total;
+  const expected = published * FANOUT;
+  const drainDeadline = Date.now() + 20_000;
+  while (delivered() < expected && Date.now() < drainDeadline) await sleep(5);
+  const rateDrainMs = performance.now() - endOfPublishing;
+  for (const w of workers) w.postMessage({ cmd: 'latency', on: false } satisfies ClientCommand);
+  const { histogram, elu: rateClientElu } = await latencyReport();
+  const rateDeliveredRatio = (delivered() - beforeRate) / (rate.published * FANOUT);
+  console.log(
+    `${system.name}: ${rate.published} events at ${RATE}/s, p50 ${histogramPercentile(histogram, 50).toFixed(2)} ms, p99 ${histogramPercentile(histogram, 99).toFixed(2)} ms, CPU ${rateCpuPercent.toFixed(0)}%`,
+  );
+
+  await Promise.all(workers.map((w) => ask(w, { cmd: 'close' }, 'closed')));
+  return {
+    baselineRssKiB,
+    idleRssKiB,
+    rssPerConnectionBytes,
+    marginalRssPerConnectionBytes,
+    saturationEventsPerSecond,
+    saturationCpuPercent,
+    saturationClientElu,
+    ratePublished: rate.published,
+    rateDeliveredRatio,
+    rateDrainMs,
+    p50: histogramPercentile(histogram, 50),
+    p90: histogramPercentile(histogram, 90),
+    p99: histogramPercentile(histogram, 99),
+    max: histogramMax(histogram),
+    rateCpuPercent,
+    rateClientElu,
+  };
+}
+
+function report(gateway: Result, plain: Result, startedLoad: number, seconds: number): string {
+  const ratio = (a: number, b: number) => `${((a / b) * 100).toFixed(0)}%`;
+  const ms = (v: number) => `${v.toFixed(2)} ms`;
+  const rows: (string | number)[][] = [
+    [
+      'delivered events/s at saturation',
+      Math.round(gateway.saturationEventsPerSecond).toLocaleString('en-US'),
+      Math.round(plain.saturationEventsPerSecond).toLocaleString('en-US'),
+      ratio(gateway.saturationEventsPerSecond, plain.saturationEventsPerSecond),
+      '≥ 70% of plain uWS',
+    ],
+    [`latency p50 at ${RATE} events/s`, ms(gateway.p50), ms(plain.p50), ratio(gateway.p50, plain.p50), ''],
+    [
+      `latency p99 at ${RATE} events/s`,
+      ms(gateway.p99),
+      ms(plain.p99),
+      ratio(gateway.p99, plain.p99),
+      '≤ 25 ms',
+    ],
+    [`latency max at ${RATE} events/s`, ms(gateway.max), ms(plain.max), '', ''],
+    [
+      'RSS per idle subscribed connection',
+      `${(gateway.rssPerConnectionBytes / 1024).toFixed(2)} KiB`,
+      `${(plain.rssPerConnectionBytes / 1024).toFixed(2)} KiB`,
+      ratio(gateway.rssPerConnectionBytes, plain.rssPerConnectionBytes),
+      '≤ 8 KiB',
+    ],
+    [
+      'RSS per connection, second half only (marginal)',
+      `${(gateway.marginalRssPerConnectionBytes / 1024).toFixed(2)} KiB`,
+      `${(plain.marginalRssPerConnectionBytes / 1024).toFixed(2)} KiB`,
+      '',
+      '',
+    ],
+    [
+      'server CPU at saturation / at fixed rate',
+      `${gateway.saturationCpuPercent.toFixed(0)}% / ${gateway.rateCpuPercent.toFixed(0)}%`,
+      `${plain.saturationCpuPercent.toFixed(0)}% / ${plain.rateCpuPercent.toFixed(0)}%`,
+      '',
+      '',
+    ],
+    [
+      'client threads busy (event-loop utilisation) at saturation / fixed rate',
+      `${gateway.saturationClientElu.toFixed(2)} / ${gateway.rateClientElu.toFixed(2)}`,
+      `${plain.saturationClientElu.toFixed(2)} / ${plain.rateClientElu.toFixed(2)}`,
+      '',
+      '',
+    ],
+    [
+      'fixed-rate events delivered (of published × fan-out)',
+      `${(gateway.rateDeliveredRatio * 100).toFixed(1)}%`,
+      `${(plain.rateDeliveredRatio * 100).toFixed(1)}%`,
+      '',
+      '',
+    ],
+  ];
+  const met = [
+    gateway.saturationEventsPerSecond >= 0.7 * plain.saturationEventsPerSecond ? 'met' : 'missed',
+    gateway.p99 <= 25 ? 'met' : 'missed',
+    gateway.rssPerConnectionBytes <= 8 * 1024 ? 'met' : 'missed',
+  ];
+  return [
+    '## Fan-out (`npm run bench:fanout`)',
+    '',
+    `${CONNECTIONS.toLocaleString('en-US')} WebSocket connections, ${SCOPES} scopes (${FANOUT} subscribers each, one scope per connection), ` +
+      `Message inserts with ${CONTENT_BYTES}-character content (one event ≈ ${CONTENT_BYTES + 400} bytes on the wire). ` +
+      `Saturation: ${SATURATE_MS / 1000} s with at most ${WINDOW} undelivered events in flight; fixed rate: ${RATE} events/s ` +
+      `(${(RATE * FANOUT).toLocaleString('en-US')} deliveries/s) for ${RATE_MS / 1000} s, latency measured after a ${WARMUP_MS / 1000} s warm-up. ` +
+      `2-core shared machine, load average ${startedLoad.toFixed(2)} at start; whole run ${seconds.toFixed(0)} s. ` +
+      'Clients: 2 worker threads with raw `ws`, counting frames and reading each event’s publish stamp without parsing JSON.',
+    '',
+    markdownTable(['measure', 'gateway via Redis', 'plain uWS, in-process publish', 'ratio', 'target'], rows),
+    '',
+    `Targets: throughput ${met[0]}, p99 ${met[1]}, idle memory ${met[2]}.`,
+    '',
+    '- *gateway via Redis*: real processes — gateway `main.ts`, a private redis-server, a publisher process that publishes pre-built events in the bus format (`{scope, events}` on `<prefix>sync:<scope>`), and the delta service over an empty test database. Latency runs from the publish (which follows a commit in production) to receipt by the client, so it includes Redis, the gateway’s ordering checks and the fan-out; it does not include the database commit.',
+    '- *plain uWS*: the upper bound — a minimal uWebSockets.js server in one process, publishing the same frames with `app.publish`; no auth, bus, or ordering.',
+    '- Memory: RSS of the server process with all connections subscribed and idle, minus its RSS before the first connection, divided by the number of connections; the marginal row divides the growth from the second half of the connections by their number, which leaves out one-time costs (per-scope streams, JIT, the heap the first subscribes grew).',
+    '- Everything (server, Redis, publisher, clients) shares the same 2 cores, so the absolute figures are lower bounds of what a dedicated node does; the ratios are the meaningful part.',
+  ].join('\n');
+}
+
+const startedAt = performance.now();
+const startedLoad = loadavg()[0]!;
+const scopes = benchScopes(SCOPES);
+const token = await tokenFor(['*'], 'bench-fanout', 3600);
+let exitCode = 0;
+try {
+  console.log(
+    `fan-out bench: ${CONNECTIONS} connections, ${SCOPES} scopes, ${RATE} events/s, load average ${startedLoad.toFixed(2)}`,
+  );
+  const run = async (start: () => Promise<System>) => {
+    const system = await start();
+    try {
+      return await measure(system, scopes, token);
+    } finally {
+      await system.stop();
+    }
+  };
+  if (ONLY === 'plain' || ONLY === 'gateway') {
+    // A partial run (for tuning) prints its figures but leaves docs/benchmarks.md alone.
+    await run(() => (ONLY === 'plain' ? startPlainSystem(scopes) : startGatewaySystem(scopes)));
+  } else {
+    const gateway = await run(() => startGatewaySystem(scopes));
+    const plain = await run(() => startPlainSystem(scopes));
+    const markdown = report(gateway, plain, startedLoad, (performance.now() - startedAt) / 1000);
+    console.log(`\n${markdown}\n`);
+    updateBenchmarkSection('fanout', markdown);
+  }
+} catch (err) {
+  console.error(err);
+  exitCode = 1;
+} finally {
+  await Promise.all(workers.map((w) => w.terminate()));
+}
+process.exit(exitCode);
