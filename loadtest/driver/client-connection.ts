@@ -52,6 +52,11 @@ export class ClientConnection {
     this.#onProgress = onProgress;
   }
 
+  /** host:port of the node this connection talks to. */
+  get origin(): string {
+    return new URL(this.#spec.url).host;
+  }
+
   get scopes(): readonly string[] {
     return this.#spec.scopes;
   }

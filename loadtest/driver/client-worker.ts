@@ -140,7 +140,7 @@ port.on('message', async (command: WorkerCommand) => {
       const pairs = new Set<string>();
       for (const c of connections) {
         c.drop();
-        for (const [scope, cursor] of c.cursors.entries()) pairs.add(`${scope}@${cursor}`);
+        for (const [scope, cursor] of c.cursors.entries()) pairs.add(`${c.origin}|${scope}@${cursor}`);
       }
       resumePairs = [...pairs];
       reply({ type: 'done', seq: command.seq });

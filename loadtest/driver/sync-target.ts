@@ -119,13 +119,17 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
       return { first: Math.min(...ids), last: Math.max(...ids) };
     },
     async deltaRequests() {
-      let total: number | undefined;
+      let total: Record<string, number> | undefined;
       for (const url of options.metricsUrls ?? options.gatewayUrls) {
         const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) =>
           r.text(),
         );
-        const value = sumMetric(text, 'sync_gateway_delta_requests_total');
-        if (value !== undefined) total = (total ?? 0) + value;
+        for (const kind of ['delta', 'bootstrap', 'heads']) {
+          const value = sumMetric(text, 'sync_gateway_delta_requests_total', { kind });
+          if (value === undefined) continue;
+          total ??= {};
+          total[kind] = (total[kind] ?? 0) + value;
+        }
       }
       return total;
     },

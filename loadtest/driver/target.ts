@@ -18,8 +18,11 @@ export interface LoadTarget {
   connectionSpec(index: number, scopes: string[]): Promise<ConnectionSpec>;
   /** Appends `count` events to `scope` in one commit and answers with their ids. */
   publish(scope: string, count: number, contentBytes: number): Promise<PublishAck>;
-  /** Sum of `sync_gateway_delta_requests_total` over the gateways; undefined when not exposed. */
-  deltaRequests(): Promise<number | undefined>;
+  /**
+   * `sync_gateway_delta_requests_total` summed over the gateways, by `kind` (delta, bootstrap,
+   * heads); undefined when the target does not expose it.
+   */
+  deltaRequests(): Promise<Record<string, number> | undefined>;
 }
 
 /** Thrown for a non-2xx answer; keeps the status so scenarios can count by it. */
@@ -50,14 +53,23 @@ export async function requestJson<T>(
   return JSON.parse(text) as T;
 }
 
-/** Sums every sample of a Prometheus metric (all label sets) in exposition text. */
-export function sumMetric(text: string, name: string): number | undefined {
+/**
+ * Sums the samples of a Prometheus metric in exposition text, over every label set or only those
+ * carrying all of `labels` (e.g. `{ kind: 'delta' }`).
+ */
+export function sumMetric(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   let found = false;
   let sum = 0;
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
     const rest = line.slice(name.length);
     if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    if (wanted.some((w) => !rest.includes(w))) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (Number.isFinite(value)) {
       sum += value;

@@ -47,7 +47,7 @@ export interface WorkerSnapshot {
   /** Records received in bootstrap frames. */
   bootstrapRecords: number;
   bootstrapFrames: number;
-  /** Distinct `scope@cursor` pairs at the last drop: what a resume must replay. */
+  /** Distinct `host|scope@cursor` at the last drop: what a resume must replay, per node. */
   resumePairs: string[];
 }
 

@@ -71,9 +71,17 @@ export async function runReconnectStorm(
     const deltaAfter = await target.deltaRequests().catch(() => undefined);
 
     const catchUpMs = settled.caughtUpAt === null ? Number.NaN : settled.caughtUpAt - resumedAt;
-    const deltaRequests =
-      deltaBefore === undefined || deltaAfter === undefined ? undefined : deltaAfter - deltaBefore;
-    const pairs = dropped.resumePairs.length;
+    const byKind = (kind: string) =>
+      deltaBefore === undefined || deltaAfter === undefined
+        ? undefined
+        : (deltaAfter[kind] ?? 0) - (deltaBefore[kind] ?? 0);
+    const deltaRequests = byKind('delta');
+    const otherReads =
+      byKind('bootstrap') === undefined ? undefined : (byKind('bootstrap') ?? 0) + (byKind('heads') ?? 0);
+    // Distinct (scope, cursor) pairs over all clients, and per node: each gateway has to read a
+    // pair once for its own clients, so the per-node count is the floor with several gateways.
+    const pairs = new Set(dropped.resumePairs.map((p) => p.slice(p.indexOf('|') + 1))).size;
+    const pairsPerNode = dropped.resumePairs.length;
     const errors = errorCount(settled.errors);
     const metrics: ScenarioResult['metrics'] = {
       connections_ready: gauge(opened.ready),
@@ -83,10 +91,12 @@ export async function runReconnectStorm(
       events_lost: counter(settled.lost),
       events_duplicated: counter(settled.duplicates),
       resume_pairs: gauge(pairs),
+      resume_pairs_per_node: gauge(pairsPerNode),
       reconnect_retries: counter(settled.reconnects),
       ws_errors: counter(errors),
     };
     if (deltaRequests !== undefined) metrics.delta_requests = counter(deltaRequests);
+    if (otherReads !== undefined) metrics.delta_other_reads = counter(otherReads);
     return {
       scenario: 'reconnect-storm',
       target: target.name,

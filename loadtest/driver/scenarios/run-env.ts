@@ -10,8 +10,8 @@ export interface RunEnv {
 }
 
 /**
- * Connection specs: connection i subscribes to `perConnection` consecutive scopes starting at
- * i, so every scope gets the same number of subscribers when connections divide evenly.
+ * Connection specs: every block of `scopes.length` connections covers each scope once (so every
+ * scope gets the same number of subscribers when connections divide evenly), rotated per block.
  */
 export async function connectionSpecs(
   target: LoadTarget,
@@ -21,9 +21,12 @@ export async function connectionSpecs(
 ): Promise<ConnectionSpec[]> {
   const specs: ConnectionSpec[] = [];
   for (let i = 0; i < connections; i++) {
+    // Rotate by block so a scope's subscribers land on every node when the target spreads
+    // connections round-robin (connection i on node i % nodes).
+    const first = i + Math.floor(i / scopes.length);
     const mine = Array.from(
       { length: Math.min(perConnection, scopes.length) },
-      (_, k) => scopes[(i + k) % scopes.length]!,
+      (_, k) => scopes[(first + k) % scopes.length]!,
     );
     specs.push(await target.connectionSpec(i, mine));
   }

@@ -1,0 +1,244 @@
+/**
+ * `npm run bench`: starts the multi-node stack on this machine (fresh database, private Redis,
+ * 2 api workers, 2 gateways, delta), runs the load scenarios at a size that fits a 2-core box,
+ * runs the fan-out scenario against the peers in the same run, prints one table and writes it
+ * to docs/benchmarks.md (section `bench`). Bounded: a watchdog ends it before 10 minutes.
+ */
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { updateBenchmarkSection } from '../../test/support/bench';
+import { freePort } from '../../test/support/ports';
+import { createPeerTarget } from '../driver/peer-target';
+import { silentProgress } from '../driver/progress';
+import { passed, type ScenarioResult } from '../driver/result';
+import { runBootstrap } from '../driver/scenarios/bootstrap';
+import { FANOUT_DEFAULTS, type FanoutOptions, runFanout } from '../driver/scenarios/fanout';
+import { runMutations } from '../driver/scenarios/mutations';
+import { runReconnectStorm } from '../driver/scenarios/reconnect-storm';
+import { connectionSpecs, type RunEnv, withPool } from '../driver/scenarios/run-env';
+import { formatSummary } from '../driver/summary';
+import { createSyncTarget } from '../driver/sync-target';
+import type { LoadTarget } from '../driver/target';
+import { launchPeer, type PeerProcess } from '../peers/launch';
+import { PEER_KINDS, type PeerKind } from '../peers/peer-kind';
+import { startLocalStack } from './local-stack';
+import { type BenchFigures, benchTable, type FanoutFigures } from './report';
+import { readRssKiB } from './rss';
+
+const SIZES: BenchFigures['sizes'] = {
+  saturationConnections: Number(process.env.BENCH_SATURATION_CONNECTIONS ?? 2000),
+  saturationScopes: 20,
+  rateConnections: 500,
+  rateScopes: 25,
+  eventsPerSecond: 200,
+  idleConnections: Number(process.env.BENCH_IDLE_CONNECTIONS ?? 2000),
+  writers: 16,
+  stormClients: Number(process.env.BENCH_STORM_CLIENTS ?? 5000),
+  stormScopes: 50,
+  bootstrapRecords: 10_000,
+};
+const PUBLISH_SECONDS = 6;
+const WATCHDOG_MS = 9.5 * 60_000;
+
+const env: RunEnv = { workers: Math.max(2, availableParallelism()), progress: silentProgress };
+const began = Date.now();
+const log = (line: string) =>
+  process.stderr.write(`[bench ${((Date.now() - began) / 1000).toFixed(0)}s] ${line}\n`);
+const cleanups: (() => Promise<void>)[] = [];
+
+async function cleanup(): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
+}
+
+const watchdog = setTimeout(() => {
+  log('watchdog: the bench ran out of time; stopping everything');
+  void cleanup().finally(() => process.exit(1));
+}, WATCHDOG_MS);
+watchdog.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+function report(result: ScenarioResult): ScenarioResult {
+  log(
+    `${result.scenario}[${result.target}] ${passed(result) ? 'ok' : 'CHECKS FAILED'}\n${formatSummary(result)}`,
+  );
+  return result;
+}
+
+function metricValue(
+  result: ScenarioResult,
+  name: string,
+  field: 'value' | 'perSecond' | 'med' | 'p99' = 'value',
+) {
+  const m = result.metrics[name] as Record<string, unknown> | undefined;
+  const v = m?.[field];
+  return typeof v === 'number' ? v : Number.NaN;
+}
+
+async function fanoutFigures(target: LoadTarget): Promise<FanoutFigures> {
+  const base: FanoutOptions = { ...FANOUT_DEFAULTS, durationMs: PUBLISH_SECONDS * 1000, settleMs: 15_000 };
+  const rate = report(
+    await runFanout(
+      target,
+      {
+        ...base,
+        mode: 'rate',
+        connections: SIZES.rateConnections,
+        scopes: SIZES.rateScopes,
+        eventsPerSecond: SIZES.eventsPerSecond,
+      },
+      env,
+    ),
+  );
+  const saturated = report(
+    await runFanout(
+      target,
+      {
+        ...base,
+        mode: 'saturate',
+        connections: SIZES.saturationConnections,
+        scopes: SIZES.saturationScopes,
+        concurrency: 16,
+      },
+      env,
+    ),
+  );
+  return {
+    saturatedPerSecond: metricValue(saturated, 'events_delivered', 'perSecond'),
+    p50Ms: metricValue(rate, 'sync_delivery_ms', 'med'),
+    p99Ms: metricValue(rate, 'sync_delivery_ms', 'p99'),
+    correct: passed(rate) && passed(saturated),
+  };
+}
+
+async function main(): Promise<void> {
+  log(`starting the stack (2 api, 2 gateways, delta, Postgres db, private Redis) on ${cpus().length} cores`);
+  const stack = await startLocalStack({ apiWorkers: 2, gateways: 2 });
+  cleanups.push(() => stack.stop());
+  const sync = createSyncTarget({
+    apiUrls: stack.apiUrls,
+    gatewayUrls: stack.gatewayUrls,
+    deltaUrl: stack.deltaUrl,
+    secret: stack.secret,
+  });
+
+  // 1. Memory per idle connection, on fresh gateways: RSS before and after opening them.
+  log(`idle connections: ${SIZES.idleConnections}`);
+  const idleScopes = await sync.prepareScopes(50);
+  const idleSpecs = await connectionSpecs(sync, idleScopes, SIZES.idleConnections);
+  const rssBefore = stack.gateways.reduce((sum, g) => sum + readRssKiB(g.proc.pid!), 0);
+  const rssAfter = await withPool(env, async (pool) => {
+    const opened = await pool.open(idleSpecs, { measureLatency: false, timeoutMs: 60_000 });
+    log(`idle connections ready: ${opened.ready}/${SIZES.idleConnections}`);
+    await new Promise((r) => setTimeout(r, 2000));
+    return opened.ready > 0
+      ? stack.gateways.reduce((sum, g) => sum + readRssKiB(g.proc.pid!), 0)
+      : Number.NaN;
+  });
+  const rssPerConnectionKiB = (rssAfter - rssBefore) / SIZES.idleConnections;
+
+  // 2. Fan-out: this system, then each peer on the same machine, one at a time.
+  const fanout: BenchFigures['fanout'] = { sync: await fanoutFigures(sync) };
+  for (const kind of PEER_KINDS) {
+    const nodes: PeerProcess[] = [];
+    try {
+      const count = kind === 'uws-local' ? 1 : 2;
+      for (let i = 0; i < count; i++) {
+        nodes.push(
+          await launchPeer(kind as PeerKind, {
+            port: await freePort(),
+            redisUrl: stack.redisUrl,
+            channelPrefix: `peer-${kind}:`,
+          }),
+        );
+      }
+      fanout[kind] = await fanoutFigures(
+        createPeerTarget(
+          kind,
+          nodes.map((n) => n.url),
+        ),
+      );
+    } catch (err) {
+      log(`peer ${kind} failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  }
+
+  // 3. Writes.
+  const mutations = report(
+    await runMutations(
+      sync,
+      { scopes: 50, vus: SIZES.writers, durationMs: PUBLISH_SECONDS * 1000, batch: 1, contentBytes: 200 },
+      env,
+    ),
+  );
+
+  // 4. Reconnect storm.
+  const storm = report(
+    await runReconnectStorm(
+      sync,
+      {
+        connections: SIZES.stormClients,
+        scopes: SIZES.stormScopes,
+        eventsBefore: 2,
+        eventsWhileAway: 5,
+        settleMs: 45_000,
+      },
+      env,
+    ),
+  );
+
+  // 5. Bootstrap of a large scope.
+  const bootstrap = report(
+    await runBootstrap(
+      sync,
+      { records: SIZES.bootstrapRecords, httpClients: 2, iterations: 3, wsClients: 10 },
+      env,
+    ),
+  );
+
+  const figures: BenchFigures = {
+    sizes: SIZES,
+    fanout,
+    rssPerConnectionKiB,
+    mutationsPerSecond: metricValue(mutations, 'mutations', 'perSecond'),
+    mutationP99Ms: metricValue(mutations, 'mutation_ms', 'p99'),
+    mutationsCorrect: passed(mutations),
+    stormCatchUpMs: metricValue(storm, 'storm_catch_up_ms'),
+    stormCaughtUp: storm.checks.find((c) => c.name.startsWith('every client caught up'))?.ok === true,
+    stormDeltaRequests: metricValue(storm, 'delta_requests'),
+    stormResumePairs: metricValue(storm, 'resume_pairs'),
+    stormResumePairsPerNode: metricValue(storm, 'resume_pairs_per_node'),
+    bootstrapHttpP50Ms: metricValue(bootstrap, 'bootstrap_http_ms', 'med'),
+    bootstrapWsAllMs: metricValue(bootstrap, 'bootstrap_ws_all_ready_ms'),
+    bootstrapCorrect: passed(bootstrap),
+  };
+  const table = benchTable(figures);
+  const seconds = ((Date.now() - began) / 1000).toFixed(0);
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+  const markdown = [
+    '## Whole system (`npm run bench`)',
+    '',
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine}, in ${seconds} s. ` +
+      'Every process — Postgres, Redis, 2 api workers, 2 gateways, delta, the peers and the load driver (' +
+      `${env.workers} worker threads) — shares these cores, so absolute figures are a floor; the ratios compare ` +
+      'like with like. Fan-out latency is commit (`created_at`, 1 ms resolution) to receipt; saturation uses 16 ' +
+      `closed-loop publishers for ${PUBLISH_SECONDS} s, one event per publish. How to read it: docs/loadtest.md.`,
+    '',
+    table,
+  ].join('\n');
+  console.log(`\n${table}\n`);
+  updateBenchmarkSection('bench', markdown);
+  log('wrote docs/benchmarks.md (section bench)');
+}
+
+try {
+  await main();
+} finally {
+  await cleanup();
+  clearTimeout(watchdog);
+}
+process.exit(0);

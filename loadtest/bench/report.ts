@@ -1,0 +1,187 @@
+import { markdownTable } from '../../test/support/bench';
+
+/** Fan-out figures of one target: throughput at saturation and latency at the fixed rate. */
+export interface FanoutFigures {
+  /** Events delivered per second over all subscribers, closed-loop publishers. */
+  saturatedPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Correctness held (no loss, no duplicates, everything delivered) in both runs. */
+  correct: boolean;
+}
+
+/** Everything the bench measured; NaN where a step failed or was skipped. */
+export interface BenchFigures {
+  sizes: {
+    saturationConnections: number;
+    saturationScopes: number;
+    rateConnections: number;
+    rateScopes: number;
+    eventsPerSecond: number;
+    idleConnections: number;
+    writers: number;
+    stormClients: number;
+    stormScopes: number;
+    bootstrapRecords: number;
+  };
+  fanout: {
+    sync: FanoutFigures;
+    'uws-local'?: FanoutFigures;
+    'ws-redis'?: FanoutFigures;
+    'socketio-redis'?: FanoutFigures;
+  };
+  rssPerConnectionKiB: number;
+  mutationsPerSecond: number;
+  mutationP99Ms: number;
+  mutationsCorrect: boolean;
+  stormCatchUpMs: number;
+  stormCaughtUp: boolean;
+  stormDeltaRequests: number;
+  stormResumePairs: number;
+  /** Distinct (gateway, scope, cursor): the floor when a scope's clients sit on several gateways. */
+  stormResumePairsPerNode: number;
+  bootstrapHttpP50Ms: number;
+  bootstrapWsAllMs: number;
+  bootstrapCorrect: boolean;
+}
+
+const TARGETS = {
+  ofUws: 0.7,
+  overSocketIo: 5,
+  p99Ms: 25,
+  rssKiB: 8,
+  stormMs: 3000,
+  stormClients: 5000,
+};
+
+function n(value: number, digits = 0): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  return value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function verdict(ok: boolean | undefined): string {
+  return ok === undefined ? 'n/a' : ok ? 'met' : '**not met**';
+}
+
+function meets(value: number, ok: (v: number) => boolean): boolean | undefined {
+  return Number.isFinite(value) ? ok(value) : undefined;
+}
+
+/**
+ * The bench's one table: this system next to each peer, ratios, the targets and whether they
+ * are met. Columns: figure | this system | uWS local | ws + Redis | Socket.IO + Redis | target | status.
+ */
+export function benchTable(f: BenchFigures): string {
+  const sync = f.fanout.sync;
+  const uws = f.fanout['uws-local'];
+  const naive = f.fanout['ws-redis'];
+  const sio = f.fanout['socketio-redis'];
+  const s = f.sizes;
+  const peerCell = (p: FanoutFigures | undefined, pick: (x: FanoutFigures) => number, digits = 0) =>
+    p ? n(pick(p), digits) : 'n/a';
+  const ratio = (p: FanoutFigures | undefined) =>
+    p && p.saturatedPerSecond > 0 ? sync.saturatedPerSecond / p.saturatedPerSecond : Number.NaN;
+  const ofUws = ratio(uws);
+  const overSio = ratio(sio);
+  const stormScaled = f.stormCaughtUp ? f.stormCatchUpMs : Number.NaN;
+  const rows: (string | number)[][] = [
+    [
+      `fan-out at saturation, events delivered/s (${n(s.saturationConnections)} conns, ${s.saturationScopes} scopes)`,
+      n(sync.saturatedPerSecond),
+      peerCell(uws, (x) => x.saturatedPerSecond),
+      peerCell(naive, (x) => x.saturatedPerSecond),
+      peerCell(sio, (x) => x.saturatedPerSecond),
+      '',
+      '',
+    ],
+    [
+      'this system ÷ peer',
+      '1.00',
+      n(ofUws, 2),
+      n(ratio(naive), 2),
+      n(overSio, 2),
+      `≥ ${TARGETS.ofUws} of uWS; ≥ ${TARGETS.overSocketIo}× Socket.IO`,
+      `${verdict(meets(ofUws, (v) => v >= TARGETS.ofUws))}; ${verdict(meets(overSio, (v) => v >= TARGETS.overSocketIo))}`,
+    ],
+    [
+      `fan-out p50 at ${n(s.eventsPerSecond)} events/s (${n(s.rateConnections)} conns, ${s.rateScopes} scopes), ms`,
+      n(sync.p50Ms, 1),
+      peerCell(uws, (x) => x.p50Ms, 1),
+      peerCell(naive, (x) => x.p50Ms, 1),
+      peerCell(sio, (x) => x.p50Ms, 1),
+      '',
+      '',
+    ],
+    [
+      'fan-out p99 at the same rate, ms',
+      n(sync.p99Ms, 1),
+      peerCell(uws, (x) => x.p99Ms, 1),
+      peerCell(naive, (x) => x.p99Ms, 1),
+      peerCell(sio, (x) => x.p99Ms, 1),
+      `≤ ${TARGETS.p99Ms} ms`,
+      verdict(meets(sync.p99Ms, (v) => v <= TARGETS.p99Ms)),
+    ],
+    [
+      'fan-out correctness (no loss, no duplicates, all delivered)',
+      sync.correct ? 'yes' : '**no**',
+      uws ? (uws.correct ? 'yes' : '**no**') : 'n/a',
+      naive ? (naive.correct ? 'yes' : '**no**') : 'n/a',
+      sio ? (sio.correct ? 'yes' : '**no**') : 'n/a',
+      'yes',
+      verdict(sync.correct),
+    ],
+    [
+      `gateway RSS per idle connection (${n(s.idleConnections)} conns), KiB`,
+      n(f.rssPerConnectionKiB, 1),
+      '',
+      '',
+      '',
+      `≤ ${TARGETS.rssKiB} KiB`,
+      verdict(meets(f.rssPerConnectionKiB, (v) => v <= TARGETS.rssKiB)),
+    ],
+    [
+      `mutations/s (${s.writers} writers, closed loop)`,
+      n(f.mutationsPerSecond),
+      '',
+      '',
+      '',
+      '',
+      f.mutationsCorrect ? 'all acknowledged, log exact' : '**writes lost or failed**',
+    ],
+    ['mutation p99, ms', n(f.mutationP99Ms, 1), '', '', '', '', ''],
+    [
+      `reconnect storm: ${n(s.stormClients)} clients caught up, ms`,
+      f.stormCaughtUp ? n(f.stormCatchUpMs) : '**not all caught up**',
+      '',
+      '',
+      '',
+      `${n(TARGETS.stormClients)} in ≤ ${TARGETS.stormMs} ms`,
+      s.stormClients >= TARGETS.stormClients
+        ? verdict(meets(stormScaled, (v) => v <= TARGETS.stormMs))
+        : `${verdict(meets(stormScaled, (v) => v <= TARGETS.stormMs))} (at ${n(s.stormClients)})`,
+    ],
+    [
+      `reconnect storm: delta queries (distinct scope,cursor pairs: ${n(f.stormResumePairs)}; per gateway: ${n(f.stormResumePairsPerNode)})`,
+      n(f.stormDeltaRequests),
+      '',
+      '',
+      '',
+      `≤ ${n(f.stormResumePairs)}`,
+      verdict(meets(f.stormDeltaRequests, (v) => v <= f.stormResumePairs)),
+    ],
+    [
+      `bootstrap of a ${n(s.bootstrapRecords)}-record scope, HTTP p50, ms`,
+      n(f.bootstrapHttpP50Ms),
+      '',
+      '',
+      '',
+      '',
+      f.bootstrapCorrect ? 'complete' : '**incomplete**',
+    ],
+    ['bootstrap over WebSocket, all clients served, ms', n(f.bootstrapWsAllMs), '', '', '', '', ''],
+  ];
+  return markdownTable(
+    ['figure', 'this system', 'uWS local', 'ws + Redis', 'Socket.IO + Redis', 'target', 'status'],
+    rows,
+  );
+}
