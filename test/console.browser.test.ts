@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/pg';
 import { freePort } from './support/ports';
 import { type ServiceProcess, startService } from './support/stack';
-import { TEST_JWT_SECRET } from './support/tokens';
+import { TEST_JWT_SECRET, tokenFor } from './support/tokens';
 
 /**
  * The agent console in a real Chromium against the real standalone server (API, delta, gateway
@@ -61,8 +61,8 @@ beforeAll(async () => {
   });
   browser = await playwright.launch({
     executablePath: await chromium.executablePath(),
-    // --single-process (in @sparticuz/chromium's defaults, meant for AWS Lambda) makes a second
-    // browser context and page reloads unreliable; one renderer per page is what a desktop does.
+    // --single-process (in @sparticuz/chromium's defaults, meant for AWS Lambda) is dropped: with
+    // it, the page of the second browser context never rendered here (its first wait timed out).
     args: [
       ...chromium.args.filter((arg) => arg !== '--single-process'),
       '--no-sandbox',
@@ -271,6 +271,7 @@ describe('agent console in Chromium', () => {
     await sendMessage(pageA, 'Written while offline');
     await pageA.getByTestId('connection').and(pageA.locator('[data-pending="1"]')).waitFor();
     await pageA.locator('.message.pending').filter({ hasText: 'Written while offline' }).waitFor();
+    await pageA.screenshot({ path: join(ARTIFACTS, 'console-offline.png') });
 
     // B writes meanwhile, and gets its whole reply.
     await sendMessage(pageB, 'Written while A was away');
@@ -341,6 +342,46 @@ describe('agent console in Chromium', () => {
     await waitForDebug(pageB, (d) => d.replies.finished === 2, 'B’s second reply');
     await agentItem(pageA).filter({ hasText: 'idle' }).waitFor();
     await pageA.screenshot({ path: join(ARTIFACTS, 'console-after-reload.png') });
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('shows a refusal, and writes nothing, when the token does not cover the org', async () => {
+    const otherOrg = crypto.randomUUID();
+    const narrow = await tokenFor([`org:${orgId}`], 'outsider');
+    const context = await newContext();
+    try {
+      // Keep the server's injected dev token out, so the page uses the narrow `?token=`.
+      await context.addInitScript(() => {
+        Object.defineProperty(window, '__SYNC_CONFIG__', { value: undefined, writable: false });
+      });
+      const page = await context.newPage();
+      page.on('pageerror', (error) => pageErrors.push(error.message));
+      await page.goto(`${server.url}/?token=${narrow}#/org/${otherOrg}`);
+      await page.getByTestId('connection').and(page.locator('[data-status=open]')).waitFor();
+      expect(
+        await page.evaluate(
+          () => (window as unknown as { __SYNC_DEBUG__: PageDebug }).__SYNC_DEBUG__.tokenSource,
+        ),
+      ).toBe('query');
+      await page.getByTestId('org-scope-error').filter({ hasText: 'forbidden' }).waitFor();
+
+      // A write there is refused by the API (403), rolled back, and reported in the banner.
+      await page.getByTestId('new-agent-name').fill('Intruder');
+      await page.getByTestId('create-agent').click();
+      await page.getByRole('alert').waitFor();
+      await waitForDebug(page, (d) => d.pending === 0, 'the refused write to be rolled back');
+      expect(await page.getByTestId('agent-item').count()).toBe(0);
+
+      const admin = await tokenFor(['*'], 'admin');
+      const res = await fetch(`${server.url}/sync/bootstrap?scope=org:${otherOrg}`, {
+        headers: { authorization: `Bearer ${admin}` },
+      });
+      const body = (await res.json()) as { models: { Agent: unknown[] }; lastSyncId: number };
+      expect(body.models.Agent).toEqual([]);
+      expect(body.lastSyncId).toBe(0);
+    } finally {
+      await context.close();
+    }
     expect(pageErrors).toEqual([]);
   }, 60_000);
 });

@@ -9,9 +9,10 @@ export default defineConfig(({ command }) => ({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/',
   logLevel: 'warn',
-  oxc: { jsx: { runtime: 'automatic', importSource: 'react' } },
   // A build is always a production build, even when started from a process whose NODE_ENV says
-  // otherwise (vitest sets `test`, which would otherwise bundle React's development build).
+  // otherwise (vitest sets `test`): both the JSX transform (jsx vs jsxDEV) and React's own entry
+  // points follow NODE_ENV, and a mix of the two does not run.
+  oxc: { jsx: { runtime: 'automatic', importSource: 'react', development: command !== 'build' } },
   ...(command === 'build' ? { define: { 'process.env.NODE_ENV': JSON.stringify('production') } } : {}),
   build: {
     outDir: 'dist',

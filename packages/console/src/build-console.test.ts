@@ -15,7 +15,12 @@ describe('ensureConsoleBuilt', () => {
     expect(first.built).toBe(true);
     const html = readFileSync(join(distDir, 'index.html'), 'utf8');
     expect(html).toMatch(/<script type="module" crossorigin src="\/assets\/index-[\w-]+\.js"><\/script>/);
-    expect(readdirSync(join(distDir, 'assets')).some((f) => f.endsWith('.css'))).toBe(true);
+    const assets = readdirSync(join(distDir, 'assets'));
+    expect(assets.some((f) => f.endsWith('.css'))).toBe(true);
+    // A production bundle even though vitest runs with NODE_ENV=test: no dev JSX runtime calls.
+    const js = readFileSync(join(distDir, 'assets', assets.find((f) => f.endsWith('.js'))!), 'utf8');
+    expect(process.env.NODE_ENV).toBe('test');
+    expect(js).not.toContain('jsxDEV');
     // No scratch folder is left behind.
     expect(readdirSync(parent)).toEqual(['dist']);
 

@@ -34,3 +34,8 @@ export function byCreatedAt<T extends { created_at: string; id: string }>(a: T, 
   if (ta !== tb) return ta < tb ? -1 : 1;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
+
+/** The message of an error of any kind, for the banner. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -8,12 +8,12 @@ import { SyncProvider } from '@openagents/sync-react';
 import { useEffect, useMemo } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App, useErrorBanner } from './components/app';
-import { describe } from './components/org-sidebar';
 import { TokenGate } from './components/token-gate';
 import { type ConfigSource, type ConsoleConfig, readConsoleConfig, TOKEN_STORAGE_KEY } from './config';
 import { ConsoleContext, type ConsoleServices } from './console-context';
 import { createSyncDebug } from './debug-socket';
 import { instrumentStorage } from './debug-storage';
+import { errorMessage } from './format';
 import { ReplyQueue } from './reply-queue';
 import { tokenSubject } from './token-subject';
 
@@ -38,7 +38,7 @@ function Root({ client, config, user, replies }: RootProps) {
     [client, config, reportError, replies],
   );
   useEffect(() => {
-    replies.onError = (e) => reportError(`The simulated agent stopped: ${describe(e)}`);
+    replies.onError = (e) => reportError(`The simulated agent stopped: ${errorMessage(e)}`);
   }, [replies, reportError]);
   return (
     <SyncProvider client={client}>

@@ -1,10 +1,9 @@
 import { useAgentSync, usePendingMutations, useRecord, useRecords } from '@openagents/sync-react';
 import { useMemo } from 'react';
 import { useConsole } from '../console-context';
-import { byCreatedAt, shortId } from '../format';
+import { byCreatedAt, errorMessage, shortId } from '../format';
 import { Composer } from './composer';
 import { MessageList } from './message-list';
-import { describe } from './org-sidebar';
 
 /**
  * One agent's chat, followed through the `agent:<id>` scope. Sending a message writes it through
@@ -28,7 +27,7 @@ export function AgentChat({ orgId, agentId }: { orgId: string; agentId: string }
 
   const send = (content: string) => {
     const sent = client.insert('Message', { agent_id: agentId, role: 'user', content });
-    sent.catch((e: unknown) => reportError(`Message not sent: ${describe(e)}`));
+    sent.catch((e: unknown) => reportError(`Message not sent: ${errorMessage(e)}`));
     // The reply starts once the user's message is committed, so it always sorts after it.
     replies.enqueue({ baseUrl: config.url, token: config.token, agentId, orgId, prompt: content }, sent);
   };

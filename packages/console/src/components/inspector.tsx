@@ -2,9 +2,8 @@ import type { Payment } from '@openagents/sync-protocol';
 import { useRecords } from '@openagents/sync-react';
 import { useCallback, useMemo, useState } from 'react';
 import { useConsole } from '../console-context';
-import { byCreatedAt } from '../format';
+import { byCreatedAt, errorMessage } from '../format';
 import { CodeChangesPanel } from './code-changes-panel';
-import { describe } from './org-sidebar';
 import { PaymentsPanel } from './payments-panel';
 import { ReasoningPanel } from './reasoning-panel';
 
@@ -34,7 +33,7 @@ export function Inspector({ orgId, agentId }: { orgId: string; agentId: string |
 
   const proposed = changes.filter((c) => c.status === 'proposed').length;
   const pendingPayments = payments.filter((p) => p.status === 'pending').length;
-  const fail = (e: unknown) => reportError(describe(e));
+  const fail = (e: unknown) => reportError(errorMessage(e));
 
   return (
     <aside className="inspector">

@@ -1,6 +1,6 @@
 import { useAgentSync, useRecords } from '@openagents/sync-react';
 import { useConsole } from '../console-context';
-import { byCreatedAt } from '../format';
+import { byCreatedAt, errorMessage } from '../format';
 import { AgentList } from './agent-list';
 import { CreateAgentForm } from './create-agent-form';
 
@@ -16,12 +16,12 @@ export function OrgSidebar({
 }) {
   const { client, reportError } = useConsole();
   const scope = `org:${orgId}`;
-  const { status } = useAgentSync(scope);
+  const { status, error } = useAgentSync(scope);
   const agents = useRecords('Agent', { scope, sort: byCreatedAt });
 
   const create = (name: string) => {
     const id = crypto.randomUUID();
-    client.insert('Agent', { id, org_id: orgId, name }).catch((e: unknown) => reportError(describe(e)));
+    client.insert('Agent', { id, org_id: orgId, name }).catch((e: unknown) => reportError(errorMessage(e)));
     onSelect(id);
   };
 
@@ -32,13 +32,15 @@ export function OrgSidebar({
         <span data-testid="org-scope-status">{status === 'live' ? agents.length : status}</span>
       </div>
       <div className="scroll">
-        <AgentList agents={agents} selectedId={selectedAgentId} onSelect={onSelect} />
+        {status === 'error' ? (
+          <div className="empty error-line" data-testid="org-scope-error">
+            This org cannot be read with the current token ({error ?? 'refused'}).
+          </div>
+        ) : (
+          <AgentList agents={agents} selectedId={selectedAgentId} onSelect={onSelect} />
+        )}
       </div>
       <CreateAgentForm onCreate={create} />
     </nav>
   );
-}
-
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
