@@ -82,6 +82,8 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** What uWS itself accepts as one frame: well above MAX_FRAME_BYTES (see the ws behaviour). */
 export function frameHardCap(maxFrameBytes: number): number {
   return Math.max(maxFrameBytes * 4, 1024 * 1024);
@@ -356,15 +358,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
       ud.channel = channelFor(ws, ud);
       connections.add(ws);
       metrics.connections.set(connections.size);
-      const msLeft = ud.principal.exp * 1000 - Date.now();
-      ud.expiryTimer = setTimeout(
-        () => {
-          if (ud.closed) return;
-          log.info({ conn: ud.id }, 'token expired; closing');
-          ws.end(CLOSE_CODES.policyViolation, 'token expired');
-        },
-        Math.min(Math.max(msLeft, 0), 2 ** 31 - 1),
-      );
+      // Close with 1008 when the token expires; timers cap at ~24.8 days, so re-arm until then.
+      const armExpiry = () => {
+        const msLeft = ud.principal.exp * 1000 - Date.now();
+        ud.expiryTimer = setTimeout(
+          () => {
+            if (ud.closed) return;
+            if (ud.principal.exp * 1000 > Date.now()) return armExpiry();
+            log.info({ conn: ud.id }, 'token expired; closing');
+            ws.end(CLOSE_CODES.policyViolation, 'token expired');
+          },
+          Math.min(Math.max(msLeft, 0), MAX_TIMER_MS),
+        );
+      };
+      armExpiry();
       log.info({ conn: ud.id, sub: ud.principal.sub }, 'connection opened');
     },
     message: onMessage,

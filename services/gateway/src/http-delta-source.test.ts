@@ -9,7 +9,7 @@ import { createHttpDeltaSource } from './http-delta-source';
 let server: Server;
 const models = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
 let base = '';
-const requests: { url: string; auth: string | undefined }[] = [];
+const requests: { url: string; auth: string | undefined; scopes?: number }[] = [];
 const event = (id: number) => ({
   id,
   scope: 'agent:a',
@@ -30,9 +30,17 @@ beforeAll(async () => {
       res.end(typeof body === 'string' ? body : JSON.stringify(body));
     };
     const scope = url.searchParams.get('scope');
-    if (url.pathname === '/sync/heads') {
-      const scopes = url.searchParams.getAll('scope');
-      return send(200, { heads: Object.fromEntries(scopes.map((s, i) => [s, i + 1])) });
+    if (url.pathname === '/sync/heads' && req.method === 'POST') {
+      let raw = '';
+      req.on('data', (c) => {
+        raw += c;
+      });
+      req.on('end', () => {
+        const { scopes } = JSON.parse(raw) as { scopes: string[] };
+        requests.at(-1)!.scopes = scopes.length;
+        send(200, { heads: Object.fromEntries(scopes.map((s, i) => [s, i + 1])) });
+      });
+      return;
     }
     if (scope === 'agent:gone') return send(410, { error: { code: 'reset_required', message: 'pruned' } });
     if (scope === 'agent:down') return send(503, { error: { code: 'unavailable', message: 'db down' } });
@@ -73,14 +81,13 @@ describe('createHttpDeltaSource', () => {
     ]);
   });
 
-  it('splits a heads call over many scopes into requests of bounded URL length', async () => {
-    const scopes = Array.from({ length: 600 }, (_, i) => `agent:${String(i).padStart(36, '0')}`);
+  it('asks for many scopes by POST, at most 1000 per request', async () => {
+    const scopes = Array.from({ length: 2500 }, (_, i) => `agent:${String(i).padStart(36, '0')}`);
     const before = requests.length;
     const heads = await source().heads(scopes);
-    expect(heads.size).toBe(600);
-    const sent = requests.slice(before);
-    expect(sent.length).toBeGreaterThan(1);
-    for (const r of sent) expect(r.url.length).toBeLessThan(7000);
+    expect(heads.size).toBe(2500);
+    expect(heads.get(scopes[1001]!)).toBe(2);
+    expect(requests.slice(before).map((r) => r.scopes)).toEqual([1000, 1000, 500]);
   });
 
   it('maps 410 to reset_required, 5xx/unreachable/garbled answers to unavailable, refusals to internal', async () => {

@@ -3,8 +3,8 @@ import { AppError, type DeltaSource } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
 /**
- * `GET /sync/heads?scope=a&scope=b` answers `{ "heads": { "<scope>": <lastId>, ... } }`; an array
- * `[{ "scope", "lastSyncId" }]` is accepted as well.
+ * `POST /sync/heads` `{ "scopes": [...] }` answers `{ "heads": { "<scope>": <lastId>, ... } }`
+ * (like `GET /sync/heads?scope=a&scope=b`); an array `[{ "scope", "lastSyncId" }]` is accepted too.
  */
 const HeadsResponse = z.object({
   heads: z.union([
@@ -34,13 +34,18 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
   const doFetch = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 10_000;
 
-  const get = async <T>(path: string, schema: z.ZodType<T>): Promise<T> => {
+  const get = async <T>(path: string, schema: z.ZodType<T>, json?: unknown): Promise<T> => {
     const token = typeof options.token === 'function' ? await options.token() : options.token;
     let response: Response;
     let body: unknown;
     try {
       response = await doFetch(`${base}${path}`, {
-        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(json === undefined ? {} : { method: 'POST', body: JSON.stringify(json) }),
         signal: AbortSignal.timeout(timeoutMs),
       });
       body = await response.json().catch(() => undefined);
@@ -75,9 +80,13 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
     async heads(scopes) {
       const heads = new Map<string, number>(scopes.map((s) => [s, 0]));
       if (scopes.length === 0) return heads;
-      // Many scopes are split over several requests so that no URL outgrows a server's header limit.
+      // POST carries long lists; more than the service's per-request maximum are split.
+      const chunks: string[][] = [];
+      for (let i = 0; i < scopes.length; i += HEADS_PER_REQUEST) {
+        chunks.push(scopes.slice(i, i + HEADS_PER_REQUEST));
+      }
       const answers = await Promise.all(
-        chunkQueries(scopes).map((query) => get(`/sync/heads?${query}`, HeadsResponse)),
+        chunks.map((chunk) => get('/sync/heads', HeadsResponse, { scopes: chunk })),
       );
       for (const answer of answers) {
         const entries = Array.isArray(answer.heads)
@@ -90,23 +99,5 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
   };
 }
 
-/** Longest query string of one heads request, in characters. */
-const MAX_HEADS_QUERY = 6000;
-
-function chunkQueries(scopes: readonly string[]): string[] {
-  const queries: string[] = [];
-  let current = new URLSearchParams();
-  let length = 0;
-  for (const scope of scopes) {
-    const part = `scope=${encodeURIComponent(scope)}&`.length;
-    if (length > 0 && length + part > MAX_HEADS_QUERY) {
-      queries.push(current.toString());
-      current = new URLSearchParams();
-      length = 0;
-    }
-    current.append('scope', scope);
-    length += part;
-  }
-  if (length > 0) queries.push(current.toString());
-  return queries;
-}
+/** Scopes per heads request: the delta service's MAX_HEADS_SCOPES. */
+const HEADS_PER_REQUEST = 1000;

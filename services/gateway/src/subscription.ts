@@ -25,6 +25,8 @@ type State = 'catching_up' | 'live' | 'closed';
 
 /** Delays between attempts when the delta source is unavailable during a catch-up. */
 const RETRY_DELAYS_MS = [200, 500, 1000, 2000, 4000];
+/** Live events a catching-up subscription keeps at most before it reads them from the log instead. */
+const MAX_BUFFERED_EVENTS = 10_000;
 /** How long a subscriber ahead of its stream waits before asking the stream to fill again. */
 const CONVERGE_WAIT_MS = 1000;
 
@@ -70,7 +72,13 @@ export class Subscription implements StreamSubscriber {
 
   bufferEvents(events: readonly SyncEvent[]): void {
     if (this.#state !== 'catching_up') return;
-    for (const e of events) this.#buffer.push(e);
+    if (this.#buffer.length + events.length > MAX_BUFFERED_EVENTS) {
+      // A long catch-up on a busy scope: drop the buffer rather than grow it; the merge step
+      // sees the stream ahead of the cursor and reads the difference from the log instead.
+      this.#buffer = [];
+    } else {
+      for (const e of events) this.#buffer.push(e);
+    }
     this.#wakeUp();
   }
 
