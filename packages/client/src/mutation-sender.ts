@@ -41,6 +41,7 @@ export class MutationSender {
   #o: MutationSenderOptions;
   #queue: PendingMutation[] = [];
   #running = false;
+  #held = false;
   #closed = false;
   #wake: (() => void) | undefined;
 
@@ -51,7 +52,20 @@ export class MutationSender {
   enqueue(mutation: PendingMutation): void {
     if (this.#closed) return;
     this.#queue.push(mutation);
-    if (!this.#running) void this.#drain();
+    if (!this.#running && !this.#held) void this.#drain();
+  }
+
+  /** Holds sending until `release` (while storage is read, so restored writes go first). */
+  hold(): void {
+    this.#held = true;
+  }
+
+  /** Puts `earlier` (e.g. writes restored from storage) ahead of the queue and starts sending. */
+  release(earlier: PendingMutation[] = []): void {
+    const queued = new Set(this.#queue.map((m) => m.mutationId));
+    this.#queue.unshift(...earlier.filter((m) => !queued.has(m.mutationId)));
+    this.#held = false;
+    if (!this.#running && !this.#closed && this.#queue.length > 0) void this.#drain();
   }
 
   /** Cuts the current backoff wait short (the network is back). */

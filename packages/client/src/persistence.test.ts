@@ -141,6 +141,21 @@ describe.each([
     expect(RecordingSocket.last!.sent).toEqual([{ type: 'subscribe', scope: SCOPE, lastSyncId: 5 }]);
   });
 
+  it('sends restored writes before writes made while storage was being read', async () => {
+    const storage = makeStorage();
+    await firstSession(storage);
+    const keys: string[] = [];
+    const fetch = vi.fn(async (_url: unknown, init?: RequestInit) => {
+      keys.push((init!.headers as Record<string, string>)['idempotency-key']!);
+      return new Response(JSON.stringify({ data: {}, scope: SCOPE, syncId: 9 }), { status: 200 });
+    }) as unknown as typeof globalThis.fetch;
+    const client = makeClient(storage, fetch);
+    const early = client.update('Agent', A2, { name: 'renamed' }, { mutationId: 'early' });
+    await client.ready;
+    await early;
+    expect(keys).toEqual(['keep-me', 'early']);
+  });
+
   it('forgets an unfollowed scope in storage too', async () => {
     const storage = makeStorage();
     const client = makeClient(storage, never);

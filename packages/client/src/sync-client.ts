@@ -184,6 +184,8 @@ class SyncClientImpl implements SyncClient {
       pending: this.#replica.store.pending,
       errors: [],
     };
+    const target = globalThis as { addEventListener?: typeof addEventListener };
+    if (typeof target.addEventListener === 'function') target.addEventListener('online', this.#onOnline);
     if (options.storage) {
       this.#persister = new Persister(
         options.storage,
@@ -191,10 +193,12 @@ class SyncClientImpl implements SyncClient {
         options.persistThrottleMs ?? 1000,
         (e) => this.#report(e),
       );
+      // Writes made before storage is read wait, so that restored (older) ones go out first.
+      this.#sender.hold();
       this.ready = this.#persister.hydrate().then((restored) => {
         this.#hydrated = true;
         this.#publish();
-        for (const p of restored) this.#sender.enqueue({ ...p, status: 'sending' });
+        this.#sender.release(restored.map((p) => ({ ...p, status: 'sending' as const })));
         if (this.#wantConnect) this.connect();
       });
     } else {
@@ -202,6 +206,12 @@ class SyncClientImpl implements SyncClient {
       this.ready = Promise.resolve();
     }
   }
+
+  /** The browser says the network is back: skip the remaining backoff waits. */
+  #onOnline = () => {
+    this.#connection?.retryNow();
+    this.#sender.retryNow();
+  };
 
   getState(): SyncState {
     return this.#state;
@@ -308,6 +318,10 @@ class SyncClientImpl implements SyncClient {
     this.#wantConnect = false;
     this.#connection?.close();
     this.#closed = true;
+    (globalThis as { removeEventListener?: typeof removeEventListener }).removeEventListener?.(
+      'online',
+      this.#onOnline,
+    );
     for (const t of this.#unfollowTimers) clearTimeout(t);
     this.#unfollowTimers.clear();
     this.#sender.close();
