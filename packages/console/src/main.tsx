@@ -82,12 +82,9 @@ function start(): void {
     url: config.url,
     tokenSource: config.source,
   });
-  // Render once the stored records and cursors are loaded: a scope followed before that would
-  // start from cursor 0 and be bootstrapped again instead of resumed (see docs/console.md).
-  root.render(<div className="gate">Loading…</div>);
-  client.ready.finally(() =>
-    root.render(<Root client={client} config={{ ...config, token }} user={user} replies={replies} />),
-  );
+  // Rendered at once: the scopes the views follow before IndexedDB has been read still resume
+  // from their stored cursors (the client connects only after hydrating).
+  root.render(<Root client={client} config={{ ...config, token }} user={user} replies={replies} />);
 }
 
 start();
