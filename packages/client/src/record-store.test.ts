@@ -89,6 +89,23 @@ describe('RecordStore', () => {
     expect(s.snapshotScope(`org:${ORG}`).Agent).toEqual([agent(A2, 'two!')]);
   });
 
+  it('keeps hostile or misplaced bootstrap rows out', () => {
+    const s = new RecordStore();
+    s.replaceScope(`org:${ORG}`, {
+      Agent: [
+        agent(A1, 'ok'),
+        { ...agent(A2, 'other org'), org_id: ORG2 },
+        { ...agent(A3, 'proto'), id: '__proto__' },
+        { name: 'no id', org_id: ORG },
+      ],
+      Message: [{ id: A3, agent_id: 'x', content: 'wrong scope kind' }],
+    });
+    s.commit();
+    expect(Object.keys(s.records.Agent)).toEqual([A1]);
+    expect(Object.getPrototypeOf(s.records.Agent)).toBe(Object.prototype);
+    expect(s.records.Message).toEqual({});
+  });
+
   it('overlays pending mutations in order, above every server change', () => {
     const s = new RecordStore();
     s.replaceScope(`org:${ORG}`, { Agent: [agent(A1, 'one')] });

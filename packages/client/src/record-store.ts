@@ -12,6 +12,8 @@ import type { PendingMutation, RecordsByModel } from './types';
 
 type Row = Record<string, unknown>;
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function emptyRecords(): RecordsByModel {
   const out = {} as Record<ModelName, Record<string, AnyRecord>>;
   for (const m of MODEL_NAMES) out[m] = {};
@@ -88,7 +90,9 @@ export class RecordStore {
       const rows = this.#server.get(m)!;
       for (const row of list) {
         const id = row.id;
-        if (typeof id !== 'string') continue;
+        // Only well-formed records of this very scope: a row without a uuid id (say `__proto__`)
+        // or belonging elsewhere would corrupt the maps or outlive the next reset of its scope.
+        if (typeof id !== 'string' || !UUID.test(id) || scopeOf(m, row) !== scope) continue;
         rows.set(id, row);
         this.#touch(m, id);
       }

@@ -7,6 +7,7 @@ import { createLogger, createMemoryBus, createRegistry, pruneEvents } from '@ope
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
+import { freePort } from '../../../test/support/ports';
 import { TEST_JWT_SECRET, testAuth, tokenFor } from '../../../test/support/tokens';
 import { MutationError } from './errors';
 import { createMemoryStorage } from './storage';
@@ -23,6 +24,8 @@ import type { SyncState } from './types';
 let db: TestDatabase;
 let gateway: Gateway;
 let url: string;
+let api: ReturnType<typeof createApiApp>;
+let startNode: (port: number) => Promise<Gateway>;
 const bus = createMemoryBus();
 const sockets: WebSocket[] = [];
 
@@ -39,20 +42,24 @@ beforeAll(async () => {
   const log = createLogger({ name: 'client-stack', level: 'silent' });
   const registry = createRegistry('client-stack', { defaultMetrics: false });
   const reader = createDeltaReader({ pool: db.pool });
-  const api = createApiApp({ pool: db.pool, bus, auth: testAuth, log, registry });
+  api = createApiApp({ pool: db.pool, bus, auth: testAuth, log, registry });
   const delta = createDeltaApp({ reader, auth: testAuth, log, registry });
-  gateway = createGateway({
-    config: gatewayDefaults({ SYNC_JWT_SECRET: TEST_JWT_SECRET, HEAD_CHECK_INTERVAL_MS: 500 }),
-    auth: testAuth,
-    bus,
-    delta: reader,
-    log,
-    registry,
-    http: (request) =>
-      new URL(request.url).pathname.startsWith('/api/') ? api.fetch(request) : delta.fetch(request),
-  });
-  const port = await gateway.listen(0);
-  url = `http://127.0.0.1:${port}`;
+  startNode = async (port) => {
+    const node = createGateway({
+      config: gatewayDefaults({ SYNC_JWT_SECRET: TEST_JWT_SECRET, HEAD_CHECK_INTERVAL_MS: 500 }),
+      auth: testAuth,
+      bus,
+      delta: reader,
+      log,
+      registry: createRegistry('client-stack-node', { defaultMetrics: false }),
+      http: (request) =>
+        new URL(request.url).pathname.startsWith('/api/') ? api.fetch(request) : delta.fetch(request),
+    });
+    await node.listen(port);
+    return node;
+  };
+  gateway = await startNode(0);
+  url = `http://127.0.0.1:${gateway.port}`;
 });
 
 afterAll(async () => {
@@ -312,6 +319,43 @@ describe('sync client against the real gateway and API', () => {
     await write;
     await expectInSync(second, scope);
     expect(second.getState().records.Agent[mine]?.name).toBe('pending through a reset');
+  });
+
+  it('after a drain (1012) it reconnects to the replacement node and resumes with nothing lost', async () => {
+    const org = randomUUID();
+    const scope = `org:${org}`;
+    const port = await freePort();
+    let node = await startNode(port);
+    try {
+      const client = await newClient([scope], { url: `http://127.0.0.1:${port}`, drainJitterMs: 50 });
+      client.subscribeScope(scope);
+      await apiInsertAgent(org, 'before the drain');
+      await until(client, (s) => s.scopes[scope]?.lastSyncId === 1);
+
+      const socket = sockets.at(-1)!;
+      const closeCode = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      await node.drain(); // closes every socket with 1012
+      expect(await closeCode).toBe(1012);
+      await until(client, (s) => s.connection !== 'open');
+      await node.stop();
+      // Writes land while no node serves the socket (the API is reached in-process here).
+      for (let i = 0; i < 3; i++) {
+        const res = await api.request('/api/agents', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${await tokenFor([scope])}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ org_id: org, name: `during the restart ${i}` }),
+        });
+        expect(res.status).toBe(201);
+      }
+      node = await startNode(port);
+      await until(client, (s) => s.connection === 'open');
+      await expectInSync(client, scope);
+      expect(Object.keys(client.getState().records.Agent)).toHaveLength(4);
+      // A drain is routine: not reported as an error.
+      expect(client.getState().errors.filter((e) => e.code === 'close_1012')).toEqual([]);
+    } finally {
+      await node.stop();
+    }
   });
 
   it('is refused a scope outside its token without losing the others', async () => {

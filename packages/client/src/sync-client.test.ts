@@ -332,6 +332,17 @@ describe('createSyncClient: mutations', () => {
     expect(fetch).toHaveBeenCalledTimes(1);
   });
 
+  it('treats an unreadable 2xx answer as a failure of that write, without retrying it', async () => {
+    const fetch = vi.fn(
+      async () => new Response('<html>proxy</html>', { status: 200 }),
+    ) as unknown as typeof globalThis.fetch;
+    const client = makeClient({ fetch, autoConnect: false });
+    const error = await client.insert('Agent', { id: A1, org_id: ORG, name: 'x' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'bad_response', status: 200 });
+    expect(client.getState().records.Agent[A1]).toBeUndefined();
+    expect(fetch).toHaveBeenCalledTimes(1);
+  });
+
   it('refreshes the token once on a 401, then sends again', async () => {
     const tokens: string[] = [];
     const fetch = vi.fn(async (_url: unknown, init?: RequestInit) => {
