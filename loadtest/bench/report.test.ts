@@ -5,6 +5,7 @@ const figures: BenchFigures = {
   sizes: {
     saturationConnections: 2000,
     saturationScopes: 20,
+    saturationBatch: 10,
     rateConnections: 500,
     rateScopes: 25,
     eventsPerSecond: 200,
@@ -25,6 +26,7 @@ const figures: BenchFigures = {
   mutationP99Ms: 40,
   mutationsCorrect: true,
   stormCatchUpMs: 2500,
+  stormReconnectedMs: 1500,
   stormCaughtUp: true,
   stormDeltaRequests: 50,
   stormResumePairs: 50,

@@ -15,6 +15,8 @@ export interface BenchFigures {
   sizes: {
     saturationConnections: number;
     saturationScopes: number;
+    /** Events per publish in the saturation run. */
+    saturationBatch: number;
     rateConnections: number;
     rateScopes: number;
     eventsPerSecond: number;
@@ -35,6 +37,8 @@ export interface BenchFigures {
   mutationP99Ms: number;
   mutationsCorrect: boolean;
   stormCatchUpMs: number;
+  /** When every client had its socket back (the rest of the catch-up is replay). */
+  stormReconnectedMs: number;
   stormCaughtUp: boolean;
   stormDeltaRequests: number;
   stormResumePairs: number;
@@ -86,7 +90,7 @@ export function benchTable(f: BenchFigures): string {
   const stormScaled = f.stormCaughtUp ? f.stormCatchUpMs : Number.NaN;
   const rows: (string | number)[][] = [
     [
-      `fan-out at saturation, events delivered/s (${n(s.saturationConnections)} conns, ${s.saturationScopes} scopes)`,
+      `fan-out at saturation, events delivered/s (${n(s.saturationConnections)} conns, ${s.saturationScopes} scopes, ${s.saturationBatch} events/publish)`,
       n(sync.saturatedPerSecond),
       peerCell(uws, (x) => x.saturatedPerSecond),
       peerCell(naive, (x) => x.saturatedPerSecond),
@@ -159,6 +163,15 @@ export function benchTable(f: BenchFigures): string {
       s.stormClients >= TARGETS.stormClients
         ? verdict(meets(stormScaled, (v) => v <= TARGETS.stormMs))
         : `${verdict(meets(stormScaled, (v) => v <= TARGETS.stormMs))} (at ${n(s.stormClients)})`,
+    ],
+    [
+      'reconnect storm: of which until every socket was open again, ms',
+      n(f.stormReconnectedMs),
+      '',
+      '',
+      '',
+      '',
+      '',
     ],
     [
       `reconnect storm: delta queries (distinct scope,cursor pairs: ${n(f.stormResumePairs)}; per gateway: ${n(f.stormResumePairsPerNode)})`,

@@ -65,7 +65,17 @@ export async function runReconnectStorm(
     });
     const resumedAt = Date.now();
     await pool.resume();
-    const settled = await pool.waitCaughtUp(options.settleMs, 20);
+    // Poll until every client caught up, noting when all were connected again: the gap between
+    // the two is the replay, the rest is handshakes.
+    const deadline = Date.now() + options.settleMs;
+    let reconnectedAt: number | null = null;
+    let settled = await pool.snapshot();
+    for (;;) {
+      if (reconnectedAt === null && settled.open === settled.connections) reconnectedAt = Date.now();
+      if (settled.caughtUpAt !== null || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+      settled = await pool.snapshot();
+    }
     env.progress.stop();
     // Delta counters are read once the storm settled; a request still in flight would add later.
     const deltaAfter = await target.deltaRequests().catch(() => undefined);
@@ -86,6 +96,7 @@ export async function runReconnectStorm(
     const metrics: ScenarioResult['metrics'] = {
       connections_ready: gauge(opened.ready),
       storm_catch_up_ms: gauge(catchUpMs, 'ms'),
+      storm_reconnected_ms: gauge(reconnectedAt === null ? Number.NaN : reconnectedAt - resumedAt, 'ms'),
       clients_caught_up: gauge(settled.caughtUp),
       events_behind: counter(settled.behind),
       events_lost: counter(settled.lost),
