@@ -69,6 +69,8 @@ export class Connection {
   #failedUpgrades = 0;
   #refreshToken = false;
   #everOpened = false;
+  /** True while a token is being fetched for the next socket (so a second connect() waits). */
+  #opening = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
@@ -86,7 +88,7 @@ export class Connection {
   connect(): void {
     if (this.#closed) return;
     this.#wanted = true;
-    if (this.#ws || this.#retryTimer || this.#onlineListener) return;
+    if (this.#ws || this.#opening || this.#retryTimer || this.#onlineListener) return;
     void this.#open();
   }
 
@@ -123,8 +125,14 @@ export class Connection {
     this.#setStatus(this.#everOpened || this.#attempt > 0 ? 'reconnecting' : 'connecting');
     const refresh = this.#refreshToken;
     this.#refreshToken = false;
-    const token = refresh ? await this.#o.tokens.refresh() : await this.#o.tokens.get();
-    if (!this.#wanted || this.#ws) return;
+    this.#opening = true;
+    let token: string | undefined;
+    try {
+      token = refresh ? await this.#o.tokens.refresh() : await this.#o.tokens.get();
+    } finally {
+      this.#opening = false;
+    }
+    if (!this.#wanted || this.#ws || this.#retryTimer) return;
     const url = token ? `${this.#o.url}?token=${encodeURIComponent(token)}` : this.#o.url;
     let ws: WebSocketLike;
     try {

@@ -112,6 +112,25 @@ describe('createSyncClient: connection', () => {
     expect(latest().sent).toEqual([{ type: 'subscribe', scope: SCOPE, lastSyncId: 5 }]);
   });
 
+  it('opens one socket however many scopes are followed while the token is being fetched', async () => {
+    let resolveToken!: (t: string) => void;
+    const client = makeClient({ token: undefined, getToken: () => new Promise((r) => (resolveToken = r)) });
+    for (let i = 0; i < 5; i++) client.subscribeScope(`org:${i}`);
+    client.connect();
+    resolveToken('late');
+    await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(1));
+    latest().open();
+    expect(latest().sent.map((f) => f.type === 'subscribe' && f.scope)).toEqual([
+      'org:0',
+      'org:1',
+      'org:2',
+      'org:3',
+      'org:4',
+    ]);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(ScriptedSocket.all).toHaveLength(1);
+  });
+
   it('reconnects after a drain (1012) and a slow-consumer close (1013), resuming each time', async () => {
     const client = makeClient();
     client.subscribeScope(SCOPE);
