@@ -145,7 +145,11 @@ function driveHttp(
   });
 }
 
-async function benchApi(setup: string, bus: Bus): Promise<RunResult[]> {
+async function benchApi(
+  setup: string,
+  bus: Bus,
+  group: { max: number; inFlight: number },
+): Promise<RunResult[]> {
   const pool = createPool({ url: db.url, max: POOL_MAX });
   const app = createApiApp({
     pool,
@@ -153,7 +157,7 @@ async function benchApi(setup: string, bus: Bus): Promise<RunResult[]> {
     auth: testAuth,
     log,
     registry: createRegistry('bench', { defaultMetrics: false }),
-    config: { RATE_LIMIT_PER_SECOND: 0 },
+    config: { RATE_LIMIT_PER_SECOND: 0, WRITE_GROUP_MAX: group.max, WRITE_GROUP_IN_FLIGHT: group.inFlight },
   });
   const port = await freePort();
   const server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
@@ -204,10 +208,20 @@ async function benchDirect(): Promise<RunResult[]> {
 
 const load = loadavg()[0]!.toFixed(1);
 const direct = await benchDirect();
-const memory = await benchApi('API, memory bus', createMemoryBus());
+const [groupMax, groupInFlight] = (process.env.BENCH_GROUP ?? '32:8').split(':').map(Number) as [
+  number,
+  number,
+];
+const grouped = { max: groupMax, inFlight: groupInFlight };
+const ungrouped = { max: 1, inFlight: POOL_MAX };
+const memory = [
+  ...(await benchApi('API, memory bus, one transaction per write', createMemoryBus(), ungrouped)),
+  ...(await benchApi('API, memory bus, group commit', createMemoryBus(), grouped)),
+];
 const redis = await benchApi(
-  'API, Redis bus',
+  'API, Redis bus, group commit',
   createRedisBus({ url: TEST_REDIS_URL, channelPrefix: uniqueChannelPrefix() }),
+  grouped,
 );
 const { rows } = await db.pool.query<{ events: number; messages: number }>(
   'SELECT (SELECT count(*) FROM sync_events)::int AS events, (SELECT count(*) FROM messages)::int AS messages',

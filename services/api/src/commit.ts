@@ -25,6 +25,7 @@ import {
   type DbRecord,
   deleteRecord,
   insertRecord,
+  type StoredIdempotency,
   selectAgentOrg,
   selectMessageAgent,
   storeIdempotentResponses,
@@ -83,31 +84,59 @@ export async function commitMutations(
   principal: Principal,
   mutations: readonly PlannedMutation[],
 ): Promise<MutationOutcome[]> {
-  const started = performance.now();
-  const { outcomes, published } = await inTransaction(deps.pool, (client) =>
-    applyAll(client, principal, mutations),
+  return commitItems(
+    deps,
+    mutations.map((mutation) => ({ principal, mutation })),
   );
+}
+
+/** One mutation and who asks for it: the unit the commit path works on. */
+export interface CommitItem {
+  principal: Principal;
+  mutation: PlannedMutation;
+}
+
+/**
+ * `commitMutations` for mutations of possibly different principals (the group committer joins
+ * concurrent requests into one transaction). Same steps, same all-or-none transaction; keys are
+ * claimed per principal, principals in sorted order. Within one call a (principal, key) pair must
+ * appear at most once.
+ */
+export async function commitItems(
+  deps: CommitDeps,
+  items: readonly CommitItem[],
+): Promise<MutationOutcome[]> {
+  const started = performance.now();
+  const { outcomes, published } = await inTransaction(deps.pool, (client) => applyAll(client, items));
   deps.metrics.commitDuration.observe((performance.now() - started) / 1000);
+  deps.metrics.commitSize.observe(items.length);
   await publishCommitted(deps, published);
   return outcomes;
 }
 
 async function applyAll(
   client: PoolClient,
-  principal: Principal,
-  mutations: readonly PlannedMutation[],
+  items: readonly CommitItem[],
 ): Promise<{ outcomes: MutationOutcome[]; published: Map<string, SyncEvent[]> }> {
-  const claims = mutations.flatMap((m) =>
-    m.mutationId ? [{ key: m.mutationId, requestHash: m.requestHash }] : [],
-  );
-  const taken = new Map(
-    (await claimIdempotencyKeys(client, principal.sub, claims)).map((row) => [row.key, row]),
-  );
+  const bySubject = new Map<string, CommitItem[]>();
+  for (const item of items) {
+    if (!item.mutation.mutationId) continue;
+    const list = bySubject.get(item.principal.sub);
+    if (list) list.push(item);
+    else bySubject.set(item.principal.sub, [item]);
+  }
+  const taken = new Map<string, StoredIdempotency>();
+  for (const sub of [...bySubject.keys()].sort()) {
+    const claims = bySubject
+      .get(sub)!
+      .map(({ mutation }) => ({ key: mutation.mutationId!, requestHash: mutation.requestHash }));
+    for (const row of await claimIdempotencyKeys(client, sub, claims)) taken.set(keyOf(sub, row.key), row);
+  }
 
-  const outcomes: MutationOutcome[] = new Array(mutations.length);
+  const outcomes: MutationOutcome[] = new Array(items.length);
   const applied: AppliedWrite[] = [];
-  for (const [index, mutation] of mutations.entries()) {
-    const prior = mutation.mutationId ? taken.get(mutation.mutationId) : undefined;
+  for (const [index, { principal, mutation }] of items.entries()) {
+    const prior = mutation.mutationId ? taken.get(keyOf(principal.sub, mutation.mutationId)) : undefined;
     if (prior) {
       if (prior.requestHash !== mutation.requestHash) {
         throw new AppError('idempotency_conflict', 'This idempotency key was used with a different request', {
@@ -145,15 +174,24 @@ async function applyAll(
     });
   }
 
-  const responses = applied.flatMap((write) => {
-    const key = mutations[write.index]!.mutationId;
+  const responses = new Map<string, { key: string; response: StoredResponse }[]>();
+  for (const write of applied) {
+    const { principal, mutation } = items[write.index]!;
+    if (!mutation.mutationId) continue;
     const outcome = outcomes[write.index]!;
-    return key
-      ? [{ key, response: { status: outcome.status, body: outcome.body } satisfies StoredResponse }]
-      : [];
-  });
-  await storeIdempotentResponses(client, principal.sub, responses);
+    const list = responses.get(principal.sub) ?? [];
+    list.push({ key: mutation.mutationId, response: { status: outcome.status, body: outcome.body } });
+    responses.set(principal.sub, list);
+  }
+  for (const sub of [...responses.keys()].sort()) {
+    await storeIdempotentResponses(client, sub, responses.get(sub)!);
+  }
   return { outcomes, published };
+}
+
+/** A (subject, key) pair as one map key; keys are printable ASCII, so the NUL separator is unambiguous. */
+function keyOf(sub: string, key: string): string {
+  return `${sub}\u0000${key}`;
 }
 
 async function applyOne(

@@ -1,6 +1,7 @@
 import {
   Counter,
   createHttpMetrics,
+  Gauge,
   Histogram,
   type HttpMetrics,
   LATENCY_BUCKETS,
@@ -34,6 +35,15 @@ export function createApiMetrics(registry: Registry) {
       name: 'sync_commit_duration_seconds',
       help: 'Time of the write transaction (records, events, idempotency) from BEGIN to COMMIT.',
     }),
+    commitSize: histogram(registry, {
+      name: 'sync_commit_mutations',
+      help: 'Mutations per write transaction (above 1 for batches and for grouped concurrent writes).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    }),
+    commitQueue: gauge(registry, {
+      name: 'sync_commit_queue_length',
+      help: 'Single-record writes waiting for a transaction slot (they will be committed as a group).',
+    }),
     publishDuration: histogram(registry, {
       name: 'sync_bus_publish_duration_seconds',
       help: 'Time to publish one scope’s committed events to the bus.',
@@ -66,8 +76,17 @@ function counter<L extends string>(
   return new Counter({ ...options, registers: [registry] });
 }
 
-function histogram(registry: Registry, options: { name: string; help: string }): Histogram {
+function gauge(registry: Registry, options: { name: string; help: string }): Gauge {
+  const existing = registry.getSingleMetric(options.name);
+  if (existing) return existing as Gauge;
+  return new Gauge({ ...options, registers: [registry] });
+}
+
+function histogram(
+  registry: Registry,
+  options: { name: string; help: string; buckets?: number[] },
+): Histogram {
   const existing = registry.getSingleMetric(options.name);
   if (existing) return existing as Histogram;
-  return new Histogram({ ...options, buckets: LATENCY_BUCKETS, registers: [registry] });
+  return new Histogram({ buckets: LATENCY_BUCKETS, ...options, registers: [registry] });
 }
