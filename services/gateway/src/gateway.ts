@@ -21,6 +21,7 @@ import {
   toAppError,
 } from '@openagents/sync-server-kit';
 import type { GatewayConfig } from './config';
+import { ExpiryWheel } from './expiry-wheel';
 import { bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics';
 import { newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
@@ -36,7 +37,6 @@ export interface UserData {
   principal: Principal;
   subscriptions: Map<string, Subscription>;
   bucket: TokenBucket;
-  expiryTimer: NodeJS.Timeout | undefined;
   /** Set first thing in the close handler: the socket must not be touched afterwards. */
   closed: boolean;
   channel: SubscriberChannel | undefined;
@@ -82,8 +82,6 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** What uWS itself accepts as one frame: well above MAX_FRAME_BYTES (see the ws behaviour). */
 export function frameHardCap(maxFrameBytes: number): number {
   return Math.max(maxFrameBytes * 4, 1024 * 1024);
@@ -128,10 +126,38 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ws.end(CLOSE_CODES.tryAgainLater, 'too slow: resume from your cursor');
   };
 
+  /**
+   * Serialised catch-up frames by the shared object they were made from (a snapshot or a delta
+   * page handed to many subscribers by single-flight and the resume cache). Weak: an entry lives
+   * as long as its page does.
+   */
+  const sharedFrames = {
+    bootstrap: new WeakMap<object, Buffer>(),
+    reset: new WeakMap<object, Buffer>(),
+    sync: new WeakMap<object, Buffer>(),
+  };
+  const serialise = (frame: ServerFrame, shareKey: object | undefined): Buffer => {
+    const kind =
+      frame.type === 'sync'
+        ? 'sync'
+        : frame.type === 'bootstrap'
+          ? frame.reset
+            ? 'reset'
+            : 'bootstrap'
+          : undefined;
+    if (!shareKey || !kind) return Buffer.from(JSON.stringify(frame));
+    let payload = sharedFrames[kind].get(shareKey);
+    if (!payload) {
+      payload = Buffer.from(JSON.stringify(frame));
+      sharedFrames[kind].set(shareKey, payload);
+    }
+    return payload;
+  };
+
   /** Writes one frame to one socket; false when the socket is gone or was closed as too slow. */
-  const sendFrame = (ws: WebSocket<UserData>, frame: ServerFrame): boolean => {
+  const sendFrame = (ws: WebSocket<UserData>, frame: ServerFrame, shareKey?: object): boolean => {
     if (ws.getUserData().closed) return false;
-    const payload = Buffer.from(JSON.stringify(frame));
+    const payload = serialise(frame, shareKey);
     const status = ws.send(payload, false, false);
     metrics.framesSent.inc({ type: frame.type });
     metrics.bytesSent.inc(payload.length);
@@ -175,11 +201,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
   };
 
+  const expiries = new ExpiryWheel<WebSocket<UserData>>((ws) => {
+    const ud = ws.getUserData();
+    if (ud.closed) return;
+    log.info({ conn: ud.id }, 'token expired; closing');
+    ws.end(CLOSE_CODES.policyViolation, 'token expired');
+  });
+
   const streams = new ScopeStreams({ bus, reads, metrics, log, holdMs: config.REORDER_HOLD_MS, fanOut });
   const subscriptionDeps = { streams, reads, metrics, log };
 
   const channelFor = (ws: WebSocket<UserData>, ud: UserData): SubscriberChannel => ({
-    send: (frame) => sendFrame(ws, frame),
+    send: (frame, shareKey) => sendFrame(ws, frame, shareKey),
     joinTopic(scope) {
       if (ud.closed) return;
       ws.subscribe(topicOf(scope));
@@ -340,7 +373,6 @@ export function createGateway(deps: GatewayDeps): Gateway {
             principal,
             subscriptions: new Map(),
             bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
-            expiryTimer: undefined,
             closed: false,
             channel: undefined,
           };
@@ -358,27 +390,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
       ud.channel = channelFor(ws, ud);
       connections.add(ws);
       metrics.connections.set(connections.size);
-      // Close with 1008 when the token expires; timers cap at ~24.8 days, so re-arm until then.
-      const armExpiry = () => {
-        const msLeft = ud.principal.exp * 1000 - Date.now();
-        ud.expiryTimer = setTimeout(
-          () => {
-            if (ud.closed) return;
-            if (ud.principal.exp * 1000 > Date.now()) return armExpiry();
-            log.info({ conn: ud.id }, 'token expired; closing');
-            ws.end(CLOSE_CODES.policyViolation, 'token expired');
-          },
-          Math.min(Math.max(msLeft, 0), MAX_TIMER_MS),
-        );
-      };
-      armExpiry();
+      // Closed with 1008 when the token expires (one shared timer for all connections).
+      expiries.add(ws, ud.principal.exp * 1000);
       log.info({ conn: ud.id, sub: ud.principal.sub }, 'connection opened');
     },
     message: onMessage,
     close(ws, code) {
       const ud = ws.getUserData();
       ud.closed = true;
-      clearTimeout(ud.expiryTimer);
+      expiries.remove(ws, ud.principal.exp * 1000);
       connections.delete(ws);
       metrics.connections.set(connections.size);
       for (const subscription of [...ud.subscriptions.values()]) subscription.close();
@@ -479,6 +499,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
     async stop() {
       clearInterval(headTimer);
+      expiries.stop();
       unsubscribeStatus();
       if (listenSocket) {
         uWS.us_listen_socket_close(listenSocket);

@@ -7,8 +7,12 @@ import type { SharedReads } from './shared-reads';
 
 /** What a subscription needs from its connection. */
 export interface SubscriberChannel {
-  /** Writes a frame; false when the connection is gone (or was just closed as too slow). */
-  send(frame: ServerFrame): boolean;
+  /**
+   * Writes a frame; false when the connection is gone (or was just closed as too slow).
+   * `shareKey`: an object that identifies the frame's content across connections (a shared
+   * snapshot or delta page), so a herd of clients receiving the same thing costs one serialisation.
+   */
+  send(frame: ServerFrame, shareKey?: object): boolean;
   /** Starts receiving the scope's fan-out (uWS topic). */
   joinTopic(scope: string): void;
   leaveTopic(scope: string): void;
@@ -153,13 +157,16 @@ export class Subscription implements StreamSubscriber {
     const snapshot = await reads.bootstrap(this.scope);
     if (gone()) return;
     const reset = from !== null;
-    this.#channel.send({
-      type: 'bootstrap',
-      scope: this.scope,
-      models: snapshot.models,
-      lastSyncId: snapshot.lastSyncId,
-      ...(reset ? { reset: true as const } : {}),
-    });
+    this.#channel.send(
+      {
+        type: 'bootstrap',
+        scope: this.scope,
+        models: snapshot.models,
+        lastSyncId: snapshot.lastSyncId,
+        ...(reset ? { reset: true as const } : {}),
+      },
+      snapshot,
+    );
     this.#cursor = snapshot.lastSyncId;
     metrics.resumes.inc({ outcome: reset ? 'reset' : 'bootstrap' });
   }
@@ -173,12 +180,15 @@ export class Subscription implements StreamSubscriber {
       const cursor = this.#cursor!;
       const page = await read(cursor);
       if (gone()) return;
-      const events = page.events.filter((e) => e.id > cursor);
+      // The page itself when it starts right after the cursor (the usual case): shared pages
+      // (resume cache, single-flight) then share their serialisation too.
+      const events =
+        page.events[0]?.id === cursor + 1 ? page.events : page.events.filter((e) => e.id > cursor);
       if (events.length > 0) {
         if (events[0]!.id !== cursor + 1 || !isContiguous(events)) {
           throw new AppError('internal', `delta source returned a non-contiguous page for ${this.scope}`);
         }
-        this.#sendSync(events);
+        this.#sendSync(events, events);
       }
       if (!page.hasMore || events.length === 0) return;
     }
@@ -230,10 +240,10 @@ export class Subscription implements StreamSubscriber {
     }
   }
 
-  #sendSync(events: SyncEvent[]): void {
+  #sendSync(events: SyncEvent[], shareKey?: object): void {
     const latestSyncId = events[events.length - 1]!.id;
     this.#cursor = latestSyncId;
-    this.#channel.send({ type: 'sync', scope: this.scope, events, latestSyncId });
+    this.#channel.send({ type: 'sync', scope: this.scope, events, latestSyncId }, shareKey);
   }
 
   #waitForEvents(): Promise<void> {
