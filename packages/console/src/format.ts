@@ -39,3 +39,19 @@ export function byCreatedAt<T extends { created_at: string; id: string }>(a: T, 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A scope's sync status in words: `pending` means it waits for the connection. */
+export function scopeStatusLabel(status: string): string {
+  switch (status) {
+    case 'live':
+      return 'live';
+    case 'pending':
+      return 'waiting';
+    case 'bootstrapping':
+      return 'loading';
+    case 'error':
+      return 'refused';
+    default:
+      return status;
+  }
+}

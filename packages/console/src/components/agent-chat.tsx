@@ -1,7 +1,7 @@
 import { useAgentSync, usePendingMutations, useRecord, useRecords } from '@openagents/sync-react';
 import { useMemo } from 'react';
 import { useConsole } from '../console-context';
-import { byCreatedAt, errorMessage, shortId } from '../format';
+import { byCreatedAt, errorMessage, scopeStatusLabel, shortId } from '../format';
 import { Composer } from './composer';
 import { MessageList } from './message-list';
 
@@ -13,7 +13,7 @@ import { MessageList } from './message-list';
 export function AgentChat({ orgId, agentId }: { orgId: string; agentId: string }) {
   const { client, config, replies, reportError } = useConsole();
   const scope = `agent:${agentId}`;
-  const { status } = useAgentSync(scope);
+  const { status, lastSyncId } = useAgentSync(scope);
   const agent = useRecord('Agent', agentId);
   const messages = useRecords('Message', { scope, sort: byCreatedAt });
   const pending = usePendingMutations();
@@ -39,7 +39,9 @@ export function AgentChat({ orgId, agentId }: { orgId: string; agentId: string }
         <div>
           <h2>{agent?.name ?? 'Loading agent…'}</h2>
           <div className="sub">
-            <span className="mono">{shortId(agentId)}</span> · {agent?.status ?? '—'} · scope {status}
+            <span className="mono">{shortId(agentId)}</span> · {agent?.status ?? '—'} ·{' '}
+            {scopeStatusLabel(status)}
+            {lastSyncId > 0 && <span title="Last event of this scope applied here"> · #{lastSyncId}</span>}
           </div>
         </div>
       </header>

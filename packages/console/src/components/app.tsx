@@ -22,7 +22,7 @@ export function App({
   );
   return (
     <div className="shell">
-      <TopBar orgId={route.orgId} user={user} />
+      <TopBar orgId={route.orgId} user={user} onOpenOrg={(orgId) => navigate({ orgId, agentId: null })} />
       <div className="layout">
         <OrgSidebar orgId={route.orgId} selectedAgentId={route.agentId} onSelect={select} />
         <main className="main">

@@ -1,6 +1,6 @@
 import { useAgentSync, useRecords } from '@openagents/sync-react';
 import { useConsole } from '../console-context';
-import { byCreatedAt, errorMessage } from '../format';
+import { byCreatedAt, errorMessage, scopeStatusLabel } from '../format';
 import { AgentList } from './agent-list';
 import { CreateAgentForm } from './create-agent-form';
 
@@ -29,7 +29,9 @@ export function OrgSidebar({
     <nav className="sidebar">
       <div className="section-title">
         Agents
-        <span data-testid="org-scope-status">{status === 'live' ? agents.length : status}</span>
+        <span data-testid="org-scope-status" data-status={status}>
+          {status === 'live' ? agents.length : scopeStatusLabel(status)}
+        </span>
       </div>
       <div className="scroll">
         {status === 'error' ? (

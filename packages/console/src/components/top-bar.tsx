@@ -1,9 +1,17 @@
 import { useConnectionStatus, usePendingMutations } from '@openagents/sync-react';
-import { shortId } from '../format';
 import { ConnectionIndicator } from './connection-indicator';
+import { OrgSwitcher } from './org-switcher';
 
 /** Brand, the current org, and the live connection state with the pending-write count. */
-export function TopBar({ orgId, user }: { orgId: string; user: string }) {
+export function TopBar({
+  orgId,
+  user,
+  onOpenOrg,
+}: {
+  orgId: string;
+  user: string;
+  onOpenOrg: (orgId: string) => void;
+}) {
   const status = useConnectionStatus();
   const pending = usePendingMutations();
   return (
@@ -12,9 +20,7 @@ export function TopBar({ orgId, user }: { orgId: string; user: string }) {
         <span className="brand-mark" />
         OpenAgents Sync <small>console</small>
       </div>
-      <span className="org-chip" title={orgId}>
-        org <strong className="mono">{shortId(orgId)}</strong>
-      </span>
+      <OrgSwitcher orgId={orgId} onOpen={onOpenOrg} />
       <span className="spacer" />
       <span className="org-chip" title="Token subject">
         {user}
