@@ -11,6 +11,7 @@ import { Connection, type WebSocketConstructor } from './connection';
 import { SyncClosedError } from './errors';
 import { MutationSender } from './mutation-sender';
 import { Persister } from './persistence';
+import { randomUuid } from './random-uuid';
 import { Replica } from './replica';
 import type { SyncStorage } from './storage';
 import { TokenSource } from './token-source';
@@ -245,9 +246,9 @@ class SyncClientImpl implements SyncClient {
 
   mutate(input: MutationInput): Promise<WriteResult> {
     if (this.#closed) return Promise.reject(new SyncClosedError());
-    const mutationId = input.mutationId ?? crypto.randomUUID();
+    const mutationId = input.mutationId ?? randomUuid();
     const dataId = typeof input.data?.id === 'string' ? input.data.id : undefined;
-    const id = input.id ?? dataId ?? (input.action === 'insert' ? crypto.randomUUID() : undefined);
+    const id = input.id ?? dataId ?? (input.action === 'insert' ? randomUuid() : undefined);
     if (!id) return Promise.reject(new TypeError(`${input.action} needs an id`));
     if (
       this.#waiters.has(mutationId) ||

@@ -1,0 +1,14 @@
+/**
+ * A random (v4) uuid. `crypto.randomUUID` exists only in secure contexts (https, localhost), so a
+ * console opened over plain http on a LAN address falls back to `crypto.getRandomValues`, which
+ * browsers offer everywhere.
+ */
+export function randomUuid(): string {
+  const c = globalThis.crypto;
+  if (typeof c?.randomUUID === 'function') return c.randomUUID();
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
