@@ -239,6 +239,8 @@ describe('agent console in Chromium', () => {
     await change.getByTestId('apply').click();
     await pageA.getByTestId('tab-code').click();
     await pageA.getByTestId('code-change').and(pageA.locator('[data-status=applied]')).waitFor();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await pageA.screenshot({ path: join(ARTIFACTS, 'console-code-review.png') });
 
     await pageA.getByTestId('tab-payments').click();
     await pageA.getByTestId('payment').and(pageA.locator('[data-status=pending]')).waitFor();
@@ -248,7 +250,6 @@ describe('agent console in Chromium', () => {
     await pageB.getByTestId('tab-reasoning').click();
     await pageA.getByTestId('tab-reasoning').click();
 
-    mkdirSync(ARTIFACTS, { recursive: true });
     await pageB.screenshot({ path: join(ARTIFACTS, 'console-two-pages.png') });
   }, 60_000);
 

@@ -39,7 +39,7 @@ export function AgentChat({ orgId, agentId }: { orgId: string; agentId: string }
         <div>
           <h2>{agent?.name ?? 'Loading agent…'}</h2>
           <div className="sub">
-            <span className="mono">{shortId(agentId)}</span> · {agent?.status ?? '—'} ·{' '}
+            <span className="mono">{shortId(agentId)}</span> · {agent?.status ?? '—'} · sync{' '}
             {scopeStatusLabel(status)}
             {lastSyncId > 0 && <span title="Last event of this scope applied here"> · #{lastSyncId}</span>}
           </div>
