@@ -73,6 +73,44 @@ describe('Redis restart', () => {
   });
 });
 
+describe('Redis down', () => {
+  it('still serves new subscribes from the log, and streams them once Redis is back', async () => {
+    const own = await startRedisServer();
+    const channelPrefix = uniqueChannelPrefix();
+    const gatewayBus = createRedisBus({ url: own.url, channelPrefix, log: quietLog });
+    const writerBus = createRedisBus({ url: own.url, channelPrefix, log: quietLog });
+    const gw = await startGateway(
+      { bus: gatewayBus, delta: pgDeltaSource(db.pool) },
+      { HEAD_CHECK_INTERVAL_MS: 300 },
+    );
+    try {
+      await waitFor(() => gatewayBus.isHealthy());
+      const scope = newScope();
+      await writeEvents(db.pool, writerBus, scope, 2);
+      await own.stop();
+      await waitFor(() => !gatewayBus.isHealthy());
+      expect((await fetch(`${gw.url}/readyz`)).status).toBe(503);
+      const client = await TestClient.connect(gw.wsUrl, await tokenFor([scope]));
+      client.subscribe(scope, 1);
+      await client.waitFor((f) => f.type === 'subscribed');
+      expect(client.eventIds(scope)).toEqual([2]);
+      // Committed while Redis is down: delivered by the head check, without the bus.
+      await writeEvents(db.pool, writerBus, scope, 2);
+      expect(await client.untilEvent(scope, 4)).toEqual(range(2, 4));
+      await own.restart(0);
+      await waitFor(() => gatewayBus.isHealthy() && writerBus.isHealthy());
+      await writeEvents(db.pool, writerBus, scope, 2);
+      expect(await client.untilEvent(scope, 6)).toEqual(range(2, 6));
+      client.close();
+    } finally {
+      await gw.stop();
+      await gatewayBus.close();
+      await writerBus.close();
+      await own.stop();
+    }
+  });
+});
+
 async function waitFor(check: () => boolean, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {

@@ -48,9 +48,13 @@ export class ScopeStreams {
           throw err;
         },
       );
+      created.ready.catch(() => {});
     }
     stream.subscribers.add(subscriber);
-    await stream.ready;
+    // While the bus is down a channel join waits for Redis to come back; a subscribe should not.
+    // Reading the log without the join in place is safe then: the stream is filled from the log
+    // when the bus reports 'up' again, and by every head check until then.
+    if (this.#deps.bus.isHealthy()) await stream.ready;
     return stream;
   }
 
