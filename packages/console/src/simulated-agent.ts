@@ -1,4 +1,5 @@
 import { MODEL_PATHS, type ModelName } from '@openagents/sync-protocol';
+import { newId } from './new-id';
 
 /**
  * A stand-in for a real LLM agent, run by the browser after the user sends a message. It writes
@@ -76,10 +77,10 @@ export async function runSimulatedReply(options: SimulatedReplyOptions): Promise
   const delay = options.tokenDelayMs ?? SIMULATED_AGENT_DEFAULTS.tokenDelayMs;
   const api = new AgentApi(options);
   const plan = planReply(options.prompt, random);
-  const messageId = crypto.randomUUID();
+  const messageId = newId();
   const reasoningStepIds: string[] = [];
   const step = async (content: string) => {
-    const id = crypto.randomUUID();
+    const id = newId();
     await api.create('ReasoningStep', {
       id,
       agent_id: options.agentId,
@@ -110,12 +111,12 @@ export async function runSimulatedReply(options: SimulatedReplyOptions): Promise
 
     let codeChangeId: string | null = null;
     if (plan.codeChange) {
-      codeChangeId = crypto.randomUUID();
+      codeChangeId = newId();
       await api.create('CodeChange', { id: codeChangeId, agent_id: options.agentId, ...plan.codeChange });
     }
     let paymentId: string | null = null;
     if (plan.payment && options.orgId) {
-      paymentId = crypto.randomUUID();
+      paymentId = newId();
       await api.create('Payment', {
         id: paymentId,
         org_id: options.orgId,

@@ -1,6 +1,7 @@
 import { useAgentSync, useRecords } from '@openagents/sync-react';
 import { useConsole } from '../console-context';
 import { byCreatedAt, errorMessage, scopeStatusLabel } from '../format';
+import { newId } from '../new-id';
 import { AgentList } from './agent-list';
 import { CreateAgentForm } from './create-agent-form';
 
@@ -20,7 +21,7 @@ export function OrgSidebar({
   const agents = useRecords('Agent', { scope, sort: byCreatedAt });
 
   const create = (name: string) => {
-    const id = crypto.randomUUID();
+    const id = newId();
     client.insert('Agent', { id, org_id: orgId, name }).catch((e: unknown) => reportError(errorMessage(e)));
     onSelect(id);
   };

@@ -1,5 +1,6 @@
 import { type FormEvent, useState } from 'react';
 import { shortId } from '../format';
+import { newId } from '../new-id';
 import { isUuid } from '../route';
 
 /** The current org, and a small form to open another one (or a brand-new, empty one). */
@@ -44,7 +45,7 @@ export function OrgSwitcher({ orgId, onOpen }: { orgId: string; onOpen: (orgId: 
       <button
         type="button"
         onClick={() => {
-          onOpen(crypto.randomUUID());
+          onOpen(newId());
           setEditing(false);
         }}
       >
