@@ -251,7 +251,7 @@ describe('agent console in Chromium', () => {
     await pageA.getByTestId('tab-reasoning').click();
 
     await pageB.screenshot({ path: join(ARTIFACTS, 'console-two-pages.png') });
-  }, 60_000);
+  }, 90_000);
 
   it('catches a page up after it was offline, and sends what it wrote meanwhile', async () => {
     const before = await debug(pageA);
@@ -304,7 +304,7 @@ describe('agent console in Chromium', () => {
     expect(after.bootstraps[orgScope]).toBe(1);
     expect(after.frames.bootstrap).toBe(before.frames.bootstrap);
     expect(pageErrors).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 
   it('resumes from IndexedDB after a reload, without a bootstrap', async () => {
     // Reload only once both scopes' current cursors are on disk (the client throttles writes).
@@ -344,7 +344,7 @@ describe('agent console in Chromium', () => {
     await agentItem(pageA).filter({ hasText: 'idle' }).waitFor();
     await pageA.screenshot({ path: join(ARTIFACTS, 'console-after-reload.png') });
     expect(pageErrors).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 
   it('shows a refusal, and writes nothing, when the token does not cover the org', async () => {
     const otherOrg = crypto.randomUUID();
@@ -384,5 +384,5 @@ describe('agent console in Chromium', () => {
       await context.close();
     }
     expect(pageErrors).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 });
