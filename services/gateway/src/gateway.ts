@@ -118,9 +118,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     closeAfter: config.FRAME_BURST,
   };
 
+  // `connections` holds exactly the sockets whose close handler has not run: touching a closed
+  // uWS socket (even getUserData) throws, so every path that may hold a stale one checks it.
   const closeSlowConsumer = (ws: WebSocket<UserData>) => {
+    if (!connections.has(ws)) return;
     const ud = ws.getUserData();
-    if (ud.closed) return;
     metrics.slowConsumerCloses.inc();
     log.info({ conn: ud.id, buffered: ws.getBufferedAmount() }, 'closing slow consumer');
     ws.end(CLOSE_CODES.tryAgainLater, 'too slow: resume from your cursor');
@@ -156,7 +158,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   /** Writes one frame to one socket; false when the socket is gone or was closed as too slow. */
   const sendFrame = (ws: WebSocket<UserData>, frame: ServerFrame, shareKey?: object): boolean => {
-    if (ws.getUserData().closed) return false;
+    if (!connections.has(ws)) return false;
     const payload = serialise(frame, shareKey);
     const status = ws.send(payload, false, false);
     metrics.framesSent.inc({ type: frame.type });
@@ -202,8 +204,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
 
   const expiries = new ExpiryWheel<WebSocket<UserData>>((ws) => {
+    if (!connections.has(ws)) return;
     const ud = ws.getUserData();
-    if (ud.closed) return;
     log.info({ conn: ud.id }, 'token expired; closing');
     ws.end(CLOSE_CODES.policyViolation, 'token expired');
   });
@@ -485,8 +487,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           const due = Math.min(sockets.length, Math.floor((elapsed / window) * sockets.length) + 1);
           for (; closed < due; closed++) {
             const ws = sockets[closed]!;
-            if (!ws.getUserData().closed)
-              ws.end(CLOSE_CODES.serviceRestart, 'node draining; reconnect elsewhere');
+            if (connections.has(ws)) ws.end(CLOSE_CODES.serviceRestart, 'node draining; reconnect elsewhere');
           }
           if (closed >= sockets.length) {
             clearInterval(timer);
@@ -506,7 +507,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         listenSocket = undefined;
       }
       for (const ws of [...connections]) {
-        if (!ws.getUserData().closed) ws.end(1001, 'server stopping');
+        if (connections.has(ws)) ws.end(1001, 'server stopping');
       }
       streams.closeAll();
     },
