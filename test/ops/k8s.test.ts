@@ -125,7 +125,8 @@ function containerEnv(objects: K8sObject[], env: EnvVar[]) {
 
 describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
   const objects = rendered[overlay];
-  const workloads = objects.filter((o) => o.kind === 'Deployment');
+  // The sync services (the dev overlay also runs throwaway postgres and redis Deployments).
+  const workloads = objects.filter((o) => o.kind === 'Deployment' && o.metadata.name.startsWith('sync-'));
 
   it('renders the expected objects', () => {
     const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
@@ -228,9 +229,9 @@ describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
         selector: Record<string, string>;
         ports: { name: string; targetPort: string }[];
       };
-      const target = workloads.find((w) =>
-        selects(spec.selector, specOf('Deployment', w).template.metadata.labels),
-      );
+      const target = objects
+        .filter((o) => o.kind === 'Deployment')
+        .find((w) => selects(spec.selector, specOf('Deployment', w).template.metadata.labels));
       expect(target, `Service ${svc.metadata.name} selects a Deployment`).toBeDefined();
       const portNames = podContainers(target!).flatMap((c) =>
         (c.ports as { name: string }[]).map((p) => p.name),
