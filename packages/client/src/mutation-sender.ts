@@ -1,4 +1,4 @@
-import { MODEL_PATHS, WriteResult } from '@openagents/sync-protocol';
+import { MODEL_PATHS, MutationBatchResult, WriteResult } from '@openagents/sync-protocol';
 import { type BackoffOptions, backoff, isRetryable } from './backoff';
 import { MutationError } from './errors';
 import type { TokenSource } from './token-source';
@@ -7,7 +7,7 @@ import type { PendingMutation } from './types';
 export interface MutationSenderHooks {
   /** 2xx: the server committed it (or had already, under this key). */
   committed(mutation: PendingMutation, result: WriteResult): void;
-  /** A retryable failure; the same request is sent again after `delayMs`. */
+  /** A retryable failure; the same request is sent again after a backoff. */
   retrying(mutation: PendingMutation, attempts: number, message: string): void;
   /** A final refusal: roll back. */
   rejected(mutation: PendingMutation, error: MutationError): void;
@@ -22,24 +22,29 @@ export interface MutationSenderOptions {
   hooks: MutationSenderHooks;
 }
 
+/** What goes out as one request: a single write, or an atomic batch (same `batchId`). */
+type Group = readonly PendingMutation[];
+
 type Outcome =
-  | { kind: 'committed'; result: WriteResult }
+  | { kind: 'committed'; results: WriteResult[] }
   | { kind: 'retry'; status: number; message: string; retryAfterMs: number }
   | { kind: 'unauthorized'; body: unknown }
   | { kind: 'rejected'; status: number; body: unknown };
 
 /**
- * Sends pending mutations over HTTP, one at a time and in the order they were made (an update
- * must not overtake the insert of its record, nor a message the agent it belongs to).
+ * Sends pending mutations over HTTP, one request at a time and in the order they were made (an
+ * update must not overtake the insert of its record, nor a message the agent it belongs to).
  *
- * Every try of one mutation carries the same `Idempotency-Key` (its mutationId), so a retry after
- * a lost response cannot write twice: the server answers with the first result. Network errors,
- * 5xx and 429 are retried with capped exponential backoff and full jitter, for as long as the
- * client lives; a 401 triggers one token refresh; any other 4xx is final and rolls back.
+ * A single write goes to its REST endpoint with `Idempotency-Key: <mutationId>`; a batch goes to
+ * `POST /api/mutations` with a mutationId per entry, all or nothing. Every try carries the same
+ * keys, so a retry after a lost response cannot write twice: the server answers with the first
+ * result. Network errors, 5xx and 429 are retried with capped exponential backoff and full
+ * jitter, for as long as the client lives; a 401 triggers one token refresh; any other 4xx is
+ * final and rolls back (the whole batch, for a batch).
  */
 export class MutationSender {
   #o: MutationSenderOptions;
-  #queue: PendingMutation[] = [];
+  #queue: Group[] = [];
   #running = false;
   #held = false;
   #closed = false;
@@ -49,9 +54,10 @@ export class MutationSender {
     this.#o = options;
   }
 
-  enqueue(mutation: PendingMutation): void {
-    if (this.#closed) return;
-    this.#queue.push(mutation);
+  /** Queues one write, or several with the same `batchId` to be committed atomically. */
+  enqueue(group: Group): void {
+    if (this.#closed || group.length === 0) return;
+    this.#queue.push(group);
     if (!this.#running && !this.#held) void this.#drain();
   }
 
@@ -60,10 +66,20 @@ export class MutationSender {
     this.#held = true;
   }
 
-  /** Puts `earlier` (e.g. writes restored from storage) ahead of the queue and starts sending. */
-  release(earlier: PendingMutation[] = []): void {
-    const queued = new Set(this.#queue.map((m) => m.mutationId));
-    this.#queue.unshift(...earlier.filter((m) => !queued.has(m.mutationId)));
+  /**
+   * Puts `earlier` (writes restored from storage, in their original order) ahead of the queue
+   * and starts sending. Consecutive entries sharing a `batchId` go out as one batch again.
+   */
+  release(earlier: readonly PendingMutation[] = []): void {
+    const queued = new Set(this.#queue.flat().map((m) => m.mutationId));
+    const groups: PendingMutation[][] = [];
+    for (const m of earlier) {
+      if (queued.has(m.mutationId)) continue;
+      const last = groups.at(-1);
+      if (last && m.batchId !== undefined && last[0]!.batchId === m.batchId) last.push(m);
+      else groups.push([m]);
+    }
+    this.#queue.unshift(...groups);
     this.#held = false;
     if (!this.#running && !this.#closed && this.#queue.length > 0) void this.#drain();
   }
@@ -82,7 +98,7 @@ export class MutationSender {
   async #drain(): Promise<void> {
     this.#running = true;
     try {
-      while (!this.#closed && this.#queue.length > 0) {
+      while (!this.#closed && !this.#held && this.#queue.length > 0) {
         await this.#deliver(this.#queue[0]!);
         this.#queue.shift();
       }
@@ -91,11 +107,14 @@ export class MutationSender {
     }
   }
 
-  async #deliver(mutation: PendingMutation): Promise<void> {
-    let attempts = mutation.attempts;
+  async #deliver(group: Group): Promise<void> {
+    let attempts = Math.max(...group.map((m) => m.attempts));
     let refreshed = false;
+    const rejectAll = (status: number, body: unknown) => {
+      for (const m of group) this.#o.hooks.rejected(m, new MutationError(m.mutationId, status, body));
+    };
     while (!this.#closed) {
-      const outcome: Outcome = await this.#sendOnce(mutation).catch((error: unknown) => ({
+      const outcome: Outcome = await this.#sendOnce(group).catch((error: unknown) => ({
         kind: 'retry' as const,
         status: 0,
         message: `request failed: ${String(error)}`,
@@ -104,7 +123,7 @@ export class MutationSender {
       if (this.#closed) return;
       switch (outcome.kind) {
         case 'committed':
-          this.#o.hooks.committed(mutation, outcome.result);
+          for (const [i, m] of group.entries()) this.#o.hooks.committed(m, outcome.results[i]!);
           return;
         case 'unauthorized':
           if (!refreshed) {
@@ -112,18 +131,15 @@ export class MutationSender {
             await this.#o.tokens.refresh();
             continue;
           }
-          this.#o.hooks.rejected(mutation, new MutationError(mutation.mutationId, 401, outcome.body));
+          rejectAll(401, outcome.body);
           return;
         case 'rejected':
-          this.#o.hooks.rejected(
-            mutation,
-            new MutationError(mutation.mutationId, outcome.status, outcome.body),
-          );
+          rejectAll(outcome.status, outcome.body);
           return;
         case 'retry': {
           const delay = Math.max(backoff(attempts, this.#o.backoff), outcome.retryAfterMs);
           attempts++;
-          this.#o.hooks.retrying(mutation, attempts, outcome.message);
+          for (const m of group) this.#o.hooks.retrying(m, attempts, outcome.message);
           await this.#sleep(delay);
           break;
         }
@@ -131,40 +147,28 @@ export class MutationSender {
     }
   }
 
-  async #sendOnce(m: PendingMutation): Promise<Outcome> {
-    const path = `${this.#o.baseUrl}/api/${MODEL_PATHS[m.model]}`;
-    const headers: Record<string, string> = { 'idempotency-key': m.mutationId };
+  async #sendOnce(group: Group): Promise<Outcome> {
+    const headers: Record<string, string> = {};
     const token = await this.#o.tokens.get();
     if (token) headers.authorization = `Bearer ${token}`;
-    let url = path;
-    let method: string;
-    let body: string | undefined;
-    switch (m.action) {
-      case 'insert':
-        method = 'POST';
-        body = JSON.stringify({ ...m.data, id: m.id });
-        break;
-      case 'update':
-        method = 'PATCH';
-        url = `${path}/${encodeURIComponent(m.id)}`;
-        body = JSON.stringify(m.data ?? {});
-        break;
-      case 'delete':
-        method = 'DELETE';
-        url = `${path}/${encodeURIComponent(m.id)}`;
-        break;
-    }
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    const batch = group.length > 1 || group[0]!.batchId !== undefined;
+    const request = batch ? batchRequest(this.#o.baseUrl, group) : singleRequest(this.#o.baseUrl, group[0]!);
+    Object.assign(headers, request.headers);
+    if (request.body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await this.#o.fetch(url, { method, headers, ...(body !== undefined ? { body } : {}) });
+      res = await this.#o.fetch(request.url, {
+        method: request.method,
+        headers,
+        ...(request.body !== undefined ? { body: request.body } : {}),
+      });
     } catch (error) {
       return { kind: 'retry', status: 0, message: `network error: ${String(error)}`, retryAfterMs: 0 };
     }
     const payload = await res.json().catch(() => null);
     if (res.ok) {
-      const parsed = WriteResult.safeParse(payload);
-      if (parsed.success) return { kind: 'committed', result: parsed.data };
+      const results = readResults(payload, batch, group.length);
+      if (results) return { kind: 'committed', results };
       return {
         kind: 'rejected',
         status: res.status,
@@ -197,4 +201,56 @@ export class MutationSender {
       };
     });
   }
+}
+
+interface HttpRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+function singleRequest(baseUrl: string, m: PendingMutation): HttpRequest {
+  const path = `${baseUrl}/api/${MODEL_PATHS[m.model]}`;
+  const headers = { 'idempotency-key': m.mutationId };
+  switch (m.action) {
+    case 'insert':
+      return { url: path, method: 'POST', headers, body: JSON.stringify({ ...m.data, id: m.id }) };
+    case 'update':
+      return {
+        url: `${path}/${encodeURIComponent(m.id)}`,
+        method: 'PATCH',
+        headers,
+        body: JSON.stringify(m.data ?? {}),
+      };
+    case 'delete':
+      return { url: `${path}/${encodeURIComponent(m.id)}`, method: 'DELETE', headers };
+  }
+}
+
+function batchRequest(baseUrl: string, group: Group): HttpRequest {
+  const mutations = group.map((m) => ({
+    mutationId: m.mutationId,
+    model: m.model,
+    action: m.action,
+    id: m.id,
+    ...(m.action === 'delete'
+      ? {}
+      : { data: m.action === 'insert' ? { ...m.data, id: m.id } : (m.data ?? {}) }),
+  }));
+  return {
+    url: `${baseUrl}/api/mutations`,
+    method: 'POST',
+    headers: {},
+    body: JSON.stringify({ mutations }),
+  };
+}
+
+function readResults(payload: unknown, batch: boolean, count: number): WriteResult[] | undefined {
+  if (!batch) {
+    const one = WriteResult.safeParse(payload);
+    return one.success ? [one.data] : undefined;
+  }
+  const many = MutationBatchResult.safeParse(payload);
+  return many.success && many.data.results.length === count ? many.data.results : undefined;
 }

@@ -156,6 +156,37 @@ describe.each([
     expect(keys).toEqual(['keep-me', 'early']);
   });
 
+  it('a restored batch goes out as one batch again', async () => {
+    const storage = makeStorage();
+    const first = makeClient(storage, never);
+    await first.ready;
+    first
+      .mutateBatch([
+        { model: 'Agent', action: 'insert', id: A1, data: { org_id: ORG, name: 'a' }, mutationId: 'b1' },
+        { model: 'Agent', action: 'insert', id: A2, data: { org_id: ORG, name: 'b' }, mutationId: 'b2' },
+      ])
+      .catch(() => {});
+    first.insert('Agent', { org_id: ORG, name: 'alone' }, { mutationId: 's1' }).catch(() => {});
+    await first.close();
+    const requests: string[] = [];
+    const fetch = vi.fn(async (url: unknown, init?: RequestInit) => {
+      const body = JSON.parse(String(init!.body));
+      requests.push(
+        body.mutations
+          ? `batch ${body.mutations.map((m: { mutationId: string }) => m.mutationId)}`
+          : String(url),
+      );
+      const result = { data: {}, scope: SCOPE, syncId: 1 };
+      return new Response(JSON.stringify(body.mutations ? { results: [result, result] } : result), {
+        status: 200,
+      });
+    }) as unknown as typeof globalThis.fetch;
+    const second = makeClient(storage, fetch);
+    await second.ready;
+    await vi.waitFor(() => expect(second.getState().pending).toEqual([]));
+    expect(requests).toEqual(['batch b1,b2', 'http://sync.test/api/agents']);
+  });
+
   it('forgets an unfollowed scope in storage too', async () => {
     const storage = makeStorage();
     const client = makeClient(storage, never);

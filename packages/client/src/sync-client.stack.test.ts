@@ -226,6 +226,51 @@ describe('sync client against the real gateway and API', () => {
     expect(sockets.length - before).toBe(1);
   });
 
+  it('commits a batch atomically, and rolls a refused batch back entirely', async () => {
+    const org = randomUUID();
+    const agentId = randomUUID();
+    const orgScope = `org:${org}`;
+    const agentScope = `agent:${agentId}`;
+    const client = await newClient([orgScope, agentScope]);
+    client.subscribeScope(orgScope);
+    client.subscribeScope(agentScope);
+    await until(
+      client,
+      (s) => s.scopes[orgScope]?.status === 'live' && s.scopes[agentScope]?.status === 'live',
+    );
+
+    const results = await client.mutateBatch([
+      { model: 'Agent', action: 'insert', id: agentId, data: { org_id: org, name: 'batched' } },
+      {
+        model: 'Message',
+        action: 'insert',
+        data: { agent_id: agentId, role: 'user', content: 'in the same batch' },
+      },
+    ]);
+    expect(results.map((r) => r.scope)).toEqual([orgScope, agentScope]);
+    await until(client, (s) => s.pending.length === 0 && s.scopes[agentScope]?.lastSyncId === 1);
+
+    const messageId = randomUUID();
+    const refused = client.mutateBatch([
+      {
+        model: 'Message',
+        action: 'insert',
+        id: messageId,
+        data: { agent_id: agentId, role: 'user', content: 'ok' },
+      },
+      { model: 'Agent', action: 'update', id: agentId, data: { status: 'not-a-status' } },
+    ]);
+    expect(client.getState().records.Message[messageId]).toBeDefined();
+    const error = await refused.catch((e: unknown) => e);
+    expect(error).toMatchObject({ status: 400 });
+    const state = client.getState();
+    expect(state.records.Message[messageId]).toBeUndefined();
+    expect(state.records.Agent[agentId]?.status).toBe('idle');
+    expect(state.pending).toEqual([]);
+    expect(await serverEvents(agentScope)).toHaveLength(1);
+    expect(await serverEvents(orgScope)).toHaveLength(1);
+  });
+
   it('rolls back a write the API refuses (400) and rejects with the error body', async () => {
     const org = randomUUID();
     const scope = `org:${org}`;

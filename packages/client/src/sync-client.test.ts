@@ -393,6 +393,60 @@ describe('createSyncClient: mutations', () => {
     expect(order).toEqual([`POST http://sync.test/api/agents`, `PATCH http://sync.test/api/agents/${A1}`]);
   });
 
+  it('sends a batch as one POST /api/mutations with a key per entry', async () => {
+    const bodies: unknown[] = [];
+    const fetch = vi.fn(async (url: unknown, init?: RequestInit) => {
+      bodies.push({ url: String(url), body: JSON.parse(String(init!.body)) });
+      return json(200, {
+        results: [
+          { data: {}, scope: SCOPE, syncId: 1 },
+          { data: {}, scope: SCOPE, syncId: 2 },
+        ],
+      });
+    }) as unknown as typeof globalThis.fetch;
+    const client = makeClient({ fetch, autoConnect: false });
+    const A2 = '10000000-0000-4000-8000-000000000002';
+    const results = await client.mutateBatch([
+      {
+        model: 'Agent',
+        action: 'insert',
+        id: A1.toUpperCase(),
+        data: { org_id: ORG, name: 'x' },
+        mutationId: 'b1',
+      },
+      { model: 'Agent', action: 'delete', id: A2, mutationId: 'b2' },
+    ]);
+    expect(results.map((r) => r.syncId)).toEqual([1, 2]);
+    expect(bodies).toEqual([
+      {
+        url: 'http://sync.test/api/mutations',
+        body: {
+          mutations: [
+            {
+              mutationId: 'b1',
+              model: 'Agent',
+              action: 'insert',
+              id: A1,
+              data: { id: A1, org_id: ORG, name: 'x', status: 'idle' },
+            },
+            { mutationId: 'b2', model: 'Agent', action: 'delete', id: A2 },
+          ],
+        },
+      },
+    ]);
+    // A reply with the wrong number of results is not trusted.
+    const short = vi.fn(async () => json(200, { results: [] })) as unknown as typeof globalThis.fetch;
+    const other = makeClient({ fetch: short, autoConnect: false });
+    const error = await other
+      .mutateBatch([
+        { model: 'Agent', action: 'delete', id: A1 },
+        { model: 'Agent', action: 'delete', id: A2 },
+      ])
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'bad_response' });
+    expect(other.getState().pending).toEqual([]);
+  });
+
   it('refuses bad calls without sending anything', async () => {
     const fetch = vi.fn(() => new Promise<Response>(() => {})) as unknown as typeof globalThis.fetch;
     const client = makeClient({ fetch, autoConnect: false });

@@ -74,6 +74,11 @@ export interface SyncClient {
    * a `MutationError` (rolled back) on a final refusal, or `SyncClosedError` if closed first.
    */
   mutate(m: MutationInput): Promise<WriteResult>;
+  /**
+   * Several writes committed atomically through `POST /api/mutations`: all applied at once, all
+   * confirmed or all rolled back (the promise rejects with the batch's error).
+   */
+  mutateBatch(mutations: readonly MutationInput[]): Promise<WriteResult[]>;
   insert<M extends ModelName>(
     model: M,
     data: CreateInput<M>,
@@ -245,43 +250,65 @@ class SyncClientImpl implements SyncClient {
   }
 
   mutate(input: MutationInput): Promise<WriteResult> {
+    return this.#submit([input], undefined).then((results) => results[0]!);
+  }
+
+  mutateBatch(inputs: readonly MutationInput[]): Promise<WriteResult[]> {
+    if (inputs.length === 0) return Promise.resolve([]);
+    return this.#submit(inputs, randomUuid());
+  }
+
+  /** Validates, applies optimistically, and queues one request (a single write or a batch). */
+  #submit(inputs: readonly MutationInput[], batchId: string | undefined): Promise<WriteResult[]> {
     if (this.#closed) return Promise.reject(new SyncClosedError());
-    const mutationId = input.mutationId ?? randomUuid();
-    const dataId = typeof input.data?.id === 'string' ? input.data.id : undefined;
-    const id = input.id ?? dataId ?? (input.action === 'insert' ? randomUuid() : undefined);
-    if (!id) return Promise.reject(new TypeError(`${input.action} needs an id`));
-    if (
-      this.#waiters.has(mutationId) ||
-      this.#replica.store.pending.some((p) => p.mutationId === mutationId)
-    ) {
-      return Promise.reject(new TypeError(`mutation ${mutationId} is already pending`));
+    const group: PendingMutation[] = [];
+    const createdAt = new Date().toISOString();
+    for (const input of inputs) {
+      const mutationId = input.mutationId ?? randomUuid();
+      const dataId = typeof input.data?.id === 'string' ? input.data.id : undefined;
+      // The server keeps ids in lower case; so does the optimistic record, or both would show.
+      const id = (
+        input.id ??
+        dataId ??
+        (input.action === 'insert' ? randomUuid() : undefined)
+      )?.toLowerCase();
+      if (!id) return Promise.reject(new TypeError(`${input.action} needs an id`));
+      if (
+        this.#waiters.has(mutationId) ||
+        group.some((p) => p.mutationId === mutationId) ||
+        this.#replica.store.pending.some((p) => p.mutationId === mutationId)
+      ) {
+        return Promise.reject(new TypeError(`mutation ${mutationId} is already pending`));
+      }
+      let data: Record<string, unknown> | null = null;
+      if (input.action === 'insert') {
+        // Fill the model's defaults (status: 'idle', …) so the optimistic record looks like the
+        // one the server will send; an invalid body goes out as given and the server says why.
+        const parsed = createSchemas[input.model].safeParse({ ...input.data, id });
+        data = parsed.success ? (parsed.data as Record<string, unknown>) : { ...input.data, id };
+      } else if (input.action === 'update') {
+        data = { ...input.data };
+      }
+      group.push({
+        mutationId,
+        model: input.model,
+        action: input.action,
+        id,
+        data,
+        status: 'sending',
+        createdAt,
+        attempts: 0,
+        ...(batchId !== undefined ? { batchId } : {}),
+      });
     }
-    let data: Record<string, unknown> | null = null;
-    if (input.action === 'insert') {
-      // Fill the model's defaults (status: 'idle', …) so the optimistic record looks like the one
-      // the server will send; an invalid body goes out as given and the server says why.
-      const parsed = createSchemas[input.model].safeParse({ ...input.data, id });
-      data = parsed.success ? (parsed.data as Record<string, unknown>) : { ...input.data, id };
-    } else if (input.action === 'update') {
-      data = { ...input.data };
-    }
-    const pending: PendingMutation = {
-      mutationId,
-      model: input.model,
-      action: input.action,
-      id,
-      data,
-      status: 'sending',
-      createdAt: new Date().toISOString(),
-      attempts: 0,
-    };
-    const promise = new Promise<WriteResult>((resolve, reject) =>
-      this.#waiters.set(mutationId, { resolve, reject }),
+    const promises = group.map(
+      (p) =>
+        new Promise<WriteResult>((resolve, reject) => this.#waiters.set(p.mutationId, { resolve, reject })),
     );
-    this.#replica.store.addPending(pending);
+    for (const p of group) this.#replica.store.addPending(p);
     this.#publish(true);
-    this.#sender.enqueue(pending);
-    return promise;
+    this.#sender.enqueue(group);
+    return Promise.all(promises);
   }
 
   insert<M extends ModelName>(model: M, data: CreateInput<M>, options: { mutationId?: string } = {}) {

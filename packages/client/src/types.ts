@@ -47,6 +47,8 @@ export interface PendingMutation {
   readonly attempts: number;
   /** The last retryable failure, for display. */
   readonly error?: string;
+  /** Shared by the entries of one `mutateBatch` call: committed or rolled back together. */
+  readonly batchId?: string;
   /** Set once the server answered 2xx. */
   readonly scope?: string;
   readonly syncId?: number;
