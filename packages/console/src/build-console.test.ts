@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONSOLE_ROOT, ensureConsoleBuilt, isConsoleBuildFresh } from './build-console';
+import { CONSOLE_ROOT, ensureConsoleBuilt, isConsoleBuildFresh, ViteUnavailableError } from './build-console';
 
 const parent = mkdtempSync(join(tmpdir(), 'console-build-'));
 const distDir = join(parent, 'dist');
@@ -37,6 +37,24 @@ describe('ensureConsoleBuilt', () => {
     } finally {
       utimesSync(source, original.atime, original.mtime);
     }
+  });
+
+  it('serves an existing build as it is when Vite is not installed, and says so', async () => {
+    const noVite = () => Promise.reject(new Error("Cannot find package 'vite'"));
+    const source = join(CONSOLE_ROOT, 'index.html');
+    const original = statSync(source);
+    const future = new Date(Date.now() + 60_000);
+    utimesSync(source, future, future);
+    try {
+      const result = await ensureConsoleBuilt({ distDir, loadVite: noVite });
+      expect(result).toMatchObject({ distDir, built: false, stale: true });
+    } finally {
+      utimesSync(source, original.atime, original.mtime);
+    }
+    await expect(
+      ensureConsoleBuilt({ distDir: join(parent, 'none'), loadVite: noVite }),
+    ).rejects.toBeInstanceOf(ViteUnavailableError);
+    expect(existsSync(join(parent, 'none'))).toBe(false);
   });
 
   it('reports a missing build as stale', () => {

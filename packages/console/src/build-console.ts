@@ -38,13 +38,32 @@ export interface BuildConsoleOptions {
   distDir?: string;
   /** Vite's log level; default `warn`. */
   logLevel?: 'info' | 'warn' | 'error' | 'silent';
+  /** Loads Vite; injectable so tests can stand in for an install without it. */
+  loadVite?: () => Promise<Pick<typeof import('vite'), 'build'>>;
 }
 
 export interface BuildResult {
   distDir: string;
-  /** False when an up-to-date build was already there. */
+  /** False when an existing build was used. */
   built: boolean;
+  /**
+   * True when the existing build is older than the sources but could not be rebuilt because
+   * Vite (a dev dependency) is not installed: it is served as it is.
+   */
+  stale: boolean;
   durationMs: number;
+}
+
+/** Thrown by `buildConsole` when Vite cannot be loaded (a production-only install). */
+export class ViteUnavailableError extends Error {
+  constructor(options?: { cause?: unknown }) {
+    super(
+      'Vite is not installed, so the console cannot be built here: build it where dev dependencies ' +
+        'are installed (node --import tsx packages/console/scripts/build.ts) and ship dist/.',
+      options,
+    );
+    this.name = 'ViteUnavailableError';
+  }
 }
 
 /**
@@ -56,12 +75,17 @@ export async function buildConsole(options: BuildConsoleOptions = {}): Promise<B
   const started = performance.now();
   const distDir = options.distDir ?? CONSOLE_DIST_DIR;
   const stamp = newestSourceMtime();
+  let vite: Pick<typeof import('vite'), 'build'>;
+  try {
+    vite = await (options.loadVite ?? (() => import('vite')))();
+  } catch (cause) {
+    throw new ViteUnavailableError({ cause });
+  }
   // A sibling of distDir, so the final rename stays on one filesystem.
   const scratch = join(dirname(distDir), `.console-build-${randomBytes(6).toString('hex')}`);
   mkdirSync(scratch, { recursive: true });
   try {
-    const { build } = await import('vite');
-    await build({
+    await vite.build({
       configFile: join(CONSOLE_ROOT, 'vite.config.ts'),
       mode: 'production',
       logLevel: options.logLevel ?? 'warn',
@@ -78,12 +102,14 @@ export async function buildConsole(options: BuildConsoleOptions = {}): Promise<B
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  return { distDir, built: true, durationMs: Math.round(performance.now() - started) };
+  return { distDir, built: true, stale: false, durationMs: Math.round(performance.now() - started) };
 }
 
 /**
  * Makes sure `distDir` holds a build of the current sources, building it if it is missing or
- * older than any source file. Call it once at start-up, before serving `/`.
+ * older than any source file. Call it once at start-up, before serving `/`. Without Vite (a
+ * production-only install) an existing build is used as it is (`stale: true` if older than the
+ * sources), and a missing one is a `ViteUnavailableError`.
  *
  * @example
  * const { distDir } = await ensureConsoleBuilt();
@@ -92,10 +118,16 @@ export async function buildConsole(options: BuildConsoleOptions = {}): Promise<B
 export async function ensureConsoleBuilt(options: BuildConsoleOptions = {}): Promise<BuildResult> {
   const started = performance.now();
   const distDir = options.distDir ?? CONSOLE_DIST_DIR;
-  if (isConsoleBuildFresh(distDir)) {
-    return { distDir, built: false, durationMs: Math.round(performance.now() - started) };
+  const elapsed = () => Math.round(performance.now() - started);
+  if (isConsoleBuildFresh(distDir)) return { distDir, built: false, stale: false, durationMs: elapsed() };
+  try {
+    return await buildConsole(options);
+  } catch (error) {
+    if (error instanceof ViteUnavailableError && existsSync(join(distDir, 'index.html'))) {
+      return { distDir, built: false, stale: true, durationMs: elapsed() };
+    }
+    throw error;
   }
-  return buildConsole(options);
 }
 
 /** True when `distDir` has an index.html built from sources no older than the current ones. */

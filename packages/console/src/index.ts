@@ -16,6 +16,7 @@ export {
   CONSOLE_ROOT,
   ensureConsoleBuilt,
   isConsoleBuildFresh,
+  ViteUnavailableError,
 } from './build-console';
 export type { SyncConsoleConfig } from './config';
 export {
