@@ -168,6 +168,15 @@ describe('Replica', () => {
     expect(names()).toEqual({});
   });
 
+  it('does not send a scope the server would refuse as malformed; marks it as error', () => {
+    const { replica, sent } = setup();
+    for (const bad of ['', 'no-colon', 'org:', 'ORG:x', `org:${'x'.repeat(500)}`, 'org:a b'])
+      replica.follow(bad);
+    replica.connected();
+    expect(sent).toEqual([]);
+    for (const state of Object.values(replica.scopes)) expect(state.status).toBe('error');
+  });
+
   it('an event whose scope differs from its frame is treated as a gap, not applied', () => {
     const { replica, names, sent } = setup();
     replica.follow(SCOPE);

@@ -1,6 +1,7 @@
 import {
   type ClientFrame,
   type ModelsSnapshot,
+  SCOPE_PATTERN,
   type ServerFrame,
   type SyncEvent,
   unreachable,
@@ -266,6 +267,12 @@ export class Replica {
   }
 
   #subscribe(scope: string, entry: ScopeEntry): void {
+    if (!SCOPE_PATTERN.test(scope)) {
+      // The server would answer with a bad_request that names no scope; say it here instead.
+      entry.error = 'bad_request: scope must look like "org:<id>" or "agent:<id>"';
+      this.#setStatus(entry, 'error');
+      return;
+    }
     this.#hooks.send(
       entry.lastSyncId > 0
         ? { type: 'subscribe', scope, lastSyncId: entry.lastSyncId }
