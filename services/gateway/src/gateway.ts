@@ -37,6 +37,12 @@ export interface UserData {
   principal: Principal;
   subscriptions: Map<string, Subscription>;
   bucket: TokenBucket;
+  /**
+   * Bytes of catch-up frames (bootstrap, replayed pages) sent since the send buffer was last
+   * below the limit. A large snapshot legitimately fills the buffer; the slow-consumer limit
+   * applies on top of it, so only live traffic the client fails to read counts against it.
+   */
+  catchUpBytes: number;
   /** Set first thing in the close handler: the socket must not be touched afterwards. */
   closed: boolean;
   channel: SubscriberChannel | undefined;
@@ -123,8 +129,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const closeSlowConsumer = (ws: WebSocket<UserData>) => {
     if (!connections.has(ws)) return;
     const ud = ws.getUserData();
+    if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES + ud.catchUpBytes) return;
     metrics.slowConsumerCloses.inc();
     log.info({ conn: ud.id, buffered: ws.getBufferedAmount() }, 'closing slow consumer');
+    ws.end(CLOSE_CODES.tryAgainLater, 'too slow: resume from your cursor');
+  };
+
+  /** uWS refused a message (past its hard cap): the stream has a hole now, so the socket must go. */
+  const closeDroppedSocket = (ws: WebSocket<UserData>) => {
+    if (!connections.has(ws)) return;
+    metrics.slowConsumerCloses.inc();
     ws.end(CLOSE_CODES.tryAgainLater, 'too slow: resume from your cursor');
   };
 
@@ -160,15 +174,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const sendFrame = (ws: WebSocket<UserData>, frame: ServerFrame, shareKey?: object): boolean => {
     if (!connections.has(ws)) return false;
     const payload = serialise(frame, shareKey);
+    // Every frame sent here but pong/error/subscribed is catch-up (live events go through fanOut).
+    if (frame.type === 'bootstrap' || frame.type === 'sync') ws.getUserData().catchUpBytes += payload.length;
     const status = ws.send(payload, false, false);
     metrics.framesSent.inc({ type: frame.type });
     metrics.bytesSent.inc(payload.length);
     if (frame.type === 'sync') metrics.eventsDelivered.inc(frame.events.length);
-    if (status === 2 || ws.getBufferedAmount() > config.MAX_BACKPRESSURE_BYTES) {
-      closeSlowConsumer(ws);
+    if (status === 2) {
+      closeDroppedSocket(ws);
       return false;
     }
-    return true;
+    closeSlowConsumer(ws);
+    return connections.has(ws);
   };
 
   const sendError = (ws: WebSocket<UserData>, code: WsErrorCode, message: string, scope?: string) => {
@@ -198,9 +215,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const committed = Date.parse(e.created_at);
       if (Number.isFinite(committed)) metrics.fanoutLatency.observe(Math.max(0, now - committed) / 1000);
     }
-    for (const ws of live) {
-      if (ws.getBufferedAmount() > config.MAX_BACKPRESSURE_BYTES) closeSlowConsumer(ws);
-    }
+    for (const ws of live) closeSlowConsumer(ws);
   };
 
   const expiries = new ExpiryWheel<WebSocket<UserData>>((ws) => {
@@ -337,11 +352,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     maxPayloadLength: frameHardCap(config.MAX_FRAME_BYTES),
     idleTimeout: config.IDLE_TIMEOUT_SECONDS,
     sendPingsAutomatically: true,
-    // Our own check (above) closes a slow client with 1013 at MAX_BACKPRESSURE_BYTES. uWS's limit
-    // is a last resort set well above it: past it uWS would drop messages, and closing the socket
-    // at that point is the only safe answer (a dropped message must never be followed by a later one).
-    maxBackpressure: config.MAX_BACKPRESSURE_BYTES * 4 + 1024 * 1024,
+    // Our own check (closeSlowConsumer) closes a slow client with 1013 at MAX_BACKPRESSURE_BYTES
+    // plus its catch-up allowance. uWS's limit is a last resort far above it: past it uWS would
+    // drop messages, and closing the socket is then the only safe answer (a dropped message must
+    // never be followed by a later one).
+    maxBackpressure: Math.max(64 * 1024 * 1024, config.MAX_BACKPRESSURE_BYTES * 8),
     closeOnBackpressureLimit: 1,
+    drain(ws) {
+      // The client is reading again: once its buffer is back under the limit, a past catch-up
+      // no longer earns it extra room.
+      if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ws.getUserData().catchUpBytes = 0;
+    },
     upgrade(res, req, context) {
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
@@ -375,6 +396,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
             principal,
             subscriptions: new Map(),
             bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
+            catchUpBytes: 0,
             closed: false,
             channel: undefined,
           };

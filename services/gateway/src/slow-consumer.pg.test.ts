@@ -52,3 +52,32 @@ describe('slow consumers', () => {
     }
   });
 });
+
+describe('large catch-up', () => {
+  it('does not count a catch-up larger than the limit against a client that reads it slowly', async () => {
+    const bus = createMemoryBus();
+    const gw = await startGateway(
+      { bus, delta: pgDeltaSource(db.pool) },
+      { MAX_BACKPRESSURE_BYTES: 64 * 1024, HEAD_CHECK_INTERVAL_MS: 60_000 },
+    );
+    try {
+      const scope = newScope();
+      await writeEvents(db.pool, bus, scope, 60, 100 * 1024);
+      const client = await TestClient.connect(gw.wsUrl, await tokenFor([scope]));
+      const raw = (client.socket as unknown as { _socket: Socket })._socket;
+      client.subscribe(scope, 1);
+      raw.pause();
+      // ~6 MB of catch-up sits in the buffers while the client does not read.
+      await new Promise((r) => setTimeout(r, 300));
+      raw.resume();
+      await client.waitFor((f) => f.type === 'subscribed');
+      expect(client.eventIds(scope)).toEqual(range(2, 60));
+      await writeEvents(db.pool, bus, scope, 2);
+      expect(await client.untilEvent(scope, 62)).toEqual(range(2, 62));
+      expect(client.closeCode).toBeUndefined();
+      client.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
