@@ -255,12 +255,17 @@ describe('createSyncClient: connection', () => {
     client.disconnect();
     expect(client.getState().connection).toBe('idle');
     expect(latest().closedWith).toBe(1000);
+    client.subscribeScope(SCOPE); // following a scope does not undo an explicit disconnect
     await new Promise((r) => setTimeout(r, 20));
     expect(ScriptedSocket.all).toHaveLength(1);
+    client.connect();
+    await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(2));
+    latest().open();
+    expect(latest().sent).toEqual([{ type: 'subscribe', scope: SCOPE }]);
     await client.close();
     client.connect();
     expect(client.getState().connection).toBe('closed');
-    expect(ScriptedSocket.all).toHaveLength(1);
+    expect(ScriptedSocket.all).toHaveLength(2);
   });
 });
 

@@ -137,6 +137,8 @@ class SyncClientImpl implements SyncClient {
   #closed = false;
   #hydrated = false;
   #wantConnect = false;
+  /** After disconnect(), following a scope does not reconnect by itself; connect() does. */
+  #disconnectedByUser = false;
   #unfollowTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(options: SyncClientOptions) {
@@ -232,7 +234,7 @@ class SyncClientImpl implements SyncClient {
     if (this.#closed) return () => {};
     this.#replica.follow(scope);
     this.#publish();
-    if (this.#options.autoConnect !== false) this.connect();
+    if (this.#options.autoConnect !== false && !this.#disconnectedByUser) this.connect();
     let done = false;
     return () => {
       if (done) return;
@@ -331,6 +333,7 @@ class SyncClientImpl implements SyncClient {
   connect(): void {
     if (this.#closed) return;
     this.#wantConnect = true;
+    this.#disconnectedByUser = false;
     if (!this.#hydrated) return; // resumes from the stored cursors once they are read
     this.#connection ??= this.#createConnection();
     this.#connection?.connect();
@@ -338,6 +341,7 @@ class SyncClientImpl implements SyncClient {
 
   disconnect(): void {
     this.#wantConnect = false;
+    this.#disconnectedByUser = true;
     this.#connection?.disconnect();
   }
 
