@@ -3,6 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { freePort } from '../support/ports';
+import { startNginx } from './processes';
 import { CI_INSTALL_HINT, localNginxConfig, readRepoFile, which } from './repo';
 
 // deploy/nginx/nginx.conf through a real `nginx -t`. Upstream host names only resolve inside the
@@ -23,6 +26,46 @@ describe('deploy/nginx/nginx.conf', () => {
     );
     const out = execFileSync(nginx!, ['-t', '-c', file, '-p', dir], { encoding: 'utf8', stdio: 'pipe' });
     expect(out).toBe('');
+  });
+
+  it('answers its own refusals in the JSON error shape: unknown path, oversized body, no backend', async () => {
+    const closed = await freePort(); // nothing listens there: every upstream is down
+    const lb = await startNginx({ api: [closed], delta: [closed], gateway: [closed] });
+    try {
+      const expectJsonError = async (res: Response, status: number, code: string) => {
+        expect(res.status).toBe(status);
+        expect(res.headers.get('content-type')).toContain('application/json');
+        expect(await res.json()).toMatchObject({ error: { code } });
+      };
+      await expectJsonError(await fetch(`${lb.url}/nowhere`), 404, 'not_found');
+      const huge = 'x'.repeat(3 * 1024 * 1024);
+      await expectJsonError(
+        await fetch(`${lb.url}/api/messages`, {
+          method: 'POST',
+          body: huge,
+          headers: { 'content-type': 'application/json' },
+        }),
+        413,
+        'payload_too_large',
+      );
+      const down = await fetch(`${lb.url}/api/agents`, { method: 'POST', body: '{}' });
+      expect(down.headers.get('retry-after')).toBe('1');
+      await expectJsonError(down, 503, 'unavailable');
+      await expectJsonError(await fetch(`${lb.url}/sync/delta?scope=org:x&lastSyncId=0`), 503, 'unavailable');
+      const upgradeStatus = await new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`${lb.url.replace('http', 'ws')}/sync?token=x`);
+        ws.once('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          ws.terminate();
+        });
+        ws.once('open', () => reject(new Error('upgrade succeeded with no gateway')));
+        ws.once('error', () => {});
+      });
+      expect(upgradeStatus).toBe(503);
+      expect(await (await fetch(`${lb.url}/lb/healthz`)).json()).toEqual({ status: 'ok' });
+    } finally {
+      await lb.stop();
+    }
   });
 
   it('routes the contract paths, upgrades /sync and keeps WebSockets open long enough', () => {
