@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { CLOSE_CODES } from '@openagents/sync-protocol';
 import { createMemoryBus } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +58,36 @@ describe('upgrade auth', () => {
       await client.opened;
       client.subscribe(scope);
       await client.waitFor((f) => f.type === 'subscribed');
+      client.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('survives upgrades aborted while the token is being checked', async () => {
+    const gw = await startGateway({ bus, delta: pgDeltaSource(db.pool) });
+    try {
+      const token = await tokenFor(['*']);
+      await Promise.all(
+        Array.from(
+          { length: 20 },
+          () =>
+            new Promise<void>((resolve) => {
+              const socket = connect(gw.gateway.port, '127.0.0.1', () => {
+                socket.write(
+                  `GET /sync?token=${token} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n` +
+                    'sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+                );
+                socket.destroy();
+                resolve();
+              });
+              socket.on('error', () => resolve());
+            }),
+        ),
+      );
+      const client = await TestClient.connect(gw.wsUrl, token);
+      client.send({ type: 'ping', t: 'ok' });
+      await client.waitFor((f) => f.type === 'pong');
       client.close();
     } finally {
       await gw.stop();

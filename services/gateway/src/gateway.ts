@@ -379,35 +379,40 @@ export function createGateway(deps: GatewayDeps): Gateway {
       res.onAborted(() => {
         aborted = true;
       });
-      auth.verify(token).then(
-        (principal) => {
-          if (aborted) {
-            metrics.upgrades.inc({ result: 'aborted' });
-            return;
-          }
-          if (draining) {
-            metrics.upgrades.inc({ result: 'draining' });
-            writeJson(res, 503, { error: { code: 'unavailable', message: 'Node is draining' } });
-            return;
-          }
-          metrics.upgrades.inc({ result: 'accepted' });
-          const userData: UserData = {
-            id: nextConnectionId++,
-            principal,
-            subscriptions: new Map(),
-            bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
-            catchUpBytes: 0,
-            closed: false,
-            channel: undefined,
-          };
-          res.cork(() => res.upgrade(userData, key, protocol, extensions, context));
-        },
-        (err) => {
-          if (aborted) return;
-          metrics.upgrades.inc({ result: 'unauthorized' });
-          writeJson(res, 401, toAppError(err).toBody());
-        },
-      );
+      auth
+        .verify(token)
+        .then(
+          (principal) => {
+            if (aborted) {
+              metrics.upgrades.inc({ result: 'aborted' });
+              return;
+            }
+            if (draining) {
+              metrics.upgrades.inc({ result: 'draining' });
+              writeJson(res, 503, { error: { code: 'unavailable', message: 'Node is draining' } });
+              return;
+            }
+            metrics.upgrades.inc({ result: 'accepted' });
+            const userData: UserData = {
+              id: nextConnectionId++,
+              principal,
+              subscriptions: new Map(),
+              bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
+              catchUpBytes: 0,
+              closed: false,
+              channel: undefined,
+            };
+            res.cork(() => res.upgrade(userData, key, protocol, extensions, context));
+          },
+          (err) => {
+            if (aborted) return;
+            metrics.upgrades.inc({ result: 'unauthorized' });
+            writeJson(res, 401, toAppError(err).toBody());
+          },
+        )
+        // Writing to a response that went away in between throws; never let that become an
+        // unhandled rejection (which would end the process).
+        .catch((err) => log.warn({ err: (err as Error).message }, 'upgrade failed'));
     },
     open(ws) {
       const ud = ws.getUserData();

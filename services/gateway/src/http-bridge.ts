@@ -63,7 +63,8 @@ export function bridgeHttp(
       .then(respond, (err) => {
         options.log.error({ err: (err as Error).message, method }, 'http handler failed');
         return respond(jsonResponse(500, 'internal', 'Internal error'));
-      });
+      })
+      .catch((err) => options.log.warn({ err: (err as Error).message }, 'writing a response failed'));
   };
 
   if (method === 'GET' || method === 'HEAD') {
