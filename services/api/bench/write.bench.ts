@@ -24,6 +24,7 @@ import {
   inTransaction,
   type Pool,
 } from '@openagents/sync-server-kit';
+import { Hono } from 'hono';
 import { markdownTable, percentile, updateBenchmarkSection } from '../../../test/support/bench';
 import { createTestDatabase } from '../../../test/support/pg';
 import { freePort } from '../../../test/support/ports';
@@ -100,9 +101,21 @@ async function drive(
  */
 const LOAD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
 const { url, headers, agents, hot, seconds, clients, content } = workerData;
+const target = new URL(url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
 const pick = () => Math.random() < 0.5 ? agents[Math.floor(Math.random() * hot)]
   : agents[hot + Math.floor(Math.random() * (agents.length - hot))];
+const post = (body) => new Promise((resolve, reject) => {
+  const req = http.request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent,
+    headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+    res.on('data', () => {});
+    res.on('end', () => resolve(res.statusCode));
+  });
+  req.on('error', reject);
+  req.end(body);
+});
 (async () => {
   const latencies = [];
   let ok = 0, errors = 0;
@@ -112,14 +125,13 @@ const pick = () => Math.random() < 0.5 ? agents[Math.floor(Math.random() * hot)]
     while (performance.now() < deadline) {
       const t = performance.now();
       try {
-        const res = await fetch(url, { method: 'POST', headers,
-          body: JSON.stringify({ agent_id: pick(), role: 'assistant', content }) });
-        await res.arrayBuffer();
-        if (res.status === 201) ok++; else errors++;
+        const status = await post(JSON.stringify({ agent_id: pick(), role: 'assistant', content }));
+        if (status === 201) ok++; else errors++;
       } catch { errors++; }
       latencies.push(performance.now() - t);
     }
   }));
+  agent.destroy();
   parentPort.postMessage({ ok, errors, latencies, seconds: (performance.now() - started) / 1000 });
 })();
 `;
@@ -145,19 +157,27 @@ function driveHttp(
   });
 }
 
-async function benchApi(
-  setup: string,
-  bus: Bus,
-  group: { max: number; inFlight: number },
-): Promise<RunResult[]> {
+/** Sum and count of the sync_commit_mutations histogram: writes and transactions so far. */
+async function commitCounts(
+  registry: ReturnType<typeof createRegistry>,
+): Promise<{ sum: number; count: number }> {
+  const { values } = await registry.getSingleMetric('sync_commit_mutations')!.get();
+  const pick = (suffix: string) =>
+    values.find((v) => (v as { metricName?: string }).metricName === `sync_commit_mutations_${suffix}`)
+      ?.value ?? 0;
+  return { sum: pick('sum'), count: pick('count') };
+}
+
+async function benchApi(setup: string, bus: Bus, groupMax: number): Promise<RunResult[]> {
   const pool = createPool({ url: db.url, max: POOL_MAX });
+  const registry = createRegistry('bench', { defaultMetrics: false });
   const app = createApiApp({
     pool,
     bus,
     auth: testAuth,
     log,
-    registry: createRegistry('bench', { defaultMetrics: false }),
-    config: { RATE_LIMIT_PER_SECOND: 0, WRITE_GROUP_MAX: group.max, WRITE_GROUP_IN_FLIGHT: group.inFlight },
+    registry,
+    config: { RATE_LIMIT_PER_SECOND: 0, WRITE_GROUP_MAX: groupMax },
   });
   const port = await freePort();
   const server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
@@ -169,11 +189,42 @@ async function benchApi(
   const results: RunResult[] = [];
   try {
     await driveHttp(`${setup} (warm-up)`, 8, url, headers, 1);
-    for (const clients of CONCURRENCY) results.push(await driveHttp(setup, clients, url, headers));
+    for (const clients of CONCURRENCY) {
+      const before = await commitCounts(registry);
+      const result = await driveHttp(setup, clients, url, headers);
+      const after = await commitCounts(registry);
+      const perTxn = (after.sum - before.sum) / Math.max(1, after.count - before.count);
+      results.push({ ...result, setup: `${setup} (${perTxn.toFixed(1)} writes/txn)` });
+    }
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await bus.close();
     await pool.end();
+  }
+  return results;
+}
+
+/** The floor of the HTTP path itself: the same requests answered by an empty Hono handler. */
+async function benchEmptyHandler(): Promise<RunResult[]> {
+  const app = new Hono();
+  app.post('/api/messages', async (c) => {
+    await c.req.arrayBuffer();
+    return c.json({ ok: true }, 201);
+  });
+  const port = await freePort();
+  const server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
+  const url = `http://127.0.0.1:${port}/api/messages`;
+  const results: RunResult[] = [];
+  try {
+    for (const clients of CONCURRENCY) {
+      results.push(
+        await driveHttp('empty Hono handler (HTTP floor)', clients, url, {
+          'content-type': 'application/json',
+        }),
+      );
+    }
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   return results;
 }
@@ -208,12 +259,9 @@ async function benchDirect(): Promise<RunResult[]> {
 
 const load = loadavg()[0]!.toFixed(1);
 const direct = await benchDirect();
-const [groupMax, groupInFlight] = (process.env.BENCH_GROUP ?? '32:8').split(':').map(Number) as [
-  number,
-  number,
-];
-const grouped = { max: groupMax, inFlight: groupInFlight };
-const ungrouped = { max: 1, inFlight: POOL_MAX };
+const floor = await benchEmptyHandler();
+const grouped = Number(process.env.BENCH_GROUP ?? 32);
+const ungrouped = 1;
 const memory = [
   ...(await benchApi('API, memory bus, one transaction per write', createMemoryBus(), ungrouped)),
   ...(await benchApi('API, memory bus, group commit', createMemoryBus(), grouped)),
@@ -232,7 +280,7 @@ const rate = (r: RunResult) => r.ok / r.seconds;
 const directAt = (clients: number) => direct.find((r) => r.clients === clients)!;
 const table = markdownTable(
   ['setup', 'clients', 'mutations/s', 'p50 ms', 'p99 ms', 'errors', 'vs direct (rate)', 'vs direct (p50)'],
-  [...direct, ...memory, ...redis].map((r) => [
+  [...direct, ...floor, ...memory, ...redis].map((r) => [
     r.setup,
     r.clients,
     rate(r).toFixed(0),
@@ -248,7 +296,7 @@ const markdown = `## Write path (\`npm run bench:write\`)
 
 Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} shared cores (1-minute load
 average ${load} when the run started, other work running). ${SECONDS} s per run. Each client loops
-\`POST /api/messages\` (200-character content) over keep-alive HTTP (Node's fetch, in a worker thread, so the API's
+\`POST /api/messages\` (200-character content) over keep-alive HTTP (\`node:http\` client in a worker thread, so the API's
 event loop only serves); half the writes go to ${HOT_AGENTS} hot agents, half to ${COLD_AGENTS} others. "direct" is the same transaction (insert message + \`appendEvents\`) sent with \`pg\`
 from the same process at the same concurrency, pool size ${POOL_MAX}. Ratios are API / direct at the same client count.
 After the runs: ${rows[0]!.messages} messages and ${rows[0]!.events} events (one per committed write).

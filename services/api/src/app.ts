@@ -44,10 +44,8 @@ export interface ApiAppConfig {
   RATE_LIMIT_PER_SECOND?: number;
   /** Burst per subject. Default 400. */
   RATE_LIMIT_BURST?: number;
-  /** Most concurrent single-record writes joined into one transaction; 1 = off. Default 32. */
+  /** Most concurrent creates of one scope joined into one transaction; 1 = off. Default 32. */
   WRITE_GROUP_MAX?: number;
-  /** Single-record write transactions run at once before requests queue and group. Default 8. */
-  WRITE_GROUP_IN_FLIGHT?: number;
 }
 
 export interface ApiAppDeps {
@@ -92,7 +90,6 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   const commitDeps = { pool, bus, log, metrics };
   const groups = createGroupCommitter(commitDeps, {
     maxGroup: deps.config?.WRITE_GROUP_MAX ?? GROUP_COMMIT_DEFAULTS.maxGroup,
-    maxInFlight: deps.config?.WRITE_GROUP_IN_FLIGHT ?? GROUP_COMMIT_DEFAULTS.maxInFlight,
   });
   const verifyToken = createTokenCache(auth);
   const app = new Hono<Env>();
@@ -182,7 +179,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     return outcomes;
   };
 
-  /** A single-record write: through the group committer, which may share its transaction. */
+  /** A single-record write: through the group committer, which may share a create's transaction. */
   const commitOne = async (principal: Principal, plan: PlannedMutation) => {
     const outcome = await groups.commit(principal, plan);
     countOutcomes([plan], [outcome]);

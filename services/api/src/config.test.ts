@@ -29,6 +29,7 @@ describe('loadApiConfig', () => {
       RATE_LIMIT_PER_SECOND: 200,
       RATE_LIMIT_BURST: 400,
       MIGRATE_ON_START: true,
+      WRITE_GROUP_MAX: 32,
     });
     expect(config.REDIS_CHANNEL_PREFIX).toBeUndefined();
     expect(Object.isFrozen(config)).toBe(true);

@@ -38,6 +38,8 @@ export const ApiConfigSchema = z.object({
   RATE_LIMIT_PER_SECOND: nonNegativeInt.default(200),
   /** Requests a subject may make at once before the sustained rate applies. */
   RATE_LIMIT_BURST: positiveInt.default(400),
+  /** Most concurrent creates of one scope joined into one transaction (group commit); 1 = off. */
+  WRITE_GROUP_MAX: positiveInt.default(32),
   /** Apply pending migrations before serving. */
   MIGRATE_ON_START: bool.default(true),
 });

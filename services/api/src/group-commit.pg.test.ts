@@ -2,38 +2,41 @@ import { randomUUID } from 'node:crypto';
 import { ErrorBody, WriteResult } from '@openagents/sync-protocol';
 import type { PoolClient } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tokenFor } from '../../../test/support/tokens';
 import { type ApiHarness, createApiHarness, type SendRequest } from '../test/api-harness';
 
 /**
- * Group commit, made deterministic: one transaction slot, and that slot held by a write that waits
- * on a scope head we lock from outside. Everything sent meanwhile queues; releasing the lock lets
- * the queue go through as one group.
+ * Group commit, made deterministic: a first create of a scope is held in Postgres on the scope's
+ * head row, which the test locks from outside. Creates of that scope sent meanwhile wait in the
+ * worker's lane; releasing the lock lets them through as one transaction.
  */
 let h: ApiHarness;
 let send: SendRequest;
-let blocker: { id: string; org_id: string };
 
 beforeAll(async () => {
   h = await createApiHarness({ label: 'api_group' });
-  send = h.withConfig({ WRITE_GROUP_MAX: 32, WRITE_GROUP_IN_FLIGHT: 1 });
-  blocker = await h.createAgent();
+  send = h.withConfig({ WRITE_GROUP_MAX: 32 });
 });
 afterAll(async () => h?.close());
 
-async function whileSlotHeld(
-  queuedWrites: () => Promise<Response>[],
+const message = (agentId: string, content: string) => ({ agent_id: agentId, role: 'user', content });
+
+/** Runs `first` (held on the scope lock), then `queued` once `expectQueued` creates wait in the lane. */
+async function whileScopeHeld(
+  scope: string,
+  first: () => Promise<Response>,
+  queued: () => Promise<Response>[],
+  expectQueued: number,
 ): Promise<{ first: Response; rest: Response[] }> {
   const locker: PoolClient = await h.db.pool.connect();
   try {
     await locker.query('BEGIN');
-    await locker.query('SELECT 1 FROM sync_scopes WHERE scope = $1 FOR UPDATE', [`org:${blocker.org_id}`]);
-    const first = send('PATCH', `/api/agents/${blocker.id}`, { name: `held ${randomUUID()}` });
+    await locker.query('SELECT 1 FROM sync_scopes WHERE scope = $1 FOR UPDATE', [scope]);
+    const held = first();
     await until(async () => (await waitingOnLock()) > 0);
-    const rest = queuedWrites();
-    await until(async () => (await h.metric('sync_commit_queue_length')) === rest.length);
+    const rest = queued();
+    await until(async () => (await h.metric('sync_commit_queue_length')) === expectQueued);
     await locker.query('COMMIT');
-    return { first: await first, rest: await Promise.all(rest) };
+    return { first: await held, rest: await Promise.all(rest) };
   } finally {
     locker.release();
   }
@@ -51,92 +54,104 @@ async function until(check: () => Promise<boolean>): Promise<void> {
 }
 
 async function commitSizes(): Promise<{ sum: number; count: number }> {
-  const metric = h.registry.getSingleMetric('sync_commit_mutations')!;
-  const { values } = await metric.get();
+  const { values } = await h.registry.getSingleMetric('sync_commit_mutations')!.get();
   const pick = (suffix: string) =>
     values.find((v) => (v as { metricName?: string }).metricName === `sync_commit_mutations_${suffix}`)
       ?.value ?? 0;
   return { sum: pick('sum'), count: pick('count') };
 }
 
-describe('group commit', () => {
-  it('commits queued writes of many scopes in one transaction, each with its own answer and event', async () => {
-    const agents = await Promise.all([h.createAgent(), h.createAgent(), h.createAgent()]);
+describe('group commit per scope', () => {
+  it('commits the creates queued behind a running one in one transaction, each with its own answer and event', async () => {
+    const agent = await h.createAgent();
+    await h.createMessage(agent.id);
+    const other = await h.createAgent();
     const before = await commitSizes();
-    const { first, rest } = await whileSlotHeld(() =>
-      Array.from({ length: 9 }, (_, i) =>
-        send('POST', '/api/messages', { agent_id: agents[i % 3]!.id, role: 'user', content: `m${i}` }),
-      ),
+    const { first, rest } = await whileScopeHeld(
+      `agent:${agent.id}`,
+      () => send('POST', '/api/messages', message(agent.id, 'first')),
+      () => [
+        ...Array.from({ length: 8 }, (_, i) => send('POST', '/api/messages', message(agent.id, `m${i}`))),
+        // Another scope is never held up by this one: it commits while the lock is still held.
+        send('POST', '/api/messages', message(other.id, 'elsewhere')),
+      ],
+      8,
     );
-    expect(first.status).toBe(200);
+    expect(first.status).toBe(201);
     expect(rest.map((r) => r.status)).toEqual(Array(9).fill(201));
     const results = await Promise.all(rest.map(async (r) => WriteResult.parse(await r.json())));
-    results.forEach((result, i) => {
-      expect(result.scope).toBe(`agent:${agents[i % 3]!.id}`);
-      expect(result.data.content).toBe(`m${i}`);
-      expect(result.syncId).toBe(Math.floor(i / 3) + 1);
-    });
+    expect(results.slice(0, 8).map((r) => [r.data.content, r.syncId])).toEqual(
+      Array.from({ length: 8 }, (_, i) => [`m${i}`, i + 3]),
+    );
+    expect(results[8]).toMatchObject({ scope: `agent:${other.id}`, syncId: 1 });
     const after = await commitSizes();
-    expect(after.count - before.count).toBe(2);
+    // first (1) + elsewhere (1) + the queued eight (8), in three transactions.
+    expect(after.count - before.count).toBe(3);
     expect(after.sum - before.sum).toBe(10);
-    for (const agent of agents) {
-      expect((await h.events(`agent:${agent.id}`)).map((e) => e.id)).toEqual([1, 2, 3]);
-    }
+    expect((await h.events(`agent:${agent.id}`)).map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
   it('gives every member of a failed group the answer it would have had alone', async () => {
     const agent = await h.createAgent();
-    const narrow = await tokenFor([`org:${randomUUID()}`]);
-    const dupKey = `k-${randomUUID()}`;
-    await h.request(
-      'POST',
-      '/api/agents',
-      { org_id: agent.org_id, name: 'keyed' },
-      { headers: { 'idempotency-key': dupKey } },
-    );
+    await h.createMessage(agent.id);
+    const taken = await h.createMessage(agent.id);
+    const key = `k-${randomUUID()}`;
+    await h.request('POST', '/api/messages', message(agent.id, 'keyed'), {
+      headers: { 'idempotency-key': key },
+    });
     const before = await h.counts();
-    const { rest } = await whileSlotHeld(() => [
-      send('POST', '/api/messages', { agent_id: agent.id, role: 'user', content: 'fine 1' }),
-      send('POST', '/api/messages', { agent_id: randomUUID(), role: 'user', content: 'no agent' }),
-      send('POST', '/api/agents', { id: agent.id, org_id: agent.org_id, name: 'dup id' }),
-      send('PATCH', `/api/agents/${agent.id}`, { name: 'not yours' }, { token: narrow }),
-      send(
-        'POST',
-        '/api/agents',
-        { org_id: agent.org_id, name: 'other body' },
-        { headers: { 'idempotency-key': dupKey } },
-      ),
-      send('POST', '/api/messages', { agent_id: agent.id, role: 'user', content: 'fine 2' }),
-    ]);
-    expect(rest.map((r) => r.status)).toEqual([201, 404, 409, 403, 409, 201]);
-    const codes = await Promise.all(
-      rest.slice(1, 5).map(async (r) => ErrorBody.parse(await r.json()).error.code),
+    const { rest } = await whileScopeHeld(
+      `agent:${agent.id}`,
+      () => send('POST', '/api/messages', message(agent.id, 'first')),
+      () => [
+        send('POST', '/api/messages', message(agent.id, 'fine 1')),
+        send('POST', '/api/messages', { ...message(agent.id, 'dup id'), id: taken.id }),
+        send('POST', '/api/reasoning-steps', {
+          agent_id: agent.id,
+          message_id: randomUUID(),
+          content: 'no message',
+        }),
+        send('POST', '/api/messages', message(agent.id, 'other body'), {
+          headers: { 'idempotency-key': key },
+        }),
+        send('POST', '/api/messages', message(agent.id, 'fine 2')),
+      ],
+      5,
     );
-    expect(codes).toEqual(['not_found', 'conflict', 'forbidden', 'idempotency_conflict']);
+    expect(rest.map((r) => r.status)).toEqual([201, 409, 404, 409, 201]);
+    const codes = await Promise.all(
+      rest.slice(1, 4).map(async (r) => ErrorBody.parse(await r.json()).error.code),
+    );
+    expect(codes).toEqual(['conflict', 'not_found', 'idempotency_conflict']);
     const after = await h.counts();
-    expect(after.messages).toBe(before.messages + 2);
-    expect(after.agents).toBe(before.agents);
-    // Two messages plus the blocker's rename: exactly three new events.
+    expect(after.messages).toBe(before.messages + 3);
+    expect(after.reasoning_steps).toBe(before.reasoning_steps);
     expect(after.sync_events).toBe(before.sync_events + 3);
-    expect((await h.events(`agent:${agent.id}`)).map((e) => e.id)).toEqual([1, 2]);
+    expect((await h.events(`agent:${agent.id}`)).map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('never puts two requests with the same key in one group: one write, the same answer twice', async () => {
+  it('never puts two requests with the same key in one transaction: one write, the same answer twice', async () => {
     const agent = await h.createAgent();
+    await h.createMessage(agent.id);
     const key = `k-${randomUUID()}`;
     const before = await h.counts();
-    const body = { agent_id: agent.id, role: 'user', content: 'twice' };
-    const { rest } = await whileSlotHeld(() => [
-      send('POST', '/api/messages', body, { headers: { 'idempotency-key': key } }),
-      send('POST', '/api/messages', { agent_id: agent.id, role: 'user', content: 'other' }),
-      send('POST', '/api/messages', body, { headers: { 'idempotency-key': key } }),
-    ]);
+    const body = message(agent.id, 'twice');
+    const { rest } = await whileScopeHeld(
+      `agent:${agent.id}`,
+      () => send('POST', '/api/messages', message(agent.id, 'first')),
+      () => [
+        send('POST', '/api/messages', body, { headers: { 'idempotency-key': key } }),
+        send('POST', '/api/messages', message(agent.id, 'other')),
+        send('POST', '/api/messages', body, { headers: { 'idempotency-key': key } }),
+      ],
+      3,
+    );
     expect(rest.map((r) => r.status)).toEqual([201, 201, 201]);
     const [a, , c] = await Promise.all(rest.map((r) => r.json()));
     expect(c).toEqual(a);
     expect(rest.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(1);
     const after = await h.counts();
-    expect(after.messages).toBe(before.messages + 2);
+    expect(after.messages).toBe(before.messages + 3);
     expect(after.idempotency_keys).toBe(before.idempotency_keys + 1);
   });
 });

@@ -1,22 +1,21 @@
+import { scopeOf } from '@openagents/sync-protocol';
 import type { Principal } from '@openagents/sync-server-kit';
 import { toAppError } from '@openagents/sync-server-kit';
 import { type CommitDeps, type CommitItem, commitItems, type MutationOutcome } from './commit';
 import type { PlannedMutation } from './mutation-plan';
 
 export interface GroupCommitOptions {
-  /** Most mutations joined into one transaction; 1 turns grouping (and the queue) off. */
+  /** Most creates of one scope joined into one transaction; 1 turns grouping off. */
   maxGroup: number;
-  /** Write transactions this worker runs at once; requests beyond that queue and get grouped. */
-  maxInFlight: number;
 }
 
-export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxGroup: 32, maxInFlight: 8 };
+export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxGroup: 32 };
 
-/** Joins concurrent single-record writes into shared transactions. */
+/** Joins concurrent creates of the same scope into shared transactions. */
 export interface GroupCommitter {
-  /** Commits one mutation, alone or with others that are waiting at the same time. */
+  /** Commits one mutation, alone or with others of its scope that wait at the same time. */
   commit(principal: Principal, mutation: PlannedMutation): Promise<MutationOutcome>;
-  /** Mutations waiting for a transaction slot. */
+  /** Mutations waiting behind a running transaction of their scope. */
   queued(): number;
 }
 
@@ -26,45 +25,38 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+interface ScopeLane {
+  running: boolean;
+  queue: Pending[];
+}
+
 /**
- * Group commit for the single-record endpoints. While fewer than `maxInFlight` write
- * transactions are running, a request gets its own transaction at once (no added latency when
- * the worker is idle). Once all slots are busy, new requests queue; each freed slot takes up to
- * `maxGroup` of them into one transaction through the normal commit path (`commitItems`), so under
- * load a worker pays BEGIN/COMMIT, the WAL flush, and one `appendEvents` per scope once per group
- * instead of once per write, and publishes one bus message per scope per group.
+ * Group commit per scope, for the single-record creates.
+ *
+ * Writes to one scope are serial no matter what: each holds the scope's head row lock from its
+ * `appendEvents` to its COMMIT (that is what keeps ids gap-free). Without grouping, a burst on a
+ * hot scope (one busy agent) becomes a line of transactions each waiting in Postgres for the lock
+ * while holding a pooled connection, and each paying its own WAL flush while the others wait. So
+ * the worker lines them up in memory instead: while a transaction of scope S runs, further creates
+ * for S wait here, and when it ends, up to `maxGroup` of them commit together in one transaction
+ * (one BEGIN/COMMIT, one `appendEvents`, one bus message). A create for an idle scope starts at
+ * once — no added latency — and different scopes never wait for each other.
+ *
+ * Only creates are grouped: their scope is known from the body. Updates and deletes learn their
+ * scope from the stored row, so they commit on their own.
  *
  * Guarantees are those of a single write:
- * - Each mutation still commits with exactly its own event, and its answer is its own.
- * - If the shared transaction fails because of one member (a 404, 409, 403, key conflict...),
- *   it rolls back as a whole and every member is retried in its own transaction, so each client
- *   gets the answer it would have got alone and one bad request cannot fail its neighbours.
- *   A database outage is not retried member by member: all of them get the 503.
- * - Two queued requests with the same (subject, idempotency key) never share a group (the later
- *   one waits for the next), so the claim protocol still sees them as two transactions and writes
- *   once.
+ * - Each mutation commits with exactly its own event, and gets its own answer.
+ * - If a shared transaction fails because of one member (a missing agent, a duplicate id, a key
+ *   conflict...), it rolls back as a whole and every member is retried in its own transaction,
+ *   so each client gets the answer it would have had alone. A database outage is not retried
+ *   member by member: all of them get the 503.
+ * - Two requests with the same (subject, idempotency key) never share a transaction (the later
+ *   one waits for the next), so the claim protocol still writes once.
  */
 export function createGroupCommitter(deps: CommitDeps, options: GroupCommitOptions): GroupCommitter {
-  const queue: Pending[] = [];
-  let inFlight = 0;
-
-  const takeGroup = (): Pending[] => {
-    const group: Pending[] = [];
-    const keys = new Set<string>();
-    for (let i = 0; i < queue.length && group.length < options.maxGroup; ) {
-      const pending = queue[i]!;
-      const key = pending.item.mutation.mutationId;
-      const id = key ? `${pending.item.principal.sub}\u0000${key}` : undefined;
-      if (id !== undefined && keys.has(id)) {
-        i++;
-        continue;
-      }
-      if (id !== undefined) keys.add(id);
-      group.push(pending);
-      queue.splice(i, 1);
-    }
-    return group;
-  };
+  const lanes = new Map<string, ScopeLane>();
+  let waiting = 0;
 
   const commitAlone = async (pending: Pending) => {
     try {
@@ -94,28 +86,54 @@ export function createGroupCommitter(deps: CommitDeps, options: GroupCommitOptio
     }
   };
 
-  const pump = () => {
-    while (inFlight < options.maxInFlight && queue.length > 0) {
-      const group = takeGroup();
-      inFlight++;
-      void runGroup(group).finally(() => {
-        inFlight--;
-        pump();
-      });
+  /** The next group of a lane: up to maxGroup, in arrival order, no (subject, key) twice. */
+  const takeGroup = (lane: ScopeLane): Pending[] => {
+    const group: Pending[] = [];
+    const keys = new Set<string>();
+    for (let i = 0; i < lane.queue.length && group.length < options.maxGroup; ) {
+      const pending = lane.queue[i]!;
+      const key = pending.item.mutation.mutationId;
+      const id = key ? `${pending.item.principal.sub}\u0000${key}` : undefined;
+      if (id !== undefined && keys.has(id)) {
+        i++;
+        continue;
+      }
+      if (id !== undefined) keys.add(id);
+      group.push(pending);
+      lane.queue.splice(i, 1);
     }
-    deps.metrics.commitQueue.set(queue.length);
+    waiting -= group.length;
+    deps.metrics.commitQueue.set(waiting);
+    return group;
+  };
+
+  const drainLane = async (scope: string, lane: ScopeLane) => {
+    while (lane.queue.length > 0) await runGroup(takeGroup(lane));
+    lane.running = false;
+    lanes.delete(scope);
   };
 
   return {
     commit(principal, mutation) {
-      if (options.maxGroup <= 1) {
+      if (options.maxGroup <= 1 || mutation.action !== 'insert') {
         return commitItems(deps, [{ principal, mutation }]).then(([outcome]) => outcome!);
       }
+      const scope = scopeOf(mutation.model, mutation.values);
       return new Promise<MutationOutcome>((resolve, reject) => {
-        queue.push({ item: { principal, mutation }, resolve, reject });
-        pump();
+        let lane = lanes.get(scope);
+        if (!lane) {
+          lane = { running: false, queue: [] };
+          lanes.set(scope, lane);
+        }
+        lane.queue.push({ item: { principal, mutation }, resolve, reject });
+        waiting++;
+        deps.metrics.commitQueue.set(waiting);
+        if (!lane.running) {
+          lane.running = true;
+          void drainLane(scope, lane);
+        }
       });
     },
-    queued: () => queue.length,
+    queued: () => waiting,
   };
 }

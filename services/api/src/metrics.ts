@@ -42,7 +42,7 @@ export function createApiMetrics(registry: Registry) {
     }),
     commitQueue: gauge(registry, {
       name: 'sync_commit_queue_length',
-      help: 'Single-record writes waiting for a transaction slot (they will be committed as a group).',
+      help: 'Creates waiting behind a running transaction of their scope (they commit together next).',
     }),
     publishDuration: histogram(registry, {
       name: 'sync_bus_publish_duration_seconds',
