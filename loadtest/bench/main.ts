@@ -116,6 +116,22 @@ async function fanoutFigures(target: LoadTarget): Promise<FanoutFigures> {
   };
 }
 
+/**
+ * How long the driver takes to connect `count` clients (each subscribing one scope) to a target:
+ * against plain uWS this is the client side's own floor for the reconnect storm on this machine.
+ */
+async function connectTime(target: LoadTarget, count: number): Promise<number> {
+  const scopes = await target.prepareScopes(SIZES.stormScopes);
+  const specs = await connectionSpecs(target, scopes, count);
+  return withPool(env, async (pool) => {
+    const started = Date.now();
+    const opened = await pool.open(specs, { measureLatency: false, timeoutMs: 60_000 });
+    const ms = Date.now() - started;
+    log(`${target.name}: ${opened.ready}/${count} clients connected in ${ms} ms`);
+    return opened.ready === count ? ms : Number.NaN;
+  });
+}
+
 async function main(): Promise<void> {
   log(`starting the stack (2 api, 2 gateways, delta, Postgres db, private Redis) on ${cpus().length} cores`);
   const stack = await startLocalStack({ apiWorkers: 2, gateways: 2 });
@@ -149,6 +165,7 @@ async function main(): Promise<void> {
 
   // 2. Fan-out: this system, then each peer on the same machine, one at a time.
   const fanout: BenchFigures['fanout'] = { sync: await fanoutFigures(sync) };
+  let stormFloorMs = Number.NaN;
   for (const kind of PEER_KINDS) {
     const nodes: PeerProcess[] = [];
     try {
@@ -162,12 +179,12 @@ async function main(): Promise<void> {
           }),
         );
       }
-      fanout[kind] = await fanoutFigures(
-        createPeerTarget(
-          kind,
-          nodes.map((n) => n.url),
-        ),
+      const peer = createPeerTarget(
+        kind,
+        nodes.map((n) => n.url),
       );
+      fanout[kind] = await fanoutFigures(peer);
+      if (kind === 'uws-local') stormFloorMs = await connectTime(peer, SIZES.stormClients);
     } catch (err) {
       log(`peer ${kind} failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
@@ -217,6 +234,8 @@ async function main(): Promise<void> {
     mutationsCorrect: passed(mutations),
     stormCatchUpMs: metricValue(storm, 'storm_catch_up_ms'),
     stormReconnectedMs: metricValue(storm, 'storm_reconnected_ms'),
+    stormInitialConnectMs: metricValue(storm, 'initial_connect_ms'),
+    stormFloorMs,
     stormCaughtUp: storm.checks.find((c) => c.name.startsWith('every client caught up'))?.ok === true,
     stormDeltaRequests: metricValue(storm, 'delta_requests'),
     stormResumePairs: metricValue(storm, 'resume_pairs'),

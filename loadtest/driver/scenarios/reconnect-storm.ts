@@ -38,7 +38,10 @@ export async function runReconnectStorm(
   const scopes = await target.prepareScopes(options.scopes);
   const specs = await connectionSpecs(target, scopes, options.connections);
   return withPool(env, async (pool) => {
+    const connectStarted = Date.now();
     const opened = await pool.open(specs, { measureLatency: false, timeoutMs: 90_000 });
+    // The cold start for comparison: every client connecting and bootstrapping its scope.
+    const initialConnectMs = Date.now() - connectStarted;
     const before = await publishEach(target, scopes, options.eventsBefore, {
       batch: Math.max(1, options.eventsBefore),
       contentBytes: 64,
@@ -95,6 +98,7 @@ export async function runReconnectStorm(
     const errors = errorCount(settled.errors);
     const metrics: ScenarioResult['metrics'] = {
       connections_ready: gauge(opened.ready),
+      initial_connect_ms: gauge(initialConnectMs, 'ms'),
       storm_catch_up_ms: gauge(catchUpMs, 'ms'),
       storm_reconnected_ms: gauge(reconnectedAt === null ? Number.NaN : reconnectedAt - resumedAt, 'ms'),
       clients_caught_up: gauge(settled.caughtUp),
