@@ -3,6 +3,9 @@ import type { Bus, BusMessage, Logger } from '@openagents/sync-server-kit';
 import type { GatewayMetrics } from './metrics';
 import type { SharedReads } from './shared-reads';
 
+/** Longest wait between gap fills while the log keeps failing to answer. */
+const MAX_HOLD_BACKOFF_MS = 5000;
+
 /** What a stream needs from a subscriber (implemented by `Subscription`). */
 export interface StreamSubscriber {
   /** True once the subscriber receives the stream through the uWS topic (fan-out). */
@@ -51,6 +54,8 @@ export class ScopeStream {
   #filling = false;
   #fillAgain: GapFillReason | null = null;
   #closed = false;
+  /** Fills that failed in a row: the hold before the next one backs off while the log is unreachable. */
+  #failedFills = 0;
   /** Resolves when the bus channel is joined; rejects when joining failed. */
   ready: Promise<void> = Promise.resolve();
   leaveBus: (() => Promise<void>) | undefined;
@@ -123,6 +128,7 @@ export class ScopeStream {
         const from = this.#lastId;
         if (from === null || this.#closed) return;
         const response = await this.#deps.reads.fresh(this.scope, from);
+        this.#failedFills = 0;
         if (this.#closed) return;
         this.#hold(response.events);
         this.#flush();
@@ -135,6 +141,7 @@ export class ScopeStream {
         this.#restartAll();
         return;
       }
+      this.#failedFills++;
       this.#deps.log.warn({ scope: this.scope, err: (err as Error).message }, 'gap fill failed');
     }
   }
@@ -193,10 +200,13 @@ export class ScopeStream {
       return;
     }
     if (this.#holdTimer || this.#filling || this.#closed) return;
-    this.#holdTimer = setTimeout(() => {
-      this.#holdTimer = undefined;
-      this.fill('gap');
-    }, this.#deps.holdMs);
+    this.#holdTimer = setTimeout(
+      () => {
+        this.#holdTimer = undefined;
+        this.fill('gap');
+      },
+      Math.min(this.#deps.holdMs * 2 ** this.#failedFills, MAX_HOLD_BACKOFF_MS),
+    );
   }
 
   #emit(batch: SyncEvent[]): void {
