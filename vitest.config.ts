@@ -14,7 +14,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{packages,services,loadtest}/**/*.test.{ts,tsx}'],
+          include: ['{packages,services,loadtest,test,deploy}/**/*.test.{ts,tsx}'],
           exclude: ['**/node_modules/**', '**/*.{pg,redis,stack,browser}.test.{ts,tsx}'],
           environment: 'node',
         },
