@@ -121,8 +121,9 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   });
   app.notFound((c) => c.json(new AppError('not_found', 'No such route').toBody(), 404));
 
-  const countMutations = (c: Context<Env>, result: MutationResult, labels?: MutationLabel[]) => {
-    for (const label of labels ?? c.get('mutationLabels') ?? []) {
+  /** Counts a failed request's mutations (labelled when the model/action became known). */
+  const countMutations = (c: Context<Env>, result: MutationResult) => {
+    for (const label of c.get('mutationLabels') ?? []) {
       metrics.mutations.inc({ model: label.model, action: label.action, result });
     }
   };
