@@ -137,6 +137,8 @@ class SyncClientImpl implements SyncClient {
   #closed = false;
   #hydrated = false;
   #wantConnect = false;
+  #publishScheduled = false;
+  #pendingChanged = false;
   /** After disconnect(), following a scope does not reconnect by itself; connect() does. */
   #disconnectedByUser = false;
   #unfollowTimers = new Set<ReturnType<typeof setTimeout>>();
@@ -222,6 +224,7 @@ class SyncClientImpl implements SyncClient {
   };
 
   getState(): SyncState {
+    this.#flush();
     return this.#state;
   }
 
@@ -363,6 +366,7 @@ class SyncClientImpl implements SyncClient {
       this.#waiters.delete(id);
       w.reject(new SyncClosedError());
     }
+    this.#flush();
     if (this.#persister) {
       this.#persister.dispose();
       await this.ready.catch(() => {});
@@ -443,6 +447,23 @@ class SyncClientImpl implements SyncClient {
 
   /** Builds the next snapshot from what changed and tells listeners; `pendingChanged` forces persistence of pending. */
   #publish(pendingChanged = false): void {
+    if (pendingChanged) this.#pendingChanged = true;
+    if (this.#publishScheduled) return;
+    this.#publishScheduled = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  /**
+   * Builds the next snapshot and tells listeners. Changes are applied to the server layer at
+   * once but published once per microtask: frames that arrive together (a TCP read carrying many
+   * frames, a burst of catch-up) cost one copy of each touched model map, not one per frame.
+   * `getState()` flushes first, so a reader never sees a stale snapshot.
+   */
+  #flush(): void {
+    if (!this.#publishScheduled) return;
+    this.#publishScheduled = false;
+    const pendingChanged = this.#pendingChanged;
+    this.#pendingChanged = false;
     const store = this.#replica.store;
     store.commit();
     const prev = this.#state;

@@ -122,13 +122,13 @@ describe('react hooks', () => {
     expect(screen.getByTestId('one').textContent).toBe('one');
     const base = { ...renders };
 
-    act(() => updateName(client, 3, A2, 'deux'));
+    await act(async () => updateName(client, 3, A2, 'deux'));
     expect(screen.getByTestId('two').textContent).toBe('deux');
     expect(renders.two).toBe(base.two + 1);
     expect(renders.one).toBe(base.one);
     expect(renders.list).toBe(base.list); // the filtered list is still empty: same array, no render
 
-    act(() => updateName(client, 4, A1, 'uno'));
+    await act(async () => updateName(client, 4, A1, 'uno'));
     expect(screen.getByTestId('one').textContent).toBe('uno');
     expect(renders.one).toBe(base.one + 1);
     expect(renders.two).toBe(base.two + 1);
@@ -156,7 +156,7 @@ describe('react hooks', () => {
       created_at: 't0',
       updated_at: 't0',
     };
-    act(() =>
+    await act(async () =>
       client.receiveFrame(
         JSON.stringify({
           type: 'bootstrap',
@@ -173,7 +173,7 @@ describe('react hooks', () => {
     expect(typeof seen?.mutate).toBe('function');
     // Records of another scope do not leak in, and do not change `data`'s identity.
     const before = seen?.data;
-    act(() => {
+    await act(async () => {
       client.subscribeScope(ORG_SCOPE);
       bootstrapOrg(client);
     });
@@ -194,7 +194,7 @@ describe('react hooks', () => {
     );
     expect(screen.getByTestId('s').textContent).toBe('idle/0');
     let write: Promise<unknown> | undefined;
-    act(() => {
+    await act(async () => {
       write = client.insert('Agent', { org_id: ORG, name: 'new' }).catch((e: unknown) => e);
     });
     expect(screen.getByTestId('s').textContent).toBe('idle/1');
