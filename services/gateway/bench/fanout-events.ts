@@ -4,16 +4,20 @@ import { unreachable } from '@openagents/sync-protocol';
 /**
  * Pre-built events for the fan-out benchmark. Each event is a real `SyncEvent` (a Message insert)
  * whose JSON is assembled from fixed parts around three things known only at publish time: its
- * id, its publish timestamp `bench_t` (ms since the epoch, sub-millisecond, comparable across
- * processes), and `created_at`. Clients find `"bench_t":` with a byte search instead of parsing.
+ * id, its publish timestamp `bench_t` (see `stampNow`), and `created_at`. Clients find `"bench_t":` with a byte search instead of parsing.
  */
 
 /** The marker clients search for in received frames; one per event. */
 export const STAMP_MARKER = '"bench_t":';
 
-/** A high-resolution wall-clock timestamp in ms, comparable between processes on one machine. */
+/**
+ * A timestamp in ms (sub-millisecond) that processes and threads on one machine can compare:
+ * CLOCK_MONOTONIC, which `process.hrtime` reads, is system-wide on Linux. (`performance.timeOrigin`
+ * is not: each process samples it at start-up, and on a loaded machine two processes' origins can
+ * differ by tens of milliseconds.)
+ */
 export function stampNow(): number {
-  return performance.timeOrigin + performance.now();
+  return Number(process.hrtime.bigint()) / 1e6;
 }
 
 /** Scope names for the run, `agent:<uuid>`, deterministic in count. */
@@ -66,7 +70,7 @@ export class EventSource {
     const scopeIndex = this.#cursor++ % this.scopes.length;
     const id = ++this.#ids[scopeIndex]!;
     const t = stampNow();
-    const iso = `"${new Date(t).toISOString()}"`;
+    const iso = `"${new Date().toISOString()}"`;
     const json = `{"id":${id}${this.#heads[scopeIndex]}${t},"created_at":${iso},"updated_at":${iso}}${this.#tails[scopeIndex]}${iso}}`;
     return { scopeIndex, scope: this.scopes[scopeIndex]!, id, json };
   }

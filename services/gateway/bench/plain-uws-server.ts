@@ -2,9 +2,9 @@ import uWS from 'uWebSockets.js';
 import { Producer, serveProducerIpc } from './fanout-events';
 
 // Child process of the fan-out benchmark: the upper bound. A minimal uWebSockets.js server with
-// the same wire frames as the gateway, where the publisher is in-process: each event is framed
-// once and handed to `app.publish` on the scope's topic. No auth, no bus, no ordering checks, no
-// per-connection state beyond the topic. Env: PORT (0 = any).
+// the same wire frames as the gateway, where the publisher is in-process: events are framed once
+// per scope and tick and handed to `app.publish` on the scope's topic. No auth, no bus, no
+// ordering checks, no per-connection state beyond the topic. Env: PORT (0 = any).
 
 const app = uWS.App();
 app.ws('/sync', {
@@ -21,12 +21,31 @@ app.ws('/sync', {
   },
 });
 
+// Same batching policy as the gateway's fan-out: what arrives in one tick goes out as one frame
+// per scope, so neither side wins on frame count alone.
+const pending = new Map<string, { events: string[]; lastId: number }>();
+let flushScheduled = false;
+const flush = () => {
+  flushScheduled = false;
+  for (const [scope, batch] of pending) {
+    app.publish(
+      `scope:${scope}`,
+      `{"type":"sync","scope":"${scope}","events":[${batch.events.join(',')}],"latestSyncId":${batch.lastId}}`,
+      false,
+    );
+  }
+  pending.clear();
+};
 const producer = new Producer((event) => {
-  app.publish(
-    `scope:${event.scope}`,
-    `{"type":"sync","scope":"${event.scope}","events":[${event.json}],"latestSyncId":${event.id}}`,
-    false,
-  );
+  const batch = pending.get(event.scope);
+  if (batch) {
+    batch.events.push(event.json);
+    batch.lastId = event.id;
+  } else pending.set(event.scope, { events: [event.json], lastId: event.id });
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
 });
 serveProducerIpc(producer, () => undefined);
 
