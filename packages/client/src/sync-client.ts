@@ -65,7 +65,10 @@ export interface MutationInput {
 /** The sync client: a store of records kept current over one WebSocket, plus optimistic writes. */
 export interface SyncClient {
   getState(): SyncState;
-  /** Called after every change with the new and the previous state; returns unsubscribe. */
+  /**
+   * Called after changes with the new and the previous state, at most once per microtask (a burst
+   * of frames is one call); returns unsubscribe. `getState()` is always current.
+   */
   subscribe(listener: (state: SyncState, prev: SyncState) => void): () => void;
   /** Follows a scope (ref-counted: every call needs its own unfollow). Returns unfollow. */
   subscribeScope(scope: string): () => void;
