@@ -153,15 +153,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     sync: new WeakMap<object, Buffer>(),
   };
   const serialise = (frame: ServerFrame, shareKey: object | undefined): Buffer => {
-    const kind =
-      frame.type === 'sync'
-        ? 'sync'
-        : frame.type === 'bootstrap'
-          ? frame.reset
-            ? 'reset'
-            : 'bootstrap'
-          : undefined;
-    if (!shareKey || !kind) return Buffer.from(JSON.stringify(frame));
+    const kind = frame.type === 'bootstrap' ? (frame.reset ? 'reset' : 'bootstrap') : frame.type;
+    if (!shareKey || (kind !== 'sync' && kind !== 'bootstrap' && kind !== 'reset')) {
+      return Buffer.from(JSON.stringify(frame));
+    }
     let payload = sharedFrames[kind].get(shareKey);
     if (!payload) {
       payload = Buffer.from(JSON.stringify(frame));
