@@ -165,6 +165,19 @@ export class Replica {
     }
   }
 
+  /**
+   * Subscribes again every followed scope that has had no answer on this connection — after a
+   * `rate_limited` error, which names no frame, so any of them may have been the one dropped.
+   */
+  resubscribeUnanswered(): void {
+    if (!this.#connected) return;
+    for (const [scope, entry] of this.#scopes) {
+      if (entry.refs > 0 && (entry.status === 'pending' || entry.status === 'bootstrapping')) {
+        this.#subscribe(scope, entry);
+      }
+    }
+  }
+
   /** Applies one server frame. */
   receive(frame: ServerFrame): void {
     switch (frame.type) {

@@ -212,6 +212,23 @@ describe('createSyncClient: connection', () => {
     expect(socket.closedWith).toBeUndefined();
   });
 
+  it('after a rate_limited error, asks again for the scopes that got no answer', async () => {
+    const client = makeClient();
+    client.subscribeScope(SCOPE);
+    client.subscribeScope('org:dropped');
+    await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(1));
+    const socket = latest();
+    socket.open();
+    expect(socket.sent).toHaveLength(2);
+    socket.receive({ type: 'bootstrap', scope: SCOPE, models: empty, lastSyncId: 0 });
+    socket.receive({ type: 'error', code: 'rate_limited', message: 'More than 50 frames per second' });
+    socket.receive({ type: 'error', code: 'rate_limited', message: 'More than 50 frames per second' });
+    await vi.waitFor(() => expect(socket.sent).toHaveLength(3), { timeout: 2000 });
+    expect(socket.sent[2]).toEqual({ type: 'subscribe', scope: 'org:dropped' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(socket.sent).toHaveLength(3);
+  });
+
   it('survives hostile frames: reports them, changes nothing, keeps the socket', async () => {
     const client = makeClient();
     client.subscribeScope(SCOPE);

@@ -6,7 +6,7 @@ import {
   type UpdateInput,
   type WriteResult,
 } from '@openagents/sync-protocol';
-import type { BackoffOptions } from './backoff';
+import { type BackoffOptions, backoff } from './backoff';
 import { Connection, type WebSocketConstructor } from './connection';
 import { SyncClosedError } from './errors';
 import { MutationSender } from './mutation-sender';
@@ -141,6 +141,7 @@ class SyncClientImpl implements SyncClient {
   #hydrated = false;
   #wantConnect = false;
   #publishScheduled = false;
+  #resubscribeTimer: ReturnType<typeof setTimeout> | undefined;
   #pendingChanged = false;
   /** After disconnect(), following a scope does not reconnect by itself; connect() does. */
   #disconnectedByUser = false;
@@ -158,7 +159,10 @@ class SyncClientImpl implements SyncClient {
     });
     this.#replica = new Replica({
       send: (frame) => this.#connection?.send(frame),
-      report: (e) => this.#report(e),
+      report: (e) => {
+        this.#report(e);
+        if (e.code === 'rate_limited') this.#scheduleResubscribe();
+      },
     });
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
     this.#sender = new MutationSender({
@@ -218,6 +222,21 @@ class SyncClientImpl implements SyncClient {
       this.#hydrated = true;
       this.ready = Promise.resolve();
     }
+  }
+
+  /**
+   * The gateway refused a frame for its rate; it does not say which, so shortly afterwards every
+   * scope still waiting for an answer is asked for again (one timer however many errors come).
+   */
+  #scheduleResubscribe(): void {
+    if (this.#resubscribeTimer || this.#closed) return;
+    const delay = 250 + backoff(0, this.#options.backoff ?? {});
+    this.#resubscribeTimer = setTimeout(() => {
+      this.#resubscribeTimer = undefined;
+      if (this.#closed) return;
+      this.#replica.resubscribeUnanswered();
+      this.#publish();
+    }, delay);
   }
 
   /** The browser says the network is back: skip the remaining backoff waits. */
@@ -360,6 +379,7 @@ class SyncClientImpl implements SyncClient {
       'online',
       this.#onOnline,
     );
+    if (this.#resubscribeTimer) clearTimeout(this.#resubscribeTimer);
     for (const t of this.#unfollowTimers) clearTimeout(t);
     this.#unfollowTimers.clear();
     this.#sender.close();
