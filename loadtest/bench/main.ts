@@ -144,6 +144,22 @@ async function main(): Promise<void> {
     secret: stack.secret,
   });
 
+  // 0. Warm-up, not reported: fresh processes compile (tsx) and JIT their hot paths first.
+  log('warm-up: a few seconds of writes and fan-out');
+  await runMutations(sync, { scopes: 10, vus: 8, durationMs: 3000, batch: 1, contentBytes: 200 }, env);
+  await runFanout(
+    sync,
+    {
+      ...FANOUT_DEFAULTS,
+      connections: 200,
+      scopes: 10,
+      eventsPerSecond: 100,
+      durationMs: 2000,
+      settleMs: 10_000,
+    },
+    env,
+  );
+
   // 1. Memory per idle connection, on fresh gateways. The first half of the connections warms
   // the gateways up (heap growth, JIT, buffers); the figure is the slope over the second half.
   log(`idle connections: ${SIZES.idleConnections}`);
