@@ -26,7 +26,7 @@ import { readRssKiB } from './rss';
 
 const SIZES: BenchFigures['sizes'] = {
   saturationConnections: Number(process.env.BENCH_SATURATION_CONNECTIONS ?? 2000),
-  saturationScopes: 20,
+  saturationScopes: Number(process.env.BENCH_SATURATION_SCOPES ?? 5),
   saturationBatch: 10,
   rateConnections: 500,
   rateScopes: 25,
