@@ -22,7 +22,7 @@ app.ws('/sync', {
 });
 
 // Same batching policy as the gateway's fan-out: what arrives in one tick goes out as one frame
-// per scope, so neither side wins on frame count alone.
+// per scope, so neither side wins on frame count alone. Frames are Buffers, as in the gateway.
 const pending = new Map<string, { events: string[]; lastId: number }>();
 let flushScheduled = false;
 const flush = () => {
@@ -30,7 +30,9 @@ const flush = () => {
   for (const [scope, batch] of pending) {
     app.publish(
       `scope:${scope}`,
-      `{"type":"sync","scope":"${scope}","events":[${batch.events.join(',')}],"latestSyncId":${batch.lastId}}`,
+      Buffer.from(
+        `{"type":"sync","scope":"${scope}","events":[${batch.events.join(',')}],"latestSyncId":${batch.lastId}}`,
+      ),
       false,
     );
   }
