@@ -14,7 +14,11 @@ export interface SharedReads {
   resume(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
   /** A fresh read for gap fills: shared while in flight, never cached. */
   fresh(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
-  /** A bootstrap, shared while in flight per scope. */
+  /**
+   * A bootstrap, shared while in flight per scope and kept for `bootstrapCacheMs`: a snapshot at
+   * L stays a correct starting point, since the subscribe flow continues from L through its
+   * buffered live events and a gap fill (the same argument as for the resume cache).
+   */
   bootstrap(scope: string): Promise<BootstrapResponse>;
   heads(scopes: readonly string[]): Promise<Map<string, number>>;
 }
@@ -24,13 +28,34 @@ type Kind = 'bootstrap' | 'delta' | 'heads';
 /** Wraps a DeltaSource with single-flight maps, a short resume cache and request metrics. */
 export function createSharedReads(
   source: DeltaSource,
-  options: { metrics: GatewayMetrics; cacheMs?: number; cacheEntries?: number },
+  options: {
+    metrics: GatewayMetrics;
+    /** How long a resume answer is reused. A reconnect storm spreads over seconds of backoff. */
+    cacheMs?: number;
+    /** Bound of the resume cache, in events held. */
+    cacheEvents?: number;
+    bootstrapCacheMs?: number;
+    /** Bound of the bootstrap cache, in records held. */
+    bootstrapCacheRecords?: number;
+  },
 ): SharedReads {
   const { metrics } = options;
   const inFlight = new Map<string, Promise<unknown>>();
   const cache = new LRUCache<string, DeltaResponse>({
-    max: options.cacheEntries ?? 10_000,
-    ttl: options.cacheMs ?? 1000,
+    max: 10_000,
+    maxSize: options.cacheEvents ?? 200_000,
+    sizeCalculation: (response) => Math.max(1, response.events.length),
+    ttl: options.cacheMs ?? 10_000,
+  });
+  const bootstraps = new LRUCache<string, BootstrapResponse>({
+    max: 1000,
+    maxSize: options.bootstrapCacheRecords ?? 200_000,
+    sizeCalculation: (response) =>
+      Math.max(
+        1,
+        Object.values(response.models).reduce((n, records) => n + records.length, 0),
+      ),
+    ttl: options.bootstrapCacheMs ?? 1000,
   });
 
   const counted = async <T>(kind: Kind, run: () => Promise<T>): Promise<T> => {
@@ -69,7 +94,16 @@ export function createSharedReads(
       });
     },
     fresh,
-    bootstrap: (scope) => shared(`b\0${scope}`, () => counted('bootstrap', () => source.bootstrap(scope))),
+    bootstrap(scope) {
+      const hit = bootstraps.get(scope);
+      if (hit) return Promise.resolve(hit);
+      return shared(`b\0${scope}`, () => counted('bootstrap', () => source.bootstrap(scope))).then(
+        (response) => {
+          bootstraps.set(scope, response);
+          return response;
+        },
+      );
+    },
     heads: (scopes) => counted('heads', () => source.heads(scopes)),
   };
 }
