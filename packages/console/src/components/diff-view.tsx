@@ -9,6 +9,7 @@ export function DiffView({ diff }: { diff: string }) {
       <table className="diff">
         <tbody>
           {lines.map((line, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: a diff's lines have no identity of their own; the list is rebuilt whole when the diff changes.
             <tr key={i} className={line.kind}>
               <td className="ln">{line.oldLine ?? ''}</td>
               <td className="ln">{line.newLine ?? ''}</td>

@@ -17,7 +17,9 @@ export function MessageList({
 }) {
   const end = useRef<HTMLDivElement>(null);
   const last = messages.at(-1);
-  // Follow the conversation as it grows, including while a reply streams in.
+  // Follow the conversation as it grows, including while a reply streams in: the effect reads
+  // nothing from these values, they are only what should trigger it.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: deliberate triggers, see above.
   useEffect(() => {
     end.current?.scrollIntoView({ block: 'end' });
   }, [messages.length, last?.content]);
