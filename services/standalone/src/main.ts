@@ -1,18 +1,9 @@
-import { ConfigError, createLogger, handleSignals } from '@openagents/sync-server-kit';
+import { createLogger, handleSignals, loadConfigOrExit } from '@openagents/sync-server-kit';
 import { loadStandaloneConfig } from './config';
 import { createStandalone } from './standalone';
 
 // `npm start`: the whole system in one process. The only file that reads the environment.
-let config: ReturnType<typeof loadStandaloneConfig>;
-try {
-  config = loadStandaloneConfig();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-    process.exit(1);
-  }
-  throw err;
-}
+const config = loadConfigOrExit('sync-standalone', () => loadStandaloneConfig(process.env));
 const log = createLogger({ name: 'standalone', level: config.LOG_LEVEL });
 const server = createStandalone({ config, log });
 try {
