@@ -33,6 +33,7 @@ export {
 export { MIGRATIONS_DIR, migrate } from './migrate';
 export { createOpsRoutes, type ReadinessCheck } from './ops';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
+export { createRequestTracker, type RequestTracker } from './request-tracker';
 export { loadConfigOrExit, serveHttpService } from './serve-http';
 export {
   appendEvents,

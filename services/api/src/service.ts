@@ -5,6 +5,7 @@ import {
   createPool,
   createRedisBus,
   createRegistry,
+  createRequestTracker,
   type Logger,
   migrate,
   type Pool,
@@ -60,41 +61,20 @@ export function createApiService(
       ...(config.REDIS_CHANNEL_PREFIX ? { channelPrefix: config.REDIS_CHANNEL_PREFIX } : {}),
     });
   const auth = deps.auth ?? createAuth({ secret: config.SYNC_JWT_SECRET });
-  let draining = false;
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
+  const requests = createRequestTracker();
 
-  const app = createApiApp({ pool, bus, auth, log, registry, config, isDraining: () => draining });
+  const app = createApiApp({ pool, bus, auth, log, registry, config, isDraining: () => requests.draining });
 
   return {
     app: app as unknown as Hono,
-    async fetch(request: Request) {
-      inFlight++;
-      try {
-        return await app.fetch(request);
-      } finally {
-        inFlight--;
-        if (inFlight === 0) idle?.();
-      }
-    },
+    fetch: requests.wrap((request) => app.fetch(request)),
     registry,
-    inFlight: () => inFlight,
+    inFlight: () => requests.inFlight,
     async start() {
       if (config.MIGRATE_ON_START) await migrate(config.DATABASE_URL, log);
       log.info({ bus: bus.kind, poolMax: config.PG_POOL_MAX }, 'api ready');
     },
-    async drain() {
-      draining = true;
-      const deadline = options.drainTimeoutMs ?? 25_000;
-      if (inFlight === 0) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline);
-        idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    },
+    drain: () => requests.drain(options.drainTimeoutMs ?? 25_000),
     async stop() {
       await bus.close();
       await pool.end();

@@ -3,6 +3,7 @@ import {
   createAuth,
   createPool,
   createRegistry,
+  createRequestTracker,
   type Logger,
   migrate,
   type Pool,
@@ -65,9 +66,7 @@ export function createDeltaService(
     log,
     metrics: deltaMetricsFor(registry),
   });
-  let draining = false;
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
+  const requests = createRequestTracker();
 
   const app = createDeltaApp({
     reader,
@@ -75,40 +74,25 @@ export function createDeltaService(
     log,
     registry,
     readiness: async () => ({ postgres: await pingDatabase(pool) }),
-    isDraining: () => draining,
+    isDraining: () => requests.draining,
   });
 
   return {
     app,
-    async fetch(request: Request) {
-      inFlight++;
-      try {
-        return await app.fetch(request);
-      } finally {
-        inFlight--;
-        if (inFlight === 0) idle?.();
-      }
-    },
+    fetch: requests.wrap((request) => app.fetch(request)),
     reader,
     pruner,
     registry,
-    inFlight: () => inFlight,
+    inFlight: () => requests.inFlight,
     async start() {
       if (config.MIGRATE_ON_START) await migrate(config.DATABASE_URL, log);
       pruner.start();
       log.info({ poolMax: config.PG_POOL_MAX, retentionDays: config.RETENTION_DAYS }, 'delta ready');
     },
     async drain() {
-      draining = true;
+      const drained = requests.drain(options.drainTimeoutMs ?? 25_000);
       await pruner.stop();
-      if (inFlight === 0) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, options.drainTimeoutMs ?? 25_000);
-        idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await drained;
     },
     async stop() {
       await pruner.stop();
