@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { registerPoolMetrics } from '@openagents/sync-server-kit';
+import { createOpsRoutes, registerPoolMetrics } from '@openagents/sync-server-kit';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { KUBERNETES_GROUP, loadAlertGroups } from '../../deploy/generate/prometheus-rule';
@@ -52,6 +52,8 @@ function registeredMetricNames(): Set<string> {
   deltaMetricsFor(registry);
   createGatewayMetrics(registry);
   registerPoolMetrics(registry, { totalCount: 0, idleCount: 0, waitingCount: 0 }, 1);
+  // sync_ready / sync_draining come with every service's ops routes.
+  createOpsRoutes({ registry, readiness: async () => ({}), isDraining: () => false });
   collectDefaultMetrics({ register: registry, prefix: 'sync_' });
   return new Set(registry.getMetricsAsArray().map((m) => m.name));
 }
