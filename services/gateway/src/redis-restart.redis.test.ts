@@ -41,6 +41,9 @@ describe('Redis restart', () => {
       { HEAD_CHECK_INTERVAL_MS: 60_000 },
     );
     try {
+      // A publish before the writer's connection is ready is dropped (as in production, where the
+      // head check would cover it; here the head check is off), so start writing once both are up.
+      await waitFor(() => writerBus.isHealthy() && gatewayBus.isHealthy());
       const scopes = [newScope(), newScope()];
       const client = await TestClient.connect(gw.wsUrl, await tokenFor(scopes));
       for (const s of scopes) client.subscribe(s);
