@@ -62,6 +62,11 @@ export class HandlerTable {
     return true;
   }
 
+  /** Every scope with at least one handler. */
+  scopes(): string[] {
+    return [...this.#handlers.keys()];
+  }
+
   has(scope: string): boolean {
     return this.#handlers.has(scope);
   }

@@ -1,4 +1,5 @@
 import type { SyncEvent } from '@openagents/sync-protocol';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type RedisServer,
@@ -69,7 +70,20 @@ describe('redis bus', () => {
       expect(Date.now() - started).toBeLessThan(2000);
 
       await server.restart(0);
+      // When 'up' is reported the channel must already be joined: a catch-up read started then
+      // must not leave a window in which a publish is lost.
+      const probe = new Redis(server.url);
+      let subscribersAtUp: number | undefined;
+      bus.onStatus((s) => {
+        if (s !== 'up') return;
+        void probe.pubsub('NUMSUB', 'sync:agent:1').then((reply) => {
+          subscribersAtUp = Number((reply as [string, number])[1]);
+        });
+      });
       await waitFor(() => statuses.includes('up'), 10_000);
+      await waitFor(() => subscribersAtUp !== undefined);
+      expect(subscribersAtUp).toBe(1);
+      probe.disconnect();
       await waitFor(() => bus.isHealthy(), 10_000);
       await bus.publish({ scope: 'agent:1', events: [event(2, 'agent:1')] });
       await waitFor(() => got.some((m) => m.events[0]?.id === 2));

@@ -15,8 +15,11 @@ export interface RedisBusOptions {
  * The bus over Redis pub/sub: channel `<prefix>sync:<scope>` per scope. Two connections, since a
  * subscribed Redis connection cannot publish. The publisher never queues while disconnected (a
  * publish fails fast and the write still succeeds: the log is the truth). The subscriber
- * reconnects forever; ioredis re-joins its channels, and once it is ready again we report 'up' so
- * the gateway re-reads every active scope's log for what was published while it was away.
+ * reconnects forever. After a reconnect we re-join every channel ourselves and report 'up' only
+ * once Redis has confirmed the SUBSCRIBE, so the gateway's re-read of the log (for what was
+ * published while it was away) cannot start before the live path is back: ioredis's own
+ * autoResubscribe emits 'ready' before its SUBSCRIBE is confirmed, which left a window where a
+ * publish was neither received nor covered by that re-read.
  */
 export function createRedisBus(options: RedisBusOptions): Bus {
   const prefix = `${options.channelPrefix ?? ''}sync:`;
@@ -32,7 +35,7 @@ export function createRedisBus(options: RedisBusOptions): Bus {
     lazyConnect: false,
   });
   const subscriber = new Redis(options.url, {
-    autoResubscribe: true,
+    autoResubscribe: false,
     maxRetriesPerRequest: null,
     retryStrategy,
   });
@@ -51,13 +54,25 @@ export function createRedisBus(options: RedisBusOptions): Bus {
   publisher.on('error', (err) => options.log?.debug({ err: err.message }, 'redis publisher error'));
   subscriber.on('error', (err) => options.log?.debug({ err: err.message }, 'redis subscriber error'));
 
-  subscriber.on('ready', () => {
-    subscriberUp = true;
-    if (wasDown) {
-      wasDown = false;
-      options.log?.info({ scopes: table.size }, 'redis subscription restored');
-      table.emitStatus('up');
+  const rejoinChannels = async () => {
+    const channels = table.scopes().map((scope) => prefix + scope);
+    try {
+      if (channels.length > 0) await subscriber.subscribe(...channels);
+    } catch (err) {
+      // Lost again before Redis answered: the next 'ready' tries again.
+      options.log?.debug({ err: (err as Error).message }, 'redis resubscribe failed');
+      return;
     }
+    if (subscriber.status !== 'ready' || closed) return;
+    subscriberUp = true;
+    wasDown = false;
+    options.log?.info({ scopes: channels.length }, 'redis subscription restored');
+    table.emitStatus('up');
+  };
+
+  subscriber.on('ready', () => {
+    if (wasDown) void rejoinChannels();
+    else subscriberUp = true;
   });
   subscriber.on('close', () => {
     if (subscriberUp && !closed) {
