@@ -63,12 +63,15 @@ describe('sync log', () => {
     let done = false;
     const reader = (async () => {
       while (!done || cursor < 200) {
+        // Read `done` before the query: only a read whose snapshot began
+        // after every writer committed may end the loop when it is empty.
+        const writersFinished = done;
         const events = await readEvents(db.pool, scope, cursor, 1000);
         for (const e of events) {
           expect(e.id).toBe(cursor + 1);
           cursor = e.id;
         }
-        if (done && events.length === 0) break;
+        if (writersFinished && events.length === 0) break;
       }
     })();
     await Promise.all(writers);
