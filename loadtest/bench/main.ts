@@ -255,6 +255,7 @@ async function main(): Promise<void> {
     stormFloorMs,
     stormCaughtUp: storm.checks.find((c) => c.name.startsWith('every client caught up'))?.ok === true,
     stormDeltaRequests: metricValue(storm, 'delta_requests'),
+    stormDeltaQueries: metricValue(storm, 'delta_queries'),
     stormResumePairs: metricValue(storm, 'resume_pairs'),
     stormResumePairsPerNode: metricValue(storm, 'resume_pairs_per_node'),
     bootstrapHttpP50Ms: metricValue(bootstrap, 'bootstrap_http_ms', 'med'),

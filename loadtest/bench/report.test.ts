@@ -36,7 +36,8 @@ const figures: BenchFigures = {
   stormInitialConnectMs: 4000,
   stormFloorMs: 900,
   stormCaughtUp: true,
-  stormDeltaRequests: 50,
+  stormDeltaRequests: 100,
+  stormDeltaQueries: 50,
   stormResumePairs: 50,
   stormResumePairsPerNode: 100,
   bootstrapHttpP50Ms: 300,
@@ -60,7 +61,8 @@ describe('benchTable', () => {
     expect(table).toMatch(/RSS per idle connection .*\| 9\.5 \|.*\| ≤ 8 KiB \| \*\*not met\*\* \|/);
     expect(table).toMatch(/5,000 clients caught up, ms \| 2,500 \|.*\| met \|/);
     expect(table).toContain('connecting cold (connect + bootstrap), ms | 4,000 | 900 |');
-    expect(table).toMatch(/pairs: 50; per gateway: 100\) \| 50 \|.*\| ≤ 50 \| met \|/);
+    expect(table).toMatch(/to Postgres \(distinct scope,cursor pairs: 50\) \| 50 \|.*\| ≤ 50 \| met \|/);
+    expect(table).toMatch(/distinct gateway,scope,cursor: 100\) \| 100 \|/);
   });
 
   it('says n/a for a peer that was not measured and flags a storm that did not finish', () => {
@@ -69,9 +71,10 @@ describe('benchTable', () => {
       fanout: { sync: figures.fanout.sync },
       stormCaughtUp: false,
       stormDeltaRequests: Number.NaN,
+      stormDeltaQueries: Number.NaN,
     });
     expect(table).toContain('| this system ÷ peer | 1.00 | n/a | n/a | n/a |');
     expect(table).toContain('**not all caught up**');
-    expect(table).toMatch(/pairs: 50; per gateway: 100\) \| n\/a \|/);
+    expect(table).toMatch(/to Postgres \(distinct scope,cursor pairs: 50\) \| n\/a \|/);
   });
 });

@@ -46,7 +46,10 @@ export interface BenchFigures {
   /** The driver connecting as many clients to plain uWS the same way: the cold-connect floor. */
   stormFloorMs: number;
   stormCaughtUp: boolean;
+  /** Delta reads the gateways sent to the delta service. */
   stormDeltaRequests: number;
+  /** Of those, the ones the delta service read from Postgres (the rest were shared). */
+  stormDeltaQueries: number;
   stormResumePairs: number;
   /** Distinct (gateway, scope, cursor): the floor when a scope's clients sit on several gateways. */
   stormResumePairsPerNode: number;
@@ -198,13 +201,22 @@ export function benchTable(f: BenchFigures): string {
       '',
     ],
     [
-      `reconnect storm: delta queries (distinct scope,cursor pairs: ${n(f.stormResumePairs)}; per gateway: ${n(f.stormResumePairsPerNode)})`,
-      n(f.stormDeltaRequests),
+      `reconnect storm: delta queries to Postgres (distinct scope,cursor pairs: ${n(f.stormResumePairs)})`,
+      n(f.stormDeltaQueries),
       '',
       '',
       '',
       `≤ ${n(f.stormResumePairs)}`,
-      verdict(meets(f.stormDeltaRequests, (v) => v <= f.stormResumePairs)),
+      verdict(meets(f.stormDeltaQueries, (v) => v <= f.stormResumePairs)),
+    ],
+    [
+      `… delta requests from the gateways to the delta service (distinct gateway,scope,cursor: ${n(f.stormResumePairsPerNode)})`,
+      n(f.stormDeltaRequests),
+      '',
+      '',
+      '',
+      '',
+      '',
     ],
     [
       `bootstrap of a ${n(s.bootstrapRecords)}-record scope, HTTP p50, ms`,

@@ -83,6 +83,12 @@ describe('load driver against the stack', () => {
     expect(failures(result)).toEqual([]);
     expect(result.metrics.resume_pairs).toMatchObject({ value: 4 });
     expect(result.metrics.delta_requests?.kind).toBe('counter');
+    // Both gateways resume each (scope, cursor); the delta service reads each from Postgres once.
+    const queries = result.metrics.delta_queries;
+    expect(queries?.kind).toBe('counter');
+    const count = queries?.kind === 'counter' ? queries.value : Number.NaN;
+    expect(count).toBeGreaterThan(0);
+    expect(count).toBeLessThanOrEqual(4);
   }, 60_000);
 
   it('bootstrap: HTTP and WebSocket snapshots hold every record at the head', async () => {

@@ -131,6 +131,12 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
           total[kind] = (total[kind] ?? 0) + value;
         }
       }
+      // What reached Postgres: the delta service shares one read among gateways that accept it.
+      const deltaText = await fetch(`${options.deltaUrl}/metrics`, { signal: AbortSignal.timeout(5000) })
+        .then((r) => r.text())
+        .catch(() => '');
+      const queries = sumMetric(deltaText, 'sync_delta_reads_total', { kind: 'delta', source: 'postgres' });
+      if (queries !== undefined && total) total.postgres_delta = queries;
       return total;
     },
     async bootstrap(scope) {

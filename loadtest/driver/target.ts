@@ -20,7 +20,9 @@ export interface LoadTarget {
   publish(scope: string, count: number, contentBytes: number): Promise<PublishAck>;
   /**
    * `sync_gateway_delta_requests_total` summed over the gateways, by `kind` (delta, bootstrap,
-   * heads); undefined when the target does not expose it.
+   * heads), and `postgres_delta`: the delta pages the delta service read from Postgres
+   * (`sync_delta_reads_total{kind="delta",source="postgres"}`); undefined when the target does not
+   * expose them.
    */
   deltaRequests(): Promise<Record<string, number> | undefined>;
 }

@@ -111,6 +111,8 @@ export async function runReconnectStorm(
       ws_errors: counter(errors),
     };
     if (deltaRequests !== undefined) metrics.delta_requests = counter(deltaRequests);
+    const deltaQueries = byKind('postgres_delta');
+    if (deltaQueries !== undefined) metrics.delta_queries = counter(deltaQueries);
     if (otherReads !== undefined) metrics.delta_other_reads = counter(otherReads);
     return {
       scenario: 'reconnect-storm',

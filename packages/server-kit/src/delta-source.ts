@@ -8,9 +8,18 @@ import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol
  */
 export interface DeltaSource {
   /** The scope's state and the id of its last event, from one consistent snapshot. */
-  bootstrap(scope: string): Promise<BootstrapResponse>;
+  bootstrap(scope: string, options?: ReadOptions): Promise<BootstrapResponse>;
   /** Events with id > lastSyncId, ascending, at most `limit` (a default when omitted). */
-  delta(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
+  delta(scope: string, lastSyncId: number, limit?: number, options?: ReadOptions): Promise<DeltaResponse>;
   /** The last committed id of each scope (0 when it has none), in one round trip. */
   heads(scopes: readonly string[]): Promise<Map<string, number>>;
+}
+
+export interface ReadOptions {
+  /**
+   * The caller accepts an answer read up to this long ago for someone else (a remote delta
+   * service shares it between gateways). Only for reads whose answer the caller treats as a
+   * prefix to continue from; a gap fill must not set it. Sources that always read fresh ignore it.
+   */
+  maxAgeMs?: number;
 }

@@ -14,7 +14,7 @@ export {
   redisUrl,
 } from './config';
 export { createPool, inTransaction, type Pool, type PoolClient, type PoolOptions, pingDatabase } from './db';
-export type { DeltaSource } from './delta-source';
+export type { DeltaSource, ReadOptions } from './delta-source';
 export { AppError, isUnavailableError, toAppError } from './errors';
 export { handleSignals, type Service } from './lifecycle';
 export { createLogger, type Logger } from './logger';

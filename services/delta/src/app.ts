@@ -17,6 +17,7 @@ import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type DeltaMetrics, deltaMetricsFor, type ReadResult } from './metrics';
 import { parseBootstrapQuery, parseDeltaQuery, parseHeadsBody, parseHeadsQuery } from './query-params';
+import { acceptedAgeMs, createReadSharing, type SharedAnswer } from './read-sharing';
 
 export interface DeltaAppOptions {
   reader: DeltaSource;
@@ -33,6 +34,12 @@ export interface DeltaAppOptions {
 export interface DeltaAppConfig {
   /** Largest `POST /sync/heads` body in bytes (default 256 KiB, room for 1000 long scopes). */
   maxHeadsBodyBytes?: number;
+  /** Oldest shared answer handed to a request asking `Cache-Control: max-age` (default 10 s; 0: never). */
+  readShareMaxAgeMs?: number;
+  /** Bound of the shared delta pages, in events (default 200,000). */
+  readShareCacheEvents?: number;
+  /** Bound of the shared snapshots, in records (default 200,000). */
+  readShareCacheRecords?: number;
 }
 
 /**
@@ -46,12 +53,21 @@ export interface DeltaAppConfig {
  * - `/healthz`, `/readyz`, `/metrics`.
  *
  * Every sync request needs `Authorization: Bearer <jwt>` (401) whose scopes cover each scope asked
- * about (403); bad parameters are 400 `bad_request` with details naming them. Responses are never
- * cached (`Cache-Control: no-store`): a cached page would hand out a stale head.
+ * about (403); bad parameters are 400 `bad_request` with details naming them. Responses carry
+ * `Cache-Control: no-store` so no proxy keeps them. A bootstrap or delta request that sends
+ * `Cache-Control: max-age=N` accepts an answer read for another request up to N seconds ago (see
+ * `read-sharing.ts`); such an answer carries an `Age` header. Gateways ask for it on resumes.
  */
 export function createDeltaApp(options: DeltaAppOptions): Hono {
   const { reader, auth, log } = options;
   const metrics = deltaMetricsFor(options.registry);
+  const sharing = createReadSharing({
+    reader,
+    metrics,
+    maxAgeCapMs: options.config?.readShareMaxAgeMs ?? 10_000,
+    cacheEvents: options.config?.readShareCacheEvents ?? 200_000,
+    cacheRecords: options.config?.readShareCacheRecords ?? 200_000,
+  });
   const app = new Hono();
 
   app.use('*', async (c, next) => {
@@ -87,7 +103,8 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
       const principal = await authenticate(auth, c);
       const { scope } = parseBootstrapQuery(c.req.queries());
       auth.assertScope(principal, scope);
-      const snapshot = await reader.bootstrap(scope);
+      const answer = await sharing.bootstrap(scope, acceptedAgeMs(c.req.header('cache-control')));
+      const snapshot = answered(c, answer);
       let records = 0;
       for (const rows of Object.values(snapshot.models)) records += rows.length;
       metrics.bootstrapRecords.observe(records);
@@ -100,7 +117,13 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
       const principal = await authenticate(auth, c);
       const { scope, lastSyncId, limit } = parseDeltaQuery(c.req.queries());
       auth.assertScope(principal, scope);
-      const page = await reader.delta(scope, lastSyncId, limit);
+      const answer = await sharing.delta(
+        scope,
+        lastSyncId,
+        limit,
+        acceptedAgeMs(c.req.header('cache-control')),
+      );
+      const page = answered(c, answer);
       metrics.deltaEventsReturned.observe(page.events.length);
       return c.json(page);
     }),
@@ -150,6 +173,12 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
   });
 
   return app;
+}
+
+/** The answer's value; a shared one is marked with `Age` (whole seconds, RFC 9111 §5.1). */
+function answered<T>(c: Context, answer: SharedAnswer<T>): T {
+  if (answer.source !== 'postgres') c.header('Age', String(Math.floor(answer.ageMs / 1000)));
+  return answer.value;
 }
 
 async function authenticate(auth: Auth, c: Context): Promise<Principal> {

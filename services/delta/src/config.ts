@@ -3,6 +3,7 @@ import {
   jwtSecret,
   loadEnv,
   logLevel,
+  nonNegativeInt,
   port,
   positiveInt,
   postgresUrl,
@@ -28,6 +29,15 @@ export const DeltaConfigSchema = z.object({
   PRUNE_INTERVAL_SECONDS: positiveInt.default(300),
   /** Connections in the Postgres pool; a bootstrap holds one for its whole snapshot. */
   PG_POOL_MAX: positiveInt.default(10),
+  /**
+   * The oldest answer a request may be handed when it asks for sharing with `Cache-Control:
+   * max-age` (gateways do for resumes and bootstraps), in seconds; 0 turns sharing off.
+   */
+  READ_SHARE_MAX_AGE_SECONDS: nonNegativeInt.default(10),
+  /** Bound of the shared delta pages, in events held. */
+  READ_SHARE_CACHE_EVENTS: positiveInt.default(200_000),
+  /** Bound of the shared snapshots, in records held. */
+  READ_SHARE_CACHE_RECORDS: positiveInt.default(200_000),
   LOG_LEVEL: logLevel.default('info'),
   /** Apply pending migrations before serving. */
   MIGRATE_ON_START: bool.default(true),

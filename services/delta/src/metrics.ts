@@ -23,6 +23,7 @@ export interface DeltaMetrics {
   bootstrapDuration: Histogram<'result'>;
   bootstrapRecords: Histogram;
   headsRequests: Counter<'result'>;
+  reads: Counter<'kind' | 'source'>;
   eventsPruned: Counter;
   idempotencyKeysPruned: Counter;
   pruneDuration: Histogram;
@@ -85,6 +86,12 @@ export function deltaMetricsFor(registry: Registry): DeltaMetrics {
       name: 'sync_heads_requests_total',
       help: 'GET /sync/heads requests by result (ok, client_error, error).',
       labelNames: ['result'] as const,
+      registers,
+    }),
+    reads: new Counter({
+      name: 'sync_delta_reads_total',
+      help: 'Delta pages and snapshots handed out, by kind (delta, bootstrap) and source: postgres (read for this request), cache or in_flight (shared with another request that accepted it through Cache-Control: max-age).',
+      labelNames: ['kind', 'source'] as const,
       registers,
     }),
     eventsPruned: new Counter({

@@ -73,6 +73,11 @@ export function createDeltaService(
     auth,
     log,
     registry,
+    config: {
+      readShareMaxAgeMs: config.READ_SHARE_MAX_AGE_SECONDS * 1000,
+      readShareCacheEvents: config.READ_SHARE_CACHE_EVENTS,
+      readShareCacheRecords: config.READ_SHARE_CACHE_RECORDS,
+    },
     readiness: async () => ({ postgres: await pingDatabase(pool) }),
     isDraining: () => requests.draining,
   });

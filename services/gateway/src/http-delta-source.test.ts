@@ -9,7 +9,7 @@ import { createHttpDeltaSource } from './http-delta-source';
 let server: Server;
 const models = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
 let base = '';
-const requests: { url: string; auth: string | undefined; scopes?: number }[] = [];
+const requests: { url: string; auth: string | undefined; cacheControl?: string; scopes?: number }[] = [];
 const event = (id: number) => ({
   id,
   scope: 'agent:a',
@@ -23,7 +23,11 @@ const event = (id: number) => ({
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    requests.push({ url: req.url ?? '', auth: req.headers.authorization });
+    requests.push({
+      url: req.url ?? '',
+      auth: req.headers.authorization,
+      cacheControl: req.headers['cache-control'],
+    });
     const url = new URL(req.url ?? '/', 'http://x');
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -79,6 +83,19 @@ describe('createHttpDeltaSource', () => {
       ['agent:a', 1],
       ['agent:b', 2],
     ]);
+  });
+
+  it('asks for a shared answer only when the caller accepts one, in whole seconds', async () => {
+    const s = source();
+    await s.delta('agent:a', 2);
+    expect(requests.at(-1)?.cacheControl).toBeUndefined();
+    await s.delta('agent:a', 2, undefined, { maxAgeMs: 10_000 });
+    expect(requests.at(-1)?.cacheControl).toBe('max-age=10');
+    await s.bootstrap('agent:a', { maxAgeMs: 1500 });
+    expect(requests.at(-1)?.cacheControl).toBe('max-age=1');
+    // Under a second cannot be said in HTTP's whole seconds: ask for a fresh read.
+    await s.bootstrap('agent:a', { maxAgeMs: 999 });
+    expect(requests.at(-1)?.cacheControl).toBeUndefined();
   });
 
   it('asks for many scopes by POST, at most 1000 per request', async () => {

@@ -1,5 +1,5 @@
 import { BootstrapResponse, DeltaResponse, ErrorBody } from '@openagents/sync-protocol';
-import { AppError, type DeltaSource } from '@openagents/sync-server-kit';
+import { AppError, type DeltaSource, type ReadOptions } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
 /**
@@ -34,7 +34,12 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
   const doFetch = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 10_000;
 
-  const get = async <T>(path: string, schema: z.ZodType<T>, json?: unknown): Promise<T> => {
+  const get = async <T>(
+    path: string,
+    schema: z.ZodType<T>,
+    json?: unknown,
+    read: ReadOptions = {},
+  ): Promise<T> => {
     const token = typeof options.token === 'function' ? await options.token() : options.token;
     let response: Response;
     let body: unknown;
@@ -43,6 +48,11 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
         headers: {
           authorization: `Bearer ${token}`,
           accept: 'application/json',
+          // A shared answer is acceptable: the delta service may hand out one it read for
+          // another gateway this recently (whole seconds, as HTTP has them).
+          ...(read.maxAgeMs !== undefined && read.maxAgeMs >= 1000
+            ? { 'cache-control': `max-age=${Math.floor(read.maxAgeMs / 1000)}` }
+            : {}),
           ...(json === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(json === undefined ? {} : { method: 'POST', body: JSON.stringify(json) }),
@@ -71,11 +81,12 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
   };
 
   return {
-    bootstrap: (scope) => get(`/sync/bootstrap?scope=${encodeURIComponent(scope)}`, BootstrapResponse),
-    delta(scope, lastSyncId, limit) {
+    bootstrap: (scope, read) =>
+      get(`/sync/bootstrap?scope=${encodeURIComponent(scope)}`, BootstrapResponse, undefined, read),
+    delta(scope, lastSyncId, limit, read) {
       const query = new URLSearchParams({ scope, lastSyncId: String(lastSyncId) });
       if (limit !== undefined) query.set('limit', String(limit));
-      return get(`/sync/delta?${query}`, DeltaResponse);
+      return get(`/sync/delta?${query}`, DeltaResponse, undefined, read);
     },
     async heads(scopes) {
       const heads = new Map<string, number>(scopes.map((s) => [s, 0]));

@@ -78,9 +78,17 @@ export function createSharedReads(
     return promise;
   };
 
+  const cacheMs = options.cacheMs ?? 10_000;
+  const bootstrapCacheMs = options.bootstrapCacheMs ?? 1000;
   const fresh = (scope: string, lastSyncId: number, limit?: number) =>
     shared(`d\0${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
       counted('delta', () => source.delta(scope, lastSyncId, limit)),
+    );
+  // A resume accepts what another gateway's resume read just now, as it accepts this gateway's
+  // own cache: other nodes asking for the same (scope, cursor) cost the database one query.
+  const shareable = (scope: string, lastSyncId: number, limit?: number) =>
+    shared(`r\0${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
+      counted('delta', () => source.delta(scope, lastSyncId, limit, { maxAgeMs: cacheMs })),
     );
 
   return {
@@ -88,7 +96,7 @@ export function createSharedReads(
       const key = `${scope}\0${lastSyncId}\0${limit ?? ''}`;
       const hit = cache.get(key);
       if (hit) return Promise.resolve(hit);
-      return fresh(scope, lastSyncId, limit).then((response) => {
+      return shareable(scope, lastSyncId, limit).then((response) => {
         cache.set(key, response);
         return response;
       });
@@ -97,12 +105,12 @@ export function createSharedReads(
     bootstrap(scope) {
       const hit = bootstraps.get(scope);
       if (hit) return Promise.resolve(hit);
-      return shared(`b\0${scope}`, () => counted('bootstrap', () => source.bootstrap(scope))).then(
-        (response) => {
-          bootstraps.set(scope, response);
-          return response;
-        },
-      );
+      return shared(`b\0${scope}`, () =>
+        counted('bootstrap', () => source.bootstrap(scope, { maxAgeMs: bootstrapCacheMs })),
+      ).then((response) => {
+        bootstraps.set(scope, response);
+        return response;
+      });
     },
     heads: (scopes) => counted('heads', () => source.heads(scopes)),
   };
