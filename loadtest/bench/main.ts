@@ -22,7 +22,7 @@ import { launchPeer, type PeerProcess } from '../peers/launch';
 import { PEER_KINDS, type PeerKind } from '../peers/peer-kind';
 import { startLocalStack } from './local-stack';
 import { type BenchFigures, benchTable, type FanoutFigures } from './report';
-import { readRssKiB } from './rss';
+import { readCpuSeconds, readRssKiB } from './rss';
 
 const SIZES: BenchFigures['sizes'] = {
   saturationConnections: Number(process.env.BENCH_SATURATION_CONNECTIONS ?? 2000),
@@ -79,8 +79,15 @@ function metricValue(
   return typeof v === 'number' ? v : Number.NaN;
 }
 
-async function fanoutFigures(target: LoadTarget): Promise<FanoutFigures> {
+/**
+ * Fan-out figures of one target. `fanoutPids` are the processes of its fan-out tier (the
+ * gateways; a peer's nodes): their CPU time over the saturation window gives deliveries per
+ * CPU-second, the figure that does not depend on how much of the shared box the driver took.
+ */
+async function fanoutFigures(target: LoadTarget, fanoutPids: number[]): Promise<FanoutFigures> {
   const base: FanoutOptions = { ...FANOUT_DEFAULTS, durationMs: PUBLISH_SECONDS * 1000, settleMs: 15_000 };
+  let cpuAtStart = Number.NaN;
+  let fanoutCpuSeconds = Number.NaN;
   const rate = report(
     await runFanout(
       target,
@@ -106,11 +113,21 @@ async function fanoutFigures(target: LoadTarget): Promise<FanoutFigures> {
         batch: SIZES.saturationBatch,
       },
       env,
+      {
+        publishWindow(phase) {
+          const cpu = fanoutPids.reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
+          if (phase === 'start') cpuAtStart = cpu;
+          else fanoutCpuSeconds = cpu - cpuAtStart;
+        },
+      },
     ),
   );
+  const delivered = metricValue(saturated, 'events_delivered');
   return {
     saturatedPerSecond: metricValue(saturated, 'events_delivered', 'perSecond'),
     publishedPerSecond: metricValue(saturated, 'events_published', 'perSecond'),
+    fanoutCpuSeconds,
+    deliveriesPerCpuSecond: fanoutCpuSeconds > 0 ? delivered / fanoutCpuSeconds : Number.NaN,
     p50Ms: metricValue(rate, 'sync_delivery_ms', 'med'),
     p99Ms: metricValue(rate, 'sync_delivery_ms', 'p99'),
     correct: passed(rate) && passed(saturated),
@@ -181,7 +198,12 @@ async function main(): Promise<void> {
   });
 
   // 2. Fan-out: this system, then each peer on the same machine, one at a time.
-  const fanout: BenchFigures['fanout'] = { sync: await fanoutFigures(sync) };
+  const fanout: BenchFigures['fanout'] = {
+    sync: await fanoutFigures(
+      sync,
+      stack.gateways.map((g) => g.proc.pid!),
+    ),
+  };
   let stormFloorMs = Number.NaN;
   for (const kind of PEER_KINDS) {
     const nodes: PeerProcess[] = [];
@@ -200,7 +222,10 @@ async function main(): Promise<void> {
         kind,
         nodes.map((n) => n.url),
       );
-      fanout[kind] = await fanoutFigures(peer);
+      fanout[kind] = await fanoutFigures(
+        peer,
+        nodes.map((n) => n.pid),
+      );
       if (kind === 'uws-local') stormFloorMs = await connectTime(peer, SIZES.stormClients);
     } catch (err) {
       log(`peer ${kind} failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -39,6 +39,11 @@ export const FANOUT_DEFAULTS: FanoutOptions = {
   settleMs: 10_000,
 };
 
+/** Callbacks around the measured window (the bench samples server CPU time there). */
+export interface FanoutHooks {
+  publishWindow?: (phase: 'start' | 'end') => void;
+}
+
 /**
  * Fan-out: subscribers spread over scopes, events published through the target, each delivery
  * timed from the event's `created_at` (its commit) to receipt. Checks the guarantee on every
@@ -48,6 +53,7 @@ export async function runFanout(
   target: LoadTarget,
   options: FanoutOptions,
   env: RunEnv,
+  hooks: FanoutHooks = {},
 ): Promise<ScenarioResult> {
   const startedAt = new Date();
   const t0 = performance.now();
@@ -61,6 +67,7 @@ export async function runFanout(
       const s = await pool.snapshot();
       return `conns ${s.open}/${s.connections}  delivered ${s.delivered}  lost ${s.lost}  dup ${s.duplicates}  p99 ${s.latency.percentile(99).toFixed(1)}ms`;
     });
+    hooks.publishWindow?.('start');
     const publishing =
       options.mode === 'rate'
         ? await publishAtRate(target, scopes, {
@@ -76,6 +83,7 @@ export async function runFanout(
             batch: options.batch,
             contentBytes: options.contentBytes,
           });
+    hooks.publishWindow?.('end');
     const atEnd = await pool.snapshot();
     await pool.expect(publishing.heads);
     const settled = await pool.waitCaughtUp(options.settleMs);
