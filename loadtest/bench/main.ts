@@ -31,7 +31,7 @@ const SIZES: BenchFigures['sizes'] = {
   rateConnections: 500,
   rateScopes: 25,
   eventsPerSecond: 200,
-  idleConnections: Number(process.env.BENCH_IDLE_CONNECTIONS ?? 2000),
+  idleConnections: Number(process.env.BENCH_IDLE_CONNECTIONS ?? 4000),
   writers: 16,
   stormClients: Number(process.env.BENCH_STORM_CLIENTS ?? 5000),
   stormScopes: 50,
@@ -88,6 +88,21 @@ async function fanoutFigures(target: LoadTarget, fanoutPids: number[]): Promise<
   const base: FanoutOptions = { ...FANOUT_DEFAULTS, durationMs: PUBLISH_SECONDS * 1000, settleMs: 15_000 };
   let cpuAtStart = Number.NaN;
   let fanoutCpuSeconds = Number.NaN;
+  // Every target gets the same unreported warm-up first (JIT, buffers, connection pools): a cold
+  // run measured against a warm one would say more about start-up than about fan-out.
+  await runFanout(
+    target,
+    {
+      ...base,
+      mode: 'saturate',
+      connections: SIZES.saturationConnections,
+      scopes: SIZES.saturationScopes,
+      concurrency: 16,
+      batch: SIZES.saturationBatch,
+      durationMs: 2000,
+    },
+    env,
+  );
   const rate = report(
     await runFanout(
       target,
@@ -161,7 +176,8 @@ async function main(): Promise<void> {
     secret: stack.secret,
   });
 
-  // 0. Warm-up, not reported: fresh processes compile (tsx) and JIT their hot paths first.
+  // 0. Warm-up, not reported: fresh processes compile (tsx) and JIT their hot paths first (the
+  // fan-out runs get one more of their own, as every peer does).
   log('warm-up: a few seconds of writes and fan-out');
   await runMutations(sync, { scopes: 10, vus: 8, durationMs: 3000, batch: 1, contentBytes: 200 }, env);
   await runFanout(
