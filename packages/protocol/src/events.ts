@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ModelName } from './models';
 import { Scope } from './scope';
 
@@ -11,13 +11,13 @@ export type EventAction = z.infer<typeof EventAction>;
  * updated_at) on update, and null on delete.
  */
 export const SyncEvent = z.object({
-  id: z.number().int().positive(),
+  id: z.int().check(z.positive()),
   scope: Scope,
   model: ModelName,
   model_id: z.uuid(),
   action: EventAction,
-  data: z.record(z.string(), z.unknown()).nullable(),
-  mutationId: z.string().nullable(),
+  data: z.nullable(z.record(z.string(), z.unknown())),
+  mutationId: z.nullable(z.string()),
   created_at: z.string(),
 });
 export type SyncEvent = z.infer<typeof SyncEvent>;

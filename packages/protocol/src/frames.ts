@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { WS_ERROR_CODES } from './errors';
 import { SyncEvent } from './events';
 import { Scope } from './scope';
@@ -8,10 +8,10 @@ import { Scope } from './scope';
 export const SubscribeFrame = z.object({
   type: z.literal('subscribe'),
   scope: Scope,
-  lastSyncId: z.number().int().nonnegative().optional(),
+  lastSyncId: z.optional(z.int().check(z.nonnegative())),
 });
 export const UnsubscribeFrame = z.object({ type: z.literal('unsubscribe'), scope: Scope });
-export const PingFrame = z.object({ type: z.literal('ping'), t: z.unknown().optional() });
+export const PingFrame = z.object({ type: z.literal('ping'), t: z.optional(z.unknown()) });
 
 export const ClientFrame = z.discriminatedUnion('type', [SubscribeFrame, UnsubscribeFrame, PingFrame]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
@@ -25,27 +25,27 @@ export const BootstrapFrame = z.object({
   type: z.literal('bootstrap'),
   scope: z.string(),
   models: z.record(z.string(), z.array(z.record(z.string(), z.unknown()))),
-  lastSyncId: z.number().int().nonnegative(),
-  reset: z.literal(true).optional(),
+  lastSyncId: z.int().check(z.nonnegative()),
+  reset: z.optional(z.literal(true)),
 });
 export const SyncFrame = z.object({
   type: z.literal('sync'),
   scope: z.string(),
   events: z.array(SyncEvent),
-  latestSyncId: z.number().int().nonnegative(),
+  latestSyncId: z.int().check(z.nonnegative()),
 });
 export const ErrorFrame = z.object({
   type: z.literal('error'),
   code: z.enum(WS_ERROR_CODES),
   message: z.string(),
-  scope: z.string().optional(),
+  scope: z.optional(z.string()),
 });
-export const PongFrame = z.object({ type: z.literal('pong'), t: z.unknown().optional() });
+export const PongFrame = z.object({ type: z.literal('pong'), t: z.optional(z.unknown()) });
 /** Sent once a subscription is live (extra to the contract; clients may ignore it). */
 export const SubscribedFrame = z.object({
   type: z.literal('subscribed'),
   scope: z.string(),
-  lastSyncId: z.number().int().nonnegative(),
+  lastSyncId: z.int().check(z.nonnegative()),
 });
 
 export const ServerFrame = z.discriminatedUnion('type', [

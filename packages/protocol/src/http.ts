@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { EventAction, ModelsSnapshot, SyncEvent } from './events';
 import { ModelName } from './models';
 
@@ -6,7 +6,7 @@ import { ModelName } from './models';
 export const WriteResult = z.object({
   data: z.record(z.string(), z.unknown()),
   scope: z.string(),
-  syncId: z.number().int().positive(),
+  syncId: z.int().check(z.positive()),
 });
 export type WriteResult = z.infer<typeof WriteResult>;
 
@@ -14,26 +14,26 @@ export type WriteResult = z.infer<typeof WriteResult>;
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 export const IdempotencyKey = z
   .string()
-  .min(1)
-  .max(MAX_IDEMPOTENCY_KEY_LENGTH)
-  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+  .check(
+    z.minLength(1),
+    z.maxLength(MAX_IDEMPOTENCY_KEY_LENGTH),
+    z.regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+  );
 
 /** One entry of `POST /api/mutations`. `data` is validated per model and action by the server. */
-export const MutationEntry = z
-  .object({
-    mutationId: IdempotencyKey.optional(),
-    model: ModelName,
-    action: EventAction,
-    id: z.uuid().optional(),
-    data: z.record(z.string(), z.unknown()).optional(),
-  })
-  .strict();
+export const MutationEntry = z.strictObject({
+  mutationId: z.optional(IdempotencyKey),
+  model: ModelName,
+  action: EventAction,
+  id: z.optional(z.uuid()),
+  data: z.optional(z.record(z.string(), z.unknown())),
+});
 export type MutationEntry = z.infer<typeof MutationEntry>;
 
 export const MAX_BATCH_MUTATIONS = 500;
-export const MutationBatch = z
-  .object({ mutations: z.array(MutationEntry).min(1).max(MAX_BATCH_MUTATIONS) })
-  .strict();
+export const MutationBatch = z.strictObject({
+  mutations: z.array(MutationEntry).check(z.minLength(1), z.maxLength(MAX_BATCH_MUTATIONS)),
+});
 export type MutationBatch = z.infer<typeof MutationBatch>;
 
 export const MutationBatchResult = z.object({ results: z.array(WriteResult) });
@@ -43,7 +43,7 @@ export type MutationBatchResult = z.infer<typeof MutationBatchResult>;
 export const BootstrapResponse = z.object({
   scope: z.string(),
   models: ModelsSnapshot,
-  lastSyncId: z.number().int().nonnegative(),
+  lastSyncId: z.int().check(z.nonnegative()),
 });
 export type BootstrapResponse = z.infer<typeof BootstrapResponse>;
 
@@ -51,7 +51,7 @@ export type BootstrapResponse = z.infer<typeof BootstrapResponse>;
 export const DeltaResponse = z.object({
   scope: z.string(),
   events: z.array(SyncEvent),
-  latestSyncId: z.number().int().nonnegative(),
+  latestSyncId: z.int().check(z.nonnegative()),
   hasMore: z.boolean(),
 });
 export type DeltaResponse = z.infer<typeof DeltaResponse>;

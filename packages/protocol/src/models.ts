@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * The five synced models of the contract (section 3). Records are snake_case with uuid ids;
@@ -17,38 +17,34 @@ export const CodeChangeStatus = z.enum(['proposed', 'applied', 'rejected']);
 
 /** Upper bound for free-text fields (message content, diffs); the HTTP body limit is the hard cap. */
 export const MAX_TEXT_LENGTH = 256 * 1024;
-const text = z.string().max(MAX_TEXT_LENGTH);
+const text = z.string().check(z.maxLength(MAX_TEXT_LENGTH));
 
 export const Agent = z.object({
   ...base,
   org_id: uuid,
-  name: z.string().min(1).max(200),
+  name: z.string().check(z.minLength(1), z.maxLength(200)),
   status: AgentStatus,
 });
 export const Message = z.object({ ...base, agent_id: uuid, role: MessageRole, content: text });
 export const Payment = z.object({
   ...base,
   org_id: uuid,
-  agent_id: uuid.nullable(),
-  amount: z
-    .number()
-    .int()
-    .min(-(2 ** 53 - 1))
-    .max(2 ** 53 - 1),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'ISO 4217 code, e.g. USD'),
+  agent_id: z.nullable(uuid),
+  amount: z.int().check(z.gte(-(2 ** 53 - 1)), z.lte(2 ** 53 - 1)),
+  currency: z.string().check(z.regex(/^[A-Z]{3}$/, 'ISO 4217 code, e.g. USD')),
   status: PaymentStatus,
 });
 export const CodeChange = z.object({
   ...base,
   agent_id: uuid,
-  path: z.string().min(1).max(1024),
+  path: z.string().check(z.minLength(1), z.maxLength(1024)),
   diff: text,
   status: CodeChangeStatus,
 });
 export const ReasoningStep = z.object({
   ...base,
   agent_id: uuid,
-  message_id: uuid.nullable(),
+  message_id: z.nullable(uuid),
   content: text,
 });
 
@@ -73,28 +69,35 @@ export type AnyRecord = ModelRecords[ModelName];
 
 export const recordSchemas = { Agent, Message, Payment, CodeChange, ReasoningStep } as const;
 
+const timestamps = { created_at: true, updated_at: true } as const;
+
 /**
  * Create bodies: the client may supply the id; timestamps are the server's.
  * Defaults follow the contract (Agent.status idle, Payment.status pending, ...).
  */
 export const createSchemas = {
-  Agent: Agent.omit({ created_at: true, updated_at: true })
-    .extend({ id: uuid.optional(), status: AgentStatus.default('idle') })
-    .strict(),
-  Message: Message.omit({ created_at: true, updated_at: true }).extend({ id: uuid.optional() }).strict(),
-  Payment: Payment.omit({ created_at: true, updated_at: true })
-    .extend({
-      id: uuid.optional(),
-      agent_id: uuid.nullable().default(null),
-      status: PaymentStatus.default('pending'),
-    })
-    .strict(),
-  CodeChange: CodeChange.omit({ created_at: true, updated_at: true })
-    .extend({ id: uuid.optional(), status: CodeChangeStatus.default('proposed') })
-    .strict(),
-  ReasoningStep: ReasoningStep.omit({ created_at: true, updated_at: true })
-    .extend({ id: uuid.optional(), message_id: uuid.nullable().default(null) })
-    .strict(),
+  Agent: z.strictObject({
+    ...z.omit(Agent, timestamps).shape,
+    id: z.optional(uuid),
+    status: z._default(AgentStatus, 'idle'),
+  }),
+  Message: z.strictObject({ ...z.omit(Message, timestamps).shape, id: z.optional(uuid) }),
+  Payment: z.strictObject({
+    ...z.omit(Payment, timestamps).shape,
+    id: z.optional(uuid),
+    agent_id: z._default(z.nullable(uuid), null),
+    status: z._default(PaymentStatus, 'pending'),
+  }),
+  CodeChange: z.strictObject({
+    ...z.omit(CodeChange, timestamps).shape,
+    id: z.optional(uuid),
+    status: z._default(CodeChangeStatus, 'proposed'),
+  }),
+  ReasoningStep: z.strictObject({
+    ...z.omit(ReasoningStep, timestamps).shape,
+    id: z.optional(uuid),
+    message_id: z._default(z.nullable(uuid), null),
+  }),
 } as const;
 
 /**
@@ -102,11 +105,11 @@ export const createSchemas = {
  * (org_id, agent_id) and the id/timestamps are not accepted: `.strict()` names them in the error.
  */
 export const updateSchemas = {
-  Agent: Agent.pick({ name: true, status: true }).partial().strict(),
-  Message: Message.pick({ role: true, content: true }).partial().strict(),
-  Payment: Payment.pick({ amount: true, currency: true, status: true }).partial().strict(),
-  CodeChange: CodeChange.pick({ path: true, diff: true, status: true }).partial().strict(),
-  ReasoningStep: ReasoningStep.pick({ message_id: true, content: true }).partial().strict(),
+  Agent: z.strictObject(z.partial(z.pick(Agent, { name: true, status: true })).shape),
+  Message: z.strictObject(z.partial(z.pick(Message, { role: true, content: true })).shape),
+  Payment: z.strictObject(z.partial(z.pick(Payment, { amount: true, currency: true, status: true })).shape),
+  CodeChange: z.strictObject(z.partial(z.pick(CodeChange, { path: true, diff: true, status: true })).shape),
+  ReasoningStep: z.strictObject(z.partial(z.pick(ReasoningStep, { message_id: true, content: true })).shape),
 } as const;
 
 export type CreateInput<M extends ModelName> = z.input<(typeof createSchemas)[M]>;

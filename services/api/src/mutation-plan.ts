@@ -68,7 +68,7 @@ function batchLocation(index: number): MutationLocation {
 }
 
 /** Maps zod issues to field issues; unknown keys become one issue each, named by the key. */
-export function fieldIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
+export function fieldIssues(error: z.core.$ZodError, prefix = ''): FieldIssue[] {
   const issues: FieldIssue[] = [];
   for (const issue of error.issues) {
     const base = issue.path.map(String).join('.');

@@ -36,7 +36,7 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
 
   const get = async <T>(
     path: string,
-    schema: z.ZodType<T>,
+    schema: z.core.$ZodType<T>,
     json?: unknown,
     read: ReadOptions = {},
   ): Promise<T> => {
@@ -65,7 +65,7 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
       });
     }
     if (response.ok) {
-      const parsed = schema.safeParse(body);
+      const parsed = z.safeParse(schema, body);
       if (!parsed.success)
         throw new AppError('unavailable', `delta service answered ${path} with an invalid body`);
       return parsed.data;
