@@ -36,10 +36,8 @@ export interface DeltaAppConfig {
   maxHeadsBodyBytes?: number;
   /** Oldest shared answer handed to a request asking `Cache-Control: max-age` (default 10 s; 0: never). */
   readShareMaxAgeMs?: number;
-  /** Bound of the shared delta pages, in events (default 200,000). */
-  readShareCacheEvents?: number;
-  /** Bound of the shared snapshots, in records (default 200,000). */
-  readShareCacheRecords?: number;
+  /** Bound of the shared answers' JSON, in bytes (default 64 MiB). */
+  readShareCacheBytes?: number;
 }
 
 /**
@@ -65,8 +63,7 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     reader,
     metrics,
     maxAgeCapMs: options.config?.readShareMaxAgeMs ?? 10_000,
-    cacheEvents: options.config?.readShareCacheEvents ?? 200_000,
-    cacheRecords: options.config?.readShareCacheRecords ?? 200_000,
+    cacheBytes: options.config?.readShareCacheBytes ?? 64 * 1024 * 1024,
   });
   const app = new Hono();
 
@@ -104,11 +101,8 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
       const { scope } = parseBootstrapQuery(c.req.queries());
       auth.assertScope(principal, scope);
       const answer = await sharing.bootstrap(scope, acceptedAgeMs(c.req.header('cache-control')));
-      const snapshot = answered(c, answer);
-      let records = 0;
-      for (const rows of Object.values(snapshot.models)) records += rows.length;
-      metrics.bootstrapRecords.observe(records);
-      return c.json(snapshot);
+      metrics.bootstrapRecords.observe(answer.items);
+      return answered(c, answer);
     }),
   );
 
@@ -123,9 +117,8 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
         limit,
         acceptedAgeMs(c.req.header('cache-control')),
       );
-      const page = answered(c, answer);
-      metrics.deltaEventsReturned.observe(page.events.length);
-      return c.json(page);
+      metrics.deltaEventsReturned.observe(answer.items);
+      return answered(c, answer);
     }),
   );
 
@@ -175,10 +168,11 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
   return app;
 }
 
-/** The answer's value; a shared one is marked with `Age` (whole seconds, RFC 9111 §5.1). */
-function answered<T>(c: Context, answer: SharedAnswer<T>): T {
+/** Sends an answer's JSON; a shared one is marked with `Age` (whole seconds, RFC 9111 §5.1). */
+function answered(c: Context, answer: SharedAnswer): Response {
   if (answer.source !== 'postgres') c.header('Age', String(Math.floor(answer.ageMs / 1000)));
-  return answer.value;
+  c.header('Content-Type', 'application/json');
+  return c.body(answer.json, 200);
 }
 
 async function authenticate(auth: Auth, c: Context): Promise<Principal> {

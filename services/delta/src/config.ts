@@ -34,10 +34,8 @@ export const DeltaConfigSchema = z.object({
    * max-age` (gateways do for resumes and bootstraps), in seconds; 0 turns sharing off.
    */
   READ_SHARE_MAX_AGE_SECONDS: nonNegativeInt.default(10),
-  /** Bound of the shared delta pages, in events held. */
-  READ_SHARE_CACHE_EVENTS: positiveInt.default(200_000),
-  /** Bound of the shared snapshots, in records held. */
-  READ_SHARE_CACHE_RECORDS: positiveInt.default(200_000),
+  /** Bound of the shared pages and snapshots, in MiB of their JSON. */
+  READ_SHARE_CACHE_MIB: positiveInt.default(64),
   LOG_LEVEL: logLevel.default('info'),
   /** Apply pending migrations before serving. */
   MIGRATE_ON_START: bool.default(true),

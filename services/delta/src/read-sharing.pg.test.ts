@@ -18,14 +18,17 @@ describe('sharing reads between gateways (Cache-Control: max-age)', () => {
   const orgId = randomUUID();
   const org = `org:${orgId}`;
 
-  const build = (readShareMaxAgeMs?: number): { app: Hono; registry: Registry } => {
+  const build = (
+    readShareMaxAgeMs?: number,
+    more: { readShareCacheBytes?: number } = {},
+  ): { app: Hono; registry: Registry } => {
     const registry = createRegistry('delta', { defaultMetrics: false });
     const app = createDeltaApp({
       reader: createDeltaReader({ pool: db.pool }),
       auth: testAuth,
       log,
       registry,
-      config: readShareMaxAgeMs === undefined ? {} : { readShareMaxAgeMs },
+      config: { ...(readShareMaxAgeMs === undefined ? {} : { readShareMaxAgeMs }), ...more },
     });
     return { app, registry };
   };
@@ -104,6 +107,24 @@ describe('sharing reads between gateways (Cache-Control: max-age)', () => {
       get(off.app, `/sync/delta?scope=${org}&lastSyncId=0`, 'max-age=10'),
     ]);
     expect(await reads(off.registry)).toEqual({ 'delta:postgres': 2 });
+  });
+
+  it('keeps no more than its byte bound: an answer larger than the cache is read again', async () => {
+    const { app, registry } = build(10_000, { readShareCacheBytes: 200 });
+    const small = `/sync/delta?scope=${org}&lastSyncId=0&limit=1`;
+    const large = `/sync/delta?scope=${org}&lastSyncId=0`;
+    const smallBody = await (await get(app, small, 'max-age=10')).text();
+    expect(smallBody.length).toBeGreaterThan(200); // one event with its record is already larger
+    await get(app, small, 'max-age=10');
+    await get(app, large, 'max-age=10');
+    await get(app, large, 'max-age=10');
+    expect(await reads(registry)).toEqual({ 'delta:postgres': 4 });
+
+    const roomy = build(10_000, { readShareCacheBytes: 1 << 20 });
+    await get(roomy.app, large, 'max-age=10');
+    const again = await get(roomy.app, large, 'max-age=10');
+    expect(await again.text()).toBe(await (await get(roomy.app, large)).text());
+    expect(await reads(roomy.registry)).toEqual({ 'delta:postgres': 2, 'delta:cache': 1 });
   });
 
   it('never shares errors: a refused or failing read is not handed to the next request', async () => {

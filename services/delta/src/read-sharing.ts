@@ -1,4 +1,4 @@
-import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol';
+import type { BootstrapResponse } from '@openagents/sync-protocol';
 import type { DeltaSource } from '@openagents/sync-server-kit';
 import { LRUCache } from 'lru-cache';
 import type { DeltaMetrics } from './metrics';
@@ -6,9 +6,13 @@ import type { DeltaMetrics } from './metrics';
 /** Where a shared read's answer came from: the `source` label of `sync_delta_reads_total`. */
 export type ReadSource = 'postgres' | 'cache' | 'in_flight';
 
-/** An answer and how old it is: 0 when it was read for this request. */
-export interface SharedAnswer<T> {
-  value: T;
+/**
+ * An answer as JSON (serialised once, however often it is handed out), how many events or
+ * records it holds, where it came from and its age in ms (0 when read for this request).
+ */
+export interface SharedAnswer {
+  json: string;
+  items: number;
   source: ReadSource;
   ageMs: number;
 }
@@ -26,9 +30,9 @@ export interface ReadSharing {
     lastSyncId: number,
     limit: number | undefined,
     maxAgeMs: number,
-  ): Promise<SharedAnswer<DeltaResponse>>;
+  ): Promise<SharedAnswer>;
   /** A snapshot, shared the same way per scope. */
-  bootstrap(scope: string, maxAgeMs: number): Promise<SharedAnswer<BootstrapResponse>>;
+  bootstrap(scope: string, maxAgeMs: number): Promise<SharedAnswer>;
 }
 
 export interface ReadSharingOptions {
@@ -36,14 +40,13 @@ export interface ReadSharingOptions {
   metrics: Pick<DeltaMetrics, 'reads'>;
   /** The largest age honoured, whatever a request asks for; 0 turns sharing off. */
   maxAgeCapMs: number;
-  /** Bound of the page cache, in events held. */
-  cacheEvents: number;
-  /** Bound of the snapshot cache, in records held. */
-  cacheRecords: number;
+  /** Bound of the cache: the JSON of the answers it holds, in bytes (UTF-16 code units). */
+  cacheBytes: number;
 }
 
-interface Stamped<T> {
-  value: T;
+interface Stamped {
+  json: string;
+  items: number;
   readAt: number;
 }
 
@@ -56,64 +59,60 @@ interface Stamped<T> {
  * buffered live events) and never for gap fills.
  *
  * @example
- *   const sharing = createReadSharing({ reader, metrics, maxAgeCapMs: 10_000, cacheEvents: 200_000, cacheRecords: 200_000 });
- *   const { value: page, ageMs } = await sharing.delta('org:7f1c…', 41, undefined, 10_000);
+ *   const sharing = createReadSharing({ reader, metrics, maxAgeCapMs: 10_000, cacheBytes: 64 << 20 });
+ *   const { json, ageMs } = await sharing.delta('org:7f1c…', 41, undefined, 10_000);
  */
 export function createReadSharing(options: ReadSharingOptions): ReadSharing {
   const { reader, metrics, maxAgeCapMs } = options;
-  const inFlight = new Map<string, Promise<Stamped<unknown>>>();
-  const pages = new LRUCache<string, Stamped<DeltaResponse>>({
+  const inFlight = new Map<string, Promise<Stamped>>();
+  // One cache for pages and snapshots, bounded by the bytes of their JSON: a page of 1,000 code
+  // diffs and one of 1,000 short messages differ a hundredfold, so a count would bound nothing.
+  // An answer larger than the whole bound is not kept (lru-cache refuses it).
+  const cache = new LRUCache<string, Stamped>({
     max: 10_000,
-    maxSize: Math.max(1, options.cacheEvents),
-    sizeCalculation: (entry) => Math.max(1, entry.value.events.length),
-    ttl: Math.max(1, maxAgeCapMs),
-  });
-  const snapshots = new LRUCache<string, Stamped<BootstrapResponse>>({
-    max: 1000,
-    maxSize: Math.max(1, options.cacheRecords),
-    sizeCalculation: (entry) => {
-      let records = 0;
-      for (const rows of Object.values(entry.value.models)) records += rows.length;
-      return Math.max(1, records);
-    },
+    maxSize: Math.max(1, options.cacheBytes),
+    sizeCalculation: (entry) => Math.max(1, entry.json.length),
     ttl: Math.max(1, maxAgeCapMs),
   });
 
-  const shared = async <T>(
+  const shared = async (
     kind: 'delta' | 'bootstrap',
     key: string,
     maxAgeMs: number,
-    cache: LRUCache<string, Stamped<T>>,
-    read: () => Promise<T>,
-  ): Promise<SharedAnswer<T>> => {
+    read: () => Promise<Stamped>,
+  ): Promise<SharedAnswer> => {
     const allowed = Math.min(maxAgeMs, maxAgeCapMs);
     if (!(allowed > 0)) {
       metrics.reads.inc({ kind, source: 'postgres' });
-      return { value: await read(), source: 'postgres', ageMs: 0 };
+      const { json, items } = await read();
+      return { json, items, source: 'postgres', ageMs: 0 };
     }
     const now = Date.now();
     const hit = cache.get(key);
     if (hit && now - hit.readAt <= allowed) {
       metrics.reads.inc({ kind, source: 'cache' });
-      return { value: hit.value, source: 'cache', ageMs: now - hit.readAt };
+      return { json: hit.json, items: hit.items, source: 'cache', ageMs: now - hit.readAt };
     }
-    const pending = inFlight.get(key) as Promise<Stamped<T>> | undefined;
+    const pending = inFlight.get(key);
     if (pending) {
       metrics.reads.inc({ kind, source: 'in_flight' });
       const joined = await pending;
-      return { value: joined.value, source: 'in_flight', ageMs: Math.max(0, Date.now() - joined.readAt) };
+      return {
+        json: joined.json,
+        items: joined.items,
+        source: 'in_flight',
+        ageMs: Math.max(0, Date.now() - joined.readAt),
+      };
     }
     metrics.reads.inc({ kind, source: 'postgres' });
-    const readAt = Date.now();
-    const promise = read().then((value) => {
-      const stamped = { value, readAt };
+    const promise = read().then((stamped) => {
       cache.set(key, stamped);
       return stamped;
     });
     inFlight.set(key, promise);
     try {
-      const { value } = await promise;
-      return { value, source: 'postgres', ageMs: 0 };
+      const { json, items } = await promise;
+      return { json, items, source: 'postgres', ageMs: 0 };
     } finally {
       inFlight.delete(key);
     }
@@ -121,12 +120,28 @@ export function createReadSharing(options: ReadSharingOptions): ReadSharing {
 
   return {
     delta: (scope, lastSyncId, limit, maxAgeMs) =>
-      shared('delta', `${scope}\0${lastSyncId}\0${limit ?? ''}`, maxAgeMs, pages, () =>
-        reader.delta(scope, lastSyncId, limit),
+      shared('delta', `d\0${scope}\0${lastSyncId}\0${limit ?? ''}`, maxAgeMs, () =>
+        stamp(
+          () => reader.delta(scope, lastSyncId, limit),
+          (page) => page.events.length,
+        ),
       ),
     bootstrap: (scope, maxAgeMs) =>
-      shared('bootstrap', scope, maxAgeMs, snapshots, () => reader.bootstrap(scope)),
+      shared('bootstrap', `b\0${scope}`, maxAgeMs, () => stamp(() => reader.bootstrap(scope), recordCount)),
   };
+}
+
+/** Reads, noting when the read began (its age counts from there), and serialises the answer once. */
+async function stamp<T>(read: () => Promise<T>, items: (value: T) => number): Promise<Stamped> {
+  const readAt = Date.now();
+  const value = await read();
+  return { json: JSON.stringify(value), items: items(value), readAt };
+}
+
+function recordCount(snapshot: BootstrapResponse): number {
+  let records = 0;
+  for (const rows of Object.values(snapshot.models)) records += rows.length;
+  return records;
 }
 
 /**

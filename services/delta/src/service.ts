@@ -75,8 +75,7 @@ export function createDeltaService(
     registry,
     config: {
       readShareMaxAgeMs: config.READ_SHARE_MAX_AGE_SECONDS * 1000,
-      readShareCacheEvents: config.READ_SHARE_CACHE_EVENTS,
-      readShareCacheRecords: config.READ_SHARE_CACHE_RECORDS,
+      readShareCacheBytes: config.READ_SHARE_CACHE_MIB * 1024 * 1024,
     },
     readiness: async () => ({ postgres: await pingDatabase(pool) }),
     isDraining: () => requests.draining,
