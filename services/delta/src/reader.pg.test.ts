@@ -153,6 +153,41 @@ describe('delta reader', () => {
     expect(snap.models.Agent[0]).toMatchObject({ name: 'new' });
   });
 
+  it('never skips ids when the pruner deletes the page between the head and the events', async () => {
+    const orgOf = randomUUID();
+    const scope = `org:${orgOf}`;
+    const a = await insertRecord(db.pool, 'Agent', { org_id: orgOf, name: 'v1' });
+    await updateRecord(db.pool, 'Agent', String(a.record.id), { name: 'v2' });
+    await updateRecord(db.pool, 'Agent', String(a.record.id), { name: 'v3' });
+    const old = new Date(Date.now() - 40 * 86_400_000);
+    await db.pool.query('UPDATE sync_events SET created_at = $2 WHERE scope = $1 AND id <= 2', [scope, old]);
+
+    // The same database, with the prune run right after the reader's head query returns: the
+    // interleaving a busy pruner produces, made deterministic.
+    let pruned = false;
+    const racing = new Proxy(db.pool, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver);
+        return async (...args: Parameters<typeof target.query>) => {
+          const result = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
+          if (!pruned && String(args[0]).includes('FROM sync_scopes')) {
+            pruned = true;
+            while ((await pruneEvents(target, new Date(Date.now() - 30 * 86_400_000))) > 0);
+          }
+          return result;
+        };
+      },
+    });
+    const raced = createDeltaReader({ pool: racing });
+    // The head said nothing was pruned; the page now starts at 3. Handing out [3] would skip 1
+    // and 2 for good, so the reader must answer reset_required instead.
+    await expect(raced.delta(scope, 0)).rejects.toMatchObject({ code: 'reset_required' });
+    expect(pruned).toBe(true);
+    // Afterwards the boundary is visible up front, and the retained tail is served as usual.
+    await expect(reader.delta(scope, 1)).rejects.toMatchObject({ code: 'reset_required' });
+    expect((await reader.delta(scope, 2)).events.map((e) => e.id)).toEqual([3]);
+  });
+
   it('reads many heads in one call, 0 for unknown scopes', async () => {
     const heads = await reader.heads([org, agent, 'team:none']);
     expect(heads).toEqual(
