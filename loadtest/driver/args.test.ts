@@ -54,6 +54,52 @@ describe('parseDriverArgs', () => {
     });
   });
 
+  it('reads the soak options: ramp in seconds, churn in percent per minute', () => {
+    const args = parseDriverArgs(
+      [
+        'soak',
+        '--base-url',
+        'http://x',
+        '--secret',
+        's',
+        '--vus',
+        '2000',
+        '--scopes',
+        '100',
+        '--rate',
+        '50',
+        '--duration',
+        '3600',
+        '--ramp',
+        '600',
+        '--churn',
+        '3',
+      ],
+      {},
+    );
+    expect(args).toMatchObject({
+      scenario: 'soak',
+      vus: 2000,
+      scopes: 100,
+      rate: 50,
+      durationMs: 3_600_000,
+      rampMs: 600_000,
+      churnPerMinute: 0.03,
+    });
+    const still = parseDriverArgs(['soak', '--base-url', 'http://x', '--secret', 's', '--churn', '0'], {});
+    expect(still.churnPerMinute).toBe(0);
+    expect(still.rampMs).toBeUndefined();
+  });
+
+  it('refuses a soak whose ramp is not shorter than the run, or a negative churn', () => {
+    const base = ['soak', '--base-url', 'http://x', '--secret', 's'];
+    expect(() => parseDriverArgs([...base, '--duration', '60', '--ramp', '60'], {})).toThrow(/--ramp/);
+    expect(() => parseDriverArgs([...base, '--churn=-1'], {})).toThrow(/--churn must be a number ≥ 0/);
+    expect(() => parseDriverArgs([...base, '--peer', 'ws-redis', '--peer-url', 'http://x'], {})).toThrow(
+      /fanout/,
+    );
+  });
+
   it('accepts a peer for fanout only', () => {
     const args = parseDriverArgs(['fanout', '--peer', 'ws-redis', '--peer-url', 'http://127.0.0.1:9000'], {});
     expect(args.target).toEqual({ kind: 'peer', peer: 'ws-redis', urls: ['http://127.0.0.1:9000'] });

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isPeerKind, PEER_KINDS, type PeerKind } from '../peers/peer-kind';
 
-export const SCENARIOS = ['fanout', 'mutations', 'reconnect-storm', 'bootstrap'] as const;
+export const SCENARIOS = ['fanout', 'mutations', 'reconnect-storm', 'bootstrap', 'soak'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Where the load goes: the sync stack (one origin, or explicit services) or a peer. */
@@ -21,10 +21,15 @@ export interface DriverArgs {
   scenario: ScenarioName;
   target: TargetArgs;
   workers: number;
-  /** Connections (fanout, reconnect-storm) or writers (mutations). */
+  /** Connections (fanout, reconnect-storm, soak) or writers (mutations). */
   vus?: number;
   scopes?: number;
+  /** Seconds of load; for soak the whole run, ramp included. */
   durationMs?: number;
+  /** Soak: how long subscribers take to connect, before publishing starts. */
+  rampMs?: number;
+  /** Soak: fraction of the connections that drop and resume per minute (`--churn` is in %). */
+  churnPerMinute?: number;
   rate?: number;
   batch?: number;
   mode?: 'rate' | 'saturate';
@@ -45,13 +50,15 @@ target (the sync stack):
 target (a peer, fanout only):
   --peer ${PEER_KINDS.join('|')} --peer-url A[,B]
 load:
-  --vus N               connections (fanout, reconnect-storm) or writers (mutations)
+  --vus N               connections (fanout, reconnect-storm, soak) or writers (mutations)
   --scopes N            scopes to spread over
-  --duration S          seconds of load
-  --rate N              events (fanout) or writes (mutations) per second; fanout default mode
+  --duration S          seconds of load (soak: the whole run, ramp included; default 3600)
+  --rate N              events (fanout, soak) or writes (mutations) per second; fanout default mode
   --mode rate|saturate  fanout: fixed rate, or closed-loop publishers as fast as acknowledged
   --batch N             events per write (one transaction)
   --records N           bootstrap: records in the scope
+  --ramp S              soak: seconds over which subscribers connect (default a sixth of the run, ≤ 600)
+  --churn P             soak: % of connections that drop and resume from their cursors per minute (default 3)
   --workers N           worker threads for client connections (default: cores)
   --out FILE            write the JSON result there
   --json                print the JSON result on stdout instead of the summary`;
@@ -67,6 +74,13 @@ function positive(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${value}"`);
+  return n;
+}
+
+function nonNegative(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number ≥ 0, got "${value}"`);
   return n;
 }
 
@@ -92,6 +106,8 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
       mode: { type: 'string' },
       batch: { type: 'string' },
       records: { type: 'string' },
+      ramp: { type: 'string' },
+      churn: { type: 'string' },
       workers: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -127,6 +143,11 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (mode !== undefined && mode !== 'rate' && mode !== 'saturate')
     throw new Error('--mode must be rate or saturate');
   const duration = positive('duration', values.duration);
+  const ramp = positive('ramp', values.ramp);
+  if (ramp !== undefined && duration !== undefined && ramp >= duration) {
+    throw new Error('--ramp must be shorter than --duration (the whole run)');
+  }
+  const churn = nonNegative('churn', values.churn);
   const args: DriverArgs = {
     scenario: scenario as ScenarioName,
     target,
@@ -144,6 +165,8 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (rate !== undefined) args.rate = rate;
   if (batch !== undefined) args.batch = Math.floor(batch);
   if (records !== undefined) args.records = Math.floor(records);
+  if (ramp !== undefined) args.rampMs = ramp * 1000;
+  if (churn !== undefined) args.churnPerMinute = churn / 100;
   if (mode !== undefined) args.mode = mode;
   if (values.out !== undefined) args.out = values.out;
   return args;

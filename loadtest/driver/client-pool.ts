@@ -21,6 +21,10 @@ const WORKER_URL = new URL('./client-worker.ts', import.meta.url).href;
 export class ClientPool {
   readonly #workers: Worker[];
   readonly #pending = new Map<number, (reply: WorkerReply) => void>();
+  /** Per connection, in the order opened: its worker and its index among that worker's. */
+  readonly #placement: { worker: number; index: number }[] = [];
+  /** How many connections each worker holds. */
+  readonly #heldBy: number[];
   #seq = 0;
 
   constructor(workerCount: number) {
@@ -37,6 +41,7 @@ export class ClientPool {
       });
       return worker;
     });
+    this.#heldBy = this.#workers.map(() => 0);
   }
 
   get workerCount(): number {
@@ -64,14 +69,19 @@ export class ClientPool {
 
   /**
    * Opens the connections (round-robin over workers) and waits until each has its scopes live.
-   * Returns how many are ready; failures are counted, not thrown.
+   * Returns how many are ready; failures are counted, not thrown. A later call adds connections
+   * (numbered on from the earlier ones) and, unless `keepCounters`, resets every counter.
    */
   async open(
     specs: readonly ConnectionSpec[],
-    options: { measureLatency: boolean; timeoutMs: number },
+    options: { measureLatency: boolean; timeoutMs: number; keepCounters?: boolean },
   ): Promise<{ ready: number; failed: number; firstError?: string }> {
     const shares: ConnectionSpec[][] = this.#workers.map(() => []);
-    for (const [i, spec] of specs.entries()) shares[i % shares.length]!.push(spec);
+    for (const spec of specs) {
+      const worker = this.#placement.length % shares.length;
+      this.#placement.push({ worker, index: this.#heldBy[worker]!++ });
+      shares[worker]!.push(spec);
+    }
     const replies = await Promise.all(
       this.#workers.map((w, i) =>
         this.#call(
@@ -81,6 +91,7 @@ export class ClientPool {
             specs: shares[i]!,
             measureLatency: options.measureLatency,
             timeoutMs: options.timeoutMs,
+            ...(options.keepCounters ? { keepCounters: true } : {}),
           },
           options.timeoutMs + 10_000,
         ),
@@ -102,12 +113,37 @@ export class ClientPool {
     await this.#all({ type: 'window' });
   }
 
-  async drop(): Promise<void> {
-    await this.#all({ type: 'drop' });
+  /**
+   * Cuts every connection, or only those numbered in `connections` (in the order opened), keeping
+   * their cursors.
+   */
+  async drop(connections?: readonly number[]): Promise<void> {
+    await this.#some('drop', connections);
   }
 
-  async resume(): Promise<void> {
-    await this.#all({ type: 'resume' });
+  /**
+   * Reconnects every connection, or only those numbered in `connections`, which must have been
+   * dropped; each resumes its scopes from its cursors. Answers once the reconnects are under way.
+   */
+  async resume(connections?: readonly number[]): Promise<void> {
+    await this.#some('resume', connections);
+  }
+
+  async #some(type: 'drop' | 'resume', connections: readonly number[] | undefined): Promise<void> {
+    if (connections === undefined) {
+      await this.#all({ type });
+      return;
+    }
+    const local: number[][] = this.#workers.map(() => []);
+    for (const n of connections) {
+      const at = this.#placement[n];
+      if (at) local[at.worker]!.push(at.index);
+    }
+    await Promise.all(
+      this.#workers.flatMap((w, i) =>
+        local[i]!.length > 0 ? [this.#call(w, { type, connections: local[i]! })] : [],
+      ),
+    );
   }
 
   async expect(heads: ReadonlyMap<string, number>): Promise<void> {

@@ -112,6 +112,12 @@ async function openAll(
   return firstError === undefined ? { ready, failed } : { ready, failed, firstError };
 }
 
+/** The connections at `indices` (every connection when undefined), as a fresh array. */
+function chosen(indices: readonly number[] | undefined): ClientConnection[] {
+  if (indices === undefined) return [...connections];
+  return indices.flatMap((i) => connections[i] ?? []);
+}
+
 function reply(message: WorkerReply): void {
   port.postMessage(message);
 }
@@ -119,7 +125,8 @@ function reply(message: WorkerReply): void {
 port.on('message', async (command: WorkerCommand) => {
   switch (command.type) {
     case 'open': {
-      Object.assign(counters, freshCounters(command.measureLatency));
+      if (command.keepCounters) counters.measureLatency = command.measureLatency;
+      else Object.assign(counters, freshCounters(command.measureLatency));
       const added = command.specs.map(
         (spec: ConnectionSpec) => new ClientConnection(spec, counters, onProgress),
       );
@@ -138,7 +145,7 @@ port.on('message', async (command: WorkerCommand) => {
       return;
     case 'drop': {
       const pairs = new Set<string>();
-      for (const c of connections) {
+      for (const c of chosen(command.connections)) {
         c.drop();
         for (const [scope, cursor] of c.cursors.entries()) pairs.add(`${c.origin}|${scope}@${cursor}`);
       }
@@ -147,9 +154,9 @@ port.on('message', async (command: WorkerCommand) => {
       return;
     }
     case 'resume': {
-      // Every connection at once — the storm — bounded only by handshakes in flight. Failures
-      // retry by themselves (see ClientConnection); catch-up is read from snapshots.
-      const queue = [...connections];
+      // The chosen connections at once (all of them: the storm), bounded only by handshakes in
+      // flight. Failures retry by themselves (see ClientConnection); catch-up is read from snapshots.
+      const queue = chosen(command.connections);
       const lane = async () => {
         for (let c = queue.shift(); c; c = queue.shift()) await c.open().catch(() => {});
       };

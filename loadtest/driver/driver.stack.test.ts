@@ -9,6 +9,7 @@ import { BOOTSTRAP_DEFAULTS, runBootstrap } from './scenarios/bootstrap';
 import { FANOUT_DEFAULTS, runFanout } from './scenarios/fanout';
 import { MUTATIONS_DEFAULTS, runMutations } from './scenarios/mutations';
 import { RECONNECT_STORM_DEFAULTS, runReconnectStorm } from './scenarios/reconnect-storm';
+import { runSoak, SOAK_DEFAULTS } from './scenarios/soak';
 import { createSyncTarget, type SyncTarget } from './sync-target';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -98,6 +99,36 @@ describe('load driver against the stack', () => {
       env,
     );
     expect(failures(result)).toEqual([]);
+  }, 60_000);
+
+  it('soak: clients ramp up, some drop and resume while events flow, all end with every event', async () => {
+    const result = await runSoak(
+      target,
+      {
+        ...SOAK_DEFAULTS,
+        connections: 20,
+        scopes: 4,
+        eventsPerSecond: 20,
+        durationMs: 4000,
+        rampMs: 1000,
+        rampSteps: 4,
+        // 300 % a minute: one of the 20 clients leaves every second, back half a second later.
+        churnPerMinute: 3,
+        churnAwayMs: 500,
+        sampleMs: 500,
+        settleMs: 15_000,
+      },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.churn_reconnects).toMatchObject({ kind: 'counter' });
+    const churned = result.metrics.churn_reconnects;
+    expect(churned?.kind === 'counter' ? churned.value : 0).toBeGreaterThan(0);
+    for (const name of ['gateway_rss_hold_start', 'gateway_rss_end', 'gateway_rss_slope']) {
+      expect(result.metrics[name]?.kind, name).toBe('gauge');
+    }
+    expect(result.metrics.sync_delivery_p99_last_third?.kind).toBe('gauge');
+    expect(result.samples?.every((s) => typeof s.rssBytes === 'number')).toBe(true);
   }, 60_000);
 
   it('the CLI runs a scenario and writes a JSON result', async () => {

@@ -31,6 +31,24 @@ describe('Histogram', () => {
     expect(merged.summary()).toEqual(all.summary());
   });
 
+  it('answers for the samples recorded since an earlier snapshot of itself', () => {
+    const h = new Histogram();
+    const later = new Histogram();
+    for (let i = 1; i <= 900; i++) h.record(1 + (i % 10));
+    const earlier = h.toData();
+    for (let i = 1; i <= 100; i++) {
+      h.record(200 + i);
+      later.record(200 + i);
+    }
+    const since = h.since(earlier);
+    expect(since.count).toBe(100);
+    expect(since.summary().avg).toBeCloseTo(later.summary().avg, 6);
+    expect(since.percentile(99)).toBeGreaterThan(later.percentile(99) * 0.97);
+    expect(since.percentile(99)).toBeLessThan(later.percentile(99) * 1.03);
+    expect(since.summary().min).toBeGreaterThan(200 * 0.97);
+    expect(Number.isNaN(h.since(h.toData()).percentile(99))).toBe(true);
+  });
+
   it('is empty-safe and clamps negative samples to zero', () => {
     const h = new Histogram();
     expect(Number.isNaN(h.percentile(50))).toBe(true);

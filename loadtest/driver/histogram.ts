@@ -16,6 +16,11 @@ export interface HistogramData {
   maxMs: number;
 }
 
+/** The value a bucket stands for, in ms. */
+function bucketMs(index: number): number {
+  return Math.expm1(index / BUCKETS_PER_E) / 1000;
+}
+
 export class Histogram {
   #counts = new Float64Array(BUCKET_COUNT);
   #count = 0;
@@ -50,6 +55,25 @@ export class Histogram {
     }
   }
 
+  /**
+   * The samples recorded since `earlier`, an earlier `toData()` of this same histogram: e.g. the
+   * last third of a run. Min and max are not known per interval, so they are the extreme
+   * buckets' values, and percentiles stay within a bucket's width.
+   */
+  since(earlier: HistogramData): Histogram {
+    const h = new Histogram();
+    h.#counts.set(this.#counts);
+    for (const [index, count] of earlier.buckets) h.#counts[index] = Math.max(0, h.#counts[index]! - count);
+    h.#count = Math.max(0, this.#count - earlier.count);
+    h.#sumMs = Math.max(0, this.#sumMs - earlier.sumMs);
+    if (h.#count === 0) return h;
+    const first = h.#counts.findIndex((c) => c > 0);
+    const last = h.#counts.findLastIndex((c) => c > 0);
+    h.#minMs = Math.max(this.#minMs, bucketMs(first));
+    h.#maxMs = Math.min(this.#maxMs, bucketMs(last));
+    return h;
+  }
+
   get count(): number {
     return this.#count;
   }
@@ -61,10 +85,7 @@ export class Histogram {
     let seen = 0;
     for (let i = 0; i < BUCKET_COUNT; i++) {
       seen += this.#counts[i]!;
-      if (seen >= rank) {
-        const ms = Math.expm1(i / BUCKETS_PER_E) / 1000;
-        return Math.min(this.#maxMs, Math.max(this.#minMs, ms));
-      }
+      if (seen >= rank) return Math.min(this.#maxMs, Math.max(this.#minMs, bucketMs(i)));
     }
     return this.#maxMs;
   }

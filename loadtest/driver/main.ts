@@ -14,6 +14,7 @@ import { FANOUT_DEFAULTS, runFanout } from './scenarios/fanout';
 import { MUTATIONS_DEFAULTS, runMutations } from './scenarios/mutations';
 import { RECONNECT_STORM_DEFAULTS, runReconnectStorm } from './scenarios/reconnect-storm';
 import type { RunEnv } from './scenarios/run-env';
+import { runSoak, SOAK_DEFAULTS } from './scenarios/soak';
 import { formatSummary } from './summary';
 import { createSyncTarget, type SyncTarget } from './sync-target';
 import type { LoadTarget } from './target';
@@ -72,6 +73,24 @@ async function run(args: DriverArgs): Promise<ScenarioResult> {
         { ...BOOTSTRAP_DEFAULTS, records: args.records ?? BOOTSTRAP_DEFAULTS.records },
         env,
       );
+    case 'soak': {
+      const durationMs = args.durationMs ?? SOAK_DEFAULTS.durationMs;
+      return runSoak(
+        target,
+        {
+          ...SOAK_DEFAULTS,
+          durationMs,
+          // Without --ramp, a sixth of the run (an hour ramps over the k6 soak's ten minutes).
+          rampMs: args.rampMs ?? Math.min(SOAK_DEFAULTS.rampMs, durationMs / 6),
+          connections: args.vus ?? SOAK_DEFAULTS.connections,
+          scopes: args.scopes ?? SOAK_DEFAULTS.scopes,
+          eventsPerSecond: args.rate ?? SOAK_DEFAULTS.eventsPerSecond,
+          batch: args.batch ?? SOAK_DEFAULTS.batch,
+          churnPerMinute: args.churnPerMinute ?? SOAK_DEFAULTS.churnPerMinute,
+        },
+        env,
+      );
+    }
     default:
       return unreachable(args.scenario);
   }

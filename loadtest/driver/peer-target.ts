@@ -29,5 +29,8 @@ export function createPeerTarget(kind: PeerKind, nodeUrls: string[]): LoadTarget
     async deltaRequests() {
       return undefined;
     },
+    async gatewayRssBytes() {
+      return undefined;
+    },
   };
 }

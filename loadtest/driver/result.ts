@@ -23,6 +23,8 @@ export interface ScenarioResult {
   options: Record<string, unknown>;
   metrics: Record<string, Metric>;
   checks: Check[];
+  /** Readings taken every few seconds (a soak's memory and delivery rate); JSON only. */
+  samples?: Record<string, number>[];
 }
 
 export function counter(value: number, seconds?: number): Metric {

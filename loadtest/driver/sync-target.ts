@@ -139,6 +139,19 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
       if (queries !== undefined && total) total.postgres_delta = queries;
       return total;
     },
+    async gatewayRssBytes() {
+      const readings = await Promise.all(
+        (options.metricsUrls ?? options.gatewayUrls).map((url) =>
+          fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })
+            .then((r) => r.text())
+            .then((text) => sumMetric(text, 'sync_process_resident_memory_bytes'))
+            .catch(() => undefined),
+        ),
+      );
+      // A sum missing one gateway would read as a drop in memory: all of them or nothing.
+      if (readings.some((r) => r === undefined)) return undefined;
+      return readings.reduce((sum: number, r) => sum + r!, 0);
+    },
     async bootstrap(scope) {
       return requestJson<BootstrapResponse>(
         `${options.deltaUrl}/sync/bootstrap?scope=${encodeURIComponent(scope)}`,

@@ -25,6 +25,11 @@ export interface LoadTarget {
    * expose them.
    */
   deltaRequests(): Promise<Record<string, number> | undefined>;
+  /**
+   * The gateways' resident memory summed (`sync_process_resident_memory_bytes` on each one's
+   * /metrics), for drift over a soak; undefined when the target does not expose it.
+   */
+  gatewayRssBytes(): Promise<number | undefined>;
 }
 
 /** Thrown for a non-2xx answer; keeps the status so scenarios can count by it. */

@@ -10,13 +10,24 @@ export interface ConnectionSpec {
 
 /** Commands from the main thread; every reply carries the command's `seq`. */
 export type WorkerCommand =
-  | { type: 'open'; seq: number; specs: ConnectionSpec[]; measureLatency: boolean; timeoutMs: number }
+  | {
+      type: 'open';
+      seq: number;
+      specs: ConnectionSpec[];
+      measureLatency: boolean;
+      timeoutMs: number;
+      /** Add to the connections already open without resetting the counters (a ramp in steps). */
+      keepCounters?: boolean;
+    }
   /** Forget counters and latency samples so far: the measurement window starts now. */
   | { type: 'window'; seq: number }
-  /** Cut every connection at once (as a network blip would), keeping the cursors. */
-  | { type: 'drop'; seq: number }
-  /** Reconnect every connection at once and resume each scope from its cursor. */
-  | { type: 'resume'; seq: number }
+  /**
+   * Cut every connection at once (as a network blip would), keeping the cursors; or only those
+   * at `connections`, indices into this worker's connections in the order they were opened.
+   */
+  | { type: 'drop'; seq: number; connections?: number[] }
+  /** Reconnect every connection (or those at `connections`) and resume each scope from its cursor. */
+  | { type: 'resume'; seq: number; connections?: number[] }
   /** From now on, count a connection as caught up once each scope's cursor reaches these heads. */
   | { type: 'expect'; seq: number; heads: [string, number][] }
   | { type: 'snapshot'; seq: number }
