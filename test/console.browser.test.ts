@@ -332,6 +332,12 @@ describe('agent console in Chromium', () => {
     );
     expect(resumed.bootstraps).toEqual({});
     expect(resumed.frames.bootstrap ?? 0).toBe(0);
+    // The client holds its Web Lock (how other tabs tell it is alive) through Chromium's own
+    // navigator.locks: exactly one, the old page's went with it.
+    const held = await pageA.evaluate(async () =>
+      ((await navigator.locks.query()).held ?? []).map((l) => l.name ?? ''),
+    );
+    expect(held.filter((name) => name.startsWith('openagents-sync:pending:'))).toHaveLength(1);
     expect(await pageA.locator('[data-testid=message]').count()).toBe(6);
     expect(await gatewayMetric('sync_gateway_resumes_total', 'outcome="delta"')).toBeGreaterThanOrEqual(
       resumedBefore + 2,

@@ -6,6 +6,7 @@
 export { BACKOFF_DEFAULTS, type BackoffOptions, backoff, isRetryable } from './backoff';
 export type { WebSocketConstructor, WebSocketLike } from './connection';
 export { MutationError, SyncClosedError } from './errors';
+export type { LockManagerLike } from './persistence';
 export { createScopeSelector, type ScopeRecords } from './scope-records';
 export { createIndexedDbStorage, createMemoryStorage, type SyncStorage } from './storage';
 export { createSyncClient, type MutationInput, type SyncClient, type SyncClientOptions } from './sync-client';

@@ -2,6 +2,7 @@ import 'fake-indexeddb/auto';
 import type { ClientFrame } from '@openagents/sync-protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebSocketLike } from './connection';
+import type { LockManagerLike } from './persistence';
 import { createIndexedDbStorage, createMemoryStorage, type SyncStorage } from './storage';
 import { createSyncClient, type SyncClient } from './sync-client';
 
@@ -262,5 +263,153 @@ describe('persistence: throttling', () => {
     await client.close();
     expect(writes.filter((k) => k.startsWith('v1:scope:'))).toEqual([`v1:scope:${SCOPE}`]);
     expect(await base.get(`v1:scope:${SCOPE}`)).toMatchObject({ lastSyncId: 50 });
+  });
+});
+
+/**
+ * The Web Locks semantics the client relies on (exclusive, named, `ifAvailable`), in memory: Node
+ * 20 has no `navigator.locks`. Real Chromium runs the real one in test/console.browser.test.ts.
+ */
+function createLocks() {
+  const held = new Set<string>();
+  const waiting = new Map<string, (() => void)[]>();
+  const acquire = (name: string) =>
+    new Promise<void>((resolve) => {
+      if (!held.has(name)) {
+        held.add(name);
+        resolve();
+      } else waiting.set(name, [...(waiting.get(name) ?? []), resolve]);
+    });
+  const release = (name: string) => {
+    const next = waiting.get(name)?.shift();
+    if (next) next();
+    else held.delete(name);
+  };
+  const request = async (
+    name: string,
+    ...rest: [(lock: unknown) => unknown] | [{ ifAvailable?: boolean }, (lock: unknown) => unknown]
+  ) => {
+    const [options, callback] = rest.length === 1 ? [{}, rest[0]] : rest;
+    if (options.ifAvailable && held.has(name)) return callback(null);
+    await acquire(name);
+    try {
+      return await callback({ name });
+    } finally {
+      release(name);
+    }
+  };
+  return { held, locks: { request } as unknown as LockManagerLike };
+}
+
+describe('persistence: tabs sharing one storage', () => {
+  const tab = (storage: SyncStorage, locks: LockManagerLike | null, fetch = never) => {
+    const client = createSyncClient({
+      url: 'http://sync.test',
+      token: 't',
+      WebSocket: RecordingSocket,
+      fetch,
+      storage,
+      locks,
+      persistThrottleMs: 5,
+    });
+    clients.push(client);
+    return client;
+  };
+  const insert = (client: SyncClient, id: string, mutationId: string) => {
+    client.insert('Agent', { id, org_id: ORG, name: mutationId }, { mutationId }).catch(() => {});
+  };
+  const pendingIds = (client: SyncClient) =>
+    client
+      .getState()
+      .pending.map((p) => p.mutationId)
+      .sort();
+
+  it.each([
+    ['IndexedDB (fake-indexeddb)', () => createIndexedDbStorage(`tabs-${Math.random()}`)],
+    ['memory', () => createMemoryStorage()],
+  ])(
+    '%s: one tab never overwrites another’s unsent writes, and a closed tab’s are adopted once',
+    async (_n, make) => {
+      const storage = make();
+      const { locks } = createLocks();
+      const a = tab(storage, locks);
+      const b = tab(storage, locks);
+      await Promise.all([a.ready, b.ready]);
+      insert(a, A1, 'from-a');
+      insert(b, A2, 'from-b'); // written after A's: with one shared key it would replace A's list
+      await vi.waitFor(async () => expect(await storage.get('v1:pending-owners')).toHaveLength(2));
+
+      await a.close(); // tab A goes away with its write unsent
+      const c = tab(storage, locks); // a new tab while B is still open
+      await c.ready;
+      expect(pendingIds(c)).toEqual(['from-a']); // A's, not B's: B is alive and sends its own
+      const d = tab(storage, locks);
+      await d.ready;
+      expect(pendingIds(d)).toEqual([]); // adopted once: C owns it now
+
+      await b.close();
+      await c.close();
+      const e = tab(storage, locks);
+      await e.ready;
+      expect(pendingIds(e)).toEqual(['from-a', 'from-b']);
+    },
+  );
+
+  it('without Web Locks adopts every other instance’s writes, once, under the same keys', async () => {
+    const storage = createMemoryStorage();
+    const a = tab(storage, null);
+    await a.ready;
+    insert(a, A1, 'from-a');
+    await vi.waitFor(async () => expect(await storage.get('v1:pending-owners')).toHaveLength(1));
+    const b = tab(storage, null);
+    await b.ready;
+    expect(pendingIds(b)).toEqual(['from-a']);
+    const c = tab(storage, null);
+    await c.ready;
+    expect(pendingIds(c)).toEqual(['from-a']); // b wrote it under its own key before a's went
+  });
+
+  it('adopts writes left under the shared key of earlier versions, and cleans up after itself', async () => {
+    const storage = createMemoryStorage();
+    const { locks, held } = createLocks();
+    await storage.set('v1:pending', [
+      {
+        mutationId: 'legacy',
+        model: 'Agent',
+        action: 'insert',
+        id: A1,
+        data: { org_id: ORG, name: 'old' },
+        status: 'sent',
+        createdAt: 't',
+        attempts: 0,
+      },
+    ]);
+    const sent: string[] = [];
+    const fetch = vi.fn(async (_url: unknown, init?: RequestInit) => {
+      sent.push((init!.headers as Record<string, string>)['idempotency-key']!);
+      return new Response(JSON.stringify({ data: {}, scope: SCOPE, syncId: 1 }), { status: 201 });
+    }) as unknown as typeof globalThis.fetch;
+    const client = tab(storage, locks, fetch);
+    await client.ready;
+    expect(pendingIds(client)).toEqual(['legacy']);
+    expect(await storage.get('v1:pending')).toBeUndefined();
+    await vi.waitFor(() => expect(sent).toEqual(['legacy']));
+    expect(held.size).toBe(1); // its own lock, while it runs
+
+    // Confirmed by the log: nothing pending, so closing removes its key and lets go of the lock.
+    client.subscribeScope(SCOPE);
+    client.receiveFrame(
+      JSON.stringify({
+        type: 'bootstrap',
+        scope: SCOPE,
+        models: { ...empty, Agent: [agent(A1, 'old')] },
+        lastSyncId: 1,
+      }),
+    );
+    await vi.waitFor(() => expect(pendingIds(client)).toEqual([]));
+    await client.close();
+    expect(held.size).toBe(0);
+    expect(await storage.get('v1:pending-owners')).toEqual([]);
+    expect([...storage.data.keys()].filter((k) => k.startsWith('v1:pending:'))).toEqual([]);
   });
 });

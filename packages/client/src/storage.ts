@@ -1,4 +1,4 @@
-import { createStore, del, get, set } from 'idb-keyval';
+import { createStore, del, get, set, update } from 'idb-keyval';
 
 /**
  * Where the client keeps records, cursors and pending mutations between page loads. Values are
@@ -8,6 +8,11 @@ export interface SyncStorage {
   get(key: string): Promise<unknown>;
   set(key: string, value: unknown): Promise<void>;
   del(key: string): Promise<void>;
+  /**
+   * Reads, changes and writes one key atomically (one IndexedDB transaction), so tabs sharing the
+   * storage do not lose each other's changes. Optional: without it, get then set.
+   */
+  update?(key: string, change: (old: unknown) => unknown): Promise<void>;
 }
 
 /** An in-memory SyncStorage: survives a client, not a reload. Handy in tests and on servers. */
@@ -25,6 +30,10 @@ export function createMemoryStorage(): SyncStorage & { readonly data: Map<string
     async del(key) {
       data.delete(key);
     },
+    async update(key, change) {
+      const old = data.get(key);
+      data.set(key, structuredClone(change(old === undefined ? undefined : structuredClone(old))));
+    },
   };
 }
 
@@ -38,5 +47,6 @@ export function createIndexedDbStorage(name = 'openagents-sync'): SyncStorage {
     get: (key) => get(key, store),
     set: (key, value) => set(key, value, store),
     del: (key) => del(key, store),
+    update: (key, change) => update(key, change, store),
   };
 }

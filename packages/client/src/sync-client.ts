@@ -10,7 +10,7 @@ import { type BackoffOptions, backoff } from './backoff';
 import { Connection, type WebSocketConstructor } from './connection';
 import { SyncClosedError } from './errors';
 import { MutationSender } from './mutation-sender';
-import { Persister } from './persistence';
+import { type LockManagerLike, Persister } from './persistence';
 import { randomUuid } from './random-uuid';
 import { Replica } from './replica';
 import type { SyncStorage } from './storage';
@@ -38,6 +38,12 @@ export interface SyncClientOptions {
   storage?: SyncStorage;
   /** Minimum time between two writes of the same scope to storage (default 1000 ms). */
   persistThrottleMs?: number;
+  /**
+   * Web Locks, to tell which tabs sharing `storage` are still open (their pending writes are
+   * theirs; a closed tab's are adopted). Defaults to `navigator.locks`; `null` turns it off, and
+   * then every other instance's stored pending writes are adopted and resent (safe: same keys).
+   */
+  locks?: LockManagerLike | null;
   backoff?: Partial<BackoffOptions>;
   /** Ping period on an open socket (default 25 s). */
   pingIntervalMs?: number;
@@ -209,6 +215,14 @@ class SyncClientImpl implements SyncClient {
         this.#replica,
         options.persistThrottleMs ?? 1000,
         (e) => this.#report(e),
+        {
+          id: randomUuid(),
+          locks:
+            options.locks === null
+              ? undefined
+              : (options.locks ??
+                (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks),
+        },
       );
       // Writes made before storage is read wait, so that restored (older) ones go out first.
       this.#sender.hold();
@@ -393,7 +407,7 @@ class SyncClientImpl implements SyncClient {
     if (this.#persister) {
       this.#persister.dispose();
       await this.ready.catch(() => {});
-      await this.#persister.flush(true);
+      await this.#persister.close();
     }
   }
 
