@@ -317,6 +317,16 @@ export const DASHBOARDS: DashboardSpec[] = [
       ),
       series('Delta duration', quantiles('sync_delta_duration_seconds'), 's'),
       series(
+        'Reads by source (postgres, or shared between gateways)',
+        [
+          {
+            expr: `sum by (kind, source) (rate(sync_delta_reads_total[${RATE}]))`,
+            legend: '{{kind}} {{source}}',
+          },
+        ],
+        'ops',
+      ),
+      series(
         'Events per delta page',
         [
           {
