@@ -88,21 +88,17 @@ async function fanoutFigures(target: LoadTarget, fanoutPids: number[]): Promise<
   const base: FanoutOptions = { ...FANOUT_DEFAULTS, durationMs: PUBLISH_SECONDS * 1000, settleMs: 15_000 };
   let cpuAtStart = Number.NaN;
   let fanoutCpuSeconds = Number.NaN;
+  const saturate: FanoutOptions = {
+    ...base,
+    mode: 'saturate',
+    connections: SIZES.saturationConnections,
+    scopes: SIZES.saturationScopes,
+    concurrency: 16,
+    batch: SIZES.saturationBatch,
+  };
   // Every target gets the same unreported warm-up first (JIT, buffers, connection pools): a cold
   // run measured against a warm one would say more about start-up than about fan-out.
-  await runFanout(
-    target,
-    {
-      ...base,
-      mode: 'saturate',
-      connections: SIZES.saturationConnections,
-      scopes: SIZES.saturationScopes,
-      concurrency: 16,
-      batch: SIZES.saturationBatch,
-      durationMs: 2000,
-    },
-    env,
-  );
+  await runFanout(target, { ...saturate, durationMs: 2000 }, env);
   const rate = report(
     await runFanout(
       target,
@@ -117,25 +113,13 @@ async function fanoutFigures(target: LoadTarget, fanoutPids: number[]): Promise<
     ),
   );
   const saturated = report(
-    await runFanout(
-      target,
-      {
-        ...base,
-        mode: 'saturate',
-        connections: SIZES.saturationConnections,
-        scopes: SIZES.saturationScopes,
-        concurrency: 16,
-        batch: SIZES.saturationBatch,
+    await runFanout(target, saturate, env, {
+      publishWindow(phase) {
+        const cpu = fanoutPids.reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
+        if (phase === 'start') cpuAtStart = cpu;
+        else fanoutCpuSeconds = cpu - cpuAtStart;
       },
-      env,
-      {
-        publishWindow(phase) {
-          const cpu = fanoutPids.reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
-          if (phase === 'start') cpuAtStart = cpu;
-          else fanoutCpuSeconds = cpu - cpuAtStart;
-        },
-      },
-    ),
+    }),
   );
   const delivered = metricValue(saturated, 'events_delivered');
   return {

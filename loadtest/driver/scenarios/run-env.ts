@@ -1,5 +1,6 @@
-import { ClientPool } from '../client-pool';
+import { ClientPool, type PoolSnapshot } from '../client-pool';
 import type { Progress } from '../progress';
+import { type Check, check } from '../result';
 import type { LoadTarget } from '../target';
 import type { ConnectionSpec } from '../worker-messages';
 
@@ -58,4 +59,20 @@ export function describeErrors(errors: Record<string, number>): string {
   return Object.entries(errors)
     .map(([k, v]) => `${k}: ${v}`)
     .join(', ');
+}
+
+/**
+ * The guarantee, checked on a settled pool: ids contiguous, none twice, and every published
+ * event at every subscriber (`expected` deliveries in all). `detail` adds to the last check.
+ */
+export function guaranteeChecks(settled: PoolSnapshot, expected: number, detail = ''): Check[] {
+  return [
+    check('no lost events (ids contiguous)', settled.lost === 0, `${settled.lost} lost`),
+    check('no duplicate events', settled.duplicates === 0, `${settled.duplicates} duplicates`),
+    check(
+      'every published event reached every subscriber',
+      settled.behind === 0 && settled.delivered === expected,
+      `${settled.delivered}/${expected} delivered${detail}`,
+    ),
+  ];
 }
