@@ -15,6 +15,11 @@ export interface ConnectionCounters {
   reconnects: number;
   bootstrapRecords: number;
   bootstrapFrames: number;
+  /**
+   * Events a connection holds through a snapshot instead of as events: a resume answered with a
+   * bootstrap at L from cursor c covers c+1..L (the contract bootstraps a subscribe at cursor 0).
+   */
+  snapshotCovered: number;
   latency: Histogram;
   measureLatency: boolean;
 }
@@ -166,7 +171,10 @@ export class ClientConnection {
     const scope = frame.scope ?? '';
     switch (frame.type) {
       case 'bootstrap': {
-        this.cursors.baseline(scope, frame.lastSyncId ?? 0);
+        const before = this.cursors.cursor(scope);
+        const at = frame.lastSyncId ?? 0;
+        if (before !== undefined && at > before) counters.snapshotCovered += at - before;
+        this.cursors.baseline(scope, at);
         this.#readyScopes.add(scope);
         counters.bootstrapFrames++;
         for (const records of Object.values(frame.models ?? {})) counters.bootstrapRecords += records.length;

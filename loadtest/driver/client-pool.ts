@@ -169,6 +169,7 @@ export class ClientPool {
       behind: 0,
       bootstrapRecords: 0,
       bootstrapFrames: 0,
+      snapshotCovered: 0,
       resumePairs: [],
     };
     const pairs = new Set<string>();
@@ -193,6 +194,7 @@ export class ClientPool {
       total.behind += s.behind;
       total.bootstrapRecords += s.bootstrapRecords;
       total.bootstrapFrames += s.bootstrapFrames;
+      total.snapshotCovered += s.snapshotCovered;
       for (const p of s.resumePairs) pairs.add(p);
     }
     total.resumePairs = [...pairs];

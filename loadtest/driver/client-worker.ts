@@ -28,6 +28,7 @@ function freshCounters(measureLatency: boolean): ConnectionCounters {
     reconnects: 0,
     bootstrapRecords: 0,
     bootstrapFrames: 0,
+    snapshotCovered: 0,
     latency: new Histogram(),
     measureLatency,
   };
@@ -78,6 +79,7 @@ function snapshot(): WorkerSnapshot {
     behind: behind(),
     bootstrapRecords: counters.bootstrapRecords,
     bootstrapFrames: counters.bootstrapFrames,
+    snapshotCovered: counters.snapshotCovered,
     resumePairs,
   };
 }
@@ -137,6 +139,7 @@ port.on('message', async (command: WorkerCommand) => {
     }
     case 'window':
       counters.delivered = 0;
+      counters.snapshotCovered = 0;
       counters.duplicates = 0;
       counters.lost = 0;
       counters.frames = 0;

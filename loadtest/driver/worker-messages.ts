@@ -58,6 +58,8 @@ export interface WorkerSnapshot {
   /** Records received in bootstrap frames. */
   bootstrapRecords: number;
   bootstrapFrames: number;
+  /** Events held through a bootstrap answering a resume (from cursor c to L: L − c). */
+  snapshotCovered: number;
   /** Distinct `host|scope@cursor` at the last drop: what a resume must replay, per node. */
   resumePairs: string[];
 }
