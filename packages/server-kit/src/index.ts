@@ -35,6 +35,7 @@ export { createOpsRoutes, type ReadinessCheck } from './ops';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
 export { loadConfigOrExit, serveHttpService } from './serve-http';
+export { staleSweeper } from './stale-sweeper';
 export {
   appendEvents,
   type NewEvent,

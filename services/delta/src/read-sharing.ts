@@ -1,5 +1,5 @@
 import type { BootstrapResponse } from '@openagents/sync-protocol';
-import type { DeltaSource } from '@openagents/sync-server-kit';
+import { type DeltaSource, staleSweeper } from '@openagents/sync-server-kit';
 import { LRUCache } from 'lru-cache';
 import type { DeltaMetrics } from './metrics';
 
@@ -74,6 +74,9 @@ export function createReadSharing(options: ReadSharingOptions): ReadSharing {
     sizeCalculation: (entry) => Math.max(1, entry.json.length),
     ttl: Math.max(1, maxAgeCapMs),
   });
+  // lru-cache keeps an expired answer until it is read or evicted: sweep on writes instead, so
+  // memory follows the live answers rather than the byte bound.
+  const sweep = staleSweeper(cache, Math.max(1, maxAgeCapMs));
 
   const shared = async (
     kind: 'delta' | 'bootstrap',
@@ -106,6 +109,7 @@ export function createReadSharing(options: ReadSharingOptions): ReadSharing {
     }
     metrics.reads.inc({ kind, source: 'postgres' });
     const promise = read().then((stamped) => {
+      sweep();
       cache.set(key, stamped);
       return stamped;
     });

@@ -1,5 +1,5 @@
 import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol';
-import { type DeltaSource, toAppError } from '@openagents/sync-server-kit';
+import { type DeltaSource, staleSweeper, toAppError } from '@openagents/sync-server-kit';
 import { LRUCache } from 'lru-cache';
 import type { GatewayMetrics } from './metrics';
 
@@ -80,6 +80,10 @@ export function createSharedReads(
 
   const cacheMs = options.cacheMs ?? 10_000;
   const bootstrapCacheMs = options.bootstrapCacheMs ?? 1000;
+  // Expired answers are dropped as new ones come in, so the caches hold what is live, not their
+  // bounds' worth of dead snapshots (lru-cache alone keeps an expired entry until it is evicted).
+  const sweepResumes = staleSweeper(cache, cacheMs);
+  const sweepBootstraps = staleSweeper(bootstraps, bootstrapCacheMs);
   const fresh = (scope: string, lastSyncId: number, limit?: number) =>
     shared(`d\0${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
       counted('delta', () => source.delta(scope, lastSyncId, limit)),
@@ -97,6 +101,7 @@ export function createSharedReads(
       const hit = cache.get(key);
       if (hit) return Promise.resolve(hit);
       return shareable(scope, lastSyncId, limit).then((response) => {
+        sweepResumes();
         cache.set(key, response);
         return response;
       });
@@ -108,6 +113,7 @@ export function createSharedReads(
       return shared(`b\0${scope}`, () =>
         counted('bootstrap', () => source.bootstrap(scope, { maxAgeMs: bootstrapCacheMs })),
       ).then((response) => {
+        sweepBootstraps();
         bootstraps.set(scope, response);
         return response;
       });
