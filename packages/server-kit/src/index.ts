@@ -35,6 +35,7 @@ export { createOpsRoutes, type ReadinessCheck } from './ops';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
 export { loadConfigOrExit, serveHttpService } from './serve-http';
+export { createSingleFlight, type SingleFlight } from './single-flight';
 export { staleSweeper } from './stale-sweeper';
 export {
   appendEvents,

@@ -1,5 +1,5 @@
 import type { BootstrapResponse } from '@openagents/sync-protocol';
-import { type DeltaSource, staleSweeper } from '@openagents/sync-server-kit';
+import { createSingleFlight, type DeltaSource, staleSweeper } from '@openagents/sync-server-kit';
 import { LRUCache } from 'lru-cache';
 import type { DeltaMetrics } from './metrics';
 
@@ -64,7 +64,7 @@ interface Stamped {
  */
 export function createReadSharing(options: ReadSharingOptions): ReadSharing {
   const { reader, metrics, maxAgeCapMs } = options;
-  const inFlight = new Map<string, Promise<Stamped>>();
+  const flights = createSingleFlight<Stamped>();
   // One cache for pages and snapshots, bounded by the bytes of their JSON: a page of 1,000 code
   // diffs and one of 1,000 short messages differ a hundredfold, so a count would bound nothing.
   // An answer larger than the whole bound is not kept (lru-cache refuses it).
@@ -96,30 +96,17 @@ export function createReadSharing(options: ReadSharingOptions): ReadSharing {
       metrics.reads.inc({ kind, source: 'cache' });
       return { json: hit.json, items: hit.items, source: 'cache', ageMs: now - hit.readAt };
     }
-    const pending = inFlight.get(key);
-    if (pending) {
-      metrics.reads.inc({ kind, source: 'in_flight' });
-      const joined = await pending;
-      return {
-        json: joined.json,
-        items: joined.items,
-        source: 'in_flight',
-        ageMs: Math.max(0, Date.now() - joined.readAt),
-      };
-    }
-    metrics.reads.inc({ kind, source: 'postgres' });
-    const promise = read().then((stamped) => {
-      sweep();
-      cache.set(key, stamped);
-      return stamped;
-    });
-    inFlight.set(key, promise);
-    try {
-      const { json, items } = await promise;
-      return { json, items, source: 'postgres', ageMs: 0 };
-    } finally {
-      inFlight.delete(key);
-    }
+    const flight = flights.run(key, () =>
+      read().then((stamped) => {
+        sweep();
+        cache.set(key, stamped);
+        return stamped;
+      }),
+    );
+    const source = flight.joined ? 'in_flight' : 'postgres';
+    metrics.reads.inc({ kind, source });
+    const { json, items, readAt } = await flight.promise;
+    return { json, items, source, ageMs: flight.joined ? Math.max(0, Date.now() - readAt) : 0 };
   };
 
   return {

@@ -1,5 +1,5 @@
 import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol';
-import { type DeltaSource, staleSweeper, toAppError } from '@openagents/sync-server-kit';
+import { createSingleFlight, type DeltaSource, staleSweeper, toAppError } from '@openagents/sync-server-kit';
 import { LRUCache } from 'lru-cache';
 import type { GatewayMetrics } from './metrics';
 
@@ -40,7 +40,7 @@ export function createSharedReads(
   },
 ): SharedReads {
   const { metrics } = options;
-  const inFlight = new Map<string, Promise<unknown>>();
+  const flights = createSingleFlight<unknown>();
   const cache = new LRUCache<string, DeltaResponse>({
     max: 10_000,
     maxSize: options.cacheEvents ?? 200_000,
@@ -70,13 +70,8 @@ export function createSharedReads(
     }
   };
 
-  const shared = <T>(key: string, run: () => Promise<T>): Promise<T> => {
-    const existing = inFlight.get(key);
-    if (existing) return existing as Promise<T>;
-    const promise = run().finally(() => inFlight.delete(key));
-    inFlight.set(key, promise);
-    return promise;
-  };
+  const shared = <T>(key: string, run: () => Promise<T>): Promise<T> =>
+    flights.run(key, run).promise as Promise<T>;
 
   const cacheMs = options.cacheMs ?? 10_000;
   const bootstrapCacheMs = options.bootstrapCacheMs ?? 1000;
@@ -84,15 +79,16 @@ export function createSharedReads(
   // bounds' worth of dead snapshots (lru-cache alone keeps an expired entry until it is evicted).
   const sweepResumes = staleSweeper(cache, cacheMs);
   const sweepBootstraps = staleSweeper(bootstraps, bootstrapCacheMs);
-  const fresh = (scope: string, lastSyncId: number, limit?: number) =>
-    shared(`d\0${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
-      counted('delta', () => source.delta(scope, lastSyncId, limit)),
-    );
-  // A resume accepts what another gateway's resume read just now, as it accepts this gateway's
-  // own cache: other nodes asking for the same (scope, cursor) cost the database one query.
-  const shareable = (scope: string, lastSyncId: number, limit?: number) =>
-    shared(`r\0${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
-      counted('delta', () => source.delta(scope, lastSyncId, limit, { maxAgeMs: cacheMs })),
+  // A resume accepts what another gateway's resume read just now (`maxAgeMs`), as it accepts
+  // this gateway's own cache: other nodes asking for the same (scope, cursor) cost the database
+  // one query. A gap fill must be fresh, so the two never share a flight.
+  const readDelta = (scope: string, lastSyncId: number, limit: number | undefined, maxAgeMs?: number) =>
+    shared(`${maxAgeMs === undefined ? 'd' : 'r'}\0${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
+      counted('delta', () =>
+        maxAgeMs === undefined
+          ? source.delta(scope, lastSyncId, limit)
+          : source.delta(scope, lastSyncId, limit, { maxAgeMs }),
+      ),
     );
 
   return {
@@ -100,13 +96,13 @@ export function createSharedReads(
       const key = `${scope}\0${lastSyncId}\0${limit ?? ''}`;
       const hit = cache.get(key);
       if (hit) return Promise.resolve(hit);
-      return shareable(scope, lastSyncId, limit).then((response) => {
+      return readDelta(scope, lastSyncId, limit, cacheMs).then((response) => {
         sweepResumes();
         cache.set(key, response);
         return response;
       });
     },
-    fresh,
+    fresh: (scope, lastSyncId, limit) => readDelta(scope, lastSyncId, limit),
     bootstrap(scope) {
       const hit = bootstraps.get(scope);
       if (hit) return Promise.resolve(hit);
