@@ -52,6 +52,8 @@ export class Persister {
   #instance: string;
   #locks: LockManagerLike | undefined;
   #releaseLock: (() => void) | undefined;
+  /** Whether this instance is in the owners list (it is added with its first stored write). */
+  #registered = false;
   #dirtyScopes = new Set<string>();
   #droppedScopes = new Set<string>();
   #pendingDirty = false;
@@ -162,8 +164,6 @@ export class Persister {
       this.#registered = true;
     }
   }
-
-  #registered = false;
 
   async #updateOwners(change: (owners: string[]) => string[]): Promise<void> {
     const apply = (old: unknown) =>
