@@ -38,9 +38,23 @@ describe('createTokenCache', () => {
     await expect(verify(token)).rejects.toMatchObject({ code: 'unauthorized' });
   });
 
-  it('never caches failures', async () => {
-    const verify = createTokenCache(testAuth);
-    await expect(verify('garbage')).rejects.toMatchObject({ code: 'unauthorized' });
+  it('never caches failures: a token that failed once is verified again, and may then pass', async () => {
+    const token = await testAuth.sign({ sub: 'u', scopes: ['*'] });
+    let calls = 0;
+    let failing = true;
+    const verify = createTokenCache({
+      verify: async (t) => {
+        calls++;
+        if (failing) throw new AppError('unauthorized', 'key not loaded yet');
+        return testAuth.verify(t);
+      },
+    });
+    await expect(verify(token)).rejects.toMatchObject({ code: 'unauthorized' });
+    await expect(verify(token)).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(calls).toBe(2);
+    failing = false;
+    expect((await verify(token)).sub).toBe('u');
+    expect(calls).toBe(3);
     await expect(verify(undefined)).rejects.toMatchObject({ code: 'unauthorized' });
   });
 });
