@@ -98,14 +98,16 @@ async function newContext(): Promise<BrowserContext> {
 async function openConsole(context: BrowserContext): Promise<Page> {
   const page = await context.newPage();
   page.on('pageerror', (error) => pageErrors.push(error.message));
-  // No token in the URL: the server injects its dev token into the page, as `npm start` does.
-  await page.goto(`${server.url}/#/org/${orgId}`);
+  // The server runs with the operator's SYNC_JWT_SECRET, so it embeds no token (docs/security.md):
+  // the page gets one scoped to the org and its agents, as an app's own token endpoint would mint.
+  const token = await tokenFor([`org:${orgId}`, 'agent:*'], 'console-user');
+  await page.goto(`${server.url}/?token=${token}#/org/${orgId}`);
   await page.getByTestId('connection').and(page.locator('[data-status=open]')).waitFor();
   expect(
     await page.evaluate(
       () => (window as unknown as { __SYNC_DEBUG__: PageDebug }).__SYNC_DEBUG__.tokenSource,
     ),
-  ).toBe('injected');
+  ).toBe('query');
   return page;
 }
 

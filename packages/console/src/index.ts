@@ -27,6 +27,7 @@ export {
   injectConfig,
   RESERVED_PREFIXES,
 } from './console-assets';
+export { DEMO_ORG_ID } from './route';
 export {
   planReply,
   runSimulatedReply,

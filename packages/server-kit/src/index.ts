@@ -1,18 +1,35 @@
 /** Server plumbing shared by the api, delta and gateway services. */
-export { type Auth, bearerToken, createAuth, type Principal } from './auth';
+export {
+  type Auth,
+  type AuthOptions,
+  bearerToken,
+  createAuth,
+  JWKS_ALGORITHMS,
+  type Principal,
+  type TokenUse,
+} from './auth';
 export { type Bus, type BusHandler, type BusMessage, type BusStatus, HandlerTable } from './bus';
 export {
+  type AuthEnv,
+  authEnv,
+  authOptionsFromEnv,
   bool,
   ConfigError,
+  corsEnv,
+  jwtKeyMap,
   jwtSecret,
+  jwtSecretList,
   loadEnv,
   logLevel,
   nonNegativeInt,
+  originList,
   port,
   positiveInt,
   postgresUrl,
   redisUrl,
+  webOrigin,
 } from './config';
+export { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, corsFor } from './cors';
 export { createPool, inTransaction, type Pool, type PoolClient, type PoolOptions, pingDatabase } from './db';
 export type { DeltaSource, ReadOptions } from './delta-source';
 export { AppError, isUnavailableError, toAppError } from './errors';
@@ -31,6 +48,7 @@ export {
   registerPoolMetrics,
 } from './metrics';
 export { MIGRATIONS_DIR, migrate } from './migrate';
+export { type MintTokenOptions, mintToken, parseTtl, type Ttl } from './mint-token';
 export { createOpsRoutes, type ReadinessCheck } from './ops';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRequestTracker, type RequestTracker } from './request-tracker';

@@ -10,6 +10,7 @@ import {
   type Auth,
   type Bus,
   bearerToken,
+  corsFor,
   createOpsRoutes,
   type Logger,
   type Pool,
@@ -46,6 +47,8 @@ export interface ApiAppConfig {
   RATE_LIMIT_BURST?: number;
   /** Most concurrent creates of one scope joined into one transaction; 1 = off. Default 32. */
   WRITE_GROUP_MAX?: number;
+  /** Browser origins allowed to call (CORS); none by default. */
+  ALLOWED_ORIGINS?: readonly string[];
 }
 
 export interface ApiAppDeps {
@@ -93,6 +96,8 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   });
   const verifyToken = createTokenCache(auth);
   const app = new Hono<Env>();
+  // CORS first, so a preflight is answered before authentication (see server-kit cors.ts).
+  app.use('*', corsFor(deps.config?.ALLOWED_ORIGINS ?? []));
 
   // Access log and request metrics: one line per request, labelled by the matched route pattern.
   app.use('*', async (c, next) => {

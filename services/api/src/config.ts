@@ -1,6 +1,7 @@
 import {
+  authEnv,
   bool,
-  jwtSecret,
+  corsEnv,
   loadEnv,
   logLevel,
   nonNegativeInt,
@@ -25,8 +26,10 @@ export const ApiConfigSchema = z.object({
   DATABASE_URL: postgresUrl,
   /** Redis for publishing committed events. Required: only the standalone server runs without it. */
   REDIS_URL: redisUrl,
-  /** HS256 secret the bearer tokens are signed with (at least 32 characters). Required. */
-  SYNC_JWT_SECRET: jwtSecret,
+  /** SYNC_JWT_SECRET (required) and the other token variables: see docs/security.md. */
+  ...authEnv,
+  /** ALLOWED_ORIGINS: browser origins allowed to call (CORS); none by default. */
+  ...corsEnv,
   /** Prefix of every Redis channel, so several deployments can share one Redis. */
   REDIS_CHANNEL_PREFIX: z.string().max(100).optional(),
   LOG_LEVEL: logLevel.default('info'),

@@ -1,5 +1,6 @@
 import {
   type Auth,
+  authOptionsFromEnv,
   type Bus,
   createAuth,
   createPool,
@@ -60,7 +61,7 @@ export function createApiService(
       log,
       ...(config.REDIS_CHANNEL_PREFIX ? { channelPrefix: config.REDIS_CHANNEL_PREFIX } : {}),
     });
-  const auth = deps.auth ?? createAuth({ secret: config.SYNC_JWT_SECRET });
+  const auth = deps.auth ?? createAuth(authOptionsFromEnv(config));
   const requests = createRequestTracker();
 
   const app = createApiApp({ pool, bus, auth, log, registry, config, isDraining: () => requests.draining });

@@ -3,6 +3,7 @@ import {
   AppError,
   type Auth,
   bearerToken,
+  corsFor,
   createOpsRoutes,
   type DeltaSource,
   type Logger,
@@ -38,6 +39,8 @@ export interface DeltaAppConfig {
   readShareMaxAgeMs?: number;
   /** Bound of the shared answers' JSON, in bytes (default 64 MiB). */
   readShareCacheBytes?: number;
+  /** Browser origins allowed to call (CORS, `ALLOWED_ORIGINS`); none by default. */
+  allowedOrigins?: readonly string[];
 }
 
 /**
@@ -66,6 +69,8 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     cacheBytes: options.config?.readShareCacheBytes ?? 64 * 1024 * 1024,
   });
   const app = new Hono();
+  // CORS first, so a preflight is answered before authentication (see server-kit cors.ts).
+  app.use('*', corsFor(options.config?.allowedOrigins ?? []));
 
   app.use('*', async (c, next) => {
     const started = performance.now();

@@ -30,6 +30,7 @@ describe('loadDeltaConfig', () => {
       READ_SHARE_CACHE_MIB: 64,
       LOG_LEVEL: 'info',
       MIGRATE_ON_START: true,
+      ALLOWED_ORIGINS: [],
     });
   });
 

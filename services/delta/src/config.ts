@@ -1,6 +1,7 @@
 import {
+  authEnv,
   bool,
-  jwtSecret,
+  corsEnv,
   loadEnv,
   logLevel,
   nonNegativeInt,
@@ -19,8 +20,10 @@ export const DeltaConfigSchema = z.object({
   PORT: port.default(8082),
   /** Postgres holding the domain tables and the sync log. Required. */
   DATABASE_URL: postgresUrl,
-  /** HS256 secret the bearer tokens are signed with (at least 32 characters). Required. */
-  SYNC_JWT_SECRET: jwtSecret,
+  /** SYNC_JWT_SECRET (required) and the other token variables: see docs/security.md. */
+  ...authEnv,
+  /** ALLOWED_ORIGINS: browser origins allowed to call (CORS); none by default. */
+  ...corsEnv,
   /** Events older than this many days are pruned; a cursor behind them gets reset_required. */
   RETENTION_DAYS: positiveInt.default(30),
   /** Idempotency keys older than this many hours are pruned; a retry after that writes again. */

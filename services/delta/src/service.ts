@@ -1,5 +1,6 @@
 import {
   type Auth,
+  authOptionsFromEnv,
   createAuth,
   createPool,
   createRegistry,
@@ -56,7 +57,7 @@ export function createDeltaService(
     deps.pool ??
     createPool({ url: config.DATABASE_URL, max: config.PG_POOL_MAX, applicationName: 'sync-delta' });
   if (!deps.pool) registerPoolMetrics(registry, pool, config.PG_POOL_MAX);
-  const auth = deps.auth ?? createAuth({ secret: config.SYNC_JWT_SECRET });
+  const auth = deps.auth ?? createAuth({ ...authOptionsFromEnv(config), acceptServiceTokens: true });
   const reader = createDeltaReader({ pool });
   const pruner = createPruner({
     pool,
@@ -76,6 +77,7 @@ export function createDeltaService(
     config: {
       readShareMaxAgeMs: config.READ_SHARE_MAX_AGE_SECONDS * 1000,
       readShareCacheBytes: config.READ_SHARE_CACHE_MIB * 1024 * 1024,
+      allowedOrigins: config.ALLOWED_ORIGINS,
     },
     readiness: async () => ({ postgres: await pingDatabase(pool) }),
     isDraining: () => requests.draining,

@@ -1,4 +1,4 @@
-import { jwtSecret, loadEnv, logLevel, port, positiveInt, redisUrl } from '@openagents/sync-server-kit';
+import { authEnv, loadEnv, logLevel, port, positiveInt, redisUrl } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
 const httpUrl = z.url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL');
@@ -11,8 +11,11 @@ export const GatewayEnv = z.object({
   REDIS_URL: redisUrl,
   /** Base URL of the delta service, e.g. http://delta:8082 (catch-up, bootstrap, head checks). */
   DELTA_URL: httpUrl,
-  /** HS256 secret of client tokens; the gateway also signs its own service token with it. */
-  SYNC_JWT_SECRET: jwtSecret,
+  /**
+   * SYNC_JWT_SECRET (required: it verifies client tokens and signs the gateway's own service
+   * token) and the other token variables: see docs/security.md.
+   */
+  ...authEnv,
   /** Prefix of Redis channel names, so deployments or test runs can share one Redis. */
   REDIS_CHANNEL_PREFIX: z.string().max(100).default(''),
   /** Largest client frame in bytes; a bigger one closes the connection with 1009. */

@@ -29,7 +29,14 @@ import type { ScopeStream } from './scope-stream';
 import { ScopeStreams } from './scope-streams';
 import { createSharedReads } from './shared-reads';
 import { type SubscriberChannel, Subscription } from './subscription';
-import { type TemplatedApp, type us_listen_socket, uWS, type WebSocket } from './uws';
+import {
+  type HttpRequest,
+  type HttpResponse,
+  type TemplatedApp,
+  type us_listen_socket,
+  uWS,
+  type WebSocket,
+} from './uws';
 
 /** Per-connection state, held by uWS as the socket's user data (never fields on the socket). */
 export interface UserData {
@@ -66,12 +73,17 @@ export interface GatewayDeps {
   readiness?: ReadinessCheck;
   /** Random source for the drain order (tests may fix it). */
   random?: () => number;
+  /**
+   * Whether to serve a request that carries this `Host` header; others get 403 before anything
+   * else happens (the standalone server's DNS-rebinding defence). Every host when omitted.
+   */
+  acceptsHost?: (host: string) => boolean;
 }
 
 export interface Gateway {
   readonly app: TemplatedApp;
-  /** Opens the port (0 picks a free one); resolves with the port. */
-  listen(port?: number): Promise<number>;
+  /** Opens the port (0 picks a free one) on `host` (every interface when omitted); resolves with the port. */
+  listen(port?: number, host?: string): Promise<number>;
   /** The listening port, or 0 before `listen`. */
   readonly port: number;
   readonly draining: boolean;
@@ -338,6 +350,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return { bus: bus.isHealthy(), delta: streams.deltaReachable, ...extra };
     },
   });
+  /** True when the request's Host is not served here; it has then been answered with 403. */
+  const refuseHost = (res: HttpResponse, req: HttpRequest): boolean => {
+    if (!deps.acceptsHost) return false;
+    const host = req.getHeader('host');
+    if (deps.acceptsHost(host)) return false;
+    writeJson(res, 403, {
+      error: { code: 'forbidden', message: `Host ${JSON.stringify(host.slice(0, 100))} is not served here` },
+    });
+    return true;
+  };
   const bridgeOptions = { maxBodyBytes: deps.httpBodyLimitBytes ?? 8 * 1024 * 1024, log };
 
   app.ws<UserData>('/sync', {
@@ -359,6 +381,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ws.getUserData().catchUpBytes = 0;
     },
     upgrade(res, req, context) {
+      if (refuseHost(res, req)) return;
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
@@ -431,6 +454,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
 
   app.any('/*', (res, req) => {
+    if (refuseHost(res, req)) return;
     const url = req.getUrl();
     if (url === '/healthz' || url === '/readyz' || url === '/metrics') {
       bridgeHttp(res, req, ops.fetch, bridgeOptions);
@@ -467,9 +491,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     get connectionCount() {
       return connections.size;
     },
-    listen(requested = config.PORT) {
+    listen(requested = config.PORT, host?: string) {
       return new Promise((resolve, reject) => {
-        app.listen(requested, (socket) => {
+        const onListen = (socket: us_listen_socket | false) => {
           if (!socket) {
             reject(new Error(`gateway could not listen on port ${requested}`));
             return;
@@ -483,9 +507,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
           };
           tick();
           headTimer = setInterval(tick, config.HEAD_CHECK_INTERVAL_MS);
-          log.info({ port }, 'gateway listening');
+          log.info({ port, host }, 'gateway listening');
           resolve(port);
-        });
+        };
+        if (host === undefined) app.listen(requested, onListen);
+        else app.listen(host, requested, onListen);
       });
     },
     async drain() {

