@@ -11,6 +11,7 @@ export {
   port,
   positiveInt,
   postgresUrl,
+  redisCluster,
   redisUrl,
 } from './config';
 export { createPool, inTransaction, type Pool, type PoolClient, type PoolOptions, pingDatabase } from './db';
@@ -33,6 +34,8 @@ export {
 export { MIGRATIONS_DIR, migrate } from './migrate';
 export { createOpsRoutes, type ReadinessCheck } from './ops';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
+export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
+export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
 export { loadConfigOrExit, serveHttpService } from './serve-http';
 export { createSingleFlight, type SingleFlight } from './single-flight';

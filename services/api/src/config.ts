@@ -7,6 +7,7 @@ import {
   port,
   positiveInt,
   postgresUrl,
+  redisCluster,
   redisUrl,
 } from '@openagents/sync-server-kit';
 import { z } from 'zod';
@@ -25,6 +26,8 @@ export const ApiConfigSchema = z.object({
   DATABASE_URL: postgresUrl,
   /** Redis for publishing committed events. Required: only the standalone server runs without it. */
   REDIS_URL: redisUrl,
+  /** Treat a redis:// REDIS_URL as the seed of a Redis Cluster (sharded pub/sub); redis+cluster:// implies it. */
+  REDIS_CLUSTER: redisCluster,
   /** HS256 secret the bearer tokens are signed with (at least 32 characters). Required. */
   SYNC_JWT_SECRET: jwtSecret,
   /** Prefix of every Redis channel, so several deployments can share one Redis. */
