@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { AuthOptions } from './auth';
+import { parseRedisTarget } from './redis-target';
 
 /** Thrown when the environment does not satisfy a service's schema; the message names each variable. */
 export class ConfigError extends Error {
@@ -58,7 +59,19 @@ export const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 export const postgresUrl = z.url().refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// URL');
-export const redisUrl = z.url().refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// URL');
+/**
+ * REDIS_URL: `redis://` or `rediss://` for one server, `redis+cluster://host:port,host:port` (or
+ * `rediss+cluster://`) for a Redis Cluster. Checked by the same parser the bus uses.
+ */
+export const redisUrl = z.string().check((ctx) => {
+  try {
+    parseRedisTarget(ctx.value);
+  } catch (err) {
+    ctx.issues.push({ code: 'custom', message: (err as Error).message, input: ctx.value });
+  }
+});
+/** REDIS_CLUSTER: treat a redis:// REDIS_URL as the seed node of a Redis Cluster. */
+export const redisCluster = bool.default(false);
 /** HS256 needs at least 256 bits of key: 32 characters. */
 export const jwtSecret = z.string().min(32, 'must be at least 32 characters');
 

@@ -26,6 +26,7 @@ export {
   port,
   positiveInt,
   postgresUrl,
+  redisCluster,
   redisUrl,
   webOrigin,
 } from './config';
@@ -51,6 +52,8 @@ export { MIGRATIONS_DIR, migrate } from './migrate';
 export { type MintTokenOptions, mintToken, parseTtl, type Ttl } from './mint-token';
 export { createOpsRoutes, type ReadinessCheck } from './ops';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
+export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
+export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
 export { loadConfigOrExit, serveHttpService } from './serve-http';
 export { createSingleFlight, type SingleFlight } from './single-flight';

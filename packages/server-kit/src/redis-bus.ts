@@ -1,9 +1,14 @@
 import { Redis } from 'ioredis';
 import { type Bus, type BusHandler, type BusMessage, HandlerTable } from './bus';
 import type { Logger } from './logger';
+import { createRedisClusterBus } from './redis-cluster-bus';
+import { parseRedisTarget } from './redis-target';
 
 export interface RedisBusOptions {
+  /** `redis://` / `rediss://` for one server; `redis+cluster://host:port,host:port` for a cluster. */
   url: string;
+  /** Treat a `redis://` URL as the seed of a cluster (REDIS_CLUSTER=true). */
+  cluster?: boolean;
   /** Prefix of every channel name; lets several deployments (or test runs) share one Redis. */
   channelPrefix?: string;
   log?: Logger;
@@ -12,7 +17,22 @@ export interface RedisBusOptions {
 }
 
 /**
- * The bus over Redis pub/sub: channel `<prefix>sync:<scope>` per scope. Two connections, since a
+ * The bus over Redis: a cluster (see `parseRedisTarget`) gets the sharded pub/sub bus of
+ * `createRedisClusterBus`, one server the bus below.
+ */
+export function createRedisBus(options: RedisBusOptions): Bus {
+  const target = parseRedisTarget(options.url, options.cluster);
+  if (target.kind === 'single') return createSingleRedisBus(options);
+  return createRedisClusterBus({
+    target,
+    ...(options.channelPrefix === undefined ? {} : { channelPrefix: options.channelPrefix }),
+    ...(options.log === undefined ? {} : { log: options.log }),
+    ...(options.publishTimeoutMs === undefined ? {} : { publishTimeoutMs: options.publishTimeoutMs }),
+  });
+}
+
+/**
+ * The bus over one Redis's pub/sub: channel `<prefix>sync:<scope>` per scope. Two connections, since a
  * subscribed Redis connection cannot publish. The publisher never queues while disconnected (a
  * publish fails fast and the write still succeeds: the log is the truth). The subscriber
  * reconnects forever. After a reconnect we re-join every channel ourselves and report 'up' only
@@ -21,7 +41,7 @@ export interface RedisBusOptions {
  * autoResubscribe emits 'ready' before its SUBSCRIBE is confirmed, which left a window where a
  * publish was neither received nor covered by that re-read.
  */
-export function createRedisBus(options: RedisBusOptions): Bus {
+function createSingleRedisBus(options: RedisBusOptions): Bus {
   const prefix = `${options.channelPrefix ?? ''}sync:`;
   const table = new HandlerTable();
   const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);

@@ -8,6 +8,7 @@ import {
   port,
   positiveInt,
   postgresUrl,
+  redisCluster,
   redisUrl,
 } from '@openagents/sync-server-kit';
 import { z } from 'zod';
@@ -26,6 +27,8 @@ export const ApiConfigSchema = z.object({
   DATABASE_URL: postgresUrl,
   /** Redis for publishing committed events. Required: only the standalone server runs without it. */
   REDIS_URL: redisUrl,
+  /** Treat a redis:// REDIS_URL as the seed of a Redis Cluster (sharded pub/sub); redis+cluster:// implies it. */
+  REDIS_CLUSTER: redisCluster,
   /** SYNC_JWT_SECRET (required) and the other token variables: see docs/security.md. */
   ...authEnv,
   /** ALLOWED_ORIGINS: browser origins allowed to call (CORS); none by default. */

@@ -58,6 +58,7 @@ export function createApiService(
     deps.bus ??
     createRedisBus({
       url: config.REDIS_URL,
+      cluster: config.REDIS_CLUSTER,
       log,
       ...(config.REDIS_CHANNEL_PREFIX ? { channelPrefix: config.REDIS_CHANNEL_PREFIX } : {}),
     });

@@ -1,4 +1,12 @@
-import { authEnv, loadEnv, logLevel, port, positiveInt, redisUrl } from '@openagents/sync-server-kit';
+import {
+  authEnv,
+  loadEnv,
+  logLevel,
+  port,
+  positiveInt,
+  redisCluster,
+  redisUrl,
+} from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
 const httpUrl = z.url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL');
@@ -9,6 +17,8 @@ export const GatewayEnv = z.object({
   PORT: port.default(8080),
   /** Redis of the event bus. */
   REDIS_URL: redisUrl,
+  /** Treat a redis:// REDIS_URL as the seed of a Redis Cluster (sharded pub/sub); redis+cluster:// implies it. */
+  REDIS_CLUSTER: redisCluster,
   /** Base URL of the delta service, e.g. http://delta:8082 (catch-up, bootstrap, head checks). */
   DELTA_URL: httpUrl,
   /**

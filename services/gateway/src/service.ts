@@ -34,7 +34,13 @@ export function createGatewayService(options: {
   const { config, log } = options;
   const auth: Auth = createAuth(authOptionsFromEnv(config));
   const bus =
-    options.bus ?? createRedisBus({ url: config.REDIS_URL, channelPrefix: config.REDIS_CHANNEL_PREFIX, log });
+    options.bus ??
+    createRedisBus({
+      url: config.REDIS_URL,
+      cluster: config.REDIS_CLUSTER,
+      channelPrefix: config.REDIS_CHANNEL_PREFIX,
+      log,
+    });
   let token: { value: string; renewAt: number } | undefined;
   const serviceToken = async () => {
     if (!token || Date.now() >= token.renewAt) {

@@ -1,0 +1,151 @@
+import type { SyncEvent } from '@openagents/sync-protocol';
+import calculateSlot from 'cluster-key-slot';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueChannelPrefix } from '../../../test/support/redis';
+import { type RedisCluster, startRedisCluster } from '../../../test/support/redis-cluster';
+import type { Bus, BusMessage, BusStatus } from './bus';
+import { createRedisBus } from './redis-bus';
+
+const event = (id: number, scope: string): SyncEvent => ({
+  id,
+  scope,
+  model: 'Agent',
+  model_id: '00000000-0000-4000-8000-000000000001',
+  action: 'insert',
+  data: {},
+  mutationId: null,
+  created_at: new Date().toISOString(),
+});
+
+const waitFor = async (check: () => boolean, timeoutMs = 10_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+let cluster: RedisCluster;
+beforeAll(async () => {
+  cluster = await startRedisCluster();
+});
+afterAll(() => cluster?.stop());
+
+/** Scopes whose channels (`<prefix>sync:<scope>`) fall on every master, `perMaster` on each. */
+async function scopesOnEveryMaster(prefix: string, perMaster: number): Promise<Map<string, string[]>> {
+  const byMaster = new Map<string, string[]>();
+  for (let i = 0; [...byMaster.values()].filter((s) => s.length >= perMaster).length < 3; i++) {
+    const scope = `agent:${i}`;
+    const master = await cluster.masterOf(calculateSlot(`${prefix}sync:${scope}`));
+    const list = byMaster.get(master.key) ?? [];
+    if (list.length < perMaster) list.push(scope);
+    byMaster.set(master.key, list);
+  }
+  return byMaster;
+}
+
+/** Subscribers of a sharded channel on the master that owns it now. */
+async function shardSubscribers(channel: string): Promise<number> {
+  const owner = await cluster.masterOf(calculateSlot(channel));
+  const probe = new Redis(owner.port, '127.0.0.1');
+  try {
+    const reply = (await probe.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
+    return Number(reply[1]);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+function collector(bus: Bus, scopes: string[]) {
+  const got = new Map<string, number[]>();
+  const subscribed = Promise.all(
+    scopes.map((scope) =>
+      bus.subscribe(scope, (m: BusMessage) => {
+        got.set(scope, [...(got.get(scope) ?? []), ...m.events.map((e) => e.id)]);
+      }),
+    ),
+  );
+  return { got, subscribed };
+}
+
+describe('redis cluster bus', () => {
+  it('subscribes each scope on the master owning its slot and delivers SPUBLISHed events on every shard', async () => {
+    const prefix = uniqueChannelPrefix();
+    const writer = createRedisBus({ url: cluster.url, channelPrefix: prefix });
+    const reader = createRedisBus({ url: cluster.url, channelPrefix: prefix });
+    try {
+      const byMaster = await scopesOnEveryMaster(prefix, 2);
+      const scopes = [...byMaster.values()].flat();
+      const { got, subscribed } = collector(reader, scopes);
+      const offs = await subscribed;
+      // Confirmed means confirmed by the owner: the subscription is there as soon as subscribe resolves.
+      for (const scope of scopes) expect(await shardSubscribers(`${prefix}sync:${scope}`)).toBe(1);
+      expect(reader.activeScopes()).toBe(scopes.length);
+
+      await waitFor(() => writer.isHealthy() && reader.isHealthy());
+      for (const scope of scopes) await writer.publish({ scope, events: [event(1, scope)] });
+      // A classic PUBLISH does not reach sharded subscribers: delivery proves SPUBLISH.
+      await waitFor(() => scopes.every((s) => got.get(s)?.length === 1));
+
+      await offs[0]!();
+      expect(await shardSubscribers(`${prefix}sync:${scopes[0]}`)).toBe(0);
+      expect(reader.activeScopes()).toBe(scopes.length - 1);
+    } finally {
+      await writer.close();
+      await reader.close();
+    }
+  });
+
+  it('after a master is killed, re-subscribes its channels on the promoted replica before reporting up', async () => {
+    const prefix = uniqueChannelPrefix();
+    const writer = createRedisBus({ url: cluster.url, channelPrefix: prefix, publishTimeoutMs: 500 });
+    const reader = createRedisBus({ url: cluster.url, channelPrefix: prefix });
+    try {
+      const byMaster = await scopesOnEveryMaster(prefix, 2);
+      const scopes = [...byMaster.values()].flat();
+      const { got, subscribed } = collector(reader, scopes);
+      await subscribed;
+      await waitFor(() => writer.isHealthy() && reader.isHealthy());
+
+      const statuses: BusStatus[] = [];
+      let subscribersAtUp: Promise<number[]> | undefined;
+      reader.onStatus((status) => {
+        statuses.push(status);
+        // When 'up' is reported every channel must already be joined on its (new) owner.
+        if (status === 'up' && !subscribersAtUp) {
+          subscribersAtUp = Promise.all(scopes.map((s) => shardSubscribers(`${prefix}sync:${s}`)));
+        }
+      });
+      const victim = cluster.nodes.find((n) => n.key === [...byMaster.keys()][0])!;
+      const promoted = await cluster.failOver(victim);
+      expect(promoted.key).not.toBe(victim.key);
+      await waitFor(() => statuses.includes('up'), 15_000);
+      expect(statuses.slice(0, 2)).toEqual(['down', 'up']);
+      expect(await subscribersAtUp).toEqual(scopes.map(() => 1));
+      expect(reader.isHealthy()).toBe(true);
+
+      await waitFor(() => writer.isHealthy());
+      for (const scope of scopes) {
+        // The writer's slot map may still name the dead master for a moment: retry until published.
+        await waitForAsync(() => writer.publish({ scope, events: [event(2, scope)] }));
+      }
+      await waitFor(() => scopes.every((s) => got.get(s)?.includes(2)));
+    } finally {
+      await writer.close();
+      await reader.close();
+    }
+  });
+});
+
+async function waitForAsync(attempt: () => Promise<void>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
