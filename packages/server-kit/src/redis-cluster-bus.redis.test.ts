@@ -73,7 +73,9 @@ describe('redis cluster bus', () => {
   it('subscribes each scope on the master owning its slot and delivers SPUBLISHed events on every shard', async () => {
     const prefix = uniqueChannelPrefix();
     const writer = createRedisBus({ url: cluster.url, channelPrefix: prefix });
-    const reader = createRedisBus({ url: cluster.url, channelPrefix: prefix });
+    // REDIS_CLUSTER=true with one node's redis:// URL as the seed: the same cluster bus.
+    const seed = `redis://${cluster.nodes[5]!.key}`;
+    const reader = createRedisBus({ url: seed, cluster: true, channelPrefix: prefix });
     try {
       const byMaster = await scopesOnEveryMaster(prefix, 2);
       const scopes = [...byMaster.values()].flat();
