@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -47,7 +48,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   while (ports.length < 6) {
     const port = await freePort();
     // The cluster bus listens on port + 10000: it must be a valid, distinct port too.
-    if (port + 10_000 <= 65_535 && !ports.includes(port)) ports.push(port);
+    if (port + 10_000 <= 65_535 && !ports.includes(port) && (await isFree(port + 10_000))) ports.push(port);
   }
   const procs = new Map<number, ChildProcess>();
   for (const port of ports) {
@@ -190,6 +191,14 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     throw err;
   }
   return cluster;
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 async function cli(port: number, ...args: string[]): Promise<string> {
