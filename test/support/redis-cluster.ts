@@ -35,6 +35,14 @@ export interface RedisCluster {
    * flags the dead node `fail` and is healthy again (polled, not waited for).
    */
   failOver(master: ClusterNode, timeoutMs?: number): Promise<ClusterNode>;
+  /**
+   * CLUSTER FAILOVER on a replica of `master`: the replica takes over the slots and the old master
+   * lives on as its replica (what an operator or a managed service does for maintenance).
+   * Resolves with the new master once the cluster is healthy again.
+   */
+  manualFailover(master: ClusterNode, timeoutMs?: number): Promise<ClusterNode>;
+  /** A live replica of `master`, if it has one (after a failover the new master has none). */
+  replicaOf(master: ClusterNode): Promise<ClusterNode | undefined>;
   /** Resolves once the cluster reports `cluster_state:ok` and no node flags `fail`. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -163,6 +171,23 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       }, timeoutMs);
       await cluster.waitHealthy(timeoutMs);
       return promoted!;
+    },
+    async replicaOf(master) {
+      const lines = (await clusterNodes()).map((line) => line.split(' '));
+      const masterId = lines.find((f) => nodeByAddress(f[1]!) === master)?.[0];
+      const replica = lines.find(
+        (f) => f[2]!.split(',').includes('slave') && !f[2]!.includes('fail') && f[3] === masterId,
+      );
+      return replica ? nodeByAddress(replica[1]!) : undefined;
+    },
+    async manualFailover(master, timeoutMs = 15_000) {
+      const slot = await firstSlotOf(master);
+      const replica = await cluster.replicaOf(master);
+      if (!replica) throw new Error(`${master.key} has no replica`);
+      await cli(replica.port, 'CLUSTER', 'FAILOVER');
+      await waitFor(async () => (await cluster.masterOf(slot)) === replica, timeoutMs);
+      await cluster.waitHealthy(timeoutMs);
+      return replica;
     },
     async waitHealthy(timeoutMs = 15_000) {
       await waitFor(async () => {
