@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +35,14 @@ export interface RedisCluster {
    * flags the dead node `fail` and is healthy again (polled, not waited for).
    */
   failOver(master: ClusterNode, timeoutMs?: number): Promise<ClusterNode>;
+  /**
+   * CLUSTER FAILOVER on a replica of `master`: the replica takes over the slots and the old master
+   * lives on as its replica (what an operator or a managed service does for maintenance).
+   * Resolves with the new master once the cluster is healthy again.
+   */
+  manualFailover(master: ClusterNode, timeoutMs?: number): Promise<ClusterNode>;
+  /** A live replica of `master`, if it has one (after a failover the new master has none). */
+  replicaOf(master: ClusterNode): Promise<ClusterNode | undefined>;
   /** Resolves once the cluster reports `cluster_state:ok` and no node flags `fail`. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -47,7 +56,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   while (ports.length < 6) {
     const port = await freePort();
     // The cluster bus listens on port + 10000: it must be a valid, distinct port too.
-    if (port + 10_000 <= 65_535 && !ports.includes(port)) ports.push(port);
+    if (port + 10_000 <= 65_535 && !ports.includes(port) && (await isFree(port + 10_000))) ports.push(port);
   }
   const procs = new Map<number, ChildProcess>();
   for (const port of ports) {
@@ -163,6 +172,23 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       await cluster.waitHealthy(timeoutMs);
       return promoted!;
     },
+    async replicaOf(master) {
+      const lines = (await clusterNodes()).map((line) => line.split(' '));
+      const masterId = lines.find((f) => nodeByAddress(f[1]!) === master)?.[0];
+      const replica = lines.find(
+        (f) => f[2]!.split(',').includes('slave') && !f[2]!.includes('fail') && f[3] === masterId,
+      );
+      return replica ? nodeByAddress(replica[1]!) : undefined;
+    },
+    async manualFailover(master, timeoutMs = 15_000) {
+      const slot = await firstSlotOf(master);
+      const replica = await cluster.replicaOf(master);
+      if (!replica) throw new Error(`${master.key} has no replica`);
+      await cli(replica.port, 'CLUSTER', 'FAILOVER');
+      await waitFor(async () => (await cluster.masterOf(slot)) === replica, timeoutMs);
+      await cluster.waitHealthy(timeoutMs);
+      return replica;
+    },
     async waitHealthy(timeoutMs = 15_000) {
       await waitFor(async () => {
         for (const node of alive()) {
@@ -190,6 +216,14 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     throw err;
   }
   return cluster;
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 async function cli(port: number, ...args: string[]): Promise<string> {

@@ -73,7 +73,9 @@ describe('redis cluster bus', () => {
   it('subscribes each scope on the master owning its slot and delivers SPUBLISHed events on every shard', async () => {
     const prefix = uniqueChannelPrefix();
     const writer = createRedisBus({ url: cluster.url, channelPrefix: prefix });
-    const reader = createRedisBus({ url: cluster.url, channelPrefix: prefix });
+    // REDIS_CLUSTER=true with one node's redis:// URL as the seed: the same cluster bus.
+    const seed = `redis://${cluster.nodes[5]!.key}`;
+    const reader = createRedisBus({ url: seed, cluster: true, channelPrefix: prefix });
     try {
       const byMaster = await scopesOnEveryMaster(prefix, 2);
       const scopes = [...byMaster.values()].flat();
@@ -131,6 +133,38 @@ describe('redis cluster bus', () => {
         await waitForAsync(() => writer.publish({ scope, events: [event(2, scope)] }));
       }
       await waitFor(() => scopes.every((s) => got.get(s)?.includes(2)));
+    } finally {
+      await writer.close();
+      await reader.close();
+    }
+  });
+
+  it('follows a manual failover, where the old master lives on as a replica and unsubscribes its clients', async () => {
+    const prefix = uniqueChannelPrefix();
+    const writer = createRedisBus({ url: cluster.url, channelPrefix: prefix, publishTimeoutMs: 500 });
+    const reader = createRedisBus({ url: cluster.url, channelPrefix: prefix });
+    try {
+      const byMaster = await scopesOnEveryMaster(prefix, 2);
+      const scopes = [...byMaster.values()].flat();
+      const { got, subscribed } = collector(reader, scopes);
+      await subscribed;
+      await waitFor(() => writer.isHealthy() && reader.isHealthy());
+      const statuses: BusStatus[] = [];
+      reader.onStatus((status) => statuses.push(status));
+
+      // A master that still has a replica (the test before left one without).
+      const masters = cluster.nodes.filter((n) => byMaster.has(n.key));
+      const withReplica = await Promise.all(masters.map((m) => cluster.replicaOf(m)));
+      const oldMaster = masters[withReplica.findIndex((r) => r !== undefined)]!;
+      await cluster.manualFailover(oldMaster);
+      // The old master's connection stays open; only the slot map says the channels moved.
+      await waitFor(() => statuses.includes('up'), 15_000);
+      expect(statuses.slice(0, 2)).toEqual(['down', 'up']);
+      for (const scope of scopes) expect(await shardSubscribers(`${prefix}sync:${scope}`)).toBe(1);
+
+      for (const scope of scopes)
+        await waitForAsync(() => writer.publish({ scope, events: [event(3, scope)] }));
+      await waitFor(() => scopes.every((s) => got.get(s)?.includes(3)));
     } finally {
       await writer.close();
       await reader.close();

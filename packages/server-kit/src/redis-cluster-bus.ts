@@ -164,8 +164,12 @@ export function createRedisClusterBus(options: RedisClusterBusOptions): Bus {
     // The slot of a channel we asked for is elsewhere: our slot map is stale.
     redis.on('moved', () => dropShard(shard, 'answered MOVED'));
     // Also where ioredis reports a server-sent SUNSUBSCRIBE (the slot moved away while this master
-    // lives on); the periodic reconcile against the refreshed slot map moves those channels.
-    redis.on('error', (err) => log?.debug({ node: key, err: err.message }, 'redis cluster subscriber error'));
+    // lives on, e.g. a manual failover): re-read the slot map now and move what moved, rather
+    // than at the next periodic refresh.
+    redis.on('error', (err) => {
+      log?.debug({ node: key, err: err.message }, 'redis cluster subscriber error');
+      scheduleRetry();
+    });
     return shard;
   };
 

@@ -3,10 +3,14 @@ import { type Bus, createRedisBus } from '@openagents/sync-server-kit';
 import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../test/support/ports';
 import { uniqueChannelPrefix } from '../../../test/support/redis';
 import { type RedisCluster, startRedisCluster } from '../../../test/support/redis-cluster';
-import { tokenFor } from '../../../test/support/tokens';
+import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
+import { createApiService, loadApiConfig } from '../../api/src/index';
 import { type ApiHarness, createApiHarness } from '../../api/test/api-harness';
+import { loadGatewayConfig } from './config';
+import { createGatewayService } from './service';
 import { pgDeltaSource, quietLog, range, startGateway, TestClient } from './test-harness';
 
 /**
@@ -164,6 +168,83 @@ describe('over a Redis Cluster', () => {
     }
   });
 });
+
+describe('configured through the environment only', () => {
+  it('a worker and a gateway given REDIS_CLUSTER=true and one node as the seed talk over the cluster', async () => {
+    const { h, gatewayBus, scopes, channelPrefix } = await setUp(1);
+    await gatewayBus.close();
+    const common = {
+      SYNC_JWT_SECRET: TEST_JWT_SECRET,
+      REDIS_CHANNEL_PREFIX: channelPrefix,
+      LOG_LEVEL: 'silent',
+    };
+    const api = createApiService({
+      config: loadApiConfig({
+        ...common,
+        DATABASE_URL: 'postgres://unused@127.0.0.1/unused',
+        REDIS_URL: `redis://${cluster.nodes[3]!.key}`,
+        REDIS_CLUSTER: 'true',
+        RATE_LIMIT_PER_SECOND: '0',
+      }),
+      log: quietLog,
+      pool: h.db.pool,
+    });
+    const port = await freePort();
+    const gateway = createGatewayService({
+      config: loadGatewayConfig({
+        ...common,
+        REDIS_URL: `redis://${cluster.nodes[4]!.key}`,
+        REDIS_CLUSTER: 'true',
+        DELTA_URL: 'http://unused',
+        PORT: String(port),
+        // No head checks within the test: every event must come over the sharded bus.
+        HEAD_CHECK_INTERVAL_MS: '600000',
+      }),
+      log: quietLog,
+      delta: pgDeltaSource(h.db.pool),
+    });
+    await gateway.start();
+    try {
+      // Ready means the bus is up: every shard connection of the cluster bus answered.
+      await waitForAsync(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+        if (res.status !== 200) throw new Error(`readyz ${res.status}`);
+      });
+      const client = await subscribedClient(`ws://127.0.0.1:${port}/sync`, scopes);
+      const token = await tokenFor(['*']);
+      for (const scope of scopes) {
+        for (let i = 0; i < 3; i++) {
+          const res = await api.app.request('/api/messages', {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ agent_id: scope.slice('agent:'.length), role: 'user', content: `c${i}` }),
+          });
+          expect(res.status).toBe(201);
+        }
+      }
+      // The shard subscriptions show the gateway's bus is the cluster one.
+      for (const scope of scopes) expect(await client.untilEvent(scope, 3)).toEqual(range(1, 3));
+      for (const scope of scopes) expect(await shardSubscribers(`${channelPrefix}sync:${scope}`)).toBe(1);
+      client.close();
+    } finally {
+      await gateway.stop();
+      await api.stop();
+      await h.close();
+    }
+  });
+});
+
+async function waitForAsync(attempt: () => Promise<void>, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
 
 async function waitFor(check: () => boolean, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
