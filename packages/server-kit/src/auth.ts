@@ -102,12 +102,20 @@ export interface Auth {
  *   auth.assertScope(principal, 'org:7f1c…');
  */
 export function createAuth(options: AuthOptions): Auth {
-  const encode = (secret: string) => new TextEncoder().encode(secret);
-  const signingKey = options.secret ? encode(options.secret) : undefined;
-  const keyedHmac = new Map(Object.entries(options.keys ?? {}).map(([kid, s]) => [kid, encode(s)]));
+  // Imported once: handing jose raw bytes would import the key again on every verify.
+  const importHmac = (secret: string) =>
+    crypto.subtle.importKey(
+      'raw',
+      new TextEncoder().encode(secret),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['sign', 'verify'],
+    );
+  const signingKey = options.secret ? importHmac(options.secret) : undefined;
+  const keyedHmac = new Map(Object.entries(options.keys ?? {}).map(([kid, s]) => [kid, importHmac(s)]));
   const hmacKeys = [
     ...(signingKey ? [signingKey] : []),
-    ...(options.previousSecrets ?? []).map(encode),
+    ...(options.previousSecrets ?? []).map(importHmac),
     ...keyedHmac.values(),
   ];
   const jwks = options.jwks ?? (options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined);
@@ -183,7 +191,7 @@ export function createAuth(options: AuthOptions): Auth {
     }
   };
 
-  const signWith = (payload: JWTPayload, sub: string, ttlSeconds: number) => {
+  const signWith = async (payload: JWTPayload, sub: string, ttlSeconds: number) => {
     if (!signingKey) throw new Error('No signing secret configured (SYNC_JWT_SECRET)');
     const iat = Math.floor(now() / 1000);
     let jwt = new SignJWT(payload)
@@ -193,7 +201,7 @@ export function createAuth(options: AuthOptions): Auth {
       .setExpirationTime(iat + ttlSeconds);
     if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
     if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
-    return jwt.sign(signingKey);
+    return signingKey.then((key) => jwt.sign(key));
   };
 
   return {
@@ -215,13 +223,13 @@ export function createAuth(options: AuthOptions): Auth {
  */
 async function verifyWithAny(
   token: string,
-  keys: readonly Uint8Array[],
+  keys: readonly Promise<CryptoKey>[],
   options: JWTVerifyOptions,
 ): Promise<JWTPayload> {
   let last: unknown;
   for (const key of keys) {
     try {
-      return (await jwtVerify(token, key, options)).payload;
+      return (await jwtVerify(token, await key, options)).payload;
     } catch (err) {
       if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) throw err;
       last = err;

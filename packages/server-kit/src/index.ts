@@ -56,6 +56,7 @@ export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-clus
 export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
 export { loadConfigOrExit, serveHttpService } from './serve-http';
+export { serviceTokenSource } from './service-token';
 export { createSingleFlight, type SingleFlight } from './single-flight';
 export { staleSweeper } from './stale-sweeper';
 export {
@@ -68,3 +69,4 @@ export {
   readHeads,
   type ScopeHead,
 } from './sync-log';
+export { runTokenCommand, TOKEN_USAGE, type TokenCommandResult } from './token-command';

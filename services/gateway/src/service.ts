@@ -9,6 +9,7 @@ import {
   type Logger,
   type Registry,
   type Service,
+  serviceTokenSource,
 } from '@openagents/sync-server-kit';
 import type { GatewayConfig } from './config';
 import { createGateway, type Gateway } from './gateway';
@@ -20,7 +21,7 @@ const SERVICE_TOKEN_TTL_SECONDS = 3600;
 
 /**
  * The gateway as a deployable service: a Redis bus, the delta service over HTTP (with a service
- * token the gateway signs itself, scopes ['*']), a metrics registry, and the gateway on
+ * token the gateway signs itself: `use: service`, scopes ['*']), a metrics registry, and the gateway on
  * `config.PORT`. Refuses to start on the pure-JS uWS fallback.
  */
 export function createGatewayService(options: {
@@ -41,19 +42,13 @@ export function createGatewayService(options: {
       channelPrefix: config.REDIS_CHANNEL_PREFIX,
       log,
     });
-  let token: { value: string; renewAt: number } | undefined;
-  const serviceToken = async () => {
-    if (!token || Date.now() >= token.renewAt) {
-      // A service token (`use: service`): the delta service accepts it, client endpoints do not.
-      const ttl = Math.min(
-        SERVICE_TOKEN_TTL_SECONDS,
-        config.SYNC_JWT_MAX_TTL_SECONDS ?? Number.POSITIVE_INFINITY,
-      );
-      const value = await auth.signService('service:gateway', ttl);
-      token = { value, renewAt: Date.now() + (ttl * 1000) / 2 };
-    }
-    return token.value;
-  };
+  // A service token (`use: service`): the delta service accepts it, client endpoints do not.
+  const serviceToken = serviceTokenSource(auth, 'service:gateway', {
+    ttlSeconds: Math.min(
+      SERVICE_TOKEN_TTL_SECONDS,
+      config.SYNC_JWT_MAX_TTL_SECONDS ?? Number.POSITIVE_INFINITY,
+    ),
+  });
   const delta = options.delta ?? createHttpDeltaSource({ baseUrl: config.DELTA_URL, token: serviceToken });
   const registry = options.registry ?? createRegistry('gateway');
   const gateway = createGateway({ config, auth, bus, delta, log, registry });

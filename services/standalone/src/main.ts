@@ -44,10 +44,10 @@ const banner = [
         `  ${info.devToken}`,
       ]
     : ['  SYNC_JWT_SECRET is set: no token is printed or embedded in the console.']),
-  '  Other tokens: npm run token -- --scope org:<id> --scope agent:* --ttl 1h',
+  "  Other tokens: npm run token -- --scope org:<id> --scope 'agent:*' --ttl 1h",
   ...(info.host === '127.0.0.1'
     ? []
-    : [`  Listening on ${info.host}: only the Host names in ALLOWED_HOSTS are answered.`]),
+    : [`  Listening on ${info.host}: answering only Host names in ALLOWED_HOSTS (default: loopback names).`]),
   '',
 ].join('\n');
 process.stdout.write(`${banner}\n`);

@@ -208,6 +208,12 @@ describe('standalone server (embedded Postgres, in-process bus)', () => {
       expect(res.status, path).toBe(403);
       expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'forbidden' } });
     }
+    // The bridge once built its URL from Host: a Host carrying a path must not reach any handler.
+    const injected = await rawRequest(port, {
+      host: `localhost:${port}/sync/bootstrap?scope=org:1#`,
+      path: '/api/x',
+    });
+    expect(injected.status).toBe(403);
     const upgrade = {
       path: `/sync?token=${server.info().devToken}`,
       headers: {
