@@ -135,12 +135,17 @@ async function writeResponse(
   });
 }
 
-/** Writes a JSON body with a status; used by the gateway's own answers (401/503 on upgrade, 404). */
-export function writeJson(res: HttpResponse, status: number, body: unknown): void {
+/** Writes a JSON body with a status; used by the gateway's own answers (401/429/503 on upgrade, 404). */
+export function writeJson(
+  res: HttpResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   res.cork(() => {
-    res
-      .writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`.trimEnd())
-      .writeHeader('content-type', 'application/json')
-      .end(JSON.stringify(body));
+    res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
+    res.writeHeader('content-type', 'application/json');
+    for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+    res.end(JSON.stringify(body));
   });
 }
