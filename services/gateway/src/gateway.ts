@@ -25,7 +25,7 @@ import {
 import type { GatewayConfig } from './config';
 import { ConnectionLimits, clientAddress, type IpRefusal } from './connection-limits';
 import { ExpiryWheel } from './expiry-wheel';
-import { bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
+import { type BridgeOptions, bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics';
 import { newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
 import type { ScopeStream } from './scope-stream';
@@ -75,7 +75,7 @@ export interface GatewayDeps {
    * server passes its Hono app's `fetch` here to serve the API and delta on the same port).
    */
   http?: FetchHandler;
-  /** Body limit of requests bridged to `http`, in bytes (default 8 MiB). */
+  /** Body limit of requests bridged to `http`, in bytes (default 1 MiB, the API's BODY_LIMIT_BYTES default). */
   httpBodyLimitBytes?: number;
   /** More readiness checks, merged into `/readyz` (e.g. the database in the standalone server). */
   readiness?: ReadinessCheck;
@@ -493,7 +493,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
     return true;
   };
-  const bridgeOptions = { maxBodyBytes: deps.httpBodyLimitBytes ?? 8 * 1024 * 1024, log };
+  const bridgeOptions: BridgeOptions = {
+    maxBodyBytes: deps.httpBodyLimitBytes ?? 1024 * 1024,
+    log,
+    // A body is read only once its bearer token verifies (docs/protocol.md, "HTTP bridge").
+    authenticate: (token) =>
+      auth.verify(token).then(
+        () => true,
+        () => false,
+      ),
+    onError: (err) => handlerFailed('http', err),
+  };
 
   const refusedUpgrade: Record<IpRefusal, string> = {
     upgrade_rate: 'Too many connection attempts from this address; retry later',

@@ -112,6 +112,7 @@ describe('one port: ops, bridged HTTP and /sync', () => {
       const echo = await fetch(`${gw.url}/api/echo`, {
         method: 'POST',
         body: JSON.stringify({ hello: 'world' }),
+        headers: { authorization: `Bearer ${serviceToken}` },
       });
       expect(echo.status).toBe(201);
       expect(await echo.json()).toEqual({ hello: 'world' });
