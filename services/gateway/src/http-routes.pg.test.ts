@@ -57,6 +57,9 @@ describe('one port: ops, bridged HTTP and /sync', () => {
         'sync_gateway_frames_received_total',
         'sync_gateway_frame_errors_total',
         'sync_gateway_upgrades_total',
+        'sync_gateway_handler_errors_total',
+        'sync_gateway_bus_messages_dropped_total',
+        'sync_gateway_token_refreshes_total',
       ]) {
         expect(metrics).toContain(`# TYPE ${name} `);
       }

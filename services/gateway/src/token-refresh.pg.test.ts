@@ -1,6 +1,8 @@
+import { createSyncClient } from '@openagents/sync-client';
 import { CLOSE_CODES, type ServerFrame } from '@openagents/sync-protocol';
 import { createMemoryBus } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
 import { newScope, pgDeltaSource, startGateway, TestClient, writeEvents } from './test-harness';
@@ -84,5 +86,57 @@ describe('auth frame: refreshing the token in place', () => {
     await client.waitFor(authed);
     expect(await client.closed).toBe(CLOSE_CODES.policyViolation);
     expect(client.closeReason).toBe('token expired');
+  });
+
+  it('the sync client refreshes its token on its open socket, and the real gateway accepts it', async () => {
+    const scope = newScope();
+    // The client refreshes 30 s before exp: a 31 s token is refreshed about a second in.
+    let issued = 0;
+    const getToken = async () => {
+      issued++;
+      return tokenFor([scope], 'carol', 31);
+    };
+    const client = createSyncClient({
+      url: gw.url,
+      token: await tokenFor([scope], 'carol', 31),
+      getToken,
+      WebSocket: WebSocket as never,
+      fetch: () => new Promise<Response>(() => {}),
+    });
+    const metric = async () => {
+      const text = await (await fetch(`${gw.url}/metrics`)).text();
+      return Number(/sync_gateway_token_refreshes_total\{result="ok"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await metric();
+    try {
+      client.subscribeScope(scope);
+      // Two refreshes went out on the client's socket and were accepted, without a reconnect.
+      await new Promise<void>((resolve, reject) => {
+        const deadline = Date.now() + 15_000;
+        const poll = async () => {
+          if ((await metric()) >= before + 2) return resolve();
+          if (Date.now() > deadline) return reject(new Error('no refreshes accepted'));
+          setTimeout(poll, 100);
+        };
+        void poll();
+      });
+      expect(issued).toBeGreaterThanOrEqual(2);
+      const upgrades = await (await fetch(`${gw.url}/metrics`)).text();
+      const accepted = /sync_gateway_upgrades_total\{result="accepted"[^}]*\} (\d+)/.exec(upgrades)?.[1];
+      // Still live on the same socket: a new event reaches the client's store.
+      await writeEvents(db.pool, bus, scope, 1);
+      await new Promise<void>((resolve) => {
+        const off = client.subscribe((state) => {
+          if (state.scopes[scope]?.lastSyncId === 1) {
+            off();
+            resolve();
+          }
+        });
+      });
+      const after = await (await fetch(`${gw.url}/metrics`)).text();
+      expect(/sync_gateway_upgrades_total\{result="accepted"[^}]*\} (\d+)/.exec(after)?.[1]).toBe(accepted);
+    } finally {
+      await client.close();
+    }
   });
 });
