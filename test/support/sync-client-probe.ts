@@ -334,6 +334,7 @@ export class SyncProbe {
         this.errors.push({ code: frame.code, message: frame.message, scope: frame.scope });
         break;
       case 'pong':
+      case 'authed':
         break;
       default:
         unreachable(frame);

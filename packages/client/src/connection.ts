@@ -52,12 +52,16 @@ const CLOSE_PING_TIMEOUT = 4000;
  * | 1012 (node draining)        | reconnect after a uniform wait in [0, drainJitterMs)         |
  * | 1013 (slow consumer)        | reconnect after backoff; scopes resume from their cursors    |
  * | 1008 (policy: token)        | refresh the token through getToken, then reconnect          |
+
  * | 1009 (frame too big)        | report, reconnect after backoff                              |
  * | never opened (e.g. 401)     | backoff; after `refreshAfterFailures` in a row, refresh token |
  * | anything else, ping timeout | backoff, growing per failed attempt                          |
  *
  * The attempt counter resets once a server frame arrives on a new socket, not at `open`: a
  * server that accepts and immediately closes must not turn into a tight loop.
+ *
+ * While a socket is open its token is refreshed `refreshMarginMs` before it expires and sent as
+ * an `auth` frame, so a long-lived connection is not closed (1008) at the old token's `exp`.
  */
 export class Connection {
   #o: ConnectionOptions;
@@ -75,9 +79,15 @@ export class Connection {
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #onlineListener: (() => void) | undefined;
+  #tokenTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ConnectionOptions) {
     this.#o = options;
+    // A refreshed token goes to the open socket as an `auth` frame: the connection keeps its
+    // subscriptions instead of being closed (1008) at the old token's expiry and reconnecting.
+    options.tokens.onRefresh((token) => {
+      if (this.send({ type: 'auth', token })) this.#armTokenRefresh();
+    });
   }
 
   get status(): ConnectionStatus {
@@ -151,6 +161,7 @@ export class Connection {
       this.#failedUpgrades = 0;
       this.#setStatus('open');
       this.#startPing();
+      this.#armTokenRefresh();
       this.#o.hooks.opened();
     };
     ws.onmessage = (ev) => {
@@ -261,7 +272,23 @@ export class Connection {
     if (this.#wanted) this.#scheduleReconnect(this.#nextBackoff());
   }
 
+  /** Refreshes the token shortly before it expires, while the socket is open (see onRefresh). */
+  #armTokenRefresh(): void {
+    if (this.#tokenTimer) clearTimeout(this.#tokenTimer);
+    this.#tokenTimer = undefined;
+    const delay = this.#o.tokens.refreshDelay();
+    if (delay === undefined) return;
+    this.#tokenTimer = setTimeout(() => {
+      this.#tokenTimer = undefined;
+      // A new token reaches the socket through onRefresh; an unchanged one (getToken failed)
+      // is left to expire: the server then closes with 1008 and the reconnect refreshes again.
+      if (this.#ws?.readyState === OPEN) void this.#o.tokens.refresh();
+    }, delay);
+  }
+
   #stopPing(): void {
+    if (this.#tokenTimer) clearTimeout(this.#tokenTimer);
+    this.#tokenTimer = undefined;
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     if (this.#pongTimer) clearTimeout(this.#pongTimer);
     this.#pingTimer = undefined;

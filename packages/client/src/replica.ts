@@ -222,6 +222,7 @@ export class Replica {
         return;
       }
       case 'pong':
+      case 'authed':
         return;
       default:
         unreachable(frame);

@@ -32,6 +32,7 @@ export class TokenSource {
   #now: () => number;
   #onError: (error: unknown) => void;
   #refreshing: Promise<string | undefined> | undefined;
+  readonly #listeners = new Set<(token: string) => void>();
 
   constructor(options: TokenSourceOptions) {
     this.#token = options.token;
@@ -56,7 +57,9 @@ export class TokenSource {
     if (!getToken) return Promise.resolve(this.#token);
     this.#refreshing ??= (async () => {
       try {
+        const previous = this.#token;
         this.#token = await getToken();
+        if (this.#token !== previous) for (const listener of [...this.#listeners]) listener(this.#token);
       } catch (error) {
         this.#onError(error);
       } finally {
@@ -65,5 +68,24 @@ export class TokenSource {
       return this.#token;
     })();
     return this.#refreshing;
+  }
+
+  /**
+   * Calls `listener` with every new token a refresh brings (e.g. so an open socket can switch to
+   * it with an `auth` frame). Returns the function that removes the listener.
+   */
+  onRefresh(listener: (token: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Milliseconds until the current token should be refreshed (its `exp` minus the margin, at
+   * least 0), or undefined when it cannot be (no getToken, or no readable `exp`).
+   */
+  refreshDelay(): number | undefined {
+    if (!this.#getToken || this.#token === undefined) return undefined;
+    const exp = tokenExpiry(this.#token);
+    return exp === undefined ? undefined : Math.max(0, exp - this.#marginMs - this.#now());
   }
 }

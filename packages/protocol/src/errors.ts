@@ -35,6 +35,8 @@ export const WS_ERROR_CODES = [
   'rate_limited',
   'too_many_subscriptions',
   'internal',
+  /** Extra to the contract: the token of an `auth` frame is invalid or expired (the old one stays). */
+  'unauthorized',
 ] as const;
 export type WsErrorCode = (typeof WS_ERROR_CODES)[number];
 

@@ -15,10 +15,15 @@ export type { HttpErrorCode, WsErrorCode } from './errors';
 export { CLOSE_CODES, ErrorBody, HTTP_ERROR_STATUS, WS_ERROR_CODES } from './errors';
 export { EventAction, ModelsSnapshot, SyncEvent } from './events';
 export {
+  AuthedFrame,
+  AuthFrame,
   BootstrapFrame,
   ClientFrame,
   ErrorFrame,
+  MAX_AUTH_TOKEN_LENGTH,
+  MAX_PING_T_LENGTH,
   PingFrame,
+  PingT,
   PongFrame,
   ServerFrame,
   SubscribedFrame,
@@ -61,5 +66,5 @@ export {
   scopeOf,
   updateSchemas,
 } from './models';
-export { SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
+export { canonicalScope, canonicalScopePattern, SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
 export { unreachable } from './unreachable';

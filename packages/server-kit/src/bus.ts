@@ -71,10 +71,24 @@ export class HandlerTable {
     return this.#handlers.has(scope);
   }
 
+  /**
+   * Hands a received message to its scope's handlers. It runs inside the Redis client's event
+   * emitter (or a microtask of the memory bus), where a throw would end the process: a payload
+   * that is not an object with a string scope (JSON `null`, a number, anything anyone with
+   * access to Redis publishes) is dropped, and a throwing handler does not stop the others.
+   * What the events inside must look like is the subscriber's business (the gateway checks).
+   */
   dispatch(message: BusMessage): void {
+    if (typeof message !== 'object' || message === null || typeof message.scope !== 'string') return;
     const set = this.#handlers.get(message.scope);
     if (!set) return;
-    for (const handler of set) handler(message);
+    for (const handler of set) {
+      try {
+        handler(message);
+      } catch {
+        // A handler's own failure is its own to report (the gateway's are guarded and counted).
+      }
+    }
   }
 
   get size(): number {

@@ -20,6 +20,16 @@ const refusal = (fn: () => unknown): AppError => {
 };
 
 describe('query parameters', () => {
+  it('reads every scope in canonical form (lowercase uuid), the spelling the log is written under', () => {
+    const upper = 'org:5E79A1C0-3B2D-4C1E-9F00-AA11BB22CC33';
+    const lower = upper.toLowerCase();
+    expect(parseBootstrapQuery({ scope: [upper] }).scope).toBe(lower);
+    expect(parseDeltaQuery({ scope: [upper], lastSyncId: ['1'] }).scope).toBe(lower);
+    expect(parseHeadsQuery({ scope: [upper, 'agent:x'] }).scope).toEqual([lower, 'agent:x']);
+    expect(parseHeadsBody({ scopes: [upper] })).toEqual([lower]);
+    expect(refusal(() => parseBootstrapQuery({ scope: ['ORG:x'] })).code).toBe('bad_request');
+  });
+
   it('parses a delta query, defaulting the limit', () => {
     expect(parseDeltaQuery({ scope: ['org:a'], lastSyncId: ['0'] })).toEqual({
       scope: 'org:a',

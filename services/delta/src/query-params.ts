@@ -1,4 +1,4 @@
-import { DEFAULT_DELTA_LIMIT, MAX_DELTA_LIMIT, Scope } from '@openagents/sync-protocol';
+import { canonicalScope, DEFAULT_DELTA_LIMIT, MAX_DELTA_LIMIT } from '@openagents/sync-protocol';
 import { AppError } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
@@ -14,17 +14,28 @@ const decimal = z
   .transform(Number)
   .refine(Number.isSafeInteger, 'must be a safe integer');
 
-const BootstrapQuery = z.object({ scope: Scope }).strict();
+// A scope is read in its canonical form (lowercase uuid), the one the log is written under, so
+// `org:5E79…` reads the same log the token check (which compares canonical forms) allowed.
+const CanonicalScope = z.string().transform((s, ctx) => {
+  const canonical = canonicalScope(s);
+  if (canonical === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'scope must look like "org:<id>" or "agent:<id>"' });
+    return z.NEVER;
+  }
+  return canonical;
+});
+
+const BootstrapQuery = z.object({ scope: CanonicalScope }).strict();
 const DeltaQuery = z
   .object({
-    scope: Scope,
+    scope: CanonicalScope,
     lastSyncId: decimal,
     limit: decimal
       .refine((n) => n >= 1 && n <= MAX_DELTA_LIMIT, `must be between 1 and ${MAX_DELTA_LIMIT}`)
       .default(DEFAULT_DELTA_LIMIT),
   })
   .strict();
-const scopeList = z.array(Scope).min(1, 'at least one scope').max(MAX_HEADS_SCOPES);
+const scopeList = z.array(CanonicalScope).min(1, 'at least one scope').max(MAX_HEADS_SCOPES);
 const HeadsQuery = z.object({ scope: scopeList }).strict();
 /** `POST /sync/heads` body: for long lists that would not fit in a URL. */
 const HeadsBody = z.object({ scopes: scopeList }).strict();

@@ -2,6 +2,7 @@ import {
   authEnv,
   loadEnv,
   logLevel,
+  nonNegativeInt,
   port,
   positiveInt,
   redisCluster,
@@ -46,6 +47,27 @@ export const GatewayEnv = z.object({
   DRAIN_WINDOW_MS: positiveInt.default(10_000),
   /** Seconds without traffic before a connection is dropped; pings are sent automatically. */
   IDLE_TIMEOUT_SECONDS: positiveInt.min(8).max(960).default(120),
+  /** Open connections one token subject (`sub`) may hold on this node; 0 = no limit. 429 beyond. */
+  MAX_CONNECTIONS_PER_SUBJECT: nonNegativeInt.default(0),
+  /** Open connections one client IP may hold on this node; 0 = no limit. 429 beyond. */
+  MAX_CONNECTIONS_PER_IP: nonNegativeInt.default(0),
+  /** Upgrade attempts per second one client IP may make on average (burst UPGRADE_BURST); 0 = no limit. */
+  UPGRADE_RATE_PER_SECOND: nonNegativeInt.default(0),
+  /** Upgrade attempts one client IP may make in a burst. */
+  UPGRADE_BURST: positiveInt.default(50),
+  /** Failed upgrade authentications per second one client IP may cause (burst FAILED_AUTH_BURST); 0 = no limit. */
+  FAILED_AUTH_RATE_PER_SECOND: nonNegativeInt.default(0),
+  /** Failed upgrade authentications one client IP may cause in a burst, before its upgrades get 429 unverified. */
+  FAILED_AUTH_BURST: positiveInt.default(20),
+  /**
+   * Request header holding the client IP set by a trusted proxy (e.g. `x-forwarded-for`: its last
+   * entry is used). Unset: the socket's peer address. Set it only behind a proxy that overwrites it.
+   */
+  TRUST_PROXY_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name')
+    .transform((h) => h.toLowerCase())
+    .optional(),
   LOG_LEVEL: logLevel.default('info'),
 });
 export type GatewayConfig = Readonly<z.infer<typeof GatewayEnv>>;

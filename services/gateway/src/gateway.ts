@@ -1,6 +1,8 @@
 import {
+  type AuthFrame,
   CLOSE_CODES,
   ClientFrame,
+  canonicalScope,
   type ServerFrame,
   type SubscribeFrame,
   type SyncEvent,
@@ -21,8 +23,9 @@ import {
   toAppError,
 } from '@openagents/sync-server-kit';
 import type { GatewayConfig } from './config';
+import { ConnectionLimits, clientAddress, type IpRefusal } from './connection-limits';
 import { ExpiryWheel } from './expiry-wheel';
-import { bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
+import { type BridgeOptions, bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics';
 import { newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
 import type { ScopeStream } from './scope-stream';
@@ -34,6 +37,7 @@ import {
   type HttpResponse,
   type TemplatedApp,
   type us_listen_socket,
+  type us_socket_context_t,
   uWS,
   type WebSocket,
 } from './uws';
@@ -42,6 +46,10 @@ import {
 export interface UserData {
   id: number;
   principal: Principal;
+  /** Client address (socket peer, or the trusted proxy header): the key of the per-IP limits. */
+  ip: string;
+  /** Bumped by every `auth` frame; a verification that finishes after a newer one is ignored. */
+  authGeneration: number;
   subscriptions: Map<string, Subscription>;
   bucket: TokenBucket;
   /**
@@ -67,7 +75,7 @@ export interface GatewayDeps {
    * server passes its Hono app's `fetch` here to serve the API and delta on the same port).
    */
   http?: FetchHandler;
-  /** Body limit of requests bridged to `http`, in bytes (default 8 MiB). */
+  /** Body limit of requests bridged to `http`, in bytes (default 1 MiB, the API's BODY_LIMIT_BYTES default). */
   httpBodyLimitBytes?: number;
   /** More readiness checks, merged into `/readyz` (e.g. the database in the standalone server). */
   readiness?: ReadinessCheck;
@@ -105,6 +113,19 @@ export function frameHardCap(maxFrameBytes: number): number {
   return Math.max(maxFrameBytes * 4, 1024 * 1024);
 }
 
+/** Where an unexpected error was caught (the `where` label of sync_gateway_handler_errors_total). */
+type HandlerSite =
+  | 'message'
+  | 'upgrade'
+  | 'open'
+  | 'close'
+  | 'drain'
+  | 'expiry'
+  | 'bus'
+  | 'fanout'
+  | 'serialise'
+  | 'http';
+
 /** The uWS topic a scope's live fan-out is published on. */
 const topicOf = (scope: string) => `scope:${scope}`;
 
@@ -134,6 +155,29 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ratePerSecond: config.FRAME_RATE_PER_SECOND,
     burst: config.FRAME_BURST,
     closeAfter: config.FRAME_BURST,
+  };
+
+  const limits = new ConnectionLimits(config);
+
+  /**
+   * Every entry point (uWS callbacks, bus callbacks, timers) ends in a catch that calls this: an
+   * unexpected error is counted, logged with the connection id (never its token) and costs at
+   * most that connection — a throw out of any uWS or bus callback would end the whole process.
+   */
+  const handlerFailed = (where: HandlerSite, err: unknown, ws?: WebSocket<UserData>, close = false) => {
+    metrics.handlerErrors.inc({ where });
+    let conn: number | undefined;
+    if (ws && connections.has(ws)) {
+      try {
+        conn = ws.getUserData().id;
+      } catch {}
+    }
+    log.error({ where, conn, err: err instanceof Error ? err.message : String(err) }, 'handler failed');
+    if (!ws || !connections.has(ws)) return;
+    try {
+      if (close) ws.end(CLOSE_CODES.internalError, 'internal error; reconnect and resume');
+      else sendError(ws, 'internal', 'The frame could not be handled (internal error)');
+    } catch {}
   };
 
   // `connections` holds exactly the sockets whose close handler has not run: touching a closed
@@ -177,9 +221,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
     return payload;
   };
 
-  /** Writes one frame to one socket; false when the socket is gone or was closed as too slow. */
+  /**
+   * Writes one frame to one socket; false when the socket is gone or was closed as too slow.
+   * Never throws (subscriptions call it from promise chains): a frame that cannot be serialised
+   * closes this socket with 1011, since its stream would otherwise have a hole.
+   */
   const sendFrame = (ws: WebSocket<UserData>, frame: ServerFrame, shareKey?: object): boolean => {
     if (!connections.has(ws)) return false;
+    try {
+      return writeFrame(ws, frame, shareKey);
+    } catch (err) {
+      handlerFailed('serialise', err, ws, true);
+      return false;
+    }
+  };
+
+  const writeFrame = (ws: WebSocket<UserData>, frame: ServerFrame, shareKey?: object): boolean => {
     const payload = serialise(frame, shareKey);
     // Every frame sent here but pong/error/subscribed is catch-up (live events go through fanOut).
     if (frame.type === 'bootstrap' || frame.type === 'sync') ws.getUserData().catchUpBytes += payload.length;
@@ -209,9 +266,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const live = liveSockets.get(stream.scope);
     if (!live || live.size === 0) return;
     const last = events[events.length - 1]!;
-    const payload = Buffer.from(
-      JSON.stringify({ type: 'sync', scope: stream.scope, events, latestSyncId: last.id }),
-    );
+    let payload: Buffer;
+    try {
+      payload = Buffer.from(
+        JSON.stringify({ type: 'sync', scope: stream.scope, events, latestSyncId: last.id }),
+      );
+    } catch (err) {
+      // Not deliverable live: every live socket of the scope would miss it, so each one is
+      // closed (1011) and resumes from its cursor through the log.
+      for (const ws of [...live]) handlerFailed('fanout', err, ws, true);
+      return;
+    }
     app.publish(topicOf(stream.scope), payload, false, false);
     const n = live.size;
     metrics.framesSent.inc({ type: 'sync' }, n);
@@ -227,9 +292,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const expiries = new ExpiryWheel<WebSocket<UserData>>((ws) => {
     if (!connections.has(ws)) return;
-    const ud = ws.getUserData();
-    log.info({ conn: ud.id }, 'token expired; closing');
-    ws.end(CLOSE_CODES.policyViolation, 'token expired');
+    try {
+      const ud = ws.getUserData();
+      log.info({ conn: ud.id }, 'token expired; closing');
+      ws.end(CLOSE_CODES.policyViolation, 'token expired');
+    } catch (err) {
+      handlerFailed('expiry', err, ws, true);
+    }
   });
 
   const streams = new ScopeStreams({ bus, reads, metrics, log, holdMs: config.REORDER_HOLD_MS, fanOut });
@@ -255,7 +324,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
 
   const subscribe = (ws: WebSocket<UserData>, ud: UserData, frame: SubscribeFrame) => {
-    const { scope } = frame;
+    // Compared, keyed and streamed in canonical form, so `org:5E79…` and `org:5e79…` are one
+    // subscription of one log; the frames of the subscription carry the canonical scope.
+    const scope = canonicalScope(frame.scope);
+    if (scope === undefined) {
+      sendError(ws, 'bad_request', 'Invalid frame: scope: not a valid scope');
+      return;
+    }
     if (!scopeAllowed(ud.principal.scopes, scope)) {
       sendError(ws, 'forbidden', `Token does not grant scope ${scope}`, scope);
       return;
@@ -283,7 +358,55 @@ export function createGateway(deps: GatewayDeps): Gateway {
     void subscription.start(frame.lastSyncId);
   };
 
+  /**
+   * An `auth` frame: verifies the new token and, when it has the connection's `sub`, makes it the
+   * connection's token in place — the expiry moves to the new `exp`, and subscriptions whose
+   * scope it no longer grants are dropped with a `forbidden` error each. A token that fails
+   * verification (`unauthorized`) or names another subject (`forbidden`) changes nothing.
+   */
+  const refreshToken = async (ws: WebSocket<UserData>, ud: UserData, frame: AuthFrame) => {
+    const generation = ++ud.authGeneration;
+    let principal: Principal;
+    try {
+      principal = await auth.verify(frame.token);
+    } catch (err) {
+      if (ud.closed) return;
+      metrics.tokenRefreshes.inc({ result: 'unauthorized' });
+      sendError(
+        ws,
+        'unauthorized',
+        `Token refresh refused: ${toAppError(err).message}; the current token stays`,
+      );
+      return;
+    }
+    if (ud.closed || generation !== ud.authGeneration) return;
+    if (principal.sub !== ud.principal.sub) {
+      metrics.tokenRefreshes.inc({ result: 'other_subject' });
+      sendError(ws, 'forbidden', 'Token refresh refused: the new token is for another subject');
+      return;
+    }
+    expiries.remove(ws, ud.principal.exp * 1000);
+    ud.principal = principal;
+    expiries.add(ws, principal.exp * 1000);
+    for (const [scope, subscription] of [...ud.subscriptions]) {
+      if (scopeAllowed(principal.scopes, scope)) continue;
+      subscription.close();
+      sendError(ws, 'forbidden', `The refreshed token does not grant scope ${scope}; unsubscribed`, scope);
+    }
+    metrics.tokenRefreshes.inc({ result: 'ok' });
+    log.info({ conn: ud.id, exp: principal.exp }, 'token refreshed');
+    sendFrame(ws, { type: 'authed', exp: principal.exp });
+  };
+
   const onMessage = (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
+    try {
+      handleMessage(ws, message, isBinary);
+    } catch (err) {
+      handlerFailed('message', err, ws);
+    }
+  };
+
+  const handleMessage = (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
     const ud = ws.getUserData();
     if (message.byteLength > config.MAX_FRAME_BYTES) {
       metrics.framesReceived.inc({ type: 'oversized' });
@@ -321,8 +444,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!parsed.success) {
       metrics.framesReceived.inc({ type: 'invalid' });
       const issue = parsed.error.issues[0];
-      const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      sendError(ws, 'bad_request', `Invalid frame: ${where}${issue?.message ?? 'unknown shape'}`);
+      const where = issue && issue.path.length > 0 ? `${issue.path.join('.').slice(0, 64)}: ` : '';
+      sendError(
+        ws,
+        'bad_request',
+        `Invalid frame: ${where}${(issue?.message ?? 'unknown shape').slice(0, 200)}`,
+      );
       return;
     }
     const frame = parsed.data;
@@ -331,11 +458,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
       case 'subscribe':
         subscribe(ws, ud, frame);
         return;
-      case 'unsubscribe':
-        ud.subscriptions.get(frame.scope)?.close();
+      case 'unsubscribe': {
+        const scope = canonicalScope(frame.scope);
+        if (scope !== undefined) ud.subscriptions.get(scope)?.close();
         return;
+      }
       case 'ping':
+        // `t` is a finite number or a string of at most 64 characters (the schema): bounded.
         sendFrame(ws, frame.t === undefined ? { type: 'pong' } : { type: 'pong', t: frame.t });
+        return;
+      case 'auth':
+        refreshToken(ws, ud, frame).catch((err) => handlerFailed('message', err, ws));
         return;
       default:
         unreachable(frame);
@@ -360,7 +493,134 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
     return true;
   };
-  const bridgeOptions = { maxBodyBytes: deps.httpBodyLimitBytes ?? 8 * 1024 * 1024, log };
+  const bridgeOptions: BridgeOptions = {
+    maxBodyBytes: deps.httpBodyLimitBytes ?? 1024 * 1024,
+    log,
+    // A body is read only once its bearer token verifies (docs/protocol.md, "HTTP bridge").
+    authenticate: (token) =>
+      auth.verify(token).then(
+        () => true,
+        () => false,
+      ),
+    onError: (err) => handlerFailed('http', err),
+  };
+
+  const refusedUpgrade: Record<IpRefusal, string> = {
+    upgrade_rate: 'Too many connection attempts from this address; retry later',
+    failed_auth_rate: 'Too many failed authentications from this address; retry later',
+    ip_connections: `At most ${config.MAX_CONNECTIONS_PER_IP} connections per address`,
+  };
+
+  /**
+   * The `/sync` upgrade. Cheap checks first — draining, the per-IP upgrade and failed-auth rates
+   * and the IP's connection count, all map lookups — so a flood is refused (429) before any token
+   * is verified; then the token (401), then the subject's connection count (429).
+   */
+  const upgrade = (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+    if (refuseHost(res, req)) return;
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const token = req.getQuery('token') || bearerToken(req.getHeader('authorization'));
+    const ip = clientAddress(
+      res.getRemoteAddressAsText(),
+      config.TRUST_PROXY_HEADER ? req.getHeader(config.TRUST_PROXY_HEADER) : undefined,
+    );
+    if (draining) {
+      metrics.upgrades.inc({ result: 'draining' });
+      writeJson(res, 503, {
+        error: { code: 'unavailable', message: 'Node is draining; reconnect elsewhere' },
+      });
+      return;
+    }
+    const refusal = limits.admitIp(ip, Date.now());
+    if (refusal) {
+      metrics.upgrades.inc({ result: refusal });
+      writeJson(
+        res,
+        429,
+        { error: { code: 'rate_limited', message: refusedUpgrade[refusal] } },
+        { 'retry-after': '1' },
+      );
+      return;
+    }
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    // Released unless the socket opens (then the close handler releases it).
+    let ipHeld = true;
+    const releaseIp = () => {
+      if (ipHeld) limits.releaseIp(ip);
+      ipHeld = false;
+    };
+    auth
+      .verify(token)
+      .then(
+        (principal) => {
+          if (aborted) {
+            releaseIp();
+            metrics.upgrades.inc({ result: 'aborted' });
+            return;
+          }
+          if (draining) {
+            releaseIp();
+            metrics.upgrades.inc({ result: 'draining' });
+            writeJson(res, 503, { error: { code: 'unavailable', message: 'Node is draining' } });
+            return;
+          }
+          if (!limits.admitSubject(principal.sub)) {
+            releaseIp();
+            metrics.upgrades.inc({ result: 'subject_connections' });
+            writeJson(
+              res,
+              429,
+              {
+                error: {
+                  code: 'rate_limited',
+                  message: `At most ${config.MAX_CONNECTIONS_PER_SUBJECT} connections per subject`,
+                },
+              },
+              { 'retry-after': '1' },
+            );
+            return;
+          }
+          metrics.upgrades.inc({ result: 'accepted' });
+          const userData: UserData = {
+            id: nextConnectionId++,
+            principal,
+            ip,
+            authGeneration: 0,
+            subscriptions: new Map(),
+            bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
+            catchUpBytes: 0,
+            closed: false,
+            channel: undefined,
+          };
+          ipHeld = false;
+          try {
+            res.cork(() => res.upgrade(userData, key, protocol, extensions, context));
+          } catch (err) {
+            limits.releaseIp(ip);
+            limits.releaseSubject(principal.sub);
+            throw err;
+          }
+        },
+        (err) => {
+          releaseIp();
+          limits.failedAuth(ip, Date.now());
+          if (aborted) return;
+          metrics.upgrades.inc({ result: 'unauthorized' });
+          writeJson(res, 401, toAppError(err).toBody());
+        },
+      )
+      // Writing to a response that went away in between throws; never let that become an
+      // unhandled rejection (which would end the process).
+      .catch((err) => {
+        releaseIp();
+        log.warn({ err: (err as Error).message }, 'upgrade failed');
+      });
+  };
 
   app.ws<UserData>('/sync', {
     // uWS drops a connection whose frame exceeds maxPayloadLength without a close frame (the
@@ -376,80 +636,53 @@ export function createGateway(deps: GatewayDeps): Gateway {
     maxBackpressure: Math.max(64 * 1024 * 1024, config.MAX_BACKPRESSURE_BYTES * 8),
     closeOnBackpressureLimit: 1,
     drain(ws) {
-      // The client is reading again: once its buffer is back under the limit, a past catch-up
-      // no longer earns it extra room.
-      if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ws.getUserData().catchUpBytes = 0;
+      try {
+        // The client is reading again: once its buffer is back under the limit, a past catch-up
+        // no longer earns it extra room.
+        if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ws.getUserData().catchUpBytes = 0;
+      } catch (err) {
+        handlerFailed('drain', err, ws, true);
+      }
     },
     upgrade(res, req, context) {
-      if (refuseHost(res, req)) return;
-      const key = req.getHeader('sec-websocket-key');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      const token = req.getQuery('token') || bearerToken(req.getHeader('authorization'));
-      if (draining) {
-        metrics.upgrades.inc({ result: 'draining' });
-        writeJson(res, 503, {
-          error: { code: 'unavailable', message: 'Node is draining; reconnect elsewhere' },
-        });
-        return;
+      try {
+        upgrade(res, req, context);
+      } catch (err) {
+        handlerFailed('upgrade', err);
+        try {
+          writeJson(res, 500, { error: { code: 'internal', message: 'Internal error' } });
+        } catch {}
       }
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-      });
-      auth
-        .verify(token)
-        .then(
-          (principal) => {
-            if (aborted) {
-              metrics.upgrades.inc({ result: 'aborted' });
-              return;
-            }
-            if (draining) {
-              metrics.upgrades.inc({ result: 'draining' });
-              writeJson(res, 503, { error: { code: 'unavailable', message: 'Node is draining' } });
-              return;
-            }
-            metrics.upgrades.inc({ result: 'accepted' });
-            const userData: UserData = {
-              id: nextConnectionId++,
-              principal,
-              subscriptions: new Map(),
-              bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
-              catchUpBytes: 0,
-              closed: false,
-              channel: undefined,
-            };
-            res.cork(() => res.upgrade(userData, key, protocol, extensions, context));
-          },
-          (err) => {
-            if (aborted) return;
-            metrics.upgrades.inc({ result: 'unauthorized' });
-            writeJson(res, 401, toAppError(err).toBody());
-          },
-        )
-        // Writing to a response that went away in between throws; never let that become an
-        // unhandled rejection (which would end the process).
-        .catch((err) => log.warn({ err: (err as Error).message }, 'upgrade failed'));
     },
     open(ws) {
-      const ud = ws.getUserData();
-      ud.channel = channelFor(ws, ud);
-      connections.add(ws);
-      metrics.connections.set(connections.size);
-      // Closed with 1008 when the token expires (one shared timer for all connections).
-      expiries.add(ws, ud.principal.exp * 1000);
-      log.info({ conn: ud.id, sub: ud.principal.sub }, 'connection opened');
+      try {
+        const ud = ws.getUserData();
+        ud.channel = channelFor(ws, ud);
+        connections.add(ws);
+        metrics.connections.set(connections.size);
+        // Closed with 1008 when the token expires (one shared timer for all connections).
+        expiries.add(ws, ud.principal.exp * 1000);
+        log.info({ conn: ud.id, sub: ud.principal.sub }, 'connection opened');
+      } catch (err) {
+        handlerFailed('open', err, ws, true);
+      }
     },
     message: onMessage,
     close(ws, code) {
-      const ud = ws.getUserData();
-      ud.closed = true;
-      expiries.remove(ws, ud.principal.exp * 1000);
-      connections.delete(ws);
-      metrics.connections.set(connections.size);
-      for (const subscription of [...ud.subscriptions.values()]) subscription.close();
-      log.info({ conn: ud.id, code }, 'connection closed');
+      try {
+        const ud = ws.getUserData();
+        ud.closed = true;
+        expiries.remove(ws, ud.principal.exp * 1000);
+        connections.delete(ws);
+        limits.releaseIp(ud.ip);
+        limits.releaseSubject(ud.principal.sub);
+        metrics.connections.set(connections.size);
+        for (const subscription of [...ud.subscriptions.values()]) subscription.close();
+        log.info({ conn: ud.id, code }, 'connection closed');
+      } catch (err) {
+        connections.delete(ws);
+        handlerFailed('close', err);
+      }
     },
   });
 
@@ -468,6 +701,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
 
   const unsubscribeStatus = bus.onStatus((status) => {
+    try {
+      busStatusChanged(status);
+    } catch (err) {
+      handlerFailed('bus', err);
+    }
+  });
+  function busStatusChanged(status: 'up' | 'down') {
     if (status === 'down') {
       metrics.busUp.set(0);
       log.warn('bus down: live events paused; not ready');
@@ -477,7 +717,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     metrics.busReconnects.inc();
     log.info({ scopes: streams.size }, 'bus back: filling every active scope from the log');
     streams.fillAll();
-  });
+  }
 
   return {
     app,
@@ -535,7 +775,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
           const due = Math.min(sockets.length, Math.floor((elapsed / window) * sockets.length) + 1);
           for (; closed < due; closed++) {
             const ws = sockets[closed]!;
-            if (connections.has(ws)) ws.end(CLOSE_CODES.serviceRestart, 'node draining; reconnect elsewhere');
+            try {
+              if (connections.has(ws))
+                ws.end(CLOSE_CODES.serviceRestart, 'node draining; reconnect elsewhere');
+            } catch (err) {
+              handlerFailed('drain', err);
+            }
           }
           if (closed >= sockets.length) {
             clearInterval(timer);

@@ -1,14 +1,16 @@
 import { connect } from 'node:net';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bridgeHttp } from './http-bridge';
+import { bridgeHttp, INTERNAL_ORIGIN } from './http-bridge';
 import { quietLog } from './test-harness';
 import { type us_listen_socket, uWS } from './uws';
 
 const LIMIT = 1024 * 1024;
 let port = 0;
 let listenSocket: us_listen_socket | undefined;
-const seen: { aborted: number; calls: number } = { aborted: 0, calls: 0 };
+const seen = { aborted: 0, calls: 0, authenticated: 0 };
+const GOOD_TOKEN = 'good-token';
+const authorization = { authorization: `Bearer ${GOOD_TOKEN}` };
 let releaseSlow: (() => void) | undefined;
 
 const api = new Hono();
@@ -24,6 +26,7 @@ api.get('/slow', async (c) => {
   return c.text('late');
 });
 api.get('/big', (c) => c.text('z'.repeat(3 * 1024 * 1024)));
+api.get('/where', (c) => c.json({ url: c.req.url, host: c.req.header('host') }));
 
 beforeAll(async () => {
   const app = uWS.App();
@@ -37,7 +40,15 @@ beforeAll(async () => {
         request.signal.addEventListener('abort', () => seen.aborted++);
         return api.fetch(request);
       },
-      { maxBodyBytes: LIMIT, log: quietLog },
+      {
+        maxBodyBytes: LIMIT,
+        log: quietLog,
+        authenticate: async (token) => {
+          seen.authenticated++;
+          await new Promise((r) => setTimeout(r, 5));
+          return token === GOOD_TOKEN;
+        },
+      },
     ),
   );
   await new Promise<void>((resolve) =>
@@ -58,7 +69,7 @@ describe('uWS → fetch bridge', () => {
   it('passes method, path, query, headers and a JSON body, and returns status, headers and body', async () => {
     const res = await fetch(url('/echo?q=1%202'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-test': 'hello' },
+      headers: { 'content-type': 'application/json', 'x-test': 'hello', ...authorization },
       body: JSON.stringify({ a: [1, 2, 3], s: 'ünïcødé' }),
     });
     expect(res.status).toBe(201);
@@ -69,7 +80,7 @@ describe('uWS → fetch bridge', () => {
 
   it('reads a large body arriving in many chunks, with and without content-length', async () => {
     const big = new Uint8Array(LIMIT - 10).fill(65);
-    const res = await fetch(url('/size'), { method: 'POST', body: big });
+    const res = await fetch(url('/size'), { method: 'POST', body: big, headers: authorization });
     expect(await res.json()).toEqual({ bytes: big.byteLength });
     const stream = new ReadableStream({
       start(controller) {
@@ -81,13 +92,18 @@ describe('uWS → fetch bridge', () => {
       method: 'POST',
       body: stream,
       duplex: 'half',
+      headers: authorization,
     } as RequestInit);
     expect(await chunked.json()).toEqual({ bytes: 16 * 32 * 1024 });
   });
 
   it('answers a body over the limit with 413 without calling the handler', async () => {
     const before = seen.calls;
-    const declared = await fetch(url('/size'), { method: 'POST', body: new Uint8Array(LIMIT + 1) });
+    const declared = await fetch(url('/size'), {
+      method: 'POST',
+      body: new Uint8Array(LIMIT + 1),
+      headers: authorization,
+    });
     expect(declared.status).toBe(413);
     expect(await declared.json()).toMatchObject({ error: { code: 'payload_too_large' } });
     const stream = new ReadableStream({
@@ -100,6 +116,7 @@ describe('uWS → fetch bridge', () => {
       method: 'POST',
       body: stream,
       duplex: 'half',
+      headers: authorization,
     } as RequestInit).catch((err: Error) => err);
     if (chunked instanceof Response) expect(chunked.status).toBe(413);
     expect(seen.calls).toBe(before);
@@ -139,10 +156,83 @@ describe('uWS → fetch bridge', () => {
     await waitUntil(() => seen.aborted > 0);
     releaseSlow?.();
     await new Promise((r) => setTimeout(r, 50));
-    const res = await fetch(url('/echo'), { method: 'POST', body: '{"ok":true}' });
+    const res = await fetch(url('/echo'), { method: 'POST', body: '{"ok":true}', headers: authorization });
     expect(res.status).toBe(201);
   });
+
+  it('refuses a body without a bearer token at once, and with a bad one, never calling the handler', async () => {
+    const calls = seen.calls;
+    const checks = seen.authenticated;
+    const anonymous = await rawRequest(
+      `POST /size HTTP/1.1\r\nhost: x\r\ncontent-length: ${LIMIT}\r\n\r\n${'a'.repeat(1000)}`,
+    );
+    expect(anonymous.status).toBe(401);
+    expect(JSON.parse(anonymous.body)).toMatchObject({ error: { code: 'unauthorized' } });
+    // Refused on the missing header alone: no token check, no body read.
+    expect(seen.authenticated).toBe(checks);
+    const bad = await fetch(url('/size'), {
+      method: 'POST',
+      body: new Uint8Array(64 * 1024),
+      headers: { authorization: 'Bearer forged' },
+    }).catch((err: Error) => err);
+    if (bad instanceof Response) {
+      expect(bad.status).toBe(401);
+      expect(await bad.json()).toMatchObject({ error: { code: 'unauthorized' } });
+    }
+    expect(seen.authenticated).toBe(checks + 1);
+    expect(seen.calls).toBe(calls);
+    expect((await fetch(url('/big'))).status).toBe(200);
+  });
+
+  it('builds the URL from a fixed origin: the Host header cannot change the path or query', async () => {
+    const answer = await rawRequest(
+      'GET /where?q=1 HTTP/1.1\r\nhost: evil.example/sync/bootstrap?scope=org:x#\r\n\r\n',
+    );
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({
+      url: `${INTERNAL_ORIGIN}/where?q=1`,
+      host: 'evil.example/sync/bootstrap?scope=org:x#',
+    });
+  });
+
+  it('answers odd requests (non-UTF-8 header bytes, an absolute-form target) and keeps serving', async () => {
+    const utf8Header = await rawRequest(
+      Buffer.concat([
+        Buffer.from('GET /where HTTP/1.1\r\nhost: x\r\nx-name: '),
+        Buffer.from('\u4e2d\u6587', 'utf8'),
+        Buffer.from('\r\n\r\n'),
+      ]),
+    );
+    // uWS hands such a value over as a (lossy) string; whatever it is, the answer is an answer.
+    expect([200, 400]).toContain(utf8Header.status);
+    expect(JSON.parse(utf8Header.body)).toBeTypeOf('object');
+    const absolute = await rawRequest('GET http://other.example/where HTTP/1.1\r\nhost: x\r\n\r\n');
+    // uWS may drop such a request itself (0); when it reaches the bridge it is refused (400).
+    expect([0, 400]).toContain(absolute.status);
+    expect((await fetch(url('/where'))).status).toBe(200);
+  });
 });
+
+/** Sends raw bytes and reads one response (status and body), for what fetch refuses to send. */
+function rawRequest(raw: string | Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(raw));
+    let data = '';
+    socket.on('data', (chunk) => {
+      data += chunk.toString('latin1');
+      const head = data.indexOf('\r\n\r\n');
+      if (head < 0) return;
+      const length = Number(/content-length: (\d+)/i.exec(data.slice(0, head))?.[1] ?? 0);
+      if (data.length >= head + 4 + length) {
+        socket.destroy();
+        resolve({ status: Number(data.slice(9, 12)), body: data.slice(head + 4, head + 4 + length) });
+      }
+    });
+    socket.on('error', reject);
+    // Closed without a complete answer: status 0.
+    socket.on('close', () => resolve({ status: 0, body: '' }));
+  });
+}
 
 async function waitUntil(check: () => boolean) {
   for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));

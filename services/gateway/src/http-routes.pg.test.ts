@@ -30,7 +30,13 @@ describe('one port: ops, bridged HTTP and /sync', () => {
     const gw = await startGateway({ bus: createMemoryBus(), delta: pgDeltaSource(db.pool) });
     try {
       expect(await (await fetch(`${gw.url}/healthz`)).json()).toEqual({ status: 'ok' });
-      const ready = await fetch(`${gw.url}/readyz`);
+      // Ready once the first head check has reached the delta source (it runs right after listen;
+      // on a loaded machine the first /readyz can arrive before it answered).
+      let ready = await fetch(`${gw.url}/readyz`);
+      for (let i = 0; i < 50 && ready.status !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        ready = await fetch(`${gw.url}/readyz`);
+      }
       expect(ready.status).toBe(200);
       expect(await ready.json()).toEqual({
         status: 'ready',
@@ -57,6 +63,9 @@ describe('one port: ops, bridged HTTP and /sync', () => {
         'sync_gateway_frames_received_total',
         'sync_gateway_frame_errors_total',
         'sync_gateway_upgrades_total',
+        'sync_gateway_handler_errors_total',
+        'sync_gateway_bus_messages_dropped_total',
+        'sync_gateway_token_refreshes_total',
       ]) {
         expect(metrics).toContain(`# TYPE ${name} `);
       }
@@ -112,6 +121,7 @@ describe('one port: ops, bridged HTTP and /sync', () => {
       const echo = await fetch(`${gw.url}/api/echo`, {
         method: 'POST',
         body: JSON.stringify({ hello: 'world' }),
+        headers: { authorization: `Bearer ${serviceToken}` },
       });
       expect(echo.status).toBe(201);
       expect(await echo.json()).toEqual({ hello: 'world' });

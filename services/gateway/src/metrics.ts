@@ -99,6 +99,24 @@ export function createGatewayMetrics(registry: Registry) {
       labelNames: ['code'] as const,
       registers,
     }),
+    handlerErrors: new Counter({
+      name: 'sync_gateway_handler_errors_total',
+      help: 'Unexpected errors caught at an entry point (message, upgrade, open, close, drain, bus, fanout, serialise, http), each costing at most one connection.',
+      labelNames: ['where'] as const,
+      registers,
+    }),
+    busMessagesDropped: new Counter({
+      name: 'sync_gateway_bus_messages_dropped_total',
+      help: 'Bus messages dropped as malformed (not events of the channel scope, or nested too deep); the log fills them.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    tokenRefreshes: new Counter({
+      name: 'sync_gateway_token_refreshes_total',
+      help: 'auth frames (token refresh in place), by result.',
+      labelNames: ['result'] as const,
+      registers,
+    }),
     upgrades: new Counter({
       name: 'sync_gateway_upgrades_total',
       help: 'WebSocket upgrade attempts, by result.',

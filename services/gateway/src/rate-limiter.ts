@@ -31,3 +31,18 @@ export function takeToken(
   bucket.refusedInARow += 1;
   return bucket.refusedInARow >= limits.closeAfter ? 'close' : 'refuse';
 }
+
+/**
+ * Whether a token is available, without taking it: refills the bucket to `now` and looks. Used
+ * to refuse early (e.g. an IP over its failed-auth rate) while only a failure takes a token.
+ */
+export function hasToken(
+  bucket: TokenBucket,
+  limits: { ratePerSecond: number; burst: number },
+  now: number,
+): boolean {
+  const elapsed = Math.max(0, now - bucket.updatedAt) / 1000;
+  bucket.tokens = Math.min(limits.burst, bucket.tokens + elapsed * limits.ratePerSecond);
+  bucket.updatedAt = now;
+  return bucket.tokens >= 1;
+}

@@ -1,5 +1,6 @@
 import type { SyncEvent } from '@openagents/sync-protocol';
 import type { Bus, BusMessage, Logger } from '@openagents/sync-server-kit';
+import { busMessageProblem } from './bus-message';
 import type { GatewayMetrics } from './metrics';
 import type { SharedReads } from './shared-reads';
 
@@ -76,12 +77,27 @@ export class ScopeStream {
     return n;
   }
 
-  /** Bus handler: every message for the scope lands here. */
+  /**
+   * Bus handler: every message for the scope lands here. It runs inside the bus (ioredis' event
+   * emitter, the in-process bus's microtask), where a throw would end the process: a malformed
+   * message is dropped and counted, and anything unexpected is caught and logged.
+   */
   readonly receive = (message: BusMessage): void => {
-    if (this.#closed || !Array.isArray(message.events)) return;
-    this.#deps.metrics.busEventsReceived.inc(message.events.length);
-    this.#hold(message.events);
-    this.#scheduleFlush();
+    try {
+      if (this.#closed) return;
+      const problem = busMessageProblem(message, this.scope);
+      if (problem) {
+        this.#deps.metrics.busMessagesDropped.inc({ reason: problem });
+        this.#deps.log.warn({ scope: this.scope, problem }, 'dropped a malformed bus message');
+        return;
+      }
+      this.#deps.metrics.busEventsReceived.inc(message.events.length);
+      this.#hold(message.events);
+      this.#scheduleFlush();
+    } catch (err) {
+      this.#deps.metrics.handlerErrors.inc({ where: 'bus' });
+      this.#deps.log.error({ scope: this.scope, err: (err as Error).message }, 'bus message handler failed');
+    }
   };
 
   /** Sets the position of an unanchored stream (no-op once anchored) and emits what it can. */
@@ -171,7 +187,15 @@ export class ScopeStream {
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
-      this.#flush();
+      try {
+        this.#flush();
+      } catch (err) {
+        this.#deps.metrics.handlerErrors.inc({ where: 'bus' });
+        this.#deps.log.error(
+          { scope: this.scope, err: (err as Error).message },
+          'flushing bus events failed',
+        );
+      }
     });
   }
 

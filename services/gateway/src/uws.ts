@@ -1,6 +1,13 @@
 import uWS from 'uWebSockets.js';
 
-export type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+export type {
+  HttpRequest,
+  HttpResponse,
+  TemplatedApp,
+  us_listen_socket,
+  us_socket_context_t,
+  WebSocket,
+} from 'uWebSockets.js';
 
 /** Exports only the native addon has; the pure-JS fallback of the package lacks every one of them. */
 const NATIVE_ONLY_EXPORTS = ['SSLApp', 'getParts', 'SHARED_COMPRESSOR'] as const;
