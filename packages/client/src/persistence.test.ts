@@ -117,8 +117,8 @@ describe.each([
     const client = makeClient(storage, fetch);
     await client.ready;
     const state = client.getState();
-    expect(state.records.Agent[A1]?.name).toBe('uno');
-    expect(state.records.Agent[A2]?.name).toBe('offline'); // the pending insert, still applied
+    expect(state.records.get('Agent', A1)?.name).toBe('uno');
+    expect(state.records.get('Agent', A2)?.name).toBe('offline'); // the pending insert, still applied
     expect(state.scopes[SCOPE]).toEqual({ status: 'pending', lastSyncId: 5 });
     // The restored write is sent again under its original key (the server dedupes if it landed).
     await vi.waitFor(() => expect(sent).toHaveLength(1));
@@ -210,7 +210,7 @@ describe.each([
     await storage.set('v1:pending', [{ nope: true }, null, 7]);
     const client = makeClient(storage, never);
     await client.ready;
-    expect(client.getState().records.Agent[A1]?.name).toBe('kept');
+    expect(client.getState().records.get('Agent', A1)?.name).toBe('kept');
     expect(client.getState().pending).toEqual([]);
     expect(Object.keys(client.getState().scopes)).toEqual([SCOPE]);
   });

@@ -106,7 +106,7 @@ describe('createSyncClient: connection', () => {
 
     latest().drop(1006);
     expect(client.getState().connection).toBe('reconnecting');
-    expect(client.getState().records.Agent[A1]?.name).toBe('a'); // records stay while away
+    expect(client.getState().records.get('Agent', A1)?.name).toBe('a'); // records stay while away
     await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(2));
     latest().open();
     expect(latest().sent).toEqual([{ type: 'subscribe', scope: SCOPE, lastSyncId: 5 }]);
@@ -311,7 +311,7 @@ describe('createSyncClient: mutations', () => {
 
     const promise = client.insert('Agent', { id: A1, org_id: ORG, name: 'new' }, { mutationId: 'key-1' });
     // Visible immediately, with the model's defaults and its client-side id.
-    expect(client.getState().records.Agent[A1]).toMatchObject({ id: A1, name: 'new', status: 'idle' });
+    expect(client.getState().records.get('Agent', A1)).toMatchObject({ id: A1, name: 'new', status: 'idle' });
     expect(client.getState().pending).toMatchObject([{ mutationId: 'key-1', status: 'sending' }]);
     const result = await promise;
     expect(result.syncId).toBe(1);
@@ -342,7 +342,7 @@ describe('createSyncClient: mutations', () => {
       ],
     });
     expect(client.getState().pending).toEqual([]);
-    expect(client.getState().records.Agent[A1]).toMatchObject({ name: 'new', created_at: 'c' });
+    expect(client.getState().records.get('Agent', A1)).toMatchObject({ name: 'new', created_at: 'c' });
   });
 
   it('rolls back on a 4xx and rejects with the error body', async () => {
@@ -360,14 +360,14 @@ describe('createSyncClient: mutations', () => {
         lastSyncId: 3,
       }),
     );
-    const before = client.getState().records;
+    const before = client.getState().records.get('Agent', A1);
     const promise = client.update('Agent', A1, { name: '' });
-    expect(client.getState().records.Agent[A1]?.name).toBe('');
+    expect(client.getState().records.get('Agent', A1)?.name).toBe('');
     const error = await promise.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MutationError);
     expect(error).toMatchObject({ status: 400, code: 'invalid_body', body });
     const state = client.getState();
-    expect(state.records.Agent[A1]).toBe(before.Agent[A1]); // rolled back to the very same object
+    expect(state.records.get('Agent', A1)).toBe(before); // rolled back to the very same object
     expect(state.pending).toEqual([]);
     expect(state.errors.at(-1)).toMatchObject({ kind: 'mutation', code: 'invalid_body', status: 400 });
     expect(fetch).toHaveBeenCalledTimes(1);
@@ -380,7 +380,7 @@ describe('createSyncClient: mutations', () => {
     const client = makeClient({ fetch, autoConnect: false });
     const error = await client.insert('Agent', { id: A1, org_id: ORG, name: 'x' }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'bad_response', status: 200 });
-    expect(client.getState().records.Agent[A1]).toBeUndefined();
+    expect(client.getState().records.get('Agent', A1)).toBeUndefined();
     expect(fetch).toHaveBeenCalledTimes(1);
   });
 

@@ -15,7 +15,19 @@ import { randomUuid } from './random-uuid';
 import { Replica } from './replica';
 import type { SyncStorage } from './storage';
 import { TokenSource } from './token-source';
-import type { ConnectionStatus, MutationAction, PendingMutation, SyncErrorEntry, SyncState } from './types';
+import type {
+  ConnectionStatus,
+  MutationAction,
+  PendingMutation,
+  RecordChanges,
+  SyncErrorEntry,
+  SyncState,
+} from './types';
+
+/** A state listener: the new state, the previous one, and which records changed in between. */
+export type SyncListener = (state: SyncState, prev: SyncState, changes: RecordChanges) => void;
+
+const NO_CHANGES: RecordChanges = new Map();
 
 export interface SyncClientOptions {
   /** Base http(s) URL of the deployment, e.g. `https://sync.example.com`; the socket is `<url>/sync`. */
@@ -72,10 +84,11 @@ export interface MutationInput {
 export interface SyncClient {
   getState(): SyncState;
   /**
-   * Called after changes with the new and the previous state, at most once per microtask (a burst
-   * of frames is one call); returns unsubscribe. `getState()` is always current.
+   * Called after changes with the new and the previous state and the records that changed
+   * (scope → model → ids), at most once per microtask (a burst of frames is one call); returns
+   * unsubscribe. `getState()` is always current.
    */
-  subscribe(listener: (state: SyncState, prev: SyncState) => void): () => void;
+  subscribe(listener: SyncListener): () => void;
   /** Follows a scope (ref-counted: every call needs its own unfollow). Returns unfollow. */
   subscribeScope(scope: string): () => void;
   /**
@@ -119,7 +132,9 @@ export interface SyncClient {
  * @example
  * const client = createSyncClient({ url: 'https://sync.example.com', getToken });
  * const unfollow = client.subscribeScope(`org:${orgId}`);
- * client.subscribe((s) => render(s.records.Agent));
+ * client.subscribe((s, prev, changes) => {
+ *   if (changes.has(`org:${orgId}`)) render(s.records.list(`org:${orgId}`, 'Agent'));
+ * });
  * await client.insert('Agent', { org_id: orgId, name: 'Scout' });
  */
 export function createSyncClient(options: SyncClientOptions): SyncClient {
@@ -131,7 +146,7 @@ type Waiter = { resolve: (r: WriteResult) => void; reject: (e: unknown) => void 
 class SyncClientImpl implements SyncClient {
   readonly ready: Promise<void>;
   #state: SyncState;
-  #listeners = new Set<(state: SyncState, prev: SyncState) => void>();
+  #listeners = new Set<SyncListener>();
   #replica: Replica;
   #connection: Connection | undefined;
   #sender: MutationSender;
@@ -264,7 +279,7 @@ class SyncClientImpl implements SyncClient {
     return this.#state;
   }
 
-  subscribe(listener: (state: SyncState, prev: SyncState) => void): () => void {
+  subscribe(listener: SyncListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -493,7 +508,7 @@ class SyncClientImpl implements SyncClient {
   /**
    * Builds the next snapshot and tells listeners. Changes are applied to the server layer at
    * once but published once per microtask: frames that arrive together (a TCP read carrying many
-   * frames, a burst of catch-up) cost one copy of each touched model map, not one per frame.
+   * frames, a burst of catch-up) recompute each touched record once, not once per frame.
    * `getState()` flushes first, so a reader never sees a stale snapshot.
    */
   #flush(): void {
@@ -502,7 +517,7 @@ class SyncClientImpl implements SyncClient {
     const pendingChanged = this.#pendingChanged;
     this.#pendingChanged = false;
     const store = this.#replica.store;
-    store.commit();
+    const recordChanges = store.commit() ?? NO_CHANGES;
     const prev = this.#state;
     const next: SyncState = {
       connection: this.#connectionStatus,
@@ -524,6 +539,6 @@ class SyncClientImpl implements SyncClient {
       return;
     }
     this.#state = next;
-    for (const listener of this.#listeners) listener(next, prev);
+    for (const listener of this.#listeners) listener(next, prev, recordChanges);
   }
 }
