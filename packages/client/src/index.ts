@@ -4,7 +4,7 @@
  * and confirms them through the log.
  */
 export { BACKOFF_DEFAULTS, type BackoffOptions, backoff, isRetryable } from './backoff';
-export type { WebSocketConstructor, WebSocketLike } from './connection';
+export type { NetworkMonitor, WebSocketConstructor, WebSocketLike } from './connection';
 export { MutationError, SyncClosedError } from './errors';
 export type { LockManagerLike } from './persistence';
 export { createScopeSelector } from './scope-records';

@@ -105,6 +105,43 @@ describe.each([
   ['IndexedDB (fake-indexeddb)', () => createIndexedDbStorage(`test-${Math.random()}`)],
   ['memory', () => createMemoryStorage()],
 ])('persistence: %s', (_name, makeStorage) => {
+  it('a write made before storage was read survives a tab closed before it was', async () => {
+    const storage = makeStorage();
+    // The first tab's storage answers no read: the tab closes while it is still hydrating.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow: SyncStorage = {
+      get: async (key) => {
+        await gate;
+        return storage.get(key);
+      },
+      set: (key, value) => storage.set(key, value),
+      del: (key) => storage.del(key),
+      ...(storage.update ? { update: storage.update.bind(storage) } : {}),
+    };
+    try {
+      const first = makeClient(slow, never);
+      const write = first.insert(
+        'Agent',
+        { id: A2, org_id: ORG, name: 'early' },
+        { mutationId: 'before-ready' },
+      );
+      write.catch(() => {});
+      expect(first.getState().records.get('Agent', A2)?.name).toBe('early');
+      // What the closing tab left is what the next one finds: the write, adopted and sent again.
+      await vi.waitFor(async () => {
+        const next = makeClient(storage, never);
+        await next.ready;
+        expect(next.getState().pending.map((p) => p.mutationId)).toEqual(['before-ready']);
+        expect(next.getState().records.get('Agent', A2)?.name).toBe('early');
+      });
+    } finally {
+      release();
+    }
+  });
+
   it('a reload resumes from the stored cursor with records and pending mutations restored', async () => {
     const storage = makeStorage();
     await firstSession(storage);

@@ -57,6 +57,15 @@ class ScriptedSocket implements WebSocketLike {
 }
 
 const latest = () => ScriptedSocket.all.at(-1)!;
+
+/** The device's network switch: `onLine` and the `online`/`offline` events, as a browser fires them. */
+class FakeNetwork extends EventTarget {
+  onLine = true;
+  set(online: boolean) {
+    this.onLine = online;
+    this.dispatchEvent(new Event(online ? 'online' : 'offline'));
+  }
+}
 const clients: SyncClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
@@ -187,6 +196,55 @@ describe('createSyncClient: connection', () => {
     await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(2));
     expect(first.closedWith).toBe(4000);
     expect(client.getState().errors.some((e) => e.code === 'ping_timeout')).toBe(true);
+  });
+
+  it('goes offline at once on the browser’s offline event, waits for online, then resumes', async () => {
+    vi.useFakeTimers();
+    try {
+      const network = new FakeNetwork();
+      const client = makeClient({ network });
+      client.subscribeScope(SCOPE);
+      await vi.advanceTimersByTimeAsync(0);
+      const first = latest();
+      first.open();
+      first.receive({ type: 'bootstrap', scope: SCOPE, models: empty, lastSyncId: 4 });
+      expect(client.getState().connection).toBe('open');
+      // The network goes: the socket still looks open (no close comes while the cable is out).
+      network.set(false);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(client.getState().connection).toBe('offline');
+      expect(client.getState().scopes[SCOPE]?.status).toBe('pending');
+      expect(first.closedWith).toBe(4001);
+      // No attempts while offline, however long.
+      await vi.advanceTimersByTimeAsync(120_000);
+      expect(ScriptedSocket.all).toHaveLength(1);
+      network.set(true);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(ScriptedSocket.all).toHaveLength(2);
+      latest().open();
+      expect(client.getState().connection).toBe('open');
+      expect(latest().sent).toContainEqual({ type: 'subscribe', scope: SCOPE, lastSyncId: 4 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('by default declares a silent socket dead within 14 s (a ping every 10 s, 4 s to answer)', async () => {
+    vi.useFakeTimers();
+    try {
+      const client = makeClient({ network: null });
+      client.connect();
+      await vi.advanceTimersByTimeAsync(0);
+      const socket = latest();
+      socket.open();
+      await vi.advanceTimersByTimeAsync(13_999);
+      expect(client.getState().connection).toBe('open');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(client.getState().connection).toBe('reconnecting');
+      expect(socket.closedWith).toBe(4000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps a socket that answers its pings', async () => {

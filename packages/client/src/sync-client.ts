@@ -7,7 +7,7 @@ import {
   type WriteResult,
 } from '@openagents/sync-protocol';
 import { type BackoffOptions, backoff } from './backoff';
-import { Connection, type WebSocketConstructor } from './connection';
+import { browserNetwork, Connection, type NetworkMonitor, type WebSocketConstructor } from './connection';
 import { SyncClosedError } from './errors';
 import { MutationSender } from './mutation-sender';
 import { type LockManagerLike, Persister } from './persistence';
@@ -57,10 +57,16 @@ export interface SyncClientOptions {
    */
   locks?: LockManagerLike | null;
   backoff?: Partial<BackoffOptions>;
-  /** Ping period on an open socket (default 25 s). */
+  /** Ping period on an open socket (default 10 s). */
   pingIntervalMs?: number;
-  /** A socket with no frame this long after a ping is declared dead (default 10 s). */
+  /** A socket with no frame this long after a ping is declared dead (default 4 s). */
   pongTimeoutMs?: number;
+  /**
+   * The device's network state and `online`/`offline` events; defaults to the browser's
+   * (`navigator.onLine`, `window`), `null` ignores them. On `offline` the socket is dropped and
+   * the status is `offline` at once; on `online` it reconnects without waiting out a backoff.
+   */
+  network?: NetworkMonitor | null;
   /** Reconnect spread after a drain, close 1012 (default 5 s). */
   drainJitterMs?: number;
   /** Connect as soon as a scope is followed (default true); otherwise call `connect()`. */
@@ -167,6 +173,7 @@ class SyncClientImpl implements SyncClient {
   /** After disconnect(), following a scope does not reconnect by itself; connect() does. */
   #disconnectedByUser = false;
   #unfollowTimers = new Set<ReturnType<typeof setTimeout>>();
+  #network: NetworkMonitor | undefined;
 
   constructor(options: SyncClientOptions) {
     this.#options = options;
@@ -222,8 +229,9 @@ class SyncClientImpl implements SyncClient {
       pending: this.#replica.store.pending,
       errors: [],
     };
-    const target = globalThis as { addEventListener?: typeof addEventListener };
-    if (typeof target.addEventListener === 'function') target.addEventListener('online', this.#onOnline);
+    this.#network = options.network === null ? undefined : (options.network ?? browserNetwork());
+    this.#network?.addEventListener('online', this.#onOnline);
+    this.#network?.addEventListener('offline', this.#onOffline);
     if (options.storage) {
       this.#persister = new Persister(
         options.storage,
@@ -272,6 +280,11 @@ class SyncClientImpl implements SyncClient {
   #onOnline = () => {
     this.#connection?.retryNow();
     this.#sender.retryNow();
+  };
+
+  /** The browser says the network is gone: do not show `open` until a ping times out. */
+  #onOffline = () => {
+    this.#connection?.networkLost();
   };
 
   getState(): SyncState {
@@ -404,10 +417,8 @@ class SyncClientImpl implements SyncClient {
     this.#wantConnect = false;
     this.#connection?.close();
     this.#closed = true;
-    (globalThis as { removeEventListener?: typeof removeEventListener }).removeEventListener?.(
-      'online',
-      this.#onOnline,
-    );
+    this.#network?.removeEventListener('online', this.#onOnline);
+    this.#network?.removeEventListener('offline', this.#onOffline);
     if (this.#resubscribeTimer) clearTimeout(this.#resubscribeTimer);
     for (const t of this.#unfollowTimers) clearTimeout(t);
     this.#unfollowTimers.clear();
@@ -459,8 +470,9 @@ class SyncClientImpl implements SyncClient {
       WebSocket: WS,
       tokens: this.#tokens,
       backoff: this.#options.backoff ?? {},
-      pingIntervalMs: this.#options.pingIntervalMs ?? 25_000,
-      pongTimeoutMs: this.#options.pongTimeoutMs ?? 10_000,
+      pingIntervalMs: this.#options.pingIntervalMs ?? 10_000,
+      pongTimeoutMs: this.#options.pongTimeoutMs ?? 4_000,
+      network: this.#network,
       drainJitterMs: this.#options.drainJitterMs ?? 5_000,
       refreshAfterFailures: 2,
       hooks: {
@@ -529,6 +541,12 @@ class SyncClientImpl implements SyncClient {
     const changes = this.#replica.takeChanges();
     if (pendingChanged || next.pending !== prev.pending) changes.pending = true;
     if (this.#persister && this.#hydrated) this.#persister.note(changes);
+    else if (this.#persister && changes.pending) {
+      // Before storage is read, scope records must not be written (they would replace what is
+      // stored before it is read), but a write the user made must: if the tab closes before
+      // hydration ends, the next one adopts it from this instance's key instead of losing it.
+      this.#persister.note({ scopes: new Set(), dropped: new Set(), pending: true });
+    }
     if (
       next.connection === prev.connection &&
       next.scopes === prev.scopes &&
