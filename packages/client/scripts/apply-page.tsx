@@ -168,10 +168,14 @@ function Transcript() {
 
 let streamClient: SyncClient | undefined;
 
-/** Scenario 2, part 1: a `count`-message scope with the hooks mounted. */
-async function mountApp(count: number): Promise<void> {
+/**
+ * Scenario 2, part 1: a `count`-message scope with the hooks mounted. Resolves with the time from
+ * the bootstrap frame's arrival to the first render showing it (parse, validate, apply, render).
+ */
+async function mountApp(count: number): Promise<number> {
   const client = newClient();
   streamClient = client;
+  const t0 = performance.now();
   bootstrap(client, count);
   const root = document.getElementById('root')!;
   createRoot(root).render(
@@ -183,9 +187,11 @@ async function mountApp(count: number): Promise<void> {
   const deadline = performance.now() + 30_000;
   while (!root.textContent?.includes(`${count} messages`)) {
     if (performance.now() > deadline) throw new Error(`app did not render: ${root.innerHTML.slice(0, 200)}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 1));
   }
+  const firstRender = performance.now() - t0;
   await new Promise((r) => setTimeout(r, 300)); // let effects and the first paint settle
+  return firstRender;
 }
 
 /**

@@ -36,7 +36,7 @@ const entry = join(root, 'packages/client/scripts/apply-page.tsx');
 
 interface Bench {
   applyOne(count: number, events: number): { msPerEvent: number; batches: number[] };
-  mountApp(count: number): Promise<void>;
+  mountApp(count: number): Promise<number>;
   stream(perSecond: number, seconds: number, mode: 'update' | 'append'): Promise<number>;
 }
 
@@ -136,6 +136,8 @@ interface StreamFigures {
   script: number;
   /** Idle main-thread ms per second before the stream (subtracted). */
   idle: number;
+  /** Bootstrap frame of the 10,000 messages to first render, ms. */
+  firstRender: number;
 }
 
 interface Figures {
@@ -158,7 +160,9 @@ async function measure(browser: Browser, script: string, baseline: boolean): Pro
   }
   const streamed = async (mode: 'update' | 'append') =>
     withPage(browser, script, async (page) => {
-      await page.evaluate(() => (window as unknown as { __bench: Bench }).__bench.mountApp(10_000));
+      const firstRender = await page.evaluate(() =>
+        (window as unknown as { __bench: Bench }).__bench.mountApp(10_000),
+      );
       const idle = await mainThread(page, () => page.waitForTimeout(seconds * 1000));
       const busy = await mainThread(page, () =>
         page.evaluate(
@@ -170,6 +174,7 @@ async function measure(browser: Browser, script: string, baseline: boolean): Pro
         task: (busy.task - idle.task) / seconds,
         script: (busy.script - idle.script) / seconds,
         idle: idle.task / seconds,
+        firstRender,
       };
     });
   const update = await streamed('update');
@@ -191,6 +196,12 @@ try {
     ms(before.apply[n]!),
     ms(after.apply[n]!),
     ratio(before.apply[n]!, after.apply[n]!),
+  ]);
+  rows.push([
+    '10,000-message scope: bootstrap frame to first render with the hooks mounted',
+    ms(before.streamUpdate.firstRender),
+    ms(after.streamUpdate.firstRender),
+    ratio(before.streamUpdate.firstRender, after.streamUpdate.firstRender),
   ]);
   const perSecond = (f: StreamFigures) => `${f.task.toFixed(0)} ms (script ${f.script.toFixed(0)} ms)`;
   rows.push([

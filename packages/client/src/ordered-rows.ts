@@ -57,7 +57,9 @@ export class OrderedRows<R extends Row = Row> {
     }
     if (createdSyncId(row) === undefined) this.#arrival.set(id, this.#nextArrival++);
     this.#byId.set(id, row);
-    rows.splice(this.#insertionPoint(row), 0, row);
+    const at = this.#insertionPoint(row);
+    if (at === rows.length) rows.push(row);
+    else rows.splice(at, 0, row);
   }
 
   delete(id: string): boolean {
@@ -98,8 +100,11 @@ export class OrderedRows<R extends Row = Row> {
 
   /** First index whose row sorts at or after `row`. */
   #insertionPoint(row: R): number {
+    const n = this.#rows.length;
+    // New records mostly arrive in commit order (a bootstrap, live inserts): check the end first.
+    if (n === 0 || this.#compare(this.#rows[n - 1]!, row) < 0) return n;
     let lo = 0;
-    let hi = this.#rows.length;
+    let hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (this.#compare(this.#rows[mid]!, row) < 0) lo = mid + 1;
