@@ -1,4 +1,6 @@
 import {
+  AppendEventData,
+  applyAppend,
   type BootstrapFrame,
   ServerFrame,
   type SyncEvent,
@@ -38,6 +40,7 @@ export type Violation =
   | { kind: 'latest_behind_events'; scope: string; latestSyncId: number; lastEventId: number }
   | { kind: 'update_of_unknown'; scope: string; id: number; model: string; modelId: string }
   | { kind: 'delete_of_unknown'; scope: string; id: number; model: string; modelId: string }
+  | { kind: 'append_mismatch'; scope: string; id: number; model: string; modelId: string }
   | { kind: 'unsubscribed_scope'; scope: string }
   | { kind: 'bad_frame'; text: string; issue: string };
 
@@ -462,6 +465,27 @@ export class SyncProbe {
           });
         }
         break;
+      case 'append': {
+        // The log is gap-free, so every piece must start exactly at the field's current end.
+        const current = byId.get(event.model_id);
+        const piece = AppendEventData.safeParse(event.data);
+        const text = piece.success ? current?.[piece.data.field] : undefined;
+        if (!current || !piece.success || typeof text !== 'string' || piece.data.offset !== text.length) {
+          this.violations.push({
+            kind: 'append_mismatch',
+            scope: s.scope,
+            id: event.id,
+            model: event.model,
+            modelId: event.model_id,
+          });
+        }
+        if (current && piece.success) {
+          const outcome = applyAppend(String(current[piece.data.field] ?? ''), piece.data);
+          if (outcome.kind === 'applied')
+            byId.set(event.model_id, { ...current, [piece.data.field]: outcome.text });
+        }
+        break;
+      }
       default:
         unreachable(event.action);
     }

@@ -42,6 +42,7 @@ function connect(tokens: TokenSource) {
     pongTimeoutMs: 10_000,
     drainJitterMs: 5,
     refreshAfterFailures: 2,
+    network: undefined,
     hooks,
   });
   connection.connect();

@@ -15,6 +15,35 @@ export interface WebSocketLike {
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
+/**
+ * What the client needs to know about the network: whether the device says it is online, and
+ * its `online`/`offline` events. In a browser, `navigator.onLine` and `window`'s events.
+ */
+export interface NetworkMonitor {
+  readonly onLine: boolean;
+  addEventListener(type: 'online' | 'offline', listener: () => void): void;
+  removeEventListener(type: 'online' | 'offline', listener: () => void): void;
+}
+
+/** The browser's network monitor, or undefined outside a browser (Node, workers without events). */
+export function browserNetwork(): NetworkMonitor | undefined {
+  const g = globalThis as {
+    navigator?: { onLine?: boolean };
+    addEventListener?: (type: string, listener: () => void) => void;
+    removeEventListener?: (type: string, listener: () => void) => void;
+  };
+  const add = g.addEventListener;
+  const remove = g.removeEventListener;
+  if (typeof add !== 'function' || typeof remove !== 'function') return undefined;
+  return {
+    get onLine() {
+      return g.navigator?.onLine !== false;
+    },
+    addEventListener: (type, listener) => add.call(g, type, listener),
+    removeEventListener: (type, listener) => remove.call(g, type, listener),
+  };
+}
+
 export interface ConnectionHooks {
   opened(): void;
   message(text: string): void;
@@ -36,12 +65,16 @@ export interface ConnectionOptions {
   drainJitterMs: number;
   /** Failed upgrades in a row after which the token is refreshed (a 401 looks like a plain close). */
   refreshAfterFailures: number;
+  /** Network state and events (offline: wait for `online` instead of retrying). */
+  network: NetworkMonitor | undefined;
   hooks: ConnectionHooks;
 }
 
 const OPEN = 1;
 /** Our own close code for a socket we gave up on (no pong): 4000–4999 is for applications. */
 const CLOSE_PING_TIMEOUT = 4000;
+/** Our own close code for a socket dropped because the device went offline. */
+const CLOSE_NETWORK_LOST = 4001;
 
 /**
  * One WebSocket, kept alive: opens it with the current token, pings it, notices when it dies and
@@ -123,6 +156,27 @@ export class Connection {
     void this.#open();
   }
 
+  /**
+   * The device says the network is gone (the browser's `offline` event): whatever the socket
+   * looks like, it cannot carry anything now. Drop it, say `offline` at once — rather than `open`
+   * until a ping times out — and wait for `online`.
+   */
+  networkLost(): void {
+    if (!this.#wanted || this.#closed || this.#onlineListener) return;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    const ws = this.#ws;
+    const wasOpen = ws?.readyState === OPEN;
+    this.#detach();
+    if (ws) {
+      try {
+        ws.close(CLOSE_NETWORK_LOST, 'network offline');
+      } catch {}
+    }
+    if (wasOpen) this.#o.hooks.dropped();
+    this.#waitForOnline();
+  }
+
   /** Sends a frame if the socket is open; returns whether it went out. */
   send(frame: ClientFrame): boolean {
     const ws = this.#ws;
@@ -142,7 +196,7 @@ export class Connection {
     } finally {
       this.#opening = false;
     }
-    if (!this.#wanted || this.#ws || this.#retryTimer) return;
+    if (!this.#wanted || this.#ws || this.#retryTimer || this.#onlineListener) return;
     const url = token ? `${this.#o.url}?token=${encodeURIComponent(token)}` : this.#o.url;
     let ws: WebSocketLike;
     try {
@@ -230,15 +284,8 @@ export class Connection {
   }
 
   #scheduleReconnect(delay: number): void {
-    const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator;
-    const target = globalThis as { addEventListener?: typeof addEventListener };
-    if (nav?.onLine === false && typeof target.addEventListener === 'function') {
-      this.#setStatus('offline');
-      this.#onlineListener = () => {
-        this.#clearOnline();
-        if (this.#wanted && !this.#ws) void this.#open();
-      };
-      target.addEventListener('online', this.#onlineListener);
+    if (this.#o.network?.onLine === false) {
+      this.#waitForOnline();
       return;
     }
     this.#setStatus('reconnecting');
@@ -246,6 +293,20 @@ export class Connection {
       this.#retryTimer = undefined;
       if (this.#wanted && !this.#ws) void this.#open();
     }, delay);
+  }
+
+  #waitForOnline(): void {
+    const network = this.#o.network;
+    if (!network) {
+      this.#scheduleReconnect(this.#nextBackoff());
+      return;
+    }
+    this.#setStatus('offline');
+    this.#onlineListener = () => {
+      this.#clearOnline();
+      if (this.#wanted && !this.#ws) void this.#open();
+    };
+    network.addEventListener('online', this.#onlineListener);
   }
 
   #startPing(): void {
@@ -324,10 +385,7 @@ export class Connection {
 
   #clearOnline(): void {
     if (!this.#onlineListener) return;
-    (globalThis as { removeEventListener?: typeof removeEventListener }).removeEventListener?.(
-      'online',
-      this.#onlineListener,
-    );
+    this.#o.network?.removeEventListener('online', this.#onlineListener);
     this.#onlineListener = undefined;
   }
 

@@ -1,21 +1,36 @@
 /**
  * @openagents/sync-client — a framework-free client for OpenAgents Sync: follows many scopes
- * over one WebSocket, keeps records current in an immutable store, applies writes optimistically
+ * over one WebSocket, keeps records current in an incremental store (per-scope ordered lists), applies writes optimistically
  * and confirms them through the log.
  */
 export { BACKOFF_DEFAULTS, type BackoffOptions, backoff, isRetryable } from './backoff';
-export type { WebSocketConstructor, WebSocketLike } from './connection';
+export type { NetworkMonitor, WebSocketConstructor, WebSocketLike } from './connection';
 export { MutationError, SyncClosedError } from './errors';
 export type { LockManagerLike } from './persistence';
-export { createScopeSelector, type ScopeRecords } from './scope-records';
+export { createScopeSelector } from './scope-records';
+export {
+  createScopedMutate,
+  type ScopedInsertInput,
+  type ScopedMutate,
+  type ScopeField,
+  type ScopeModel,
+} from './scoped-mutate';
 export { createIndexedDbStorage, createMemoryStorage, type SyncStorage } from './storage';
-export { createSyncClient, type MutationInput, type SyncClient, type SyncClientOptions } from './sync-client';
+export {
+  createSyncClient,
+  type MutationInput,
+  type SyncClient,
+  type SyncClientOptions,
+  type SyncListener,
+} from './sync-client';
 export { tokenExpiry } from './token-source';
 export type {
   ConnectionStatus,
   MutationAction,
   PendingMutation,
-  RecordsByModel,
+  RecordChanges,
+  RecordsView,
+  ScopeRecords,
   ScopeState,
   ScopeStatus,
   SyncErrorEntry,

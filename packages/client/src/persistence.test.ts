@@ -105,6 +105,43 @@ describe.each([
   ['IndexedDB (fake-indexeddb)', () => createIndexedDbStorage(`test-${Math.random()}`)],
   ['memory', () => createMemoryStorage()],
 ])('persistence: %s', (_name, makeStorage) => {
+  it('a write made before storage was read survives a tab closed before it was', async () => {
+    const storage = makeStorage();
+    // The first tab's storage answers no read: the tab closes while it is still hydrating.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow: SyncStorage = {
+      get: async (key) => {
+        await gate;
+        return storage.get(key);
+      },
+      set: (key, value) => storage.set(key, value),
+      del: (key) => storage.del(key),
+      ...(storage.update ? { update: storage.update.bind(storage) } : {}),
+    };
+    try {
+      const first = makeClient(slow, never);
+      const write = first.insert(
+        'Agent',
+        { id: A2, org_id: ORG, name: 'early' },
+        { mutationId: 'before-ready' },
+      );
+      write.catch(() => {});
+      expect(first.getState().records.get('Agent', A2)?.name).toBe('early');
+      // What the closing tab left is what the next one finds: the write, adopted and sent again.
+      await vi.waitFor(async () => {
+        const next = makeClient(storage, never);
+        await next.ready;
+        expect(next.getState().pending.map((p) => p.mutationId)).toEqual(['before-ready']);
+        expect(next.getState().records.get('Agent', A2)?.name).toBe('early');
+      });
+    } finally {
+      release();
+    }
+  });
+
   it('a reload resumes from the stored cursor with records and pending mutations restored', async () => {
     const storage = makeStorage();
     await firstSession(storage);
@@ -117,8 +154,8 @@ describe.each([
     const client = makeClient(storage, fetch);
     await client.ready;
     const state = client.getState();
-    expect(state.records.Agent[A1]?.name).toBe('uno');
-    expect(state.records.Agent[A2]?.name).toBe('offline'); // the pending insert, still applied
+    expect(state.records.get('Agent', A1)?.name).toBe('uno');
+    expect(state.records.get('Agent', A2)?.name).toBe('offline'); // the pending insert, still applied
     expect(state.scopes[SCOPE]).toEqual({ status: 'pending', lastSyncId: 5 });
     // The restored write is sent again under its original key (the server dedupes if it landed).
     await vi.waitFor(() => expect(sent).toHaveLength(1));
@@ -210,7 +247,7 @@ describe.each([
     await storage.set('v1:pending', [{ nope: true }, null, 7]);
     const client = makeClient(storage, never);
     await client.ready;
-    expect(client.getState().records.Agent[A1]?.name).toBe('kept');
+    expect(client.getState().records.get('Agent', A1)?.name).toBe('kept');
     expect(client.getState().pending).toEqual([]);
     expect(Object.keys(client.getState().scopes)).toEqual([SCOPE]);
   });

@@ -1,31 +1,21 @@
 import {
-  type AnyRecord,
+  AppendEventData,
+  applyAppend,
   MODEL_NAMES,
   type ModelName,
+  type ModelRecords,
   type ModelsSnapshot,
-  SCOPE_KEYS,
   type SyncEvent,
   scopeOf,
   unreachable,
 } from '@openagents/sync-protocol';
-import type { PendingMutation, RecordsByModel } from './types';
+import { OrderedRows } from './ordered-rows';
+import type { PendingMutation, RecordChanges, RecordsView, ScopeRecords } from './types';
 
 type Row = Record<string, unknown>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function emptyRecords(): RecordsByModel {
-  const out = {} as Record<ModelName, Record<string, AnyRecord>>;
-  for (const m of MODEL_NAMES) out[m] = {};
-  return out as RecordsByModel;
-}
-
-/** Copies a model map; a for-in loop is about twice as fast as spread on these large dictionaries. */
-function copyMap(map: Record<string, Row>): Record<string, Row> {
-  const out: Record<string, Row> = {};
-  for (const id in map) out[id] = map[id]!;
-  return out;
-}
+const NO_ROWS: readonly never[] = Object.freeze([]);
 
 function shallowEqual(a: Row, b: Row): boolean {
   if (a === b) return true;
@@ -35,24 +25,44 @@ function shallowEqual(a: Row, b: Row): boolean {
   return true;
 }
 
+const pendingKey = (model: ModelName, id: string) => `${model}/${id}`;
+
 /**
- * Server records per model, plus the optimistic layer of pending mutations on top.
+ * What applying one event did: `applied` (or nothing to do for a record we never saw), `gap` when
+ * an append piece starts beyond the text we hold (the scope must catch up before it can apply),
+ * `invalid` when the event's data does not have its action's shape (skipped).
+ */
+export type ApplyOutcome = 'applied' | 'gap' | 'invalid';
+
+/**
+ * Server records, plus the optimistic layer of pending mutations on top, kept as per-scope,
+ * per-model ordered lists.
  *
- * The server layer is private and mutable; the visible layer (`records`) is rebuilt only where
- * something changed: each change marks `(model, id)` dirty, and `commit()` copies just the
- * dirty model maps and recomputes just the dirty ids. A record whose visible value did not
- * change keeps its object identity, and so does every untouched model map — which is what lets
- * a React selector on one record skip re-rendering when another record moves.
+ * Every index is keyed, so one change costs O(log n) in the number of records: the server layer
+ * is a map per model (and a set of ids per scope, for bootstrap and unfollow); pending mutations
+ * are indexed by record; the visible layer is one `OrderedRows` per (scope, model), in commit
+ * order (`created_sync_id`, then id). Each change marks `(model, id)` dirty, and `commit()`
+ * recomputes just the dirty ids and reports which (scope, model, id) changed. A record whose
+ * visible value did not change keeps its object identity, and so does every list it sits in —
+ * which is what lets a React selector skip work and renders when another record moves.
  */
 export class RecordStore {
   #server = new Map<ModelName, Map<string, Row>>(MODEL_NAMES.map((m) => [m, new Map()]));
+  /** Ids of the server records of each scope, per model. */
+  #serverScopes = new Map<string, Map<ModelName, Set<string>>>();
   #pending: PendingMutation[] = [];
-  #visible: RecordsByModel = emptyRecords();
+  #pendingByRecord = new Map<string, PendingMutation[]>();
+  /** The visible record of each id, per model. */
+  #visible = new Map<ModelName, Map<string, Row>>(MODEL_NAMES.map((m) => [m, new Map()]));
+  /** The visible records of each scope, per model, in order. */
+  #lists = new Map<string, Map<ModelName, OrderedRows>>();
+  #scopeRecords = new Map<string, ScopeRecords>();
   #dirty = new Map<ModelName, Set<string>>();
+  #view: RecordsView = new StoreView(this);
 
-  /** The visible records as of the last `commit()`. */
-  get records(): RecordsByModel {
-    return this.#visible;
+  /** The visible records as of the last `commit()`; a new object after each commit that changed any. */
+  get records(): RecordsView {
+    return this.#view;
   }
 
   get pending(): readonly PendingMutation[] {
@@ -65,27 +75,46 @@ export class RecordStore {
   }
 
   /** Applies one log event to the server layer. */
-  applyEvent(event: SyncEvent): void {
+  applyEvent(event: SyncEvent): ApplyOutcome {
     const rows = this.#server.get(event.model)!;
     const id = event.model_id;
     switch (event.action) {
       case 'insert':
-        if (event.data) rows.set(id, { ...event.data, id });
+        if (event.data) this.#setServer(event.model, { ...event.data, id });
         break;
       case 'update': {
         const prev = rows.get(id);
         // An update for a record we never saw cannot be rendered faithfully (it carries only the
         // changed fields); under the log's ordering this does not happen, so it is dropped.
-        if (prev && event.data) rows.set(id, { ...prev, ...event.data, id });
+        if (prev && event.data) this.#setServer(event.model, { ...prev, ...event.data, id });
         break;
       }
-      case 'delete':
-        rows.delete(id);
+      case 'delete': {
+        const prev = rows.get(id);
+        if (prev) this.#deleteServer(event.model, prev);
         break;
+      }
+      case 'append': {
+        const piece = AppendEventData.safeParse(event.data);
+        if (!piece.success) return 'invalid';
+        const prev = rows.get(id);
+        if (!prev) break; // as for an update: a record we never saw
+        const current = prev[piece.data.field];
+        if (current !== undefined && current !== null && typeof current !== 'string') return 'invalid';
+        const outcome = applyAppend(current ?? '', piece.data);
+        if (outcome.kind === 'gap') return 'gap';
+        if (outcome.kind === 'covered') break;
+        this.#setServer(event.model, {
+          ...prev,
+          [piece.data.field]: outcome.text,
+          updated_at: piece.data.updated_at,
+        });
+        break;
+      }
       default:
         unreachable(event.action);
     }
-    this.#touch(event.model, id);
+    return 'applied';
   }
 
   /** Replaces every server record of `scope` with `models` (a bootstrap, or a reset). */
@@ -94,47 +123,46 @@ export class RecordStore {
     for (const m of MODEL_NAMES) {
       const list = models[m];
       if (!list) continue;
-      const rows = this.#server.get(m)!;
       for (const row of list) {
         const id = row.id;
         // Only well-formed records of this very scope: a row without a uuid id (say `__proto__`)
         // or belonging elsewhere would corrupt the maps or outlive the next reset of its scope.
         if (typeof id !== 'string' || !UUID.test(id) || scopeOf(m, row) !== scope) continue;
-        rows.set(id, row);
-        this.#touch(m, id);
+        this.#setServer(m, row);
       }
     }
   }
 
   /** Removes every server record that belongs to `scope`. */
   dropScope(scope: string): void {
-    const prefix = scope.slice(0, scope.indexOf(':'));
-    for (const m of MODEL_NAMES) {
-      if (SCOPE_KEYS[m].prefix !== prefix) continue;
+    const byModel = this.#serverScopes.get(scope);
+    if (!byModel) return;
+    for (const [m, ids] of byModel) {
       const rows = this.#server.get(m)!;
-      for (const [id, row] of rows) {
-        if (scopeOf(m, row) === scope) {
-          rows.delete(id);
-          this.#touch(m, id);
-        }
+      for (const id of ids) {
+        rows.delete(id);
+        this.#touch(m, id);
       }
     }
+    this.#serverScopes.delete(scope);
   }
 
   /** The server records of one scope, grouped by model (what persistence writes). */
   snapshotScope(scope: string): ModelsSnapshot {
     const out = {} as ModelsSnapshot;
-    const prefix = scope.slice(0, scope.indexOf(':'));
+    const byModel = this.#serverScopes.get(scope);
     for (const m of MODEL_NAMES) {
       out[m] = [];
-      if (SCOPE_KEYS[m].prefix !== prefix) continue;
-      for (const row of this.#server.get(m)!.values()) if (scopeOf(m, row) === scope) out[m].push(row);
+      const rows = this.#server.get(m)!;
+      for (const id of byModel?.get(m) ?? []) out[m].push(rows.get(id)!);
     }
     return out;
   }
 
   addPending(mutation: PendingMutation): void {
     this.#pending = [...this.#pending, mutation];
+    const key = pendingKey(mutation.model, mutation.id);
+    this.#pendingByRecord.set(key, [...(this.#pendingByRecord.get(key) ?? []), mutation]);
     this.#touch(mutation.model, mutation.id);
   }
 
@@ -142,8 +170,16 @@ export class RecordStore {
   updatePending(mutationId: string, patch: Partial<PendingMutation>): PendingMutation | undefined {
     const i = this.#pending.findIndex((p) => p.mutationId === mutationId);
     if (i < 0) return undefined;
-    const next = { ...this.#pending[i]!, ...patch, mutationId };
+    const prev = this.#pending[i]!;
+    const next = { ...prev, ...patch, mutationId };
     this.#pending = this.#pending.map((p, j) => (j === i ? next : p));
+    const key = pendingKey(prev.model, prev.id);
+    const forRecord = this.#pendingByRecord.get(key);
+    if (forRecord)
+      this.#pendingByRecord.set(
+        key,
+        forRecord.map((p) => (p === prev ? next : p)),
+      );
     return next;
   }
 
@@ -152,48 +188,157 @@ export class RecordStore {
     const found = this.#pending.find((p) => p.mutationId === mutationId);
     if (!found) return undefined;
     this.#pending = this.#pending.filter((p) => p !== found);
+    const key = pendingKey(found.model, found.id);
+    const rest = (this.#pendingByRecord.get(key) ?? []).filter((p) => p !== found);
+    if (rest.length > 0) this.#pendingByRecord.set(key, rest);
+    else this.#pendingByRecord.delete(key);
     this.#touch(found.model, found.id);
     return found;
   }
 
   /**
-   * Publishes the changes since the last commit as a new `records` snapshot, sharing every
-   * untouched model map and record. Returns whether anything visible changed.
+   * Publishes the changes since the last commit: recomputes the visible value of each touched
+   * record and moves it in its scope's list. Returns what visibly changed (scope → model → ids),
+   * or undefined when nothing did (then `records` keeps its identity).
    */
-  commit(): boolean {
-    if (this.#dirty.size === 0) return false;
-    let next: Record<ModelName, Record<string, Row>> | undefined;
+  commit(): RecordChanges | undefined {
+    if (this.#dirty.size === 0) return undefined;
+    let changes: Map<string, Map<ModelName, Set<string>>> | undefined;
+    const note = (scope: string, model: ModelName, id: string) => {
+      changes ??= new Map();
+      let byModel = changes.get(scope);
+      if (!byModel) {
+        byModel = new Map();
+        changes.set(scope, byModel);
+      }
+      let ids = byModel.get(model);
+      if (!ids) {
+        ids = new Set();
+        byModel.set(model, ids);
+      }
+      ids.add(id);
+    };
     for (const [model, ids] of this.#dirty) {
-      const before = this.#visible[model] as Record<string, Row>;
-      let copy: Record<string, Row> | undefined;
+      const visible = this.#visible.get(model)!;
       for (const id of ids) {
         const value = this.#overlay(model, id);
-        const prev = before[id];
+        const prev = visible.get(id);
         if (value === undefined) {
           if (prev === undefined) continue;
-          copy ??= copyMap(before);
-          delete copy[id];
-        } else if (prev === undefined || !shallowEqual(prev, value)) {
-          copy ??= copyMap(before);
-          copy[id] = value;
+          visible.delete(id);
+          const scope = scopeOf(model, prev);
+          this.#removeFromList(scope, model, id);
+          note(scope, model, id);
+          continue;
         }
-      }
-      if (copy) {
-        next ??= { ...(this.#visible as Record<ModelName, Record<string, Row>>) };
-        next[model] = copy;
+        if (prev !== undefined && shallowEqual(prev, value)) continue;
+        const scope = scopeOf(model, value);
+        if (prev !== undefined) {
+          const before = scopeOf(model, prev);
+          if (before !== scope) {
+            this.#removeFromList(before, model, id);
+            note(before, model, id);
+          }
+        }
+        visible.set(id, value);
+        this.#list(scope, model, true)!.set(value);
+        note(scope, model, id);
       }
     }
     this.#dirty.clear();
-    if (!next) return false;
-    this.#visible = next as RecordsByModel;
-    return true;
+    if (!changes) return undefined;
+    for (const scope of changes.keys()) this.#scopeRecords.delete(scope);
+    this.#view = new StoreView(this);
+    return changes;
+  }
+
+  /** For `RecordsView.get`. */
+  visibleRecord(model: ModelName, id: string): Row | undefined {
+    return this.#visible.get(model)?.get(id);
+  }
+
+  /** For `RecordsView.list`. */
+  visibleList(scope: string, model: ModelName): readonly Row[] {
+    return this.#list(scope, model, false)?.list() ?? NO_ROWS;
+  }
+
+  /** For `RecordsView.all`. */
+  visibleAll(model: ModelName): Row[] {
+    return [...this.#visible.get(model)!.values()];
+  }
+
+  /** For `RecordsView.scope`: the scope's lists by model, one object while none of them changes. */
+  visibleScope(scope: string): ScopeRecords {
+    let out = this.#scopeRecords.get(scope);
+    if (!out) {
+      const lists = {} as Record<ModelName, readonly Row[]>;
+      for (const m of MODEL_NAMES) lists[m] = this.visibleList(scope, m);
+      out = lists as unknown as ScopeRecords;
+      this.#scopeRecords.set(scope, out);
+    }
+    return out;
+  }
+
+  #list(scope: string, model: ModelName, create: boolean): OrderedRows | undefined {
+    let byModel = this.#lists.get(scope);
+    if (!byModel) {
+      if (!create) return undefined;
+      byModel = new Map();
+      this.#lists.set(scope, byModel);
+    }
+    let list = byModel.get(model);
+    if (!list && create) {
+      list = new OrderedRows();
+      byModel.set(model, list);
+    }
+    return list;
+  }
+
+  #removeFromList(scope: string, model: ModelName, id: string): void {
+    const byModel = this.#lists.get(scope);
+    const list = byModel?.get(model);
+    if (!list) return;
+    list.delete(id);
+    if (list.size > 0) return;
+    byModel!.delete(model);
+    if (byModel!.size === 0) this.#lists.delete(scope);
+  }
+
+  #setServer(model: ModelName, row: Row): void {
+    const id = row.id as string;
+    const rows = this.#server.get(model)!;
+    const prev = rows.get(id);
+    const scope = scopeOf(model, row);
+    if (prev) {
+      const before = scopeOf(model, prev);
+      if (before !== scope) this.#serverScopes.get(before)?.get(model)?.delete(id);
+    }
+    rows.set(id, row);
+    let byModel = this.#serverScopes.get(scope);
+    if (!byModel) {
+      byModel = new Map();
+      this.#serverScopes.set(scope, byModel);
+    }
+    let ids = byModel.get(model);
+    if (!ids) {
+      ids = new Set();
+      byModel.set(model, ids);
+    }
+    ids.add(id);
+    this.#touch(model, id);
+  }
+
+  #deleteServer(model: ModelName, prev: Row): void {
+    const id = prev.id as string;
+    this.#server.get(model)!.delete(id);
+    this.#serverScopes.get(scopeOf(model, prev))?.get(model)?.delete(id);
+    this.#touch(model, id);
   }
 
   /** The visible value of one record: the server row with its pending mutations applied in order. */
   #overlay(model: ModelName, id: string): Row | undefined {
     let row = this.#server.get(model)!.get(id);
-    for (const p of this.#pending) {
-      if (p.model !== model || p.id !== id) continue;
+    for (const p of this.#pendingByRecord.get(pendingKey(model, id)) ?? []) {
       switch (p.action) {
         case 'insert':
           row = { created_at: p.createdAt, updated_at: p.createdAt, ...row, ...p.data, id };
@@ -218,5 +363,43 @@ export class RecordStore {
       this.#dirty.set(model, set);
     }
     set.add(id);
+  }
+}
+
+/**
+ * The `records` of a snapshot: a handle on the store's current records whose identity changes
+ * with every commit that changed any. What it hands out (record objects, ordered arrays, per-scope
+ * objects) is immutable and keeps its identity while unchanged.
+ */
+class StoreView implements RecordsView {
+  #store: RecordStore;
+
+  constructor(store: RecordStore) {
+    this.#store = store;
+  }
+
+  get<M extends ModelName>(model: M, id: string): ModelRecords[M] | undefined {
+    return this.#store.visibleRecord(model, id) as ModelRecords[M] | undefined;
+  }
+
+  list<M extends ModelName>(scope: string, model: M): readonly ModelRecords[M][] {
+    return this.#store.visibleList(scope, model) as readonly ModelRecords[M][];
+  }
+
+  scope(scope: string): ScopeRecords {
+    return this.#store.visibleScope(scope);
+  }
+
+  all<M extends ModelName>(model: M): ModelRecords[M][] {
+    return this.#store.visibleAll(model) as ModelRecords[M][];
+  }
+
+  toJSON(): Record<ModelName, Record<string, unknown>> {
+    const out = {} as Record<ModelName, Record<string, unknown>>;
+    for (const m of MODEL_NAMES) {
+      const rows = this.#store.visibleAll(m).sort((a, b) => ((a.id as string) < (b.id as string) ? -1 : 1));
+      out[m] = Object.fromEntries(rows.map((r) => [r.id as string, r]));
+    }
+    return out;
   }
 }

@@ -48,6 +48,8 @@ class ModelServer {
     mutationId: string | null = null,
   ): SyncEvent {
     const rows = this.state.get(scope)!;
+    // Like the real server, an insert stamps the record with the id of its own event.
+    if (action === 'insert') data = { ...data, created_sync_id: this.head(scope) + 1 };
     if (action === 'insert') rows.set(id, { model, row: data! });
     else if (action === 'update') rows.get(id)!.row = { ...rows.get(id)!.row, ...data };
     else rows.delete(id);
@@ -243,7 +245,7 @@ function run(steps: Step[]) {
       }
       case 'clientWrite': {
         const target = uuid(1, s.slot);
-        const known = replica.store.records.Agent[target] !== undefined;
+        const known = replica.store.records.get('Agent', target) !== undefined;
         const p: PendingMutation = {
           mutationId: `c-${++clientSeq}`,
           model: 'Agent',
@@ -290,7 +292,15 @@ describe('Replica (model-based)', () => {
     fc.assert(
       fc.property(fc.array(step, { maxLength: 120 }), (steps) => {
         const { replica, fresh, server } = run(steps);
-        expect(replica.store.records).toEqual(fresh.store.records);
+        expect(replica.store.records.toJSON()).toEqual(fresh.store.records.toJSON());
+        // The maintained lists hold the same records in the same (commit) order as a fresh copy.
+        for (const scope of SCOPES) {
+          for (const m of MODEL_NAMES) {
+            expect(replica.store.records.list(scope, m).map((r) => r.id)).toEqual(
+              fresh.store.records.list(scope, m).map((r) => r.id),
+            );
+          }
+        }
         expect(replica.store.pending).toEqual([]);
         for (const s of SCOPES) {
           expect(replica.cursor(s)).toBe(server.head(s));
@@ -317,7 +327,7 @@ describe('Replica (model-based)', () => {
           attempts: 0,
         });
         replica.store.commit();
-        expect(replica.store.records.Agent[id]?.name).toBe(`p${text}`);
+        expect(replica.store.records.get('Agent', id)?.name).toBe(`p${text}`);
         replica.receive({
           type: 'bootstrap',
           scope: SCOPES[0],
@@ -326,7 +336,7 @@ describe('Replica (model-based)', () => {
           reset: true,
         });
         replica.store.commit();
-        expect(Object.keys(replica.store.records.Agent)).toEqual([id]);
+        expect(replica.store.records.all('Agent').map((r) => r.id)).toEqual([id]);
       }),
       { numRuns: 50 },
     );

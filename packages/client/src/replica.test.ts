@@ -55,7 +55,7 @@ function setup() {
   const replica = new Replica({ send: (f) => sent.push(f), report: (e) => errors.push(e), now: () => now });
   const names = () => {
     replica.store.commit();
-    return Object.fromEntries(Object.values(replica.store.records.Agent).map((a) => [a.id, a.name]));
+    return Object.fromEntries(replica.store.records.all('Agent').map((a) => [a.id, a.name]));
   };
   return { replica, sent, errors, names, tick: (ms: number) => (now += ms) };
 }
@@ -201,5 +201,35 @@ describe('Replica', () => {
     expect(names()).toEqual({});
     expect(replica.scopes).toEqual({});
     expect(replica.takeChanges().dropped.has(SCOPE)).toBe(true);
+  });
+  it('an append piece beyond the text is not applied: resume from the cursor, then a fresh bootstrap', () => {
+    const { replica, sent, names, tick } = setup();
+    replica.follow(SCOPE);
+    replica.connected();
+    replica.receive(boot(4, [agent(1, 'Sc')]));
+    const piece = (seq: number, offset: number, text: string) =>
+      ev(seq, 'append', 1, { field: 'name', offset, text, updated_at: 't' });
+    replica.receive(sync(piece(5, 2, 'out')));
+    expect(names()[id(1)]).toBe('Scout');
+    sent.length = 0;
+    // Event 6 starts at 9 but the name is 5 long: a piece is missing from our copy.
+    replica.receive(sync(piece(6, 9, '!')));
+    expect(names()[id(1)]).toBe('Scout');
+    expect(replica.cursor(SCOPE)).toBe(5);
+    expect(sent).toEqual([
+      { type: 'unsubscribe', scope: SCOPE },
+      { type: 'subscribe', scope: SCOPE, lastSyncId: 5 },
+    ]);
+    // Replayed from the cursor, it still does not fit: only a fresh snapshot can fix our copy.
+    sent.length = 0;
+    tick(10);
+    replica.receive(sync(piece(6, 9, '!')));
+    expect(sent).toEqual([
+      { type: 'unsubscribe', scope: SCOPE },
+      { type: 'subscribe', scope: SCOPE },
+    ]);
+    replica.receive(boot(6, [agent(1, 'Scout...!')]));
+    expect(names()[id(1)]).toBe('Scout...!');
+    expect(replica.cursor(SCOPE)).toBe(6);
   });
 });

@@ -25,6 +25,8 @@ interface ScopeEntry {
   refs: number;
   /** When we last re-subscribed because of a gap (undefined: not resyncing). */
   resyncAt: number | undefined;
+  /** The event whose append piece last found a gap (undefined: none). */
+  appendGapAt?: number | undefined;
 }
 
 /** Scopes whose records or cursor changed, for persistence. */
@@ -48,6 +50,8 @@ const RESYNC_RETRY_MS = 5_000;
  * - `sync` events are applied strictly in id order: an id at or below the cursor is a duplicate
  *   and is skipped; the id right after the cursor is applied; anything further is a gap, and the
  *   scope is re-subscribed from its cursor (the events in between will come as catch-up).
+ * - `append` pieces are applied by offset: a piece the text already covers is skipped, a piece
+ *   starting beyond the text's end is a gap like a missing id (not applied, cursor kept, resumed).
  * Pending mutations live in the same store, above the server layer, so they survive every
  * bootstrap and reset: the visible records are always "server state + pending, in order".
  */
@@ -257,7 +261,21 @@ export class Replica {
         this.#resync(scope, entry);
         break;
       }
-      this.store.applyEvent(event);
+      if (this.store.applyEvent(event) === 'gap') {
+        // An append piece beyond the text we hold: a piece is missing, so this event is not
+        // applied and the cursor stays before it; the scope resumes from there. If the replayed
+        // event still does not fit, our copy of the record is wrong (not the stream), and only a
+        // fresh snapshot can fix it: the scope is bootstrapped again.
+        if (entry.appendGapAt === event.id) {
+          entry.appendGapAt = undefined;
+          entry.lastSyncId = 0;
+          entry.resyncAt = undefined;
+        } else {
+          entry.appendGapAt = event.id;
+        }
+        this.#resync(scope, entry);
+        break;
+      }
       entry.lastSyncId = event.id;
       applied = true;
       if (event.mutationId && this.store.removePending(event.mutationId)) this.#changes.pending = true;

@@ -143,7 +143,7 @@ async function expectInSync(client: SyncClient, scope: string) {
   const snap = await serverSnapshot(scope);
   const state = await until(client, (s) => s.scopes[scope]?.lastSyncId === snap.lastSyncId);
   expect(state.pending).toEqual([]);
-  const mine = Object.values(state.records.Agent).filter((a) => `org:${a.org_id}` === scope);
+  const mine = state.records.all('Agent').filter((a) => `org:${a.org_id}` === scope);
   expect(sortById(mine)).toEqual(sortById(snap.models.Agent as { id: string }[]));
 }
 const sortById = <T extends { id: string }>(rows: T[]) => [...rows].sort((a, b) => a.id.localeCompare(b.id));
@@ -163,7 +163,12 @@ describe('sync client against the real gateway and API', () => {
     for (let i = 0; i < 5; i++) await apiInsertAgent(org, `while away ${i}`);
     await until(client, (s) => s.connection === 'open');
     await expectInSync(client, scope);
-    expect(Object.keys(client.getState().records.Agent)).toHaveLength(6);
+    expect(
+      client
+        .getState()
+        .records.all('Agent')
+        .map((r) => r.id),
+    ).toHaveLength(6);
     expect(client.getState().scopes[scope]?.lastSyncId).toBe(6);
   });
 
@@ -180,18 +185,22 @@ describe('sync client against the real gateway and API', () => {
     const id = randomUUID();
     const write = alice.insert('Agent', { id, org_id: org, name: 'from alice' });
     // Optimistic: visible in the same tick, before any network round trip.
-    expect(alice.getState().records.Agent[id]).toMatchObject({ id, name: 'from alice', status: 'idle' });
+    expect(alice.getState().records.get('Agent', id)).toMatchObject({
+      id,
+      name: 'from alice',
+      status: 'idle',
+    });
     expect(alice.getState().pending).toHaveLength(1);
     const result = await write;
     expect(result).toMatchObject({ scope, syncId: 1, data: { id, name: 'from alice' } });
     const confirmed = await until(alice, (s) => s.pending.length === 0);
-    expect(confirmed.records.Agent[id]).toEqual(result.data);
+    expect(confirmed.records.get('Agent', id)).toEqual(result.data);
 
-    await until(bob, (s) => s.records.Agent[id]?.name === 'from alice');
+    await until(bob, (s) => s.records.get('Agent', id)?.name === 'from alice');
     await bob.update('Agent', id, { status: 'running' });
-    await until(alice, (s) => s.records.Agent[id]?.status === 'running');
+    await until(alice, (s) => s.records.get('Agent', id)?.status === 'running');
     await alice.remove('Agent', id);
-    await until(bob, (s) => s.records.Agent[id] === undefined);
+    await until(bob, (s) => s.records.get('Agent', id) === undefined);
     await expectInSync(alice, scope);
     await expectInSync(bob, scope);
   });
@@ -220,8 +229,8 @@ describe('sync client against the real gateway and API', () => {
       client,
       (s) => s.pending.length === 0 && s.scopes[agentScope]?.lastSyncId === 2,
     );
-    expect(Object.values(state.records.Message).map((m) => m.content)).toEqual(['hello']);
-    expect(Object.values(state.records.ReasoningStep).map((m) => m.content)).toEqual(['thinking']);
+    expect(state.records.all('Message').map((m) => m.content)).toEqual(['hello']);
+    expect(state.records.all('ReasoningStep').map((m) => m.content)).toEqual(['thinking']);
     expect(state.scopes[orgScope]?.lastSyncId).toBe(1);
     expect(sockets.length - before).toBe(1);
   });
@@ -260,12 +269,12 @@ describe('sync client against the real gateway and API', () => {
       },
       { model: 'Agent', action: 'update', id: agentId, data: { status: 'not-a-status' } },
     ]);
-    expect(client.getState().records.Message[messageId]).toBeDefined();
+    expect(client.getState().records.get('Message', messageId)).toBeDefined();
     const error = await refused.catch((e: unknown) => e);
     expect(error).toMatchObject({ status: 400 });
     const state = client.getState();
-    expect(state.records.Message[messageId]).toBeUndefined();
-    expect(state.records.Agent[agentId]?.status).toBe('idle');
+    expect(state.records.get('Message', messageId)).toBeUndefined();
+    expect(state.records.get('Agent', agentId)?.status).toBe('idle');
     expect(state.pending).toEqual([]);
     expect(await serverEvents(agentScope)).toHaveLength(1);
     expect(await serverEvents(orgScope)).toHaveLength(1);
@@ -279,12 +288,12 @@ describe('sync client against the real gateway and API', () => {
     await until(client, (s) => s.scopes[scope]?.status === 'live');
     const id = randomUUID();
     const write = client.insert('Agent', { id, org_id: org, name: '' });
-    expect(client.getState().records.Agent[id]).toBeDefined();
+    expect(client.getState().records.get('Agent', id)).toBeDefined();
     const error = await write.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MutationError);
     expect(error).toMatchObject({ status: 400, body: { error: { code: expect.any(String) } } });
     const state = client.getState();
-    expect(state.records.Agent[id]).toBeUndefined();
+    expect(state.records.get('Agent', id)).toBeUndefined();
     expect(state.pending).toEqual([]);
     expect(state.errors.at(-1)).toMatchObject({ kind: 'mutation', status: 400 });
     expect(await serverEvents(scope)).toEqual([]);
@@ -349,21 +358,21 @@ describe('sync client against the real gateway and API', () => {
     }) as typeof fetch;
     const second = await newClient([scope], { storage, fetch: heldFetch, autoConnect: false });
     await second.ready;
-    expect(second.getState().records.Agent[doomed]).toBeDefined(); // restored from storage
+    expect(second.getState().records.get('Agent', doomed)).toBeDefined(); // restored from storage
     const mine = randomUUID();
     const write = second.insert('Agent', { id: mine, org_id: org, name: 'pending through a reset' });
     second.subscribeScope(scope);
     second.connect();
     const afterReset = await until(second, (s) => s.scopes[scope]?.lastSyncId === 3);
-    expect(afterReset.records.Agent[doomed]).toBeUndefined();
-    expect(afterReset.records.Agent[keep]?.name).toBe('keep');
-    expect(afterReset.records.Agent[mine]?.name).toBe('pending through a reset');
+    expect(afterReset.records.get('Agent', doomed)).toBeUndefined();
+    expect(afterReset.records.get('Agent', keep)?.name).toBe('keep');
+    expect(afterReset.records.get('Agent', mine)?.name).toBe('pending through a reset');
     expect(afterReset.pending).toHaveLength(1);
 
     release();
     await write;
     await expectInSync(second, scope);
-    expect(second.getState().records.Agent[mine]?.name).toBe('pending through a reset');
+    expect(second.getState().records.get('Agent', mine)?.name).toBe('pending through a reset');
   });
 
   it('after a drain (1012) it reconnects to the replacement node and resumes with nothing lost', async () => {
@@ -395,7 +404,12 @@ describe('sync client against the real gateway and API', () => {
       node = await startNode(port);
       await until(client, (s) => s.connection === 'open');
       await expectInSync(client, scope);
-      expect(Object.keys(client.getState().records.Agent)).toHaveLength(4);
+      expect(
+        client
+          .getState()
+          .records.all('Agent')
+          .map((r) => r.id),
+      ).toHaveLength(4);
       // A drain is routine: not reported as an error.
       expect(client.getState().errors.filter((e) => e.code === 'close_1012')).toEqual([]);
     } finally {

@@ -57,6 +57,15 @@ class ScriptedSocket implements WebSocketLike {
 }
 
 const latest = () => ScriptedSocket.all.at(-1)!;
+
+/** The device's network switch: `onLine` and the `online`/`offline` events, as a browser fires them. */
+class FakeNetwork extends EventTarget {
+  onLine = true;
+  set(online: boolean) {
+    this.onLine = online;
+    this.dispatchEvent(new Event(online ? 'online' : 'offline'));
+  }
+}
 const clients: SyncClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
@@ -106,7 +115,7 @@ describe('createSyncClient: connection', () => {
 
     latest().drop(1006);
     expect(client.getState().connection).toBe('reconnecting');
-    expect(client.getState().records.Agent[A1]?.name).toBe('a'); // records stay while away
+    expect(client.getState().records.get('Agent', A1)?.name).toBe('a'); // records stay while away
     await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(2));
     latest().open();
     expect(latest().sent).toEqual([{ type: 'subscribe', scope: SCOPE, lastSyncId: 5 }]);
@@ -187,6 +196,55 @@ describe('createSyncClient: connection', () => {
     await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(2));
     expect(first.closedWith).toBe(4000);
     expect(client.getState().errors.some((e) => e.code === 'ping_timeout')).toBe(true);
+  });
+
+  it('goes offline at once on the browser’s offline event, waits for online, then resumes', async () => {
+    vi.useFakeTimers();
+    try {
+      const network = new FakeNetwork();
+      const client = makeClient({ network });
+      client.subscribeScope(SCOPE);
+      await vi.advanceTimersByTimeAsync(0);
+      const first = latest();
+      first.open();
+      first.receive({ type: 'bootstrap', scope: SCOPE, models: empty, lastSyncId: 4 });
+      expect(client.getState().connection).toBe('open');
+      // The network goes: the socket still looks open (no close comes while the cable is out).
+      network.set(false);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(client.getState().connection).toBe('offline');
+      expect(client.getState().scopes[SCOPE]?.status).toBe('pending');
+      expect(first.closedWith).toBe(4001);
+      // No attempts while offline, however long.
+      await vi.advanceTimersByTimeAsync(120_000);
+      expect(ScriptedSocket.all).toHaveLength(1);
+      network.set(true);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(ScriptedSocket.all).toHaveLength(2);
+      latest().open();
+      expect(client.getState().connection).toBe('open');
+      expect(latest().sent).toContainEqual({ type: 'subscribe', scope: SCOPE, lastSyncId: 4 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('by default declares a silent socket dead within 14 s (a ping every 10 s, 4 s to answer)', async () => {
+    vi.useFakeTimers();
+    try {
+      const client = makeClient({ network: null });
+      client.connect();
+      await vi.advanceTimersByTimeAsync(0);
+      const socket = latest();
+      socket.open();
+      await vi.advanceTimersByTimeAsync(13_999);
+      expect(client.getState().connection).toBe('open');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(client.getState().connection).toBe('reconnecting');
+      expect(socket.closedWith).toBe(4000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps a socket that answers its pings', async () => {
@@ -311,7 +369,7 @@ describe('createSyncClient: mutations', () => {
 
     const promise = client.insert('Agent', { id: A1, org_id: ORG, name: 'new' }, { mutationId: 'key-1' });
     // Visible immediately, with the model's defaults and its client-side id.
-    expect(client.getState().records.Agent[A1]).toMatchObject({ id: A1, name: 'new', status: 'idle' });
+    expect(client.getState().records.get('Agent', A1)).toMatchObject({ id: A1, name: 'new', status: 'idle' });
     expect(client.getState().pending).toMatchObject([{ mutationId: 'key-1', status: 'sending' }]);
     const result = await promise;
     expect(result.syncId).toBe(1);
@@ -342,7 +400,7 @@ describe('createSyncClient: mutations', () => {
       ],
     });
     expect(client.getState().pending).toEqual([]);
-    expect(client.getState().records.Agent[A1]).toMatchObject({ name: 'new', created_at: 'c' });
+    expect(client.getState().records.get('Agent', A1)).toMatchObject({ name: 'new', created_at: 'c' });
   });
 
   it('rolls back on a 4xx and rejects with the error body', async () => {
@@ -360,14 +418,14 @@ describe('createSyncClient: mutations', () => {
         lastSyncId: 3,
       }),
     );
-    const before = client.getState().records;
+    const before = client.getState().records.get('Agent', A1);
     const promise = client.update('Agent', A1, { name: '' });
-    expect(client.getState().records.Agent[A1]?.name).toBe('');
+    expect(client.getState().records.get('Agent', A1)?.name).toBe('');
     const error = await promise.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MutationError);
     expect(error).toMatchObject({ status: 400, code: 'invalid_body', body });
     const state = client.getState();
-    expect(state.records.Agent[A1]).toBe(before.Agent[A1]); // rolled back to the very same object
+    expect(state.records.get('Agent', A1)).toBe(before); // rolled back to the very same object
     expect(state.pending).toEqual([]);
     expect(state.errors.at(-1)).toMatchObject({ kind: 'mutation', code: 'invalid_body', status: 400 });
     expect(fetch).toHaveBeenCalledTimes(1);
@@ -380,7 +438,7 @@ describe('createSyncClient: mutations', () => {
     const client = makeClient({ fetch, autoConnect: false });
     const error = await client.insert('Agent', { id: A1, org_id: ORG, name: 'x' }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'bad_response', status: 200 });
-    expect(client.getState().records.Agent[A1]).toBeUndefined();
+    expect(client.getState().records.get('Agent', A1)).toBeUndefined();
     expect(fetch).toHaveBeenCalledTimes(1);
   });
 

@@ -7,7 +7,7 @@ import {
   type WriteResult,
 } from '@openagents/sync-protocol';
 import { type BackoffOptions, backoff } from './backoff';
-import { Connection, type WebSocketConstructor } from './connection';
+import { browserNetwork, Connection, type NetworkMonitor, type WebSocketConstructor } from './connection';
 import { SyncClosedError } from './errors';
 import { MutationSender } from './mutation-sender';
 import { type LockManagerLike, Persister } from './persistence';
@@ -15,7 +15,19 @@ import { randomUuid } from './random-uuid';
 import { Replica } from './replica';
 import type { SyncStorage } from './storage';
 import { TokenSource } from './token-source';
-import type { ConnectionStatus, MutationAction, PendingMutation, SyncErrorEntry, SyncState } from './types';
+import type {
+  ConnectionStatus,
+  MutationAction,
+  PendingMutation,
+  RecordChanges,
+  SyncErrorEntry,
+  SyncState,
+} from './types';
+
+/** A state listener: the new state, the previous one, and which records changed in between. */
+export type SyncListener = (state: SyncState, prev: SyncState, changes: RecordChanges) => void;
+
+const NO_CHANGES: RecordChanges = new Map();
 
 export interface SyncClientOptions {
   /** Base http(s) URL of the deployment, e.g. `https://sync.example.com`; the socket is `<url>/sync`. */
@@ -45,10 +57,16 @@ export interface SyncClientOptions {
    */
   locks?: LockManagerLike | null;
   backoff?: Partial<BackoffOptions>;
-  /** Ping period on an open socket (default 25 s). */
+  /** Ping period on an open socket (default 10 s). */
   pingIntervalMs?: number;
-  /** A socket with no frame this long after a ping is declared dead (default 10 s). */
+  /** A socket with no frame this long after a ping is declared dead (default 4 s). */
   pongTimeoutMs?: number;
+  /**
+   * The device's network state and `online`/`offline` events; defaults to the browser's
+   * (`navigator.onLine`, `window`), `null` ignores them. On `offline` the socket is dropped and
+   * the status is `offline` at once; on `online` it reconnects without waiting out a backoff.
+   */
+  network?: NetworkMonitor | null;
   /** Reconnect spread after a drain, close 1012 (default 5 s). */
   drainJitterMs?: number;
   /** Connect as soon as a scope is followed (default true); otherwise call `connect()`. */
@@ -72,10 +90,11 @@ export interface MutationInput {
 export interface SyncClient {
   getState(): SyncState;
   /**
-   * Called after changes with the new and the previous state, at most once per microtask (a burst
-   * of frames is one call); returns unsubscribe. `getState()` is always current.
+   * Called after changes with the new and the previous state and the records that changed
+   * (scope → model → ids), at most once per microtask (a burst of frames is one call); returns
+   * unsubscribe. `getState()` is always current.
    */
-  subscribe(listener: (state: SyncState, prev: SyncState) => void): () => void;
+  subscribe(listener: SyncListener): () => void;
   /** Follows a scope (ref-counted: every call needs its own unfollow). Returns unfollow. */
   subscribeScope(scope: string): () => void;
   /**
@@ -119,7 +138,9 @@ export interface SyncClient {
  * @example
  * const client = createSyncClient({ url: 'https://sync.example.com', getToken });
  * const unfollow = client.subscribeScope(`org:${orgId}`);
- * client.subscribe((s) => render(s.records.Agent));
+ * client.subscribe((s, prev, changes) => {
+ *   if (changes.has(`org:${orgId}`)) render(s.records.list(`org:${orgId}`, 'Agent'));
+ * });
  * await client.insert('Agent', { org_id: orgId, name: 'Scout' });
  */
 export function createSyncClient(options: SyncClientOptions): SyncClient {
@@ -131,7 +152,7 @@ type Waiter = { resolve: (r: WriteResult) => void; reject: (e: unknown) => void 
 class SyncClientImpl implements SyncClient {
   readonly ready: Promise<void>;
   #state: SyncState;
-  #listeners = new Set<(state: SyncState, prev: SyncState) => void>();
+  #listeners = new Set<SyncListener>();
   #replica: Replica;
   #connection: Connection | undefined;
   #sender: MutationSender;
@@ -152,6 +173,7 @@ class SyncClientImpl implements SyncClient {
   /** After disconnect(), following a scope does not reconnect by itself; connect() does. */
   #disconnectedByUser = false;
   #unfollowTimers = new Set<ReturnType<typeof setTimeout>>();
+  #network: NetworkMonitor | undefined;
 
   constructor(options: SyncClientOptions) {
     this.#options = options;
@@ -207,8 +229,9 @@ class SyncClientImpl implements SyncClient {
       pending: this.#replica.store.pending,
       errors: [],
     };
-    const target = globalThis as { addEventListener?: typeof addEventListener };
-    if (typeof target.addEventListener === 'function') target.addEventListener('online', this.#onOnline);
+    this.#network = options.network === null ? undefined : (options.network ?? browserNetwork());
+    this.#network?.addEventListener('online', this.#onOnline);
+    this.#network?.addEventListener('offline', this.#onOffline);
     if (options.storage) {
       this.#persister = new Persister(
         options.storage,
@@ -259,12 +282,17 @@ class SyncClientImpl implements SyncClient {
     this.#sender.retryNow();
   };
 
+  /** The browser says the network is gone: do not show `open` until a ping times out. */
+  #onOffline = () => {
+    this.#connection?.networkLost();
+  };
+
   getState(): SyncState {
     this.#flush();
     return this.#state;
   }
 
-  subscribe(listener: (state: SyncState, prev: SyncState) => void): () => void {
+  subscribe(listener: SyncListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -389,10 +417,8 @@ class SyncClientImpl implements SyncClient {
     this.#wantConnect = false;
     this.#connection?.close();
     this.#closed = true;
-    (globalThis as { removeEventListener?: typeof removeEventListener }).removeEventListener?.(
-      'online',
-      this.#onOnline,
-    );
+    this.#network?.removeEventListener('online', this.#onOnline);
+    this.#network?.removeEventListener('offline', this.#onOffline);
     if (this.#resubscribeTimer) clearTimeout(this.#resubscribeTimer);
     for (const t of this.#unfollowTimers) clearTimeout(t);
     this.#unfollowTimers.clear();
@@ -444,8 +470,9 @@ class SyncClientImpl implements SyncClient {
       WebSocket: WS,
       tokens: this.#tokens,
       backoff: this.#options.backoff ?? {},
-      pingIntervalMs: this.#options.pingIntervalMs ?? 25_000,
-      pongTimeoutMs: this.#options.pongTimeoutMs ?? 10_000,
+      pingIntervalMs: this.#options.pingIntervalMs ?? 10_000,
+      pongTimeoutMs: this.#options.pongTimeoutMs ?? 4_000,
+      network: this.#network,
       drainJitterMs: this.#options.drainJitterMs ?? 5_000,
       refreshAfterFailures: 2,
       hooks: {
@@ -493,7 +520,7 @@ class SyncClientImpl implements SyncClient {
   /**
    * Builds the next snapshot and tells listeners. Changes are applied to the server layer at
    * once but published once per microtask: frames that arrive together (a TCP read carrying many
-   * frames, a burst of catch-up) cost one copy of each touched model map, not one per frame.
+   * frames, a burst of catch-up) recompute each touched record once, not once per frame.
    * `getState()` flushes first, so a reader never sees a stale snapshot.
    */
   #flush(): void {
@@ -502,7 +529,7 @@ class SyncClientImpl implements SyncClient {
     const pendingChanged = this.#pendingChanged;
     this.#pendingChanged = false;
     const store = this.#replica.store;
-    store.commit();
+    const recordChanges = store.commit() ?? NO_CHANGES;
     const prev = this.#state;
     const next: SyncState = {
       connection: this.#connectionStatus,
@@ -514,6 +541,12 @@ class SyncClientImpl implements SyncClient {
     const changes = this.#replica.takeChanges();
     if (pendingChanged || next.pending !== prev.pending) changes.pending = true;
     if (this.#persister && this.#hydrated) this.#persister.note(changes);
+    else if (this.#persister && changes.pending) {
+      // Before storage is read, scope records must not be written (they would replace what is
+      // stored before it is read), but a write the user made must: if the tab closes before
+      // hydration ends, the next one adopts it from this instance's key instead of losing it.
+      this.#persister.note({ scopes: new Set(), dropped: new Set(), pending: true });
+    }
     if (
       next.connection === prev.connection &&
       next.scopes === prev.scopes &&
@@ -524,6 +557,6 @@ class SyncClientImpl implements SyncClient {
       return;
     }
     this.#state = next;
-    for (const listener of this.#listeners) listener(next, prev);
+    for (const listener of this.#listeners) listener(next, prev, recordChanges);
   }
 }

@@ -22,8 +22,41 @@ export interface ScopeState {
   readonly error?: string;
 }
 
-/** Every model's records by id: server state with the pending mutations applied on top. */
-export type RecordsByModel = { readonly [M in ModelName]: Readonly<Record<string, ModelRecords[M]>> };
+/** The records of one scope, each model as a list in commit order (see `RecordsView.list`). */
+export type ScopeRecords = { readonly [M in ModelName]: readonly ModelRecords[M][] };
+
+/**
+ * The visible records (server state with the pending mutations applied on top), indexed by
+ * scope, model and id. `state.records` is a new object after every change to any record, so
+ * `state.records !== prev.records` says "something changed"; what it hands out is immutable and
+ * keeps its identity while unchanged: a record object until that record changes, a list until a
+ * record in it changes, is added or removed. It reads the client's current records: keep what you
+ * read from it, not an old `records` object, to look at the past.
+ */
+export interface RecordsView {
+  /** One record by id, or undefined. O(1). */
+  get<M extends ModelName>(model: M, id: string): ModelRecords[M] | undefined;
+  /**
+   * The records of one model in one scope, in commit order: by `created_sync_id` (the log id of
+   * the event that inserted the record), then id; records without one (optimistic inserts not
+   * yet confirmed) last, in the order they were made. Maintained incrementally; the same array
+   * while nothing in it changed. O(1).
+   */
+  list<M extends ModelName>(scope: string, model: M): readonly ModelRecords[M][];
+  /** Every model's list for one scope; the same object while none of them changed. */
+  scope(scope: string): ScopeRecords;
+  /** Every record of a model, across scopes, in no particular order. O(n): not for hot paths. */
+  all<M extends ModelName>(model: M): ModelRecords[M][];
+  /** Plain `{ [model]: { [id]: record } }`, ids sorted (for tests and debugging). */
+  toJSON(): Record<ModelName, Record<string, unknown>>;
+}
+
+/**
+ * What a published change touched: scope → model → ids whose visible value changed (inserted,
+ * updated, deleted or moved). Handed to `subscribe` listeners so that bindings skip the scopes,
+ * models and records they do not show.
+ */
+export type RecordChanges = ReadonlyMap<string, ReadonlyMap<ModelName, ReadonlySet<string>>>;
 
 export type MutationAction = 'insert' | 'update' | 'delete';
 
@@ -69,7 +102,7 @@ export interface SyncErrorEntry {
 export interface SyncState {
   readonly connection: ConnectionStatus;
   readonly scopes: Readonly<Record<string, ScopeState>>;
-  readonly records: RecordsByModel;
+  readonly records: RecordsView;
   readonly pending: readonly PendingMutation[];
   readonly errors: readonly SyncErrorEntry[];
 }

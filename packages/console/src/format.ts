@@ -26,15 +26,6 @@ export function shortId(id: string): string {
   return id.slice(0, 8);
 }
 
-/** Oldest first, by created_at then id, so every page shows the same order. */
-export function byCreatedAt<T extends { created_at: string; id: string }>(a: T, b: T): number {
-  // An optimistic record may not carry the server's timestamp yet: it sorts last, as the newest.
-  const ta = a.created_at ?? '\uffff';
-  const tb = b.created_at ?? '\uffff';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
 /** The message of an error of any kind, for the banner. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -11,9 +11,10 @@ import * as z from 'zod/mini';
 // application configured a locale of its own (full zod loads them the same way on import).
 if (!z.config().localeError) z.config(en());
 
+export { type AppendOutcome, applyAppend } from './append';
 export type { HttpErrorCode, WsErrorCode } from './errors';
 export { CLOSE_CODES, ErrorBody, HTTP_ERROR_STATUS, WS_ERROR_CODES } from './errors';
-export { EventAction, ModelsSnapshot, SyncEvent } from './events';
+export { AppendEventData, EventAction, ModelsSnapshot, SyncEvent, SyncEventAction } from './events';
 export {
   AuthedFrame,
   AuthFrame,

@@ -1,15 +1,17 @@
 // @vitest-environment jsdom
 import { createSyncClient, type SyncClient } from '@openagents/sync-client';
 import { act, cleanup, render, screen } from '@testing-library/react';
-import { StrictMode } from 'react';
+import { memo, StrictMode } from 'react';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  type AgentSync,
   SyncProvider,
   useAgentSync,
   useConnectionStatus,
   usePendingMutations,
   useRecord,
   useRecords,
+  useScopeReady,
 } from './index';
 
 const ORG = '00000000-0000-4000-8000-0000000000aa';
@@ -18,7 +20,7 @@ const A2 = '10000000-0000-4000-8000-000000000002';
 const AG = '20000000-0000-4000-8000-000000000001';
 const M1 = '30000000-0000-4000-8000-000000000001';
 const ORG_SCOPE = `org:${ORG}`;
-const AGENT_SCOPE = `agent:${AG}`;
+const AGENT_SCOPE = `agent:${AG}` as const;
 
 const agent = (id: string, name: string) => ({
   id,
@@ -89,7 +91,7 @@ function Running() {
   return <span data-testid="running">{list.length}</span>;
 }
 
-let seen: ReturnType<typeof useAgentSync> | undefined;
+let seen: AgentSync<typeof AGENT_SCOPE> | undefined;
 function AgentView() {
   seen = useAgentSync(AGENT_SCOPE);
   return <span data-testid="status">{seen.status}</span>;
@@ -103,6 +105,44 @@ function Status() {
       {status}/{pending.length}
     </span>
   );
+}
+
+/** Render counters of the streaming test's components. */
+const stream = {
+  calls: { statusSelector: 0 },
+  renders: { status: 0, ready: 0, list: 0, agents: 0, bubbles: new Map<string, number>() },
+  list: [] as readonly { id: string; content: string }[],
+};
+const Bubble = memo(function Bubble({ id }: { id: string }) {
+  stream.renders.bubbles.set(id, (stream.renders.bubbles.get(id) ?? 0) + 1);
+  return <p>{useRecord('Message', id)?.content}</p>;
+});
+function StatusOnly() {
+  stream.renders.status++;
+  const status = useAgentSync(AGENT_SCOPE, (s) => {
+    stream.calls.statusSelector++;
+    return s.status;
+  });
+  return <span data-testid="st">{status}</span>;
+}
+function Ready() {
+  stream.renders.ready++;
+  return <span data-testid="ready">{String(useScopeReady(AGENT_SCOPE))}</span>;
+}
+function Transcript() {
+  stream.renders.list++;
+  stream.list = useRecords(AGENT_SCOPE, 'Message');
+  return (
+    <div>
+      {stream.list.map((m) => (
+        <Bubble key={m.id} id={m.id} />
+      ))}
+    </div>
+  );
+}
+function Agents() {
+  stream.renders.agents++;
+  return <span>{useRecords(ORG_SCOPE, 'Agent').length}</span>;
 }
 
 afterEach(cleanup);
@@ -147,7 +187,8 @@ describe('react hooks', () => {
     );
     expect(Object.keys(client.getState().scopes)).toEqual([AGENT_SCOPE]);
     expect(seen?.status).toBe('pending');
-    expect(seen?.data.Message).toEqual({});
+    expect(seen?.ready).toBe(false);
+    expect(seen?.data.Message).toEqual([]);
     const message = {
       id: M1,
       agent_id: AG,
@@ -168,9 +209,9 @@ describe('react hooks', () => {
     );
     expect(screen.getByTestId('status').textContent).toBe('live');
     expect(seen?.lastSyncId).toBe(7);
-    expect(seen?.data.Message[M1]).toEqual(message);
-    expect(seen?.data.Agent).toEqual({});
-    expect(typeof seen?.mutate).toBe('function');
+    expect(seen?.ready).toBe(true);
+    expect(seen?.data.Message).toEqual([message]);
+    expect(seen?.data.Agent).toEqual([]);
     // Records of another scope do not leak in, and do not change `data`'s identity.
     const before = seen?.data;
     await act(async () => {
@@ -179,10 +220,31 @@ describe('react hooks', () => {
     });
     expect(seen?.data).toBe(before);
 
+    // `mutate` is bound to the scope: the insert lands in it with agent_id filled in, at once.
+    let sent: Promise<unknown> | undefined;
+    await act(async () => {
+      sent = seen!.mutate.insert('Message', { role: 'user', content: 'typed' }).catch((e: unknown) => e);
+    });
+    expect(seen?.data.Message.map((m) => [m.content, m.agent_id])).toEqual([
+      ['hi', AG],
+      ['typed', AG],
+    ]);
+    // A model of another kind of scope, or a foreign scope id, is refused before anything happens.
+    const refused = await (seen!.mutate as unknown as { insert: (m: string, d: object) => Promise<unknown> })
+      .insert('Agent', { org_id: ORG, name: 'x' })
+      .catch((e: unknown) => e);
+    expect(String(refused)).toContain(`Agent records do not live in ${AGENT_SCOPE}`);
+    const foreign = await seen!.mutate
+      .insert('Message', { agent_id: ORG, role: 'user', content: 'elsewhere' })
+      .catch((e: unknown) => e);
+    expect(String(foreign)).toContain('is not the scope');
+    expect(client.getState().pending).toHaveLength(1);
+
     unmount();
     await new Promise((r) => setTimeout(r, 5)); // unfollow is deferred by a tick
     expect(Object.keys(client.getState().scopes)).toEqual([ORG_SCOPE]);
     await client.close();
+    expect(String(await sent)).toContain('closed');
   });
 
   it('useConnectionStatus and usePendingMutations follow the client', async () => {
@@ -203,5 +265,92 @@ describe('react hooks', () => {
     });
     expect(String(await write)).toContain('closed');
     expect(screen.getByTestId('s').textContent).toBe('closed/1');
+  });
+  it('while a reply streams, only what shows the streamed message renders, and unrelated selectors do not run', async () => {
+    const client = newClient();
+    const count = 300;
+    const msgId = (i: number) => `30000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    const messages = Array.from({ length: count }, (_, i) => ({
+      id: msgId(i),
+      agent_id: AG,
+      role: i % 2 ? 'assistant' : 'user',
+      content: `m${i}`,
+      created_at: 't0', // every message shares a timestamp: only created_sync_id orders them
+      updated_at: 't0',
+      created_sync_id: i + 1,
+    }));
+    const calls = stream.calls;
+    const r = stream.renders;
+    render(
+      <SyncProvider client={client}>
+        <StatusOnly />
+        <Ready />
+        <Transcript />
+        <Agents />
+      </SyncProvider>,
+    );
+    client.subscribeScope(ORG_SCOPE);
+    await act(async () => {
+      bootstrapOrg(client);
+      client.receiveFrame(
+        JSON.stringify({
+          type: 'bootstrap',
+          scope: AGENT_SCOPE,
+          // Delivered in reverse: the list is in commit order all the same.
+          models: { ...empty, Message: [...messages].reverse() },
+          lastSyncId: count,
+        }),
+      );
+    });
+    expect(screen.getByTestId('st').textContent).toBe('live');
+    expect(screen.getByTestId('ready').textContent).toBe('true');
+    expect(stream.list.map((m) => m.id)).toEqual(messages.map((m) => m.id));
+    const base = { ...r, bubbles: new Map(r.bubbles), selector: calls.statusSelector };
+    const target = msgId(count - 1);
+    const before = stream.list;
+
+    const tokens = 25;
+    let text = messages.at(-1)!.content;
+    for (let i = 0; i < tokens; i++) {
+      const piece = ` t${i}`;
+      const event = {
+        id: count + 1 + i,
+        scope: AGENT_SCOPE,
+        model: 'Message',
+        model_id: target,
+        action: 'append',
+        data: { field: 'content', offset: text.length, text: piece, updated_at: `t${i}` },
+        mutationId: null,
+        created_at: 't',
+      };
+      text += piece;
+      await act(async () =>
+        client.receiveFrame(
+          JSON.stringify({ type: 'sync', scope: AGENT_SCOPE, events: [event], latestSyncId: event.id }),
+        ),
+      );
+    }
+    expect(stream.list.at(-1)?.content).toBe(text);
+    expect(before.at(-1)?.content).toBe('m299'); // the list handed out earlier did not change
+    expect(stream.list[0]).toBe(before[0]); // untouched records keep their identity
+    // Per token: the transcript (its list changed) and the one streaming bubble render; the
+    // status reader, the ready flag, the org's agent list and the other 999 bubbles do not.
+    expect(r.list - base.list).toBe(tokens);
+    expect((r.bubbles.get(target) ?? 0) - (base.bubbles.get(target) ?? 0)).toBe(tokens);
+    const otherRenders = [...r.bubbles].filter(([id, n]) => id !== target && n !== base.bubbles.get(id));
+    expect(otherRenders).toEqual([]);
+    expect(r.status).toBe(base.status);
+    expect(r.ready).toBe(base.ready);
+    expect(r.agents).toBe(base.agents);
+
+    // Changes in another scope do not even run this scope's selector.
+    const selectorBefore = calls.statusSelector;
+    const listBefore = stream.list;
+    await act(async () => updateName(client, 3, A1, 'busy'));
+    expect(calls.statusSelector).toBe(selectorBefore);
+    expect(r.agents).toBe(base.agents + 1); // the org's list did change: a record in it moved
+    expect(stream.list).toBe(listBefore);
+    expect(r.list - base.list).toBe(tokens);
+    await client.close();
   });
 });

@@ -7,11 +7,13 @@ export { type ClientStore, createClientStore } from './client-store';
 export { SyncProvider, useSyncClient, useSyncStore } from './context';
 export {
   type AgentSync,
+  type ScopeSnapshot,
   type UseRecordsOptions,
   useAgentSync,
   useConnectionStatus,
   usePendingMutations,
   useRecord,
   useRecords,
+  useScopeReady,
 } from './hooks';
 export { useSyncSelector } from './use-sync-selector';

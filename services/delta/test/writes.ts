@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
+  AppendEventData,
+  applyAppend,
   type ModelName,
   type ModelsSnapshot,
   type SyncEvent,
@@ -112,6 +114,19 @@ export function applyEvents(models: ModelsSnapshot, events: readonly SyncEvent[]
       case 'delete':
         records.delete(event.model_id);
         break;
+      case 'append': {
+        const current = records.get(event.model_id);
+        const piece = AppendEventData.parse(event.data);
+        const outcome = applyAppend(String(current?.[piece.field] ?? ''), piece);
+        if (current && outcome.kind === 'applied') {
+          records.set(event.model_id, {
+            ...current,
+            [piece.field]: outcome.text,
+            updated_at: piece.updated_at,
+          });
+        }
+        break;
+      }
       default:
         unreachable(event.action);
     }

@@ -1,7 +1,7 @@
 import { useAgentSync, usePendingMutations, useRecord, useRecords } from '@openagents/sync-react';
 import { useMemo } from 'react';
 import { useConsole } from '../console-context';
-import { byCreatedAt, errorMessage, scopeStatusLabel, shortId } from '../format';
+import { errorMessage, scopeStatusLabel, shortId } from '../format';
 import { Composer } from './composer';
 import { MessageList } from './message-list';
 
@@ -13,9 +13,13 @@ import { MessageList } from './message-list';
 export function AgentChat({ orgId, agentId }: { orgId: string; agentId: string }) {
   const { client, config, replies, reportError } = useConsole();
   const scope = `agent:${agentId}`;
-  const { status, lastSyncId } = useAgentSync(scope);
+  // Only what the header shows: a streamed token (which moves lastSyncId) re-renders the header,
+  // not the transcript's rows (each is memoised on its record).
+  const status = useAgentSync(scope, (s) => s.status);
+  const lastSyncId = useAgentSync(scope, (s) => s.lastSyncId);
   const agent = useRecord('Agent', agentId);
-  const messages = useRecords('Message', { scope, sort: byCreatedAt });
+  // The scope's messages in commit order (created_sync_id), maintained by the client.
+  const messages = useRecords(scope, 'Message');
   const pending = usePendingMutations();
   const pendingIds = useMemo(() => new Set(pending.map((p) => p.id)), [pending]);
 

@@ -2,7 +2,7 @@ import type { Payment } from '@openagents/sync-protocol';
 import { useRecords } from '@openagents/sync-react';
 import { useCallback, useMemo, useState } from 'react';
 import { useConsole } from '../console-context';
-import { byCreatedAt, errorMessage } from '../format';
+import { errorMessage } from '../format';
 import { CodeChangesPanel } from './code-changes-panel';
 import { PaymentsPanel } from './payments-panel';
 import { ReasoningPanel } from './reasoning-panel';
@@ -21,14 +21,15 @@ export function Inspector({ orgId, agentId }: { orgId: string; agentId: string |
   // No agent selected: a scope nothing lives in, so the lists are empty.
   const agentScope = `agent:${agentId ?? 'none'}`;
   const orgScope = `org:${orgId}`;
-  const steps = useRecords('ReasoningStep', { scope: agentScope, sort: byCreatedAt });
-  const changes = useRecords('CodeChange', { scope: agentScope, sort: byCreatedAt });
+  // Every list in commit order (created_sync_id), maintained by the client.
+  const steps = useRecords(agentScope, 'ReasoningStep');
+  const changes = useRecords(agentScope, 'CodeChange');
   const ofAgent = useCallback(
     (p: Payment) => !onlyAgent || !agentId || p.agent_id === agentId,
     [agentId, onlyAgent],
   );
-  const payments = useRecords('Payment', { scope: orgScope, filter: ofAgent, sort: byCreatedAt });
-  const agents = useRecords('Agent', { scope: orgScope });
+  const payments = useRecords('Payment', { scope: orgScope, filter: ofAgent });
+  const agents = useRecords(orgScope, 'Agent');
   const agentNames = useMemo(() => Object.fromEntries(agents.map((a) => [a.id, a.name])), [agents]);
 
   const proposed = changes.filter((c) => c.status === 'proposed').length;

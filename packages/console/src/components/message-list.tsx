@@ -1,10 +1,26 @@
 import type { Message } from '@openagents/sync-protocol';
-import { useEffect, useRef } from 'react';
+import { measureElement, observeElementRect, useVirtualizer } from '@tanstack/react-virtual';
+import { memo, useCallback, useLayoutEffect, useRef } from 'react';
 import { formatTime } from '../format';
 
+/** How close to the end (px) still counts as "following" the conversation. */
+const FOLLOW_SLACK_PX = 48;
+/** A first guess at a bubble's height; each row is measured once rendered. */
+const ESTIMATED_ROW_PX = 88;
+/** The viewport assumed while the list has no layout (jsdom, a hidden tab): a first screenful. */
+const NO_LAYOUT_RECT = { width: 800, height: 900 };
+
 /**
- * The chat transcript. `streamingId` marks the assistant message still being written (it gets
- * a caret); `pendingIds` are local messages the server has not confirmed yet.
+ * The chat transcript, virtualised: only the rows in view (plus a few) are in the DOM, so a
+ * 10,000-message agent costs what 20 messages cost. `messages` is the scope's maintained list in
+ * commit order; each row is memoised on its record object, which the client replaces only when
+ * that record changes, so a streamed token re-renders one bubble. `streamingId` marks the
+ * assistant message still being written (it gets a caret); `pendingIds` are local messages the
+ * server has not confirmed yet.
+ *
+ * Scrolling: while the reader is at the end, the list follows new messages and the growing reply;
+ * once they scroll up it stays where they are (rows above that change height are compensated by
+ * the virtualiser, so nothing jumps), and following resumes when they scroll back to the end.
  */
 export function MessageList({
   messages,
@@ -15,14 +31,39 @@ export function MessageList({
   streamingId: string | null;
   pendingIds: ReadonlySet<string>;
 }) {
-  const end = useRef<HTMLDivElement>(null);
+  const scroller = useRef<HTMLDivElement>(null);
+  const following = useRef(true);
+  const virtualizer = useVirtualizer({
+    count: messages.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ESTIMATED_ROW_PX,
+    getItemKey: (index) => messages[index]!.id,
+    overscan: 6,
+    // Without layout (jsdom, a hidden tab) render a first screenful rather than nothing.
+    initialRect: NO_LAYOUT_RECT,
+    observeElementRect: (instance, cb) =>
+      observeElementRect(instance, (rect) => cb(rect.height > 0 ? rect : NO_LAYOUT_RECT)),
+    // A row with no layout measures 0 px; keep its estimate, or every row would "fit".
+    measureElement: (element, entry, instance) =>
+      measureElement(element, entry, instance) || ESTIMATED_ROW_PX,
+  });
+
+  const onScroll = useCallback(() => {
+    const el = scroller.current;
+    if (!el) return;
+    following.current = el.scrollHeight - el.scrollTop - el.clientHeight <= FOLLOW_SLACK_PX;
+  }, []);
+
   const last = messages.at(-1);
-  // Follow the conversation as it grows, including while a reply streams in: the effect reads
-  // nothing from these values, they are only what should trigger it.
+  const totalSize = virtualizer.getTotalSize();
+  // Follow the conversation while the reader is at its end: a new message, a growing reply, or a
+  // row measured taller than its estimate all move the end. The values are only triggers.
   // biome-ignore lint/correctness/useExhaustiveDependencies: deliberate triggers, see above.
-  useEffect(() => {
-    end.current?.scrollIntoView({ block: 'end' });
-  }, [messages.length, last?.content]);
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el || !following.current || messages.length === 0) return;
+    el.scrollTop = el.scrollHeight;
+  }, [messages.length, last?.content, totalSize]);
 
   if (messages.length === 0) {
     return (
@@ -35,37 +76,64 @@ export function MessageList({
     );
   }
   return (
-    <div className="messages" data-testid="messages">
-      {messages.map((message) => {
-        const pending = pendingIds.has(message.id);
-        return (
-          <div
-            key={message.id}
-            className={`message ${message.role}${pending ? ' pending' : ''}`}
-            data-testid="message"
-            data-role={message.role}
-            data-message-id={message.id}
-          >
-            <span className="avatar">
-              {message.role === 'user'
-                ? 'You'
-                : message.role === 'assistant'
-                  ? 'AI'
-                  : message.role.slice(0, 2).toUpperCase()}
-            </span>
-            <div>
-              <div className="bubble" data-testid="message-content">
-                {message.content}
-                {message.id === streamingId && <span className="caret" />}
-              </div>
-              <div className="message-info">
-                {message.role} · {pending ? 'sending…' : formatTime(message.created_at)}
-              </div>
+    <div className="messages" data-testid="messages" ref={scroller} onScroll={onScroll}>
+      <div className="messages-window" style={{ height: totalSize }}>
+        {virtualizer.getVirtualItems().map((row) => {
+          const message = messages[row.index]!;
+          return (
+            <div
+              key={row.key}
+              className="message-row"
+              data-index={row.index}
+              ref={virtualizer.measureElement}
+              style={{ transform: `translateY(${row.start}px)` }}
+            >
+              <MessageBubble
+                message={message}
+                streaming={message.id === streamingId}
+                pending={pendingIds.has(message.id)}
+              />
             </div>
-          </div>
-        );
-      })}
-      <div ref={end} />
+          );
+        })}
+      </div>
     </div>
   );
 }
+
+/** One message. Memoised: it renders again only when its record, caret or pending flag changes. */
+const MessageBubble = memo(function MessageBubble({
+  message,
+  streaming,
+  pending,
+}: {
+  message: Message;
+  streaming: boolean;
+  pending: boolean;
+}) {
+  return (
+    <div
+      className={`message ${message.role}${pending ? ' pending' : ''}`}
+      data-testid="message"
+      data-role={message.role}
+      data-message-id={message.id}
+    >
+      <span className="avatar">
+        {message.role === 'user'
+          ? 'You'
+          : message.role === 'assistant'
+            ? 'AI'
+            : message.role.slice(0, 2).toUpperCase()}
+      </span>
+      <div>
+        <div className="bubble" data-testid="message-content">
+          {message.content}
+          {streaming && <span className="caret" />}
+        </div>
+        <div className="message-info">
+          {message.role} · {pending ? 'sending…' : formatTime(message.created_at)}
+        </div>
+      </div>
+    </div>
+  );
+});

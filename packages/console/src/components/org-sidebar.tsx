@@ -1,6 +1,6 @@
-import { useAgentSync, useRecords } from '@openagents/sync-react';
+import { type ScopeSnapshot, shallow, useAgentSync, useRecords } from '@openagents/sync-react';
 import { useConsole } from '../console-context';
-import { byCreatedAt, errorMessage, scopeStatusLabel } from '../format';
+import { errorMessage, scopeStatusLabel } from '../format';
 import { newId } from '../new-id';
 import { AgentList } from './agent-list';
 import { CreateAgentForm } from './create-agent-form';
@@ -17,8 +17,8 @@ export function OrgSidebar({
 }) {
   const { client, reportError } = useConsole();
   const scope = `org:${orgId}`;
-  const { status, error } = useAgentSync(scope);
-  const agents = useRecords('Agent', { scope, sort: byCreatedAt });
+  const { status, error } = useAgentSync(scope, selectStatus, shallow);
+  const agents = useRecords(scope, 'Agent'); // commit order, maintained by the client
 
   const create = (name: string) => {
     const id = newId();
@@ -47,3 +47,5 @@ export function OrgSidebar({
     </nav>
   );
 }
+
+const selectStatus = (s: ScopeSnapshot) => ({ status: s.status, error: s.error });

@@ -2,12 +2,19 @@
 import type { CodeChange, Message, Payment } from '@openagents/sync-protocol';
 import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { formatTime } from '../format';
 import { CodeChangesPanel } from './code-changes-panel';
 import { Composer } from './composer';
 import { ConnectionIndicator } from './connection-indicator';
 import { CreateAgentForm } from './create-agent-form';
 import { MessageList } from './message-list';
 import { PaymentsPanel } from './payments-panel';
+
+// formatTime runs once per render of a (confirmed) message bubble: counting its calls counts renders.
+vi.mock('../format', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../format')>();
+  return { ...actual, formatTime: vi.fn(actual.formatTime) };
+});
 
 afterEach(cleanup);
 
@@ -37,6 +44,31 @@ describe('MessageList', () => {
     expect(container.querySelector('.message.pending')?.getAttribute('data-message-id')).toBe('m1');
     expect(bubbles[1]!.querySelector('.caret')).not.toBeNull();
     expect(bubbles[0]!.querySelector('.caret')).toBeNull();
+  });
+});
+
+describe('MessageList with a long conversation', () => {
+  it('renders only a window of a 10,000-message agent, and re-renders only the bubble that changed', () => {
+    const messages = Array.from({ length: 10_000 }, (_, i) =>
+      message(`m${i}`, i % 2 ? 'assistant' : 'user', `message ${i}`),
+    );
+    const noPending = new Set<string>();
+    const { container, rerender } = render(
+      <MessageList messages={messages} streamingId={null} pendingIds={noPending} />,
+    );
+    const shown = container.querySelectorAll('[data-testid=message]').length;
+    expect(shown).toBeGreaterThan(0);
+    expect(shown).toBeLessThan(40);
+    const rendered = vi.mocked(formatTime);
+    rendered.mockClear();
+    // A token lands in a message in view (jsdom has no scrolling, so the window is the first
+    // rows): a new list whose other records are the same objects.
+    const streaming = messages.map((m) => (m.id === 'm3' ? { ...m, content: 'message 3 and more' } : m));
+    rerender(<MessageList messages={streaming} streamingId="m3" pendingIds={noPending} />);
+    expect(rendered).toHaveBeenCalledTimes(1);
+    expect(container.querySelector('[data-message-id=m3] [data-testid=message-content]')?.textContent).toBe(
+      'message 3 and more',
+    );
   });
 });
 

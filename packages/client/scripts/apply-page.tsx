@@ -1,0 +1,235 @@
+/**
+ * The page side of `apply.browser.bench.ts`: bundled twice by esbuild — once against today's
+ * client and React packages, once against the baseline sources (the store before the
+ * incremental one, taken from git) with `__BASELINE__` true — and run in Chromium. It exposes
+ * `window.__bench` with two scenarios; the Node side times the second through the DevTools
+ * protocol (main-thread task time), the first in the page.
+ */
+import { createSyncClient, type SyncClient } from '@openagents/sync-client';
+import { SyncProvider, useAgentSync, useRecords } from '@openagents/sync-react';
+import { createRoot } from 'react-dom/client';
+
+declare const __BASELINE__: boolean;
+
+const empty = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+const now = '2026-12-01T00:00:00.000Z';
+const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+const uuid = (tag: number, n: number) => `${hex(tag, 8)}-0000-4000-8000-${hex(n, 12)}`;
+const agentId = uuid(0xa, 1);
+const scope = `agent:${agentId}`;
+
+function messages(count: number) {
+  return Array.from({ length: count }, (_, i) => ({
+    id: uuid(0xb, i),
+    agent_id: agentId,
+    role: i % 2 ? 'assistant' : 'user',
+    content: `message ${i} `.repeat(10),
+    // Seeded in one transaction: one timestamp for all, as the issue's 10k agent had.
+    created_at: now,
+    updated_at: now,
+    created_sync_id: i + 1,
+  }));
+}
+
+function newClient(): SyncClient {
+  return createSyncClient({
+    url: 'http://127.0.0.1:1',
+    token: 't',
+    autoConnect: false,
+    fetch: () => new Promise<Response>(() => {}),
+  });
+}
+
+function bootstrap(client: SyncClient, count: number): void {
+  client.subscribeScope(scope);
+  client.receiveFrame(
+    JSON.stringify({
+      type: 'bootstrap',
+      scope,
+      models: { ...empty, Message: messages(count) },
+      lastSyncId: count,
+    }),
+  );
+  client.getState();
+}
+
+/** One `update` event of a message's content (what the baseline understands, and PATCH sends). */
+function updateFrame(seq: number, target: string, content: string): string {
+  return JSON.stringify({
+    type: 'sync',
+    scope,
+    latestSyncId: seq,
+    events: [
+      {
+        id: seq,
+        scope,
+        model: 'Message',
+        model_id: target,
+        action: 'update',
+        data: { content, updated_at: now },
+        mutationId: null,
+        created_at: now,
+      },
+    ],
+  });
+}
+
+/** One `append` event (v1.1; the current client only). */
+function appendFrame(seq: number, target: string, offset: number, text: string): string {
+  return JSON.stringify({
+    type: 'sync',
+    scope,
+    latestSyncId: seq,
+    events: [
+      {
+        id: seq,
+        scope,
+        model: 'Message',
+        model_id: target,
+        action: 'append',
+        data: { field: 'content', offset, text, updated_at: now },
+        mutationId: null,
+        created_at: now,
+      },
+    ],
+  });
+}
+
+/**
+ * Scenario 1: apply one event into a store of `count` records, as a browser delivers it (each
+ * frame its own task, published on its own: `getState()` flushes), with a listener that reads the
+ * scope's messages the way a list would. Returns ms per event (median of 5 batches).
+ */
+function applyOne(count: number, events: number): { msPerEvent: number; batches: number[] } {
+  const client = newClient();
+  bootstrap(client, count);
+  let seen = 0;
+  client.subscribe((state) => {
+    const s = state as unknown as {
+      records: { list?: (scope: string, model: string) => unknown[]; Message?: object };
+    };
+    seen += s.records.list ? s.records.list(scope, 'Message').length : s.records.Message ? 1 : 0;
+  });
+  const frames = Array.from({ length: events }, (_, i) =>
+    updateFrame(count + i + 1, uuid(0xb, (i * 7919) % count), `edit ${i}`),
+  );
+  const per = Math.ceil(events / 5);
+  const batches: number[] = [];
+  for (let b = 0; b < 5; b++) {
+    const t = performance.now();
+    for (const f of frames.slice(b * per, (b + 1) * per)) {
+      client.receiveFrame(f);
+      client.getState();
+    }
+    batches.push((performance.now() - t) / per);
+  }
+  if (seen === 0) throw new Error('listener never ran');
+  void client.close();
+  const sorted = [...batches].sort((a, b) => a - b);
+  return { msPerEvent: sorted[2]!, batches };
+}
+
+/** What the issue measured: a header on `useAgentSync` and a transcript on `useRecords`. */
+function Header() {
+  const { status, lastSyncId } = useAgentSync(scope) as unknown as { status: string; lastSyncId: number };
+  return (
+    <header>
+      {status} #{lastSyncId}
+    </header>
+  );
+}
+
+const byCreatedAt = (a: { created_at: string }, b: { created_at: string }) =>
+  a.created_at.localeCompare(b.created_at);
+
+function useMessages(): readonly { id: string; content: string }[] {
+  // The baseline's console asked for the scope's messages sorted (by created_at); today's
+  // hook hands out the maintained list in commit order.
+  return __BASELINE__
+    ? (useRecords as unknown as (m: string, o: object) => { id: string; content: string }[])('Message', {
+        scope,
+        sort: byCreatedAt,
+      })
+    : useRecords(scope, 'Message');
+}
+
+function Transcript() {
+  const list = useMessages();
+  // Only the last rows render (what a virtualised list shows), so the figure is the hooks' cost.
+  return (
+    <ol>
+      <li>{list.length} messages</li>
+      {list.slice(-20).map((m) => (
+        <li key={m.id}>{m.content}</li>
+      ))}
+    </ol>
+  );
+}
+
+let streamClient: SyncClient | undefined;
+
+/**
+ * Scenario 2, part 1: a `count`-message scope with the hooks mounted. Resolves with the time from
+ * the bootstrap frame's arrival to the first render showing it (parse, validate, apply, render).
+ */
+async function mountApp(count: number): Promise<number> {
+  const client = newClient();
+  streamClient = client;
+  const t0 = performance.now();
+  bootstrap(client, count);
+  const root = document.getElementById('root')!;
+  createRoot(root).render(
+    <SyncProvider client={client}>
+      <Header />
+      <Transcript />
+    </SyncProvider>,
+  );
+  const deadline = performance.now() + 30_000;
+  while (!root.textContent?.includes(`${count} messages`)) {
+    if (performance.now() > deadline) throw new Error(`app did not render: ${root.innerHTML.slice(0, 200)}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const firstRender = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 300)); // let effects and the first paint settle
+  return firstRender;
+}
+
+/**
+ * Scenario 2, part 2: a reply streams into the newest message at `perSecond` tokens a second for
+ * `seconds`, each token one frame in its own task (update events carrying the whole text so far,
+ * or append events carrying the token). Resolves when the last token is on screen.
+ */
+async function stream(perSecond: number, seconds: number, mode: 'update' | 'append'): Promise<number> {
+  const client = streamClient!;
+  const head = client.getState().scopes[scope]!.lastSyncId;
+  const target = uuid(0xb, head - 1);
+  const start = (client.getState().records as unknown as { get?: (m: string, id: string) => unknown }).get
+    ? ((client.getState().records as unknown as { get: (m: string, id: string) => { content: string } }).get(
+        'Message',
+        target,
+      ).content ?? '')
+    : (client.getState().records as unknown as { Message: Record<string, { content: string }> }).Message[
+        target
+      ]!.content;
+  let text = start;
+  const tokens = perSecond * seconds;
+  const t0 = performance.now();
+  for (let i = 0; i < tokens; i++) {
+    const due = t0 + (i * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const piece = ` token${i}`;
+    client.receiveFrame(
+      mode === 'append'
+        ? appendFrame(head + i + 1, target, text.length, piece)
+        : updateFrame(head + i + 1, target, text + piece),
+    );
+    text += piece;
+  }
+  const last = ` token${tokens - 1}`;
+  while (!document.getElementById('root')!.textContent?.includes(last))
+    await new Promise((r) => setTimeout(r, 5));
+  return performance.now() - t0;
+}
+
+(window as unknown as { __bench: object }).__bench = { applyOne, mountApp, stream, baseline: __BASELINE__ };

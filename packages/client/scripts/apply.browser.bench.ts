@@ -1,0 +1,230 @@
+/**
+ * Client apply cost in real Chromium (`npm run bench:client`), today's store against the baseline
+ * (the store before the incremental one, whose sources are taken from git at BASELINE_COMMIT and
+ * bundled the same way), in the same run:
+ *
+ * 1. one `update` event into a store of 1k / 10k / 50k records, each frame its own task and
+ *    published on its own, with a listener reading the scope's list — ms per event in the page;
+ * 2. a reply streaming 30 tokens/s for a few seconds into a 10,000-message scope with
+ *    `useAgentSync` and `useRecords` mounted — main-thread task time per second of streaming, from
+ *    the DevTools protocol's `Performance.getMetrics` (TaskDuration), minus an idle window.
+ *
+ *   node --import tsx packages/client/scripts/apply.browser.bench.ts [--seconds 4] [--no-write]
+ *
+ * Rewrites its section of docs/benchmarks.md unless `--no-write`.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import chromium from '@sparticuz/chromium';
+import { build } from 'esbuild';
+import { type Browser, chromium as playwright } from 'playwright-core';
+import { markdownTable, updateBenchmarkSection } from '../../../test/support/bench';
+
+/** The last commit with the store that copied the model map on every publish. */
+const BASELINE_COMMIT = 'ae9f865';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '4' }, 'no-write': { type: 'boolean', default: false } },
+});
+const seconds = Number(values.seconds);
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const entry = join(root, 'packages/client/scripts/apply-page.tsx');
+
+interface Bench {
+  applyOne(count: number, events: number): { msPerEvent: number; batches: number[] };
+  mountApp(count: number): Promise<number>;
+  stream(perSecond: number, seconds: number, mode: 'update' | 'append'): Promise<number>;
+}
+
+/** The baseline's client, react and protocol sources, extracted from git into a temp folder. */
+function extractBaseline(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'client-baseline-'));
+  const tar = execFileSync(
+    'git',
+    ['archive', BASELINE_COMMIT, 'packages/client/src', 'packages/react/src', 'packages/protocol/src'],
+    { cwd: root, maxBuffer: 64 * 1024 * 1024 },
+  );
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  return dir;
+}
+
+async function bundle(baseline: string | undefined): Promise<string> {
+  const src = (pkg: string) => join(baseline ?? root, `packages/${pkg}/src/index.ts`);
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    logLevel: 'error',
+    nodePaths: [join(root, 'node_modules')],
+    alias: {
+      '@openagents/sync-client': src('client'),
+      '@openagents/sync-react': src('react'),
+      '@openagents/sync-protocol': src('protocol'),
+    },
+    define: { __BASELINE__: String(baseline !== undefined), 'process.env.NODE_ENV': '"production"' },
+    jsx: 'automatic',
+  });
+  return result.outputFiles[0]!.text;
+}
+
+async function launch(): Promise<Browser> {
+  return playwright.launch({
+    executablePath: await chromium.executablePath(),
+    args: [
+      ...chromium.args.filter((arg) => arg !== '--single-process'),
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+    headless: true,
+    timeout: 30_000,
+  });
+}
+
+async function withPage<T>(
+  browser: Browser,
+  script: string,
+  run: (page: import('playwright-core').Page) => Promise<T>,
+) {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('console', (m) => m.type() === 'error' && console.error('page console:', m.text()));
+  try {
+    await page.setContent('<!doctype html><html><body><div id="root"></div></body></html>');
+    await page.addScriptTag({ content: script });
+    return await run(page);
+  } finally {
+    await page.close();
+  }
+}
+
+/** Main-thread time (ms) the page spends during `during()`: all tasks, and script alone (DevTools protocol). */
+async function mainThread(
+  page: import('playwright-core').Page,
+  during: () => Promise<unknown>,
+): Promise<{ task: number; script: number }> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const read = async () => {
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    const get = (name: string) => (metrics.find((m) => m.name === name)?.value ?? 0) * 1000;
+    return { task: get('TaskDuration'), script: get('ScriptDuration') };
+  };
+  const before = await read();
+  await during();
+  const after = await read();
+  await cdp.detach();
+  return { task: after.task - before.task, script: after.script - before.script };
+}
+
+interface StreamFigures {
+  /** All main-thread tasks, ms per second of streaming, idle subtracted. */
+  task: number;
+  /** Of which JavaScript. */
+  script: number;
+  /** Idle main-thread ms per second before the stream (subtracted). */
+  idle: number;
+  /** Bootstrap frame of the 10,000 messages to first render, ms. */
+  firstRender: number;
+}
+
+interface Figures {
+  apply: Record<number, number>;
+  streamUpdate: StreamFigures;
+  streamAppend: StreamFigures | undefined;
+}
+
+async function measure(browser: Browser, script: string, baseline: boolean): Promise<Figures> {
+  const apply: Record<number, number> = {};
+  for (const count of [1_000, 10_000, 50_000]) {
+    // The baseline copies the model map per event: fewer events keep its run short.
+    const events = baseline ? Math.max(50, Math.round(2_000_000 / count)) : 2_000;
+    apply[count] = await withPage(browser, script, (page) =>
+      page.evaluate(
+        ([c, e]) => (window as unknown as { __bench: Bench }).__bench.applyOne(c!, e!).msPerEvent,
+        [count, events],
+      ),
+    );
+  }
+  const streamed = async (mode: 'update' | 'append') =>
+    withPage(browser, script, async (page) => {
+      const firstRender = await page.evaluate(() =>
+        (window as unknown as { __bench: Bench }).__bench.mountApp(10_000),
+      );
+      const idle = await mainThread(page, () => page.waitForTimeout(seconds * 1000));
+      const busy = await mainThread(page, () =>
+        page.evaluate(
+          ([s, m]) => (window as unknown as { __bench: Bench }).__bench.stream(30, Number(s), m as 'update'),
+          [String(seconds), mode],
+        ),
+      );
+      return {
+        task: (busy.task - idle.task) / seconds,
+        script: (busy.script - idle.script) / seconds,
+        idle: idle.task / seconds,
+        firstRender,
+      };
+    });
+  const update = await streamed('update');
+  const append = baseline ? undefined : await streamed('append');
+  return { apply, streamUpdate: update, streamAppend: append };
+}
+
+const baselineDir = extractBaseline();
+const browser = await launch();
+try {
+  const [current, old] = [await bundle(undefined), await bundle(baselineDir)];
+  const load = loadavg()[0]!.toFixed(1);
+  const before = await measure(browser, old, true);
+  const after = await measure(browser, current, false);
+  const ms = (n: number) => (n >= 1 ? `${n.toFixed(1)} ms` : `${(n * 1000).toFixed(0)} µs`);
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(a / b < 10 ? 1 : 0)}×`;
+  const rows = [1_000, 10_000, 50_000].map((n) => [
+    `one event into ${n.toLocaleString('en')} records`,
+    ms(before.apply[n]!),
+    ms(after.apply[n]!),
+    ratio(before.apply[n]!, after.apply[n]!),
+  ]);
+  rows.push([
+    '10,000-message scope: bootstrap frame to first render with the hooks mounted',
+    ms(before.streamUpdate.firstRender),
+    ms(after.streamUpdate.firstRender),
+    ratio(before.streamUpdate.firstRender, after.streamUpdate.firstRender),
+  ]);
+  const perSecond = (f: StreamFigures) => `${f.task.toFixed(0)} ms (script ${f.script.toFixed(0)} ms)`;
+  rows.push([
+    '30 tokens/s into a 10,000-message scope, hooks mounted: main thread per second',
+    perSecond(before.streamUpdate),
+    perSecond(after.streamUpdate),
+    ratio(before.streamUpdate.task, Math.max(after.streamUpdate.task, 0.1)),
+  ]);
+  rows.push(['same, as append events (v1.1; today only)', '—', perSecond(after.streamAppend!), '']);
+  const table = markdownTable(
+    ['Chromium, same run', `baseline (${BASELINE_COMMIT})`, 'today', 'ratio'],
+    rows,
+  );
+  const note = `Measured ${new Date().toISOString().slice(0, 10)}, load average ${load} at the start (2 shared cores); Chromium ${browser.version()}, React in production mode; an idle window of the same length before each stream (${before.streamUpdate.idle.toFixed(1)} / ${after.streamUpdate.idle.toFixed(1)} ms per second) is subtracted from the stream figures. Targets: ≤ 0.2 ms per event at 50k records; ≤ 30 ms of main thread per second for the stream.`;
+  console.log(table);
+  console.log(note);
+  if (!values['no-write']) {
+    updateBenchmarkSection(
+      'client',
+      `## Client apply in Chromium (\`npm run bench:client\`)\n\n\`packages/client/scripts/apply.browser.bench.ts\` bundles the page in \`apply-page.tsx\` twice with esbuild — against today's client and React packages, and against the baseline's sources taken from git (\`${BASELINE_COMMIT}\`, the store that copied the model map per publish) — and runs both in the same Chromium. Per event: an \`update\` frame in its own task, published on its own, with a listener reading the scope's list (median of 5 batches). Stream: a 10,000-message agent with a header on \`useAgentSync\` and a transcript on \`useRecords\` (rendering its last 20 rows), one token per frame every 33 ms for ${seconds} s; main-thread task time from the DevTools protocol.\n\n${table}\n\n${note}`,
+    );
+  }
+} finally {
+  await browser.close();
+  rmSync(baselineDir, { recursive: true, force: true });
+}
