@@ -345,10 +345,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const ops = createOpsRoutes({
     registry: deps.registry,
     isDraining: () => draining,
-    async readiness() {
-      const extra = deps.readiness ? await deps.readiness() : {};
-      return { bus: bus.isHealthy(), delta: streams.deltaReachable, ...extra };
-    },
+    // Redis and the delta service are shared by every gateway: reported, never a reason for 503
+    // (contract §8), since a gateway without them still serves its clients through head checks.
+    readiness: async () => ({
+      ...(bus.kind === 'memory' ? { bus: bus.isHealthy() } : {}),
+      ...(deps.readiness ? await deps.readiness() : {}),
+    }),
+    dependencies: async () => ({
+      ...(bus.kind === 'redis' ? { redis: bus.isHealthy() } : {}),
+      delta: streams.deltaReachable,
+    }),
   });
   /** True when the request's Host is not served here; it has then been answered with 403. */
   const refuseHost = (res: HttpResponse, req: HttpRequest): boolean => {
