@@ -2,7 +2,8 @@ import { readdirSync } from 'node:fs';
 import { createOpsRoutes, registerPoolMetrics } from '@openagents/sync-server-kit';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { KUBERNETES_GROUP, loadAlertGroups } from '../../deploy/generate/prometheus-rule';
+import { kubernetesGroup } from '../../deploy/generate/alerts';
+import { loadAlertGroups } from '../../deploy/generate/prometheus-rule';
 import { createApiMetrics } from '../../services/api/src/metrics';
 import { deltaMetricsFor } from '../../services/delta/src/metrics';
 import { createGatewayMetrics } from '../../services/gateway/src/metrics';
@@ -112,7 +113,7 @@ describe('Grafana dashboards', () => {
 
   it('has every alert rule linked to a runbook section in docs/operations.md', () => {
     const doc = readRepoFile('docs/operations.md');
-    for (const group of [...loadAlertGroups(), KUBERNETES_GROUP]) {
+    for (const group of [...loadAlertGroups(), kubernetesGroup()]) {
       for (const rule of group.rules as Record<string, unknown>[]) {
         const anchor = String((rule.annotations as Record<string, string>).runbook_url).split('#')[1]!;
         expect(anchor).toBe(`runbook-${String(rule.alert).toLowerCase()}`);

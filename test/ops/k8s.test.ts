@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { kubernetesGroup } from '../../deploy/generate/alerts';
 import { renderDashboards } from '../../deploy/generate/dashboards';
-import { KUBERNETES_GROUP, loadAlertGroups } from '../../deploy/generate/prometheus-rule';
+import { loadAlertGroups } from '../../deploy/generate/prometheus-rule';
 import { generatedNames, type K8sObject, podContainers, podSpec, renderKustomization } from './kustomize';
 import {
   defaultPort,
@@ -283,13 +284,19 @@ describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
       expect(find(objects, 'Service', name)!.metadata.labels!['app.kubernetes.io/name']).toBe(name);
     }
     expect(specOf('ServiceMonitor', monitor).endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' });
+    // kube-prometheus-stack selects ServiceMonitors and PrometheusRules by `release` by default.
+    expect(monitor.metadata.labels?.release).toBe('kube-prometheus-stack');
+    expect(find(objects, 'PrometheusRule', 'openagents-sync')!.metadata.labels?.release).toBe(
+      'kube-prometheus-stack',
+    );
   });
 });
 
 describe('k8s generated objects', () => {
-  it('ships alerts.yml (plus the Kubernetes-only group) as the PrometheusRule', () => {
+  it('ships the common rule groups of alerts.yml plus the Kubernetes-only group as the PrometheusRule', () => {
     const rule = parseAllDocuments(readRepoFile('k8s/base/prometheusrule.yaml'))[0]!.toJSON() as K8sObject;
-    expect((rule.spec as { groups: unknown }).groups).toEqual([...loadAlertGroups(), KUBERNETES_GROUP]);
+    const common = loadAlertGroups().filter((g) => g.name !== 'sync-compose-watchdog');
+    expect((rule.spec as { groups: unknown }).groups).toEqual([...common, kubernetesGroup()]);
   });
 
   it('ships the dashboards JSON generated from deploy/generate/dashboards.ts', () => {

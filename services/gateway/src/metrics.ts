@@ -62,7 +62,7 @@ export function createGatewayMetrics(registry: Registry) {
     }),
     resumes: new Counter({
       name: 'sync_gateway_resumes_total',
-      help: 'Subscribes answered, by how the client was brought up to date.',
+      help: 'Subscribes answered, by how the client was brought up to date (delta, reset, bootstrap), or error when it failed.',
       labelNames: ['outcome'] as const,
       registers,
     }),
