@@ -23,7 +23,7 @@ import {
 import type { GatewayConfig } from './config';
 import { ExpiryWheel } from './expiry-wheel';
 import { bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
-import { createGatewayMetrics, type GatewayMetrics } from './metrics';
+import { closeCodeLabel, createGatewayMetrics, type GatewayMetrics } from './metrics';
 import { newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
 import type { ScopeStream } from './scope-stream';
 import { ScopeStreams } from './scope-streams';
@@ -52,6 +52,8 @@ export interface UserData {
   catchUpBytes: number;
   /** Set first thing in the close handler: the socket must not be touched afterwards. */
   closed: boolean;
+  /** When the upgrade was accepted (ms since epoch), for the connection-lifetime histogram. */
+  openedAt: number;
   channel: SubscriberChannel | undefined;
 }
 
@@ -118,7 +120,9 @@ const topicOf = (scope: string) => `scope:${scope}`;
  */
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, auth, bus, log } = deps;
-  const metrics = createGatewayMetrics(deps.registry);
+  const metrics = createGatewayMetrics(deps.registry, {
+    sendBuffers: () => [...connections].map((ws) => ws.getBufferedAmount()),
+  });
   const reads = createSharedReads(deps.delta, { metrics });
   const app = uWS.App();
   const connections = new Set<WebSocket<UserData>>();
@@ -424,6 +428,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
               bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
               catchUpBytes: 0,
               closed: false,
+              openedAt: Date.now(),
               channel: undefined,
             };
             res.cork(() => res.upgrade(userData, key, protocol, extensions, context));
@@ -455,6 +460,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       connections.delete(ws);
       metrics.connections.set(connections.size);
       for (const subscription of [...ud.subscriptions.values()]) subscription.close();
+      metrics.disconnects.inc({ code: closeCodeLabel(code) });
+      metrics.connectionDuration.observe((Date.now() - ud.openedAt) / 1000);
       log.info({ conn: ud.id, code }, 'connection closed');
     },
   });
