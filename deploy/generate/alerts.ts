@@ -445,10 +445,12 @@ const kubernetes: AlertSpec[] = [
   },
   {
     alert: 'SyncMigrationFailed',
-    expr: 'max by (namespace, job_name) (kube_job_status_failed{job_name=~"sync-migrate.*"}) > 0',
-    severity: 'critical',
+    expr: 'max by (namespace, pod) (kube_pod_init_container_status_waiting_reason{container="migrate", reason="CrashLoopBackOff", pod=~"sync-(api|delta)-.*"}) > 0',
+    for: '5m',
+    severity: 'warning',
     dashboard: 'sync-overview',
-    summary: 'Migration Job {{ $labels.namespace }}/{{ $labels.job_name }} failed',
+    summary: '{{ $labels.namespace }}/{{ $labels.pod }}: the migration init container keeps failing',
+    description: 'The rollout is stalled (maxUnavailable 0): the old pods keep serving on the old schema.',
   },
   {
     alert: 'SyncMemoryNearLimit',
