@@ -6,7 +6,14 @@
  * Model: Grafana 10+ dashboard JSON (schemaVersion 39), panels of type `timeseries` and `stat`,
  * every panel and query bound to the `${datasource}` variable (type `datasource`, Prometheus), so
  * a dashboard imports into any Grafana without editing datasource uids.
+ *
+ * Every dashboard has `namespace` (one environment at a time: `sync-dev` and `sync` never merge),
+ * `job` and `instance` variables; every metric selector of every query is scoped to them by
+ * {@link scoped}, so no query can forget. The first row answers "is it healthy?" in ten seconds;
+ * the annotations mark restarts and new builds.
  */
+
+import { errorRatio, SLOS } from './alerts';
 
 /** One query of a panel. `legend` is Grafana's legendFormat. */
 export interface Query {
@@ -16,13 +23,15 @@ export interface Query {
 
 interface PanelSpec {
   title: string;
-  type: 'timeseries' | 'stat';
+  type: 'timeseries' | 'stat' | 'row';
   queries: Query[];
   unit?: string;
   description?: string;
   /** Width in grid columns (24 per row); height is fixed per type. */
   w?: number;
   thresholds?: { color: string; value: number | null }[];
+  /** Scoped to the namespace only, whatever job and instance are chosen (the health row). */
+  wholeNamespace?: boolean;
 }
 
 interface DashboardSpec {
@@ -35,6 +44,26 @@ interface DashboardSpec {
 // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own variable syntax, not a JS template.
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' } as const;
 const RATE = '$__rate_interval';
+
+/** The matchers {@link scoped} adds to every selector: the dashboard's variables. */
+export const SCOPE_MATCHERS = 'namespace="$namespace", job=~"$job", instance=~"$instance"';
+
+/**
+ * Adds the dashboard variables to every metric selector of a query (`sync_*` and `up`), so every
+ * panel shows one namespace and the chosen jobs and instances.
+ *   scoped('sum(rate(sync_x{a="b"}[5m]))') → 'sum(rate(sync_x{a="b", namespace="$namespace", …}[5m]))'
+ */
+export function scoped(expr: string, matchers = SCOPE_MATCHERS): string {
+  return expr.replace(
+    /\b(sync_[a-z0-9_]+|up)\b(?!\s*\()(\{([^}]*)\})?/g,
+    (_m, name: string, _b, labels?: string) =>
+      labels?.trim() ? `${name}{${labels}, ${matchers}}` : `${name}{${matchers}}`,
+  );
+}
+
+function row(title: string): PanelSpec {
+  return { title, type: 'row', queries: [], w: 24 };
+}
 
 function stat(title: string, expr: string, unit: string, extra: Partial<PanelSpec> = {}): PanelSpec {
   return { title, type: 'stat', queries: [{ expr }], unit, w: 4, ...extra };
@@ -67,16 +96,131 @@ const HTTP_5XX_RATIO = (job: string) =>
   `or sum(rate(sync_http_request_duration_seconds_count{job="${job}"}[${RATE}])) * 0) ` +
   `/ sum(rate(sync_http_request_duration_seconds_count{job="${job}"}[${RATE}]))`;
 
+/** 1 - the SLO's error ratio over the last hour (from the same expression as its alerts). */
+const sloGood = (name: string) => `1 - ${errorRatio(SLOS.find((s) => s.name === name)!, '1h')}`;
+
+/**
+ * The first row of every dashboard: what an on-call reads in ten seconds. Red means act: a
+ * critical alert firing, a target or a dependency down, an SLO under its objective.
+ */
+const HEALTH_ROW: PanelSpec[] = [
+  row('Is it healthy?'),
+  stat(
+    'Critical alerts firing',
+    'count(ALERTS{alertstate="firing", severity="critical", namespace="$namespace"}) or vector(0)',
+    'short',
+    { wholeNamespace: true, w: 3, thresholds: GREEN_RED },
+  ),
+  stat('Targets up', 'sum(up{job=~"sync-.*"}) / count(up{job=~"sync-.*"})', 'percentunit', {
+    wholeNamespace: true,
+    w: 3,
+    thresholds: [
+      { color: 'red', value: null },
+      { color: 'orange', value: 0.5 },
+      { color: 'green', value: 1 },
+    ],
+  }),
+  stat('All ready', 'min(sync_ready)', 'short', { wholeNamespace: true, w: 3, thresholds: RED_GREEN }),
+  stat('Dependencies up', 'min(sync_dependency_up)', 'short', {
+    wholeNamespace: true,
+    w: 3,
+    thresholds: RED_GREEN,
+    description: 'Postgres, Redis and delta as every process sees them (not part of readiness).',
+  }),
+  stat('Writes OK (1h)', sloGood('write-availability'), 'percentunit', {
+    wholeNamespace: true,
+    w: 3,
+    thresholds: sloThresholds(0.999),
+  }),
+  stat('Delivered ≤ 1 s (1h)', sloGood('delivery-latency'), 'percentunit', {
+    wholeNamespace: true,
+    w: 3,
+    thresholds: sloThresholds(0.99),
+  }),
+  stat('Subscribes OK (1h)', sloGood('resume-success'), 'percentunit', {
+    wholeNamespace: true,
+    w: 3,
+    thresholds: sloThresholds(0.995),
+  }),
+  stat('Draining', 'sum(sync_draining)', 'short', { wholeNamespace: true, w: 3 }),
+  row('Details'),
+];
+
+function sloThresholds(objective: number) {
+  return [
+    { color: 'red', value: null },
+    { color: 'green', value: objective },
+  ];
+}
+
 const PROCESS_PANELS = (job: string): PanelSpec[] => [
+  row('Processes'),
+  series(
+    'CPU (what the HPA scales on)',
+    [
+      {
+        expr: `sum by (instance) (rate(sync_process_cpu_seconds_total{job="${job}"}[${RATE}]))`,
+        legend: '{{instance}}',
+      },
+    ],
+    'percentunit',
+    { w: 8, description: 'Cores used per instance (1 = one core); compare with the container request.' },
+  ),
   series(
     'Event loop lag p99',
     [{ expr: `sync_nodejs_eventloop_lag_p99_seconds{job="${job}"}`, legend: '{{instance}}' }],
     's',
+    { w: 8 },
   ),
   series(
-    'Resident memory',
-    [{ expr: `sync_process_resident_memory_bytes{job="${job}"}`, legend: '{{instance}}' }],
+    'Ready / draining',
+    [
+      { expr: `sync_ready{job="${job}"}`, legend: 'ready {{instance}}' },
+      { expr: `sync_draining{job="${job}"}`, legend: 'draining {{instance}}' },
+    ],
+    'short',
+    { w: 8 },
+  ),
+  series(
+    'Memory: resident and V8 heap',
+    [
+      { expr: `sync_process_resident_memory_bytes{job="${job}"}`, legend: 'rss {{instance}}' },
+      { expr: `sync_nodejs_heap_size_used_bytes{job="${job}"}`, legend: 'heap used {{instance}}' },
+      { expr: `sync_nodejs_heap_size_total_bytes{job="${job}"}`, legend: 'heap total {{instance}}' },
+    ],
     'bytes',
+    { w: 8 },
+  ),
+  series(
+    'GC time per second',
+    [
+      {
+        expr: `sum by (instance, kind) (rate(sync_nodejs_gc_duration_seconds_sum{job="${job}"}[${RATE}]))`,
+        legend: '{{kind}} {{instance}}',
+      },
+    ],
+    'percentunit',
+    { w: 8 },
+  ),
+  series(
+    'File descriptors',
+    [
+      { expr: `sync_process_open_fds{job="${job}"}`, legend: 'open {{instance}}' },
+      { expr: `sync_process_max_fds{job="${job}"}`, legend: 'limit {{instance}}' },
+    ],
+    'short',
+    { w: 8 },
+  ),
+  series(
+    'Builds running',
+    [
+      {
+        expr: `count by (version, commit) (sync_build_info{job="${job}"})`,
+        legend: '{{version}} {{commit}}',
+      },
+    ],
+    'short',
+    { w: 8, description: 'Instances per build: two lines during a rollout, one after.' },
   ),
 ];
 
@@ -94,6 +238,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     title: 'OpenAgents Sync / Overview',
     description: 'Health of the whole stack at a glance: targets, connections, writes, delivery.',
     panels: [
+      ...HEALTH_ROW,
       stat('Gateways up', 'sum(up{job="sync-gateway"})', 'short', { thresholds: RED_GREEN }),
       stat('Workers up', 'sum(up{job="sync-api"})', 'short', { thresholds: RED_GREEN }),
       stat('Delta up', 'sum(up{job="sync-delta"})', 'short', { thresholds: RED_GREEN }),
@@ -140,6 +285,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     title: 'OpenAgents Sync / Gateways',
     description: 'WebSocket gateways: connections, fan-out, gap fills, resumes, bus health.',
     panels: [
+      ...HEALTH_ROW,
       stat('Connections', 'sum(sync_gateway_connections)', 'short'),
       stat('Subscriptions', 'sum(sync_gateway_subscriptions)', 'short'),
       stat('Active scopes', 'sum(sync_gateway_active_scopes)', 'short'),
@@ -240,6 +386,34 @@ export const DASHBOARDS: DashboardSpec[] = [
         'ops',
       ),
       series('Bus subscription up', [{ expr: 'sync_gateway_bus_up', legend: '{{instance}}' }], 'short'),
+      series(
+        'Disconnects by close code',
+        [{ expr: `sum by (code) (rate(sync_gateway_disconnects_total[${RATE}]))`, legend: '{{code}}' }],
+        'ops',
+        {
+          description:
+            '1000/1005 client left, 1006 dropped without a close, 1008 token expired, 1009 frame too big, 1011 server error, 1012 drain, 1013 slow consumer.',
+        },
+      ),
+      series('Connection lifetime', quantiles('sync_gateway_connection_duration_seconds'), 's'),
+      series(
+        'Send buffers',
+        [
+          {
+            expr: 'sum by (instance) (sync_gateway_send_buffer_bytes{stat="sum"})',
+            legend: 'all sockets {{instance}}',
+          },
+          {
+            expr: 'max by (instance) (sync_gateway_send_buffer_bytes{stat="max"})',
+            legend: 'largest {{instance}}',
+          },
+        ],
+        'bytes',
+        {
+          description:
+            'Bytes queued for clients; the largest approaches MAX_BACKPRESSURE_BYTES before a 1013.',
+        },
+      ),
       ...PROCESS_PANELS('sync-gateway'),
     ],
   },
@@ -248,6 +422,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     title: 'OpenAgents Sync / Write path',
     description: 'Mutation workers: requests, mutations, commit and publish latency, Postgres pool.',
     panels: [
+      ...HEALTH_ROW,
       stat('Writes/s', `sum(rate(sync_mutations_total{result="ok"}[${RATE}]))`, 'ops'),
       stat(
         'Commit p99',
@@ -306,6 +481,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     title: 'OpenAgents Sync / Delta service',
     description: 'Bootstrap snapshots, delta pages, head checks and log retention.',
     panels: [
+      ...HEALTH_ROW,
       stat('Delta requests/s', `sum(rate(sync_delta_requests_total[${RATE}]))`, 'reqps'),
       stat('Bootstraps/s', `sum(rate(sync_bootstrap_requests_total[${RATE}]))`, 'reqps'),
       stat('Head checks/s', `sum(rate(sync_heads_requests_total[${RATE}]))`, 'reqps'),
@@ -390,7 +566,7 @@ function layout(panels: PanelSpec[]) {
   let rowHeight = 0;
   return panels.map((spec, index) => {
     const w = spec.w ?? 12;
-    const h = spec.type === 'stat' ? 4 : 8;
+    const h = spec.type === 'row' ? 1 : spec.type === 'stat' ? 4 : 8;
     if (x + w > 24) {
       x = 0;
       y += rowHeight;
@@ -404,10 +580,12 @@ function layout(panels: PanelSpec[]) {
 }
 
 function panelJson(spec: PanelSpec, id: number, gridPos: { h: number; w: number; x: number; y: number }) {
+  if (spec.type === 'row')
+    return { id, type: 'row', title: spec.title, collapsed: false, gridPos, panels: [] };
   const targets = spec.queries.map((q, i) => ({
     datasource: DATASOURCE,
     editorMode: 'code',
-    expr: q.expr,
+    expr: scoped(q.expr, spec.wholeNamespace ? 'namespace="$namespace"' : SCOPE_MATCHERS),
     legendFormat: q.legend ?? '__auto',
     range: true,
     refId: String.fromCharCode(65 + i),
@@ -460,6 +638,51 @@ function panelJson(spec: PanelSpec, id: number, gridPos: { h: number; w: number;
   };
 }
 
+/**
+ * Deploys and restarts as annotations: a process start (a new pod, a crash, a rollout step) and a
+ * build that was not running ten minutes before (a new version reaching the namespace).
+ */
+export const DEPLOY_ANNOTATIONS = [
+  {
+    name: 'Restarts',
+    color: 'orange',
+    expr: scoped('changes(sync_process_start_time_seconds[2m]) > 0'),
+    title: 'restart',
+    text: '{{job}} {{instance}}',
+  },
+  {
+    name: 'New builds',
+    color: 'purple',
+    expr:
+      'count by (job, version, commit) (sync_build_info{namespace="$namespace"})' +
+      ' unless count by (job, version, commit) (sync_build_info{namespace="$namespace"} offset 10m)',
+    title: 'deploy',
+    text: '{{job}} {{version}} {{commit}}',
+  },
+];
+
+/** A query variable over Prometheus label values; multi-valued ones have All (`.*`). */
+function queryVariable(name: string, label: string, query: string, multi: boolean) {
+  return {
+    current: {},
+    datasource: DATASOURCE,
+    definition: query,
+    hide: 0,
+    includeAll: multi,
+    ...(multi ? { allValue: '.*' } : {}),
+    label,
+    multi,
+    name,
+    options: [],
+    query: { query, refId: 'PrometheusVariableQueryEditor-VariableQuery' },
+    refresh: 2,
+    regex: '',
+    skipUrlSync: false,
+    sort: 1,
+    type: 'query',
+  };
+}
+
 /** The JSON model of one dashboard, ready for the file provider or Grafana's import. */
 export function dashboardJson(spec: DashboardSpec) {
   return {
@@ -474,6 +697,18 @@ export function dashboardJson(spec: DashboardSpec) {
           name: 'Annotations & Alerts',
           type: 'dashboard',
         },
+        ...DEPLOY_ANNOTATIONS.map((a) => ({
+          datasource: DATASOURCE,
+          enable: true,
+          hide: false,
+          iconColor: a.color,
+          name: a.name,
+          expr: a.expr,
+          step: '1m',
+          titleFormat: a.title,
+          textFormat: a.text,
+          useValueForTime: false,
+        })),
       ],
     },
     description: spec.description,
@@ -510,6 +745,14 @@ export function dashboardJson(spec: DashboardSpec) {
           skipUrlSync: false,
           type: 'datasource',
         },
+        queryVariable('namespace', 'Namespace', 'label_values(up{job=~"sync-.*"}, namespace)', false),
+        queryVariable('job', 'Job', 'label_values(up{namespace="$namespace", job=~"sync-.*"}, job)', true),
+        queryVariable(
+          'instance',
+          'Instance',
+          'label_values(up{namespace="$namespace", job=~"$job"}, instance)',
+          true,
+        ),
       ],
     },
     time: { from: 'now-1h', to: 'now' },

@@ -1,5 +1,9 @@
 import { Histogram } from './histogram';
+import { type Check, check } from './result';
 import { HttpStatusError, type LoadTarget } from './target';
+
+/** Share of the target rate an open-loop run must reach (acknowledged events) to pass. */
+export const RATE_TOLERANCE = 0.95;
 
 /** What a publisher did: requests, events acknowledged, failures, latency, and each scope's head. */
 export interface PublishStats {
@@ -153,4 +157,43 @@ export async function publishEach(
   await Promise.all(Array.from({ length: options.concurrency }, lane));
   stats.elapsedMs = performance.now() - started;
   return stats;
+}
+
+/**
+ * The publisher's own checks, so a run that could not do what it was asked fails (exit 1) instead
+ * of printing a lower rate next to green checks: no publish dropped (the in-flight cap was hit,
+ * k6's `dropped_iterations`), none failed, and, for an open-loop run, at least
+ * {@link RATE_TOLERANCE} of the target rate acknowledged (one batch of slack for the schedule's
+ * rounding on short runs).
+ */
+export function publishChecks(
+  stats: PublishStats,
+  rate?: { eventsPerSecond: number; durationMs: number; batch: number },
+): Check[] {
+  const checks = [
+    check(
+      'no publish dropped',
+      stats.dropped === 0,
+      stats.dropped === 0 ? `${stats.requests} issued` : `${stats.dropped} dropped at the in-flight cap`,
+    ),
+    check(
+      'no publish failed',
+      stats.failures === 0,
+      stats.failures === 0
+        ? `${stats.requests} acknowledged`
+        : `${stats.failures} failed (${JSON.stringify(stats.failuresBy)}); ${stats.firstFailure ?? ''}`,
+    ),
+  ];
+  if (rate) {
+    const wanted = (rate.eventsPerSecond * rate.durationMs) / 1000;
+    const achieved = stats.events / (rate.durationMs / 1000);
+    checks.push(
+      check(
+        `target rate reached (≥ ${RATE_TOLERANCE * 100} %)`,
+        stats.events >= RATE_TOLERANCE * wanted - rate.batch,
+        `${achieved.toFixed(1)}/s of ${rate.eventsPerSecond}/s (${stats.events} of ${Math.round(wanted)} events)`,
+      ),
+    );
+  }
+  return checks;
 }

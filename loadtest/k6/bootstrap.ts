@@ -9,10 +9,12 @@ import { check } from 'k6';
 import http from 'k6/http';
 import { Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
-import ws from 'k6/ws';
+import { setTimeout } from 'k6/timers';
 import { createAgent, uuid, writeMessages } from './lib/api.ts';
-import { DELTA_URL, intEnv, WS_URL } from './lib/config.ts';
+import { DELTA_URL, intEnv } from './lib/config.ts';
 import { tokenFor } from './lib/jwt.ts';
+import { openSocket } from './lib/subscriber.ts';
+import { type SummaryData, summaryOutputs } from './lib/summary.ts';
 
 const RECORDS = intEnv('RECORDS', 10_000);
 const VUS = intEnv('VUS', 4);
@@ -67,20 +69,27 @@ export function httpBootstrap(data: SetupData): void {
   });
 }
 
-export function wsBootstrap(data: SetupData): void {
+export async function wsBootstrap(data: SetupData): Promise<void> {
   const token = tokenFor(`k6-ws-${__VU}`, ['agent:*']);
   let records = -1;
   const started = Date.now();
-  ws.connect(`${WS_URL}/sync?token=${encodeURIComponent(token)}`, {}, (socket) => {
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', scope: data.scope })));
-    socket.on('message', (text) => {
-      const frame = JSON.parse(text) as { type: string; models?: { Message?: unknown[] } };
+  await new Promise<void>((resolve) => {
+    const socket = openSocket(token);
+    socket.onopen = () => socket.send(JSON.stringify({ type: 'subscribe', scope: data.scope }));
+    socket.onmessage = (event) => {
+      const frame = JSON.parse(String(event?.data)) as { type: string; models?: { Message?: unknown[] } };
       if (frame.type !== 'bootstrap') return;
       wsBootstrapMs.add(Date.now() - started);
       records = frame.models?.Message?.length ?? 0;
       socket.close();
-    });
-    socket.setTimeout(() => socket.close(), 60_000);
+    };
+    socket.onclose = () => resolve();
+    setTimeout(() => socket.close(), 60_000);
   });
   check(records, { 'websocket bootstrap holds every record': (n) => n === RECORDS });
+}
+
+/** The end-of-test summary as text on stdout and JSON in SUMMARY_DIR (lib/summary.ts). */
+export function handleSummary(data: SummaryData): Record<string, string> {
+  return summaryOutputs('bootstrap', data);
 }

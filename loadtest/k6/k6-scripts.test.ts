@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -12,11 +12,11 @@ import { describe, expect, it } from 'vitest';
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SCRIPTS = {
-  'fanout.ts': ['options', 'setup', 'subscriber', 'publisher'],
-  'mutations.ts': ['options', 'setup', 'default', 'teardown'],
-  'reconnect-storm.ts': ['options', 'setup', 'client', 'writer'],
-  'bootstrap.ts': ['options', 'setup', 'httpBootstrap', 'wsBootstrap'],
-  'soak.ts': ['options', 'setup', 'subscriber', 'writer'],
+  'fanout.ts': ['options', 'setup', 'subscriber', 'publisher', 'handleSummary'],
+  'mutations.ts': ['options', 'setup', 'default', 'teardown', 'handleSummary'],
+  'reconnect-storm.ts': ['options', 'setup', 'client', 'writer', 'handleSummary'],
+  'bootstrap.ts': ['options', 'setup', 'httpBootstrap', 'wsBootstrap', 'handleSummary'],
+  'soak.ts': ['options', 'setup', 'subscriber', 'writer', 'handleSummary'],
 } as const;
 
 /** Bundles a script as k6 would run it: ESM, k6 modules left as imports, nothing from Node. */
@@ -59,6 +59,76 @@ describe('k6 scripts', () => {
     },
     30_000,
   );
+
+  it.each(Object.keys(SCRIPTS))(
+    '%s keeps tokens out of URLs, uses k6/websockets and fails on dropped iterations',
+    async (file) => {
+      const result = await bundle(file);
+      const code = result.outputFiles[0]!.text;
+      const imports = Object.values(result.metafile.outputs)[0]!.imports.map((i) => i.path);
+      // k6 tags every sample with its url: a token there lands in every output, one series per VU.
+      expect(code).not.toMatch(/[?&]token=/);
+      expect(imports).not.toContain('k6/ws');
+      if (/WebSocket|subscribe\(/.test(code)) {
+        expect(imports).toContain('k6/websockets');
+        expect(code).toMatch(/Authorization: `Bearer \$\{token\}`/);
+      }
+      const source = readFileSync(join(HERE, file), 'utf8');
+      if (source.includes("'constant-arrival-rate'")) {
+        expect(source, 'an arrival-rate run that drops iterations did less than it claims').toMatch(
+          /dropped_iterations: \['count==0'\]/,
+        );
+      }
+    },
+    30_000,
+  );
+
+  it('summarise as text with failed thresholds marked and as JSON in SUMMARY_DIR', async () => {
+    const result = await build({
+      entryPoints: [join(HERE, 'lib/summary.ts')],
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      write: false,
+      logLevel: 'silent',
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'k6-summary-'));
+    try {
+      const file = join(dir, 'summary.mjs');
+      writeFileSync(file, result.outputFiles[0]!.text);
+      (globalThis as Record<string, unknown>).__ENV = { SUMMARY_DIR: '/tmp/out/' };
+      const lib = (await import(pathToFileURL(file).href)) as {
+        summaryOutputs(script: string, data: unknown): Record<string, string>;
+      };
+      const data = {
+        state: { testRunDurationMs: 12_500 },
+        metrics: {
+          dropped_iterations: {
+            type: 'counter',
+            values: { count: 207, rate: 3.4 },
+            thresholds: { 'count==0': { ok: false } },
+          },
+          sync_delivery_ms: {
+            type: 'trend',
+            values: { 'p(99)': 42.5, avg: 3.25 },
+            thresholds: { 'p(99)<100': { ok: true } },
+          },
+        },
+      };
+      const out = lib.summaryOutputs('fanout', data);
+      expect(Object.keys(out).sort()).toEqual(['/tmp/out/fanout-summary.json', 'stdout']);
+      expect(JSON.parse(out['/tmp/out/fanout-summary.json']!)).toEqual(data);
+      const text = out.stdout!;
+      expect(text).toContain('fanout: 12.5 s');
+      expect(text).toMatch(/dropped_iterations \(counter\) count=207/);
+      expect(text).toContain('✗ count==0');
+      expect(text).toContain('✓ p(99)<100');
+      expect(text).toMatch(/p\(99\)=42\.50ms/);
+      expect(text).toContain('1 threshold(s) FAILED');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('sign tokens in k6 that the services accept', async () => {
     // The k6 modules the signer uses, shimmed over Node so the real script code runs here.

@@ -10,6 +10,7 @@ import type { Options } from 'k6/options';
 import { createAgent, readDelta, uuid, writeMessage, writeMessages } from './lib/api.ts';
 import { intEnv } from './lib/config.ts';
 import { tokenFor } from './lib/jwt.ts';
+import { type SummaryData, summaryOutputs } from './lib/summary.ts';
 
 const SCOPES = intEnv('SCOPES', 50);
 const RATE = intEnv('RATE', 200);
@@ -86,4 +87,9 @@ export function teardown(data: SetupData): void {
       if (delta.events.length === 0 || cursor >= delta.latestSyncId) break;
     }
   }
+}
+
+/** The end-of-test summary as text on stdout and JSON in SUMMARY_DIR (lib/summary.ts). */
+export function handleSummary(data: SummaryData): Record<string, string> {
+  return summaryOutputs('mutations', data);
 }

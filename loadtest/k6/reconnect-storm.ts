@@ -13,6 +13,7 @@ import { createAgent, uuid, writeMessages } from './lib/api.ts';
 import { intEnv } from './lib/config.ts';
 import { tokenFor } from './lib/jwt.ts';
 import { type Cursors, subscribe } from './lib/subscriber.ts';
+import { type SummaryData, summaryOutputs } from './lib/summary.ts';
 
 const CLIENTS = intEnv('CLIENTS', 1000);
 const SCOPES = intEnv('SCOPES', 50);
@@ -46,6 +47,7 @@ export const options: Options = {
     },
   },
   thresholds: {
+    sync_ws_errors: ['count==0'],
     storm_catch_up_ms: ['max<3000'],
     storm_not_caught_up: ['count==0'],
     sync_events_lost: ['count==0'],
@@ -71,12 +73,12 @@ export function setup(): SetupData {
   return { scopes, t0: Date.now() };
 }
 
-export function client(data: SetupData): void {
+export async function client(data: SetupData): Promise<void> {
   const scope = data.scopes[(__VU - 1) % data.scopes.length]!;
   const token = tokenFor(`k6-client-${__VU}`, ['agent:*']);
   const cursors: Cursors = {};
   // Connected until DROP_AT, then the socket closes: every client at the same moment.
-  subscribe({
+  await subscribe({
     token,
     scopes: [scope],
     cursors,
@@ -87,7 +89,7 @@ export function client(data: SetupData): void {
   const target = EVENTS_BEFORE + EVENTS_AWAY;
   const resumed = Date.now();
   let caughtUpAt = 0;
-  subscribe({
+  await subscribe({
     token,
     scopes: [scope],
     cursors,
@@ -106,4 +108,9 @@ export function client(data: SetupData): void {
 export function writer(data: SetupData): void {
   const token = tokenFor('k6-writer');
   for (const scope of data.scopes) writeMessages(token, scope, EVENTS_AWAY, 'while away');
+}
+
+/** The end-of-test summary as text on stdout and JSON in SUMMARY_DIR (lib/summary.ts). */
+export function handleSummary(data: SummaryData): Record<string, string> {
+  return summaryOutputs('reconnect-storm', data);
 }

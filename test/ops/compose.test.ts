@@ -72,7 +72,12 @@ function composeSchema(): object {
   return strip(JSON.parse(readRepoFile('test/ops/schemas/compose-spec.json'))) as object;
 }
 
-const compose = interpolate(readYaml<{ services: Record<string, ComposeService> }>('docker-compose.yml'));
+/** What an operator must set before `docker compose up` (`${VAR:?…}` in the file). */
+const REQUIRED_ENV = { GRAFANA_ADMIN_PASSWORD: 'a-password-chosen-by-the-operator' };
+const compose = interpolate(
+  readYaml<{ services: Record<string, ComposeService> }>('docker-compose.yml'),
+  REQUIRED_ENV,
+);
 const services = compose.services;
 const appServices = Object.entries(services).filter(([, s]) => s.command && serviceOfCommand(s.command));
 
@@ -236,7 +241,22 @@ describe('docker-compose.yml', () => {
     );
     expect(ds.datasources[0]!.type).toBe('prometheus');
     expect(ds.datasources[0]!.url).toBe('http://prometheus:9090');
-    expect(services.prometheus!.ports).toContain('9090:9090');
+    expect(services.prometheus!.ports).toEqual(['127.0.0.1:9090:9090']);
+  });
+
+  it('publishes only the load balancer beyond loopback, and Grafana without default credentials', () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const port of s.ports ?? []) {
+        if (name !== 'lb')
+          expect(port, `${name} publishes ${port} on loopback only`).toMatch(/^127\.0\.0\.1:/);
+      }
+    }
+    const env = services.grafana!.environment!;
+    expect(env.GF_AUTH_ANONYMOUS_ENABLED).toBe('false');
+    expect(env.GF_SECURITY_ADMIN_PASSWORD).toBe(REQUIRED_ENV.GRAFANA_ADMIN_PASSWORD);
+    // Without the variable, compose refuses to start rather than falling back to admin/admin.
+    const raw = readYaml<{ services: Record<string, ComposeService> }>('docker-compose.yml');
+    expect(() => interpolate(raw.services.grafana!.environment)).toThrow(/GRAFANA_ADMIN_PASSWORD/);
   });
 });
 
@@ -272,5 +292,21 @@ describe('deploy/Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     const cmd = JSON.parse(lines.find((l) => l.startsWith('CMD '))!.slice(4)) as string[];
     expect(repoFileExists(entryOfCommand(cmd))).toBe(true);
+  });
+
+  it('leaves the code read-only for the runtime user: no chown of the app, only .data is theirs', () => {
+    const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
+    for (const line of runtime.split('\n').filter((l) => l.startsWith('COPY '))) {
+      expect(line, 'code copied as root').not.toMatch(/--chown/);
+    }
+    const chowns = [...runtime.matchAll(/chown\s+(?:-R\s+)?\S+\s+([^&\n]+)/g)].map((m) => m[1]!.trim());
+    expect(chowns).toEqual(['/app/.data']);
+  });
+
+  it('keeps tests and benchmarks of every workspace out of the build context', () => {
+    const ignored = readRepoFile('.dockerignore').split('\n');
+    for (const pattern of ['**/test', '**/bench', '**/*.test.ts', '**/node_modules', '.env']) {
+      expect(ignored, pattern).toContain(pattern);
+    }
   });
 });

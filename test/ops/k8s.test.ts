@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { kubernetesGroup } from '../../deploy/generate/alerts';
 import { renderDashboards } from '../../deploy/generate/dashboards';
-import { KUBERNETES_GROUP, loadAlertGroups } from '../../deploy/generate/prometheus-rule';
+import { loadAlertGroups } from '../../deploy/generate/prometheus-rule';
 import { generatedNames, type K8sObject, podContainers, podSpec, renderKustomization } from './kustomize';
 import {
   defaultPort,
@@ -133,7 +134,9 @@ describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
     for (const expected of [
       'Namespace/',
       'ConfigMap/sync-config',
-      'Job/sync-migrate',
+      'NetworkPolicy/sync-default-deny-ingress',
+      'NetworkPolicy/sync-from-ingress-and-prometheus',
+      'NetworkPolicy/sync-delta-from-gateways',
       'Deployment/sync-api',
       'Deployment/sync-delta',
       'Deployment/sync-gateway',
@@ -168,7 +171,7 @@ describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
   });
 
   it('runs existing entry files with an environment the services accept, on their default ports', () => {
-    for (const obj of [...workloads, find(objects, 'Job', 'sync-migrate')!]) {
+    for (const obj of workloads) {
       for (const c of podContainers(obj)) {
         const command = c.command as string[];
         const entry = entryOfCommand(command);
@@ -194,12 +197,156 @@ describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
     for (const obj of workloads) {
       const pod = podSpec(obj)!;
       expect((pod.securityContext as { runAsNonRoot: boolean }).runAsNonRoot).toBe(true);
-      for (const c of podContainers(obj)) {
+      for (const c of pod.containers) {
         const get = (probe: string) => (c[probe] as { httpGet: { path: string; port: string } }).httpGet;
         expect(get('readinessProbe'), obj.metadata.name).toEqual({ path: '/readyz', port: 'http' });
         expect(get('livenessProbe'), obj.metadata.name).toEqual({ path: '/healthz', port: 'http' });
         expect(c.resources, obj.metadata.name).toBeDefined();
       }
+    }
+  });
+
+  it('leaves replicas to the HPAs: no Deployment they scale sets replicas', () => {
+    const scaled = objects
+      .filter((o) => o.kind === 'HorizontalPodAutoscaler')
+      .map((h) => specOf('HorizontalPodAutoscaler', h).scaleTargetRef.name);
+    expect(scaled.sort()).toEqual(['sync-api', 'sync-delta', 'sync-gateway']);
+    for (const name of scaled) {
+      // `kubectl apply` would reset the HPA's count to this value on every deploy.
+      expect(
+        (find(objects, 'Deployment', name)!.spec as { replicas?: number }).replicas,
+        name,
+      ).toBeUndefined();
+    }
+  });
+
+  it('mounts no service-account token in any pod', () => {
+    for (const obj of objects.filter((o) => o.kind === 'Deployment')) {
+      expect(podSpec(obj)!.automountServiceAccountToken, obj.metadata.name).toBe(false);
+    }
+  });
+
+  it('runs the migrations in an init container of every pod that reads Postgres, and no Job', () => {
+    expect(objects.some((o) => o.kind === 'Job')).toBe(false);
+    for (const obj of workloads) {
+      const pod = podSpec(obj) as unknown as {
+        containers: { env: EnvVar[] }[];
+        initContainers?: Record<string, unknown>[];
+      };
+      const usesPostgres = pod.containers.some((c) => c.env.some((e) => e.name === 'DATABASE_URL'));
+      const init = pod.initContainers ?? [];
+      if (!usesPostgres) {
+        expect(init, obj.metadata.name).toEqual([]);
+        continue;
+      }
+      expect(
+        init.map((c) => c.name),
+        obj.metadata.name,
+      ).toEqual(['migrate']);
+      expect(entryOfCommand(init[0]!.command as string[])).toBe('packages/server-kit/src/migrate-cli.ts');
+      const env = containerEnv(objects, pod.containers[0]!.env);
+      expect(env.MIGRATE_ON_START, `${obj.metadata.name} never migrates itself`).toBe('false');
+      // A failed migration must stall the rollout, not replace serving pods.
+      const strategy = (obj.spec as { strategy: { rollingUpdate: { maxUnavailable: number } } }).strategy;
+      expect(strategy.rollingUpdate.maxUnavailable).toBe(0);
+    }
+  });
+
+  it('fits the Postgres pools at the HPA maxima (plus rollout surge) into the connection budget', () => {
+    const config = find(objects, 'ConfigMap', 'sync-config')!.data as Record<string, string>;
+    const budget = Number(config.POSTGRES_MAX_CONNECTIONS) - Number(config.POSTGRES_RESERVED_CONNECTIONS);
+    expect(budget).toBeGreaterThan(0);
+    let worst = 0;
+    const lines: string[] = [];
+    for (const hpa of objects.filter((o) => o.kind === 'HorizontalPodAutoscaler')) {
+      const { scaleTargetRef, maxReplicas } = hpa.spec as {
+        scaleTargetRef: { name: string };
+        maxReplicas: number;
+      };
+      const deployment = find(objects, 'Deployment', scaleTargetRef.name)!;
+      const main = podSpec(deployment)!.containers[0]!;
+      const env = containerEnv(objects, main.env as EnvVar[]);
+      if (!env.DATABASE_URL) continue;
+      const pool = Number(env.PG_POOL_MAX);
+      expect(pool, `${scaleTargetRef.name} sets PG_POOL_MAX`).toBeGreaterThan(0);
+      const maxSurge = (deployment.spec as { strategy: { rollingUpdate: { maxSurge: number | string } } })
+        .strategy.rollingUpdate.maxSurge;
+      const surge =
+        typeof maxSurge === 'string'
+          ? Math.ceil((Number.parseFloat(maxSurge) / 100) * maxReplicas)
+          : maxSurge;
+      // Each pod's pool, plus one migration connection for each pod starting during a rollout.
+      const connections = (maxReplicas + surge) * pool + surge;
+      lines.push(`${scaleTargetRef.name}: (${maxReplicas} + ${surge}) × ${pool} + ${surge} = ${connections}`);
+      worst += connections;
+    }
+    expect(worst, `${lines.join('; ')} > ${budget}`).toBeLessThanOrEqual(budget);
+    // The dev overlay runs its own Postgres: its max_connections is the one the budget assumes.
+    const postgres = find(objects, 'Deployment', 'postgres');
+    if (postgres) {
+      const args = podSpec(postgres)!.containers[0]!.args as string[];
+      expect(args).toContain(`max_connections=${config.POSTGRES_MAX_CONNECTIONS}`);
+    }
+  });
+
+  it('lets only the ingress controller, Prometheus and (for delta) the gateways in', () => {
+    const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
+    type Peer = { podSelector?: Selector; namespaceSelector?: Selector };
+    type Selector = {
+      matchLabels?: Record<string, string>;
+      matchExpressions?: { key: string; operator: string; values: string[] }[];
+    };
+    const matches = (selector: Selector, labels: Record<string, string>) =>
+      Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+      (selector.matchExpressions ?? []).every(
+        (e) => e.operator === 'In' && e.values.includes(labels[e.key] ?? ''),
+      );
+    const podLabels = (name: string) =>
+      specOf('Deployment', find(objects, 'Deployment', name)!).template.metadata.labels;
+    // Is traffic from (a pod with `from` labels in namespace `ns`) allowed to reach pod `to`?
+    const allowed = (to: string, from: { ns: string; labels?: Record<string, string> }) => {
+      const selecting = policies.filter((p) =>
+        matches((p.spec as { podSelector: Selector }).podSelector, podLabels(to)),
+      );
+      expect(selecting.length, `${to} is selected by a policy (default deny)`).toBeGreaterThan(0);
+      return selecting.some((p) =>
+        ((p.spec as { ingress?: { from: Peer[] }[] }).ingress ?? []).some((rule) =>
+          rule.from.some((peer) =>
+            peer.namespaceSelector
+              ? matches(peer.namespaceSelector, { 'kubernetes.io/metadata.name': from.ns }) &&
+                !peer.podSelector
+              : peer.podSelector !== undefined &&
+                from.ns === 'self' &&
+                matches(peer.podSelector, from.labels ?? {}),
+          ),
+        ),
+      );
+    };
+    const deny = policies.find((p) => p.metadata.name === 'sync-default-deny-ingress')!;
+    expect(deny.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress'] });
+    for (const name of ['sync-api', 'sync-delta', 'sync-gateway']) {
+      expect(allowed(name, { ns: 'ingress-nginx' }), `ingress → ${name}`).toBe(true);
+      expect(allowed(name, { ns: 'monitoring' }), `Prometheus → ${name}`).toBe(true);
+      expect(allowed(name, { ns: 'elsewhere' }), `another namespace → ${name}`).toBe(false);
+    }
+    expect(allowed('sync-delta', { ns: 'self', labels: podLabels('sync-gateway') })).toBe(true);
+    expect(allowed('sync-gateway', { ns: 'self', labels: podLabels('sync-api') })).toBe(false);
+    if (find(objects, 'Deployment', 'postgres')) {
+      for (const store of ['postgres', 'redis']) {
+        expect(allowed(store, { ns: 'self', labels: podLabels('sync-api') }), `api → ${store}`).toBe(true);
+      }
+    }
+  });
+
+  it('scales gateways on connections no higher than one pod was measured with', () => {
+    // docs/loadtest.md: the most connections one gateway has been measured with is 5,000
+    // (bench:fanout and the reconnect storm); an HPA target above that is a guess.
+    const MEASURED_CONNECTIONS_PER_GATEWAY = 5_000;
+    const hpa = find(objects, 'HorizontalPodAutoscaler', 'sync-gateway')!;
+    const metrics = (hpa.spec as { metrics: { type: string; pods?: { target: { averageValue: string } } }[] })
+      .metrics;
+    for (const m of metrics.filter((x) => x.type === 'Pods')) {
+      expect(Number(m.pods!.target.averageValue)).toBeLessThanOrEqual(MEASURED_CONNECTIONS_PER_GATEWAY);
     }
   });
 
@@ -233,7 +380,7 @@ describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
         .filter((o) => o.kind === 'Deployment')
         .find((w) => selects(spec.selector, specOf('Deployment', w).template.metadata.labels));
       expect(target, `Service ${svc.metadata.name} selects a Deployment`).toBeDefined();
-      const portNames = podContainers(target!).flatMap((c) =>
+      const portNames = podSpec(target!)!.containers.flatMap((c) =>
         (c.ports as { name: string }[]).map((p) => p.name),
       );
       for (const p of spec.ports) expect(portNames, svc.metadata.name).toContain(p.targetPort);
@@ -283,19 +430,44 @@ describe.each(OVERLAYS)('k8s overlay %s', (overlay) => {
       expect(find(objects, 'Service', name)!.metadata.labels!['app.kubernetes.io/name']).toBe(name);
     }
     expect(specOf('ServiceMonitor', monitor).endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' });
+    // kube-prometheus-stack selects ServiceMonitors and PrometheusRules by `release` by default.
+    expect(monitor.metadata.labels?.release).toBe('kube-prometheus-stack');
+    expect(find(objects, 'PrometheusRule', 'openagents-sync')!.metadata.labels?.release).toBe(
+      'kube-prometheus-stack',
+    );
   });
 });
 
 describe('k8s generated objects', () => {
-  it('ships alerts.yml (plus the Kubernetes-only group) as the PrometheusRule', () => {
+  it('ships the common rule groups of alerts.yml plus the Kubernetes-only group as the PrometheusRule', () => {
     const rule = parseAllDocuments(readRepoFile('k8s/base/prometheusrule.yaml'))[0]!.toJSON() as K8sObject;
-    expect((rule.spec as { groups: unknown }).groups).toEqual([...loadAlertGroups(), KUBERNETES_GROUP]);
+    const common = loadAlertGroups().filter((g) => g.name !== 'sync-compose-watchdog');
+    expect((rule.spec as { groups: unknown }).groups).toEqual([...common, kubernetesGroup()]);
   });
 
   it('ships the dashboards JSON generated from deploy/generate/dashboards.ts', () => {
     for (const [name, json] of renderDashboards()) {
       expect(JSON.parse(readRepoFile('deploy/grafana/dashboards', name)), name).toEqual(JSON.parse(json));
     }
+  });
+});
+
+describe('hashed configuration', () => {
+  it('generates sync-config (content hash in its name) instead of shipping a fixed ConfigMap', () => {
+    const base = readYaml<{
+      resources: string[];
+      configMapGenerator?: { name: string }[];
+      generatorOptions?: { disableNameSuffixHash?: boolean };
+    }>('k8s/base/kustomization.yaml');
+    expect(base.configMapGenerator?.map((g) => g.name)).toContain('sync-config');
+    expect(base.generatorOptions?.disableNameSuffixHash).not.toBe(true);
+    const kubectl = which('kubectl');
+    if (!kubectl) return;
+    // With kubectl: every reference follows the hashed name, so a changed value rolls the pods.
+    const text = execFileSync(kubectl, ['kustomize', repoPath('k8s/overlays/prod')], { encoding: 'utf8' });
+    const names = new Set(text.match(/sync-config[\w-]*/g));
+    expect([...names]).toHaveLength(1);
+    expect([...names][0]).toMatch(/^sync-config-[a-z0-9]{10}$/);
   });
 });
 

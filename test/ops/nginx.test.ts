@@ -84,7 +84,11 @@ describe('deploy/nginx/nginx.conf', () => {
     expect(ws).toContain('proxy_set_header Connection $connection_upgrade;');
     expect(ws).toMatch(/proxy_read_timeout 1h;/);
     const upstreams = readRepoFile('deploy/nginx/nginx.conf');
-    expect(upstreams).toMatch(/upstream gateway \{\s*least_conn;/);
+    expect(upstreams).toMatch(/upstream gateway \{[^}]*least_conn;/);
+    // A shared zone per upstream: least_conn and max_fails state across all worker processes.
+    for (const name of ['api', 'delta', 'gateway']) {
+      expect(upstreams, name).toMatch(new RegExp(`upstream ${name} \\{\\s*zone ${name} \\d+k;`));
+    }
     expect(upstreams).toMatch(/upstream api \{[^}]*keepalive \d+;/);
   });
 });

@@ -81,7 +81,7 @@ export async function startNginx(upstreams: Record<string, number[]>): Promise<E
 
 interface ScrapeConfig {
   job_name: string;
-  static_configs: { targets: string[] }[];
+  static_configs: { targets: string[]; labels?: Record<string, string> }[];
   [key: string]: unknown;
 }
 
@@ -102,7 +102,8 @@ export function localPrometheusConfig(targets: Record<string, string[]>, selfPor
   for (const job of config.scrape_configs) {
     const local = job.job_name === 'prometheus' ? [`127.0.0.1:${selfPort}`] : targets[job.job_name];
     if (!local) throw new Error(`no local targets for job ${job.job_name}`);
-    job.static_configs = [{ targets: local }];
+    const labels = job.static_configs[0]?.labels;
+    job.static_configs = [{ targets: local, ...(labels ? { labels } : {}) }];
   }
   return stringify(config);
 }
@@ -160,9 +161,32 @@ export async function queryPrometheus(
 
 /**
  * The part of an alert expression that must return data on a healthy system: each operand of a
- * top-level `and`/`or`/`unless`, cut before its top-level comparison (`up == 0` → `up`).
+ * top-level `and`/`or`/`unless`, cut before its top-level comparison (`up == 0` → `up`). An
+ * operand that is a parenthesised `and` is split the same way (the burn-rate rules are
+ * `(A and B) or (C and D)`), and `absent(x)` stands for `x` (it returns data only when `x` does not).
  */
 export function alertOperands(expr: string): string[] {
+  return splitOperands(expr).flatMap((part) => {
+    const absent = wrappedIn(part, 'absent(');
+    if (absent !== undefined) return [absent];
+    // `(x or y * 0)` must answer as a whole; only a parenthesised conjunction is split further.
+    const inner = wrappedIn(part, '(');
+    return inner !== undefined && splitOperands(inner, ['and']).length > 1 ? alertOperands(inner) : [part];
+  });
+}
+
+/** `s` without `open` and its matching `)` when they enclose all of it, else undefined. */
+function wrappedIn(s: string, open: string): string | undefined {
+  if (!s.startsWith(open) || !s.endsWith(')')) return undefined;
+  let depth = 0;
+  for (let i = open.length - 1; i < s.length; i++) {
+    if (s[i] === '(') depth++;
+    else if (s[i] === ')' && --depth === 0 && i < s.length - 1) return undefined;
+  }
+  return s.slice(open.length, -1).trim();
+}
+
+function splitOperands(expr: string, operators = ['and', 'or', 'unless']): string[] {
   const parts: string[] = [];
   let depth = 0;
   let quote: string | null = null;
@@ -202,7 +226,7 @@ export function alertOperands(expr: string): string[] {
     else if (')]}'.includes(c)) depth--;
     else if (depth === 0) {
       const rest = text.slice(i);
-      const op = /^ (and|or|unless) /.exec(rest);
+      const op = new RegExp(`^ (${operators.join('|')}) `).exec(rest);
       if (op) {
         parts.push(cut(text.slice(start, i)));
         start = i + op[0].length;

@@ -1,4 +1,4 @@
-import { publishAtRate, publishSaturating } from '../publisher';
+import { publishAtRate, publishChecks, publishSaturating } from '../publisher';
 import { check, counter, gauge, type ScenarioResult, trend } from '../result';
 import type { LoadTarget } from '../target';
 import {
@@ -124,6 +124,16 @@ export async function runFanout(
         ...guaranteeChecks(settled, expected),
         check('no error frames', errors === 0, describeErrors(settled.errors) || 'none'),
         check('events were published', publishing.events > 0, `${publishing.events} events`),
+        ...publishChecks(
+          publishing,
+          options.mode === 'rate'
+            ? {
+                eventsPerSecond: options.eventsPerSecond,
+                durationMs: options.durationMs,
+                batch: options.batch,
+              }
+            : undefined,
+        ),
       ],
     };
   });

@@ -1,4 +1,4 @@
-import { publishAtRate, publishSaturating } from '../publisher';
+import { publishAtRate, publishChecks, publishSaturating } from '../publisher';
 import { check, counter, type ScenarioResult, trend } from '../result';
 import type { SyncTarget } from '../sync-target';
 import type { RunEnv } from './run-env';
@@ -102,6 +102,13 @@ export async function runMutations(
         firstProblem ?? `${scopes.length} scopes`,
       ),
       check('writes were made', stats.events > 0, `${stats.events} events`),
+      ...(options.ratePerSecond
+        ? publishChecks(stats, {
+            eventsPerSecond: options.ratePerSecond * options.batch,
+            durationMs: options.durationMs,
+            batch: options.batch,
+          }).filter((c) => c.name.startsWith('target rate'))
+        : []),
     ],
   };
 }

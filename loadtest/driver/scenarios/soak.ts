@@ -2,7 +2,7 @@ import { ChurnSchedule } from '../churn';
 import type { ClientPool } from '../client-pool';
 import { type DriftSample, deliveryRate, rssDrift } from '../drift';
 import { Histogram, type HistogramData } from '../histogram';
-import { type PublishStats, publishAtRate } from '../publisher';
+import { type PublishStats, publishAtRate, publishChecks } from '../publisher';
 import { check, counter, gauge, type ScenarioResult, trend } from '../result';
 import type { LoadTarget } from '../target';
 import type { ConnectionSpec } from '../worker-messages';
@@ -300,6 +300,11 @@ export async function runSoak(
           describeErrors(settled.errors) || 'none',
         ),
         check('events were published', published.events > 0, `${published.events} events`),
+        ...publishChecks(published, {
+          eventsPerSecond: options.eventsPerSecond,
+          durationMs: holdMs,
+          batch: options.batch,
+        }),
       ],
       samples: readings.samples.map((sample, i) => {
         const previous = readings.samples[i - 1];

@@ -12,3 +12,5 @@ export const eventsDuplicated = new Counter('sync_events_duplicated');
 export const eventsMissed = new Counter('sync_events_missed');
 /** `error` frames from the gateway. */
 export const errorFrames = new Counter('sync_error_frames');
+/** WebSocket errors (refused upgrade, reset connection). Threshold: count==0. */
+export const wsErrors = new Counter('sync_ws_errors');

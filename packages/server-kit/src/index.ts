@@ -50,7 +50,7 @@ export {
 } from './metrics';
 export { MIGRATIONS_DIR, migrate } from './migrate';
 export { type MintTokenOptions, mintToken, parseTtl, type Ttl } from './mint-token';
-export { createOpsRoutes, type ReadinessCheck } from './ops';
+export { createOpsRoutes, type DependencyCheck, type ReadinessCheck } from './ops';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
 export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';

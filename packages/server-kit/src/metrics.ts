@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import packageJson from '../package.json' with { type: 'json' };
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -12,11 +13,39 @@ export const LATENCY_BUCKETS = [
  * one process). Default process and Node metrics (event-loop lag, heap, GC) carry the `sync_`
  * prefix like everything else; `service` is a default label.
  */
-export function createRegistry(service: string, options: { defaultMetrics?: boolean } = {}): Registry {
+export function createRegistry(
+  service: string,
+  options: { defaultMetrics?: boolean; build?: BuildInfo } = {},
+): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'sync_' });
+  const build = options.build ?? buildInfo();
+  new Gauge({
+    name: 'sync_build_info',
+    help: 'Always 1; the labels say which build runs (version, commit). Dashboards mark deploys where they change.',
+    labelNames: ['version', 'commit'] as const,
+    registers: [registry],
+  }).set({ version: build.version, commit: build.commit }, 1);
   return registry;
+}
+
+export interface BuildInfo {
+  version: string;
+  commit: string;
+}
+
+/**
+ * The running build: `SYNC_BUILD_VERSION` and `SYNC_BUILD_COMMIT`, which the image bakes in at
+ * build time (deploy/Dockerfile build args), else the package version and `unknown`. Read here
+ * rather than in each main.ts because they describe the artifact, not its configuration.
+ */
+export function buildInfo(env: NodeJS.ProcessEnv = process.env): BuildInfo {
+  const clean = (value: string | undefined) => (value?.trim() ? value.trim().slice(0, 64) : undefined);
+  return {
+    version: clean(env.SYNC_BUILD_VERSION) ?? packageJson.version,
+    commit: clean(env.SYNC_BUILD_COMMIT) ?? 'unknown',
+  };
 }
 
 /**

@@ -3,7 +3,7 @@ import { loadEnv, postgresUrl } from './config';
 import { createLogger } from './logger';
 import { migrate } from './migrate';
 
-// `npm run migrate`: applies migrations to DATABASE_URL and exits (the k8s migration Job).
+// `npm run migrate`: applies migrations to DATABASE_URL and exits (the k8s init containers, compose `migrate`).
 const config = loadEnv(z.object({ DATABASE_URL: postgresUrl }));
 const log = createLogger({ name: 'migrate' });
 try {

@@ -138,7 +138,14 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     createOpsRoutes({
       registry,
       isDraining: deps.isDraining ?? (() => false),
-      readiness: async () => ({ database: await pingDatabase(pool), bus: bus.isHealthy() }),
+      // Postgres and Redis are shared by every worker: reported, never a reason for 503 (§8).
+      // An in-process bus (standalone) is this process's own, so it stays a readiness check.
+      readiness: async (): Promise<Record<string, boolean>> =>
+        bus.kind === 'memory' ? { bus: bus.isHealthy() } : {},
+      dependencies: async () => ({
+        postgres: await pingDatabase(pool),
+        ...(bus.kind === 'redis' ? { redis: bus.isHealthy() } : {}),
+      }),
     }),
   );
 

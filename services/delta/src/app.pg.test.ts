@@ -264,14 +264,14 @@ describe('delta HTTP app', () => {
     expect(text).not.toContain(orgId);
   });
 
-  it('answers 503 unavailable when the database is down, and readyz says so', async () => {
+  it('answers 503 unavailable when the database is down; readyz stays 200 and the metric says so', async () => {
     const deadPool = createPool({ url: `postgres://postgres@127.0.0.1:${await freePort()}/none`, max: 1 });
     const down = createDeltaApp({
       reader: createDeltaReader({ pool: deadPool }),
       auth: testAuth,
       log,
       registry: createRegistry('delta', { defaultMetrics: false }),
-      readiness: async () => ({ postgres: await pingDatabase(deadPool) }),
+      dependencies: async () => ({ postgres: await pingDatabase(deadPool) }),
     });
     const req = (path: string) => down.request(path, { headers: { authorization: `Bearer ${token}` } });
     for (const path of [
@@ -282,8 +282,9 @@ describe('delta HTTP app', () => {
       const res = await req(path);
       await expectError(res, 503, 'unavailable');
     }
-    expect((await down.request('/readyz')).status).toBe(503);
+    expect((await down.request('/readyz')).status).toBe(200);
     const metrics = await (await down.request('/metrics')).text();
+    expect(metrics).toMatch(/^sync_dependency_up\{dependency="postgres"[^}]*\} 0$/m);
     expect(metrics).toMatch(/sync_delta_requests_total\{result="error"/);
     await deadPool.end();
   });

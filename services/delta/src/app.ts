@@ -6,6 +6,7 @@ import {
   corsFor,
   createOpsRoutes,
   type DeltaSource,
+  type DependencyCheck,
   type Logger,
   type Principal,
   type ReadinessCheck,
@@ -26,8 +27,10 @@ export interface DeltaAppOptions {
   log: Logger;
   registry: Registry;
   config?: DeltaAppConfig;
-  /** Dependency checks for `/readyz` (e.g. the database); ready when omitted. */
+  /** Checks of this process alone for `/readyz`; ready when omitted. */
   readiness?: ReadinessCheck;
+  /** Shared dependencies (the database), exported as `sync_dependency_up`, not readiness. */
+  dependencies?: DependencyCheck;
   /** True once the service drains: `/readyz` turns 503 so the load balancer stops routing here. */
   isDraining?: () => boolean;
 }
@@ -95,7 +98,8 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     '/',
     createOpsRoutes({
       registry: options.registry,
-      readiness: options.readiness ?? (async () => ({})),
+      ...(options.readiness ? { readiness: options.readiness } : {}),
+      ...(options.dependencies ? { dependencies: options.dependencies } : {}),
       isDraining: options.isDraining ?? (() => false),
     }),
   );

@@ -79,7 +79,7 @@ export function createDeltaService(
       readShareCacheBytes: config.READ_SHARE_CACHE_MIB * 1024 * 1024,
       allowedOrigins: config.ALLOWED_ORIGINS,
     },
-    readiness: async () => ({ postgres: await pingDatabase(pool) }),
+    dependencies: async () => ({ postgres: await pingDatabase(pool) }),
     isDraining: () => requests.draining,
   });
 

@@ -26,7 +26,7 @@ import type { GatewayConfig } from './config';
 import { ConnectionLimits, clientAddress, type IpRefusal } from './connection-limits';
 import { ExpiryWheel } from './expiry-wheel';
 import { type BridgeOptions, bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
-import { createGatewayMetrics, type GatewayMetrics } from './metrics';
+import { closeCodeLabel, createGatewayMetrics, type GatewayMetrics } from './metrics';
 import { newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
 import type { ScopeStream } from './scope-stream';
 import { ScopeStreams } from './scope-streams';
@@ -60,6 +60,8 @@ export interface UserData {
   catchUpBytes: number;
   /** Set first thing in the close handler: the socket must not be touched afterwards. */
   closed: boolean;
+  /** When the upgrade was accepted (ms since epoch), for the connection-lifetime histogram. */
+  openedAt: number;
   channel: SubscriberChannel | undefined;
 }
 
@@ -139,7 +141,9 @@ const topicOf = (scope: string) => `scope:${scope}`;
  */
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, auth, bus, log } = deps;
-  const metrics = createGatewayMetrics(deps.registry);
+  const metrics = createGatewayMetrics(deps.registry, {
+    sendBuffers: () => [...connections].map((ws) => ws.getBufferedAmount()),
+  });
   const reads = createSharedReads(deps.delta, { metrics });
   const app = uWS.App();
   const connections = new Set<WebSocket<UserData>>();
@@ -478,10 +482,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const ops = createOpsRoutes({
     registry: deps.registry,
     isDraining: () => draining,
-    async readiness() {
-      const extra = deps.readiness ? await deps.readiness() : {};
-      return { bus: bus.isHealthy(), delta: streams.deltaReachable, ...extra };
-    },
+    // Redis and the delta service are shared by every gateway: reported, never a reason for 503
+    // (contract §8), since a gateway without them still serves its clients through head checks.
+    readiness: async () => ({
+      ...(bus.kind === 'memory' ? { bus: bus.isHealthy() } : {}),
+      ...(deps.readiness ? await deps.readiness() : {}),
+    }),
+    dependencies: async () => ({
+      ...(bus.kind === 'redis' ? { redis: bus.isHealthy() } : {}),
+      delta: streams.deltaReachable,
+    }),
   });
   /** True when the request's Host is not served here; it has then been answered with 403. */
   const refuseHost = (res: HttpResponse, req: HttpRequest): boolean => {
@@ -595,6 +605,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
             bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
             catchUpBytes: 0,
             closed: false,
+            openedAt: Date.now(),
             channel: undefined,
           };
           ipHeld = false;
@@ -678,6 +689,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         limits.releaseSubject(ud.principal.sub);
         metrics.connections.set(connections.size);
         for (const subscription of [...ud.subscriptions.values()]) subscription.close();
+        metrics.disconnects.inc({ code: closeCodeLabel(code) });
+        metrics.connectionDuration.observe((Date.now() - ud.openedAt) / 1000);
         log.info({ conn: ud.id, code }, 'connection closed');
       } catch (err) {
         connections.delete(ws);

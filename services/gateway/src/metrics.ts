@@ -1,12 +1,56 @@
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '@openagents/sync-server-kit';
 
+/** Close codes with a label of their own; any other code is counted as `other` (bounded labels). */
+const LABELLED_CLOSE_CODES = new Set([1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 1013]);
+
+/** The `code` label of a close: the code itself when it is a known one, else `other`. */
+export function closeCodeLabel(code: number): string {
+  return LABELLED_CLOSE_CODES.has(code) ? String(code) : 'other';
+}
+
+/** Connection lifetimes, in seconds: from a second (a rejected token) to a day. */
+const LIFETIME_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600];
+
 /**
  * The gateway's metrics. Labels are bounded: frame types, error codes, outcome names; never a
- * scope, user or connection id.
+ * scope, user or connection id. `sendBuffers` lists the send-buffer sizes of the open sockets at
+ * scrape time.
  */
-export function createGatewayMetrics(registry: Registry) {
+export function createGatewayMetrics(
+  registry: Registry,
+  options: { sendBuffers?: () => Iterable<number> } = {},
+) {
   const registers = [registry];
+  const sendBuffers = options.sendBuffers ?? (() => []);
   return {
+    disconnects: new Counter({
+      name: 'sync_gateway_disconnects_total',
+      help: 'Closed WebSocket connections, by close code (1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 1013, other).',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    connectionDuration: new Histogram({
+      name: 'sync_gateway_connection_duration_seconds',
+      help: 'Lifetime of each closed WebSocket connection, from open to close.',
+      buckets: LIFETIME_BUCKETS,
+      registers,
+    }),
+    sendBuffer: new Gauge({
+      name: 'sync_gateway_send_buffer_bytes',
+      help: 'Bytes waiting in the send buffers of the open sockets at scrape time: stat = sum or max.',
+      labelNames: ['stat'] as const,
+      registers,
+      collect() {
+        let sum = 0;
+        let max = 0;
+        for (const bytes of sendBuffers()) {
+          sum += bytes;
+          if (bytes > max) max = bytes;
+        }
+        this.set({ stat: 'sum' }, sum);
+        this.set({ stat: 'max' }, max);
+      },
+    }),
     connections: new Gauge({
       name: 'sync_gateway_connections',
       help: 'Open WebSocket connections on this node.',
@@ -62,7 +106,7 @@ export function createGatewayMetrics(registry: Registry) {
     }),
     resumes: new Counter({
       name: 'sync_gateway_resumes_total',
-      help: 'Subscribes answered, by how the client was brought up to date.',
+      help: 'Subscribes answered, by how the client was brought up to date (delta, reset, bootstrap), or error when it failed.',
       labelNames: ['outcome'] as const,
       registers,
     }),

@@ -128,6 +128,7 @@ export class Subscription implements StreamSubscriber {
       if (gone()) return;
       const error = toAppError(err);
       this.#deps.log.warn({ scope: this.scope, err: error.message }, 'subscribe failed');
+      this.#deps.metrics.resumes.inc({ outcome: 'error' });
       this.#channel.send({
         type: 'error',
         code: 'internal',
