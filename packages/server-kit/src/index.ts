@@ -32,7 +32,7 @@ export {
 } from './config';
 export { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, corsFor } from './cors';
 export { createPool, inTransaction, type Pool, type PoolClient, type PoolOptions, pingDatabase } from './db';
-export type { DeltaSource, ReadOptions } from './delta-source';
+export type { BootstrapOptions, DeltaSource, ReadOptions } from './delta-source';
 export { AppError, isUnavailableError, toAppError } from './errors';
 export { handleSignals, type Service } from './lifecycle';
 export { createLogger, type Logger } from './logger';
@@ -65,6 +65,7 @@ export {
   pruneEvents,
   type Queryable,
   readEvents,
+  readEventsWithin,
   readHead,
   readHeads,
   type ScopeHead,

@@ -103,9 +103,9 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
   app.get('/sync/bootstrap', (c) =>
     measured(metrics, 'bootstrap', async () => {
       const principal = await authenticate(auth, c);
-      const { scope } = parseBootstrapQuery(c.req.queries());
+      const { scope, cursor } = parseBootstrapQuery(c.req.queries());
       auth.assertScope(principal, scope);
-      const answer = await sharing.bootstrap(scope, acceptedAgeMs(c.req.header('cache-control')));
+      const answer = await sharing.bootstrap(scope, cursor, acceptedAgeMs(c.req.header('cache-control')));
       metrics.bootstrapRecords.observe(answer.items);
       return answered(c, answer);
     }),

@@ -28,6 +28,8 @@ describe('loadDeltaConfig', () => {
       PG_POOL_MAX: 10,
       READ_SHARE_MAX_AGE_SECONDS: 10,
       READ_SHARE_CACHE_MIB: 64,
+      BOOTSTRAP_PAGE_BYTES: 1024 * 1024,
+      DELTA_PAGE_BYTES: 1024 * 1024,
       LOG_LEVEL: 'info',
       MIGRATE_ON_START: true,
       ALLOWED_ORIGINS: [],

@@ -39,6 +39,10 @@ export const DeltaConfigSchema = z.object({
   READ_SHARE_MAX_AGE_SECONDS: nonNegativeInt.default(10),
   /** Bound of the shared pages and snapshots, in MiB of their JSON. */
   READ_SHARE_CACHE_MIB: positiveInt.default(64),
+  /** Most bytes of records (JSON) in one bootstrap page; a larger scope comes with nextCursor. */
+  BOOTSTRAP_PAGE_BYTES: positiveInt.default(1024 * 1024),
+  /** Most bytes of events (JSON) in one delta page, besides the count limit; cut pages say hasMore. */
+  DELTA_PAGE_BYTES: positiveInt.default(1024 * 1024),
   LOG_LEVEL: logLevel.default('info'),
   /** Apply pending migrations before serving. */
   MIGRATE_ON_START: bool.default(true),

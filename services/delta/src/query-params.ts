@@ -1,6 +1,7 @@
 import { DEFAULT_DELTA_LIMIT, MAX_DELTA_LIMIT, Scope } from '@openagents/sync-protocol';
 import { AppError } from '@openagents/sync-server-kit';
 import { z } from 'zod';
+import { MAX_CURSOR_LENGTH } from './bootstrap-cursor';
 
 /** The most scopes one `GET /sync/heads` may ask about. */
 export const MAX_HEADS_SCOPES = 1000;
@@ -14,7 +15,10 @@ const decimal = z
   .transform(Number)
   .refine(Number.isSafeInteger, 'must be a safe integer');
 
-const BootstrapQuery = z.object({ scope: Scope }).strict();
+// The cursor's content is checked by `decodeCursor` against the scope; here only its size.
+const BootstrapQuery = z
+  .object({ scope: Scope, cursor: z.string().min(1).max(MAX_CURSOR_LENGTH).optional() })
+  .strict();
 const DeltaQuery = z
   .object({
     scope: Scope,
@@ -36,7 +40,7 @@ export type HeadsQuery = z.infer<typeof HeadsQuery>;
 /** A query string as Hono gives it: every value of every parameter. */
 type RawQuery = Record<string, string[]>;
 
-/** `?scope=S` */
+/** `?scope=S[&cursor=C]` */
 export function parseBootstrapQuery(raw: RawQuery): BootstrapQuery {
   return parse(BootstrapQuery, singleValues(raw));
 }

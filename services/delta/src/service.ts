@@ -58,7 +58,11 @@ export function createDeltaService(
     createPool({ url: config.DATABASE_URL, max: config.PG_POOL_MAX, applicationName: 'sync-delta' });
   if (!deps.pool) registerPoolMetrics(registry, pool, config.PG_POOL_MAX);
   const auth = deps.auth ?? createAuth({ ...authOptionsFromEnv(config), acceptServiceTokens: true });
-  const reader = createDeltaReader({ pool });
+  const reader = createDeltaReader({
+    pool,
+    bootstrapPageBytes: config.BOOTSTRAP_PAGE_BYTES,
+    deltaPageBytes: config.DELTA_PAGE_BYTES,
+  });
   const pruner = createPruner({
     pool,
     retentionDays: config.RETENTION_DAYS,
