@@ -68,9 +68,9 @@ const RECORD_OVERHEAD_BYTES = 200;
 
 /**
  * The next rows of one model of a scope in keyset order (created_at, id) after `after`, as many
- * as fit in about `budgetBytes` of JSON by an estimate Postgres computes without detoasting the
- * text (`octet_length` of a toasted value reads its header): the first row always, then rows while
- * the estimated bytes before them stay under the budget, at most `maxRows`. The caller measures
+ * as fit in `budgetBytes` of JSON by an estimate Postgres computes without detoasting the text
+ * (`octet_length` of a toasted value reads its header): the first row always, then rows while the
+ * estimated running total stays within the budget, at most `maxRows`. The caller measures
  * the exact JSON and may send fewer. `exhausted` is true when no row of the model follows the
  * ones returned. (created_at, id) is immutable for a record and unique, so pages never overlap
  * and never skip a record that exists throughout; the (scope column, created_at) index serves it.
@@ -105,7 +105,7 @@ export async function selectModelPage(
          FROM ${t.table} WHERE ${t.scopeColumn} = $1 ${position}
          ORDER BY created_at, id LIMIT $2
        ) candidates
-     ) sized WHERE before < $3 ORDER BY created_at, id`,
+     ) sized WHERE before = 0 OR before + est <= $3 ORDER BY created_at, id`,
     after
       ? [scopeId, maxRows + 1, budgetBytes, after.createdUs, after.id]
       : [scopeId, maxRows + 1, budgetBytes],
