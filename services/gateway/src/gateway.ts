@@ -52,6 +52,8 @@ export interface UserData {
   catchUpBytes: number;
   /** Set first thing in the close handler: the socket must not be touched afterwards. */
   closed: boolean;
+  /** Paged bootstraps waiting for the send buffer to drain before their next page (or the close). */
+  writableWaiters: (() => void)[];
   channel: SubscriberChannel | undefined;
 }
 
@@ -235,8 +237,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const streams = new ScopeStreams({ bus, reads, metrics, log, holdMs: config.REORDER_HOLD_MS, fanOut });
   const subscriptionDeps = { streams, reads, metrics, log };
 
+  // A paged bootstrap sends its next page once the send buffer is back under half the
+  // slow-consumer limit: pages never pile up, so a scope of any size is subscribable.
+  const pageResumeBytes = Math.floor(config.MAX_BACKPRESSURE_BYTES / 2);
+  const wakeWriters = (ud: UserData) => {
+    const waiters = ud.writableWaiters;
+    ud.writableWaiters = [];
+    for (const wake of waiters) wake();
+  };
+
   const channelFor = (ws: WebSocket<UserData>, ud: UserData): SubscriberChannel => ({
     send: (frame, shareKey) => sendFrame(ws, frame, shareKey),
+    writable: () =>
+      new Promise<void>((resolve) => {
+        if (ud.closed || ws.getBufferedAmount() <= pageResumeBytes) resolve();
+        else ud.writableWaiters.push(resolve);
+      }),
     joinTopic(scope) {
       if (ud.closed) return;
       ws.subscribe(topicOf(scope));
@@ -378,7 +394,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     drain(ws) {
       // The client is reading again: once its buffer is back under the limit, a past catch-up
       // no longer earns it extra room.
-      if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ws.getUserData().catchUpBytes = 0;
+      const ud = ws.getUserData();
+      if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ud.catchUpBytes = 0;
+      if (ud.writableWaiters.length > 0 && ws.getBufferedAmount() <= pageResumeBytes) wakeWriters(ud);
     },
     upgrade(res, req, context) {
       if (refuseHost(res, req)) return;
@@ -418,6 +436,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
               bucket: newTokenBucket(config.FRAME_BURST, Date.now()),
               catchUpBytes: 0,
               closed: false,
+              writableWaiters: [],
               channel: undefined,
             };
             res.cork(() => res.upgrade(userData, key, protocol, extensions, context));
@@ -449,6 +468,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       connections.delete(ws);
       metrics.connections.set(connections.size);
       for (const subscription of [...ud.subscriptions.values()]) subscription.close();
+      wakeWriters(ud);
       log.info({ conn: ud.id, code }, 'connection closed');
     },
   });
