@@ -51,6 +51,7 @@ export {
 export { MIGRATIONS_DIR, migrate } from './migrate';
 export { type MintTokenOptions, mintToken, parseTtl, type Ttl } from './mint-token';
 export { createOpsRoutes, type ReadinessCheck } from './ops';
+export { createRateLimiter, type RateDecision, type RateLimiter, type RateLimitOptions } from './rate-limit';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
 export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
