@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { BootstrapFrame, ModelsSnapshot, SyncEvent } from '@openagents/sync-protocol';
 import { createMemoryBus, readHead } from '@openagents/sync-server-kit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
 import {
@@ -12,7 +12,7 @@ import {
   sortedSnapshot,
   updateRecord,
 } from '../../delta/test/writes';
-import { pgDeltaSource, range, startGateway, TestClient } from './test-harness';
+import { countingDeltaSource, pgDeltaSource, range, startGateway, TestClient } from './test-harness';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -48,8 +48,9 @@ describe('paged bootstrap over WebSocket', () => {
   it('subscribes to a scope far larger than the send-buffer limit, with writes landing between pages', async () => {
     const bus = createMemoryBus();
     const maxBackpressure = 64 * 1024;
+    const counted = countingDeltaSource(pgDeltaSource(db.pool, { bootstrapPageBytes: 16 * 1024 }));
     const gw = await startGateway(
-      { bus, delta: pgDeltaSource(db.pool, { bootstrapPageBytes: 16 * 1024 }) },
+      { bus, delta: counted.source },
       { MAX_BACKPRESSURE_BYTES: maxBackpressure, HEAD_CHECK_INTERVAL_MS: 60_000 },
     );
     try {
@@ -74,6 +75,7 @@ describe('paged bootstrap over WebSocket', () => {
       const raw = (client.socket as unknown as { _socket: Socket })._socket;
       raw.pause(); // the client reads nothing for a while: the gateway must wait, not close it
       client.subscribe(scope);
+      await vi.waitFor(() => expect(counted.calls.bootstrap).toBeGreaterThan(3), { timeout: 10_000 });
       // Writes land while the pages go out: updates and deletes of records in early and late
       // pages, and inserts.
       for (let i = 0; i < 30; i++) {
@@ -85,7 +87,6 @@ describe('paged bootstrap over WebSocket', () => {
             await insertRecord(db.pool, 'Message', { agent_id: agentId, role: 'tool', content: `new ${i}` }),
           );
         }
-        if (i === 10) raw.resume();
       }
       raw.resume();
       await client.waitFor((f) => f.type === 'subscribed', 30_000);
