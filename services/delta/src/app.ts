@@ -59,7 +59,8 @@ export interface DeltaAppConfig {
 /**
  * The delta service's HTTP face (contract section 6), tested through `app.request` without a port:
  *
- * - `GET /sync/bootstrap?scope=S` → `{ scope, models, lastSyncId }`, one consistent snapshot.
+ * - `GET /sync/bootstrap?scope=S[&cursor=C]` → `{ scope, models, lastSyncId, nextCursor? }`: one
+ *   page of at most `BOOTSTRAP_PAGE_BYTES` of records; `nextCursor` until the last (reader.ts).
  * - `GET /sync/delta?scope=S&lastSyncId=N[&limit=L]` → `{ scope, events, latestSyncId, hasMore }`;
  *   410 `reset_required` when the cursor is older than the retained log or ahead of it.
  * - `GET /sync/heads?scope=a&scope=b…` (or `POST /sync/heads` `{ "scopes": [...] }` for long lists)
