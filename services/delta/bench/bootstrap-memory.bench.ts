@@ -7,7 +7,8 @@
  * /proc/<pid>/clear_refs just before the bootstrap) minus the resident memory before it. Paged,
  * the growth is V8 letting garbage pages pile up until its next major collection: it does not
  * grow with the scope, which the two sizes show. Writes the `bootstrap-memory` section of
- * docs/benchmarks.md.
+ * docs/benchmarks.md. Then the 100 MB scope is subscribed over WebSocket through a gateway process
+ * (reading from a delta process), paged and as one frame, measuring the gateway's growth.
  *
  *   npm run bench:bootstrap
  */
@@ -15,9 +16,11 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { appendEvents, inTransaction, type NewEvent } from '@openagents/sync-server-kit';
+import WebSocket from 'ws';
 import { markdownTable, updateBenchmarkSection } from '../../../test/support/bench';
 import { createTestDatabase } from '../../../test/support/pg';
 import { freePort } from '../../../test/support/ports';
+import { TEST_REDIS_URL, uniqueChannelPrefix } from '../../../test/support/redis';
 import { startService } from '../../../test/support/stack';
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
 import { toRecord } from '../src/records';
@@ -146,6 +149,71 @@ try {
     }
   };
 
+  /** Subscribes to the scope over WebSocket through a gateway process; its RSS growth in MiB. */
+  const measureWebSocket = async (scope: string, messages: number, pageBytes: number) => {
+    const delta = await startService('delta', {
+      port: await freePort(),
+      env: {
+        DATABASE_URL: db.url,
+        SYNC_JWT_SECRET: TEST_JWT_SECRET,
+        MIGRATE_ON_START: 'false',
+        BOOTSTRAP_PAGE_BYTES: String(pageBytes),
+      },
+    });
+    const gateway = await startService('gateway', {
+      port: await freePort(),
+      env: {
+        DELTA_URL: delta.url,
+        REDIS_URL: TEST_REDIS_URL,
+        REDIS_CHANNEL_PREFIX: uniqueChannelPrefix(),
+        SYNC_JWT_SECRET: TEST_JWT_SECRET,
+      },
+    });
+    try {
+      const pid = gateway.proc.pid!;
+      const before = kib(pid, 'VmRSS');
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+      const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/sync?token=${encodeURIComponent(token)}`);
+      const outcome = await new Promise<{ frames: number; outcome: string }>((resolve) => {
+        let frames = 0;
+        let records = 0;
+        socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', scope })));
+        socket.on('message', (data) => {
+          const frame = JSON.parse(data.toString()) as {
+            type: string;
+            more?: boolean;
+            models?: { Message: unknown[] };
+          };
+          if (frame.type === 'bootstrap') {
+            frames++;
+            records += frame.models?.Message.length ?? 0;
+          }
+          if (frame.type === 'error') {
+            resolve({
+              frames,
+              outcome: `error frame after ${records} records: ${(frame as { message?: string }).message}`,
+            });
+            socket.close();
+          }
+          if (frame.type === 'subscribed') {
+            resolve({
+              frames,
+              outcome: records === messages ? `all ${records} records, then live` : `${records} records`,
+            });
+            socket.close();
+          }
+        });
+        socket.on('close', (code) => resolve({ frames, outcome: `closed ${code} after ${records} records` }));
+        socket.on('error', () => {});
+      });
+      const peak = kib(pid, 'VmHWM');
+      return { before: before / 1024, growth: (peak - before) / 1024, ...outcome };
+    } finally {
+      await gateway.kill();
+      await delta.kill();
+    }
+  };
+
   const mib = (n: number) => `${n.toFixed(1)} MiB`;
   const rows: (string | number)[][] = [];
   const growth: Record<string, number> = {};
@@ -184,6 +252,28 @@ try {
       m.failed ? '—' : `${m.seconds.toFixed(2)} s`,
     ]);
   }
+  // Over WebSocket: a gateway process reads the pages from a delta process and sends them as
+  // bootstrap frames; the growth measured is the gateway's. The baseline is the same gateway fed
+  // one 100 MB page (the delta service with 1 GiB pages), i.e. one 100 MB frame as before v1.1.
+  const wsRows: (string | number)[][] = [];
+  for (const [label, pageBytes] of [
+    ['paged: frames with more: true, BOOTSTRAP_PAGE_BYTES = 1 MiB', 1024 * 1024],
+    ['one frame (delta pages of 1 GiB: the pre-v1.1 behaviour)', 1024 * 1024 * 1024],
+  ] as const) {
+    const m = await measureWebSocket(scopes[MESSAGES]!, MESSAGES, pageBytes);
+    wsRows.push([`${MESSAGES} × 256 KB`, label, m.frames, mib(m.before), mib(m.growth), m.outcome]);
+  }
+  const wsTable = markdownTable(
+    [
+      'scope',
+      'bootstrap over WebSocket',
+      'bootstrap frames',
+      'gateway RSS before',
+      'gateway RSS growth (peak)',
+      'outcome',
+    ],
+    wsRows,
+  );
   const table = markdownTable(
     ['scope', 'answer', 'pages', 'body', 'RSS before', 'RSS growth (peak)', 'time'],
     rows,
@@ -195,6 +285,10 @@ try {
     `\`npm run bench:bootstrap\` — a scope of ${MESSAGES} messages of 256 KB and one of ${half} (seeded in ${seedSeconds.toFixed(1)} s), each bootstrapped over HTTP from a fresh delta service process; the growth is that process's peak resident memory during the bootstrap minus its resident memory before. All processes served the same database in the same run on the ${cpus().length}-core machine (shared; load average ${loadavg()[0]!.toFixed(1)} at the end). For the ${MESSAGES}-message scope paging cuts the growth ${ratio.toFixed(1)}×; paged, the growth is garbage V8 has not collected yet (it does not follow the scope's size, and with the heap capped at ${HEAP_CAP_MIB} MiB the paged bootstrap still completes while the single answer kills the process), unpaged it is the whole answer several times over. Measured ${new Date().toISOString().slice(0, 10)}.`,
     '',
     table,
+    '',
+    'The same 100 MB scope subscribed over WebSocket through a gateway process reading from a delta process (growth of the gateway process):',
+    '',
+    wsTable,
   ].join('\n');
   updateBenchmarkSection('bootstrap-memory', markdown);
   process.stdout.write(`${markdown}\n`);
