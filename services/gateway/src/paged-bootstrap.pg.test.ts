@@ -120,4 +120,43 @@ describe('paged bootstrap over WebSocket', () => {
       await gw.stop();
     }
   });
+
+  it('waits for the socket to drain a page larger than the kernel buffers before the next', async () => {
+    const bus = createMemoryBus();
+    const counted = countingDeltaSource(pgDeltaSource(db.pool, { bootstrapPageBytes: 64 * 1024 }));
+    const gw = await startGateway(
+      { bus, delta: counted.source },
+      { MAX_BACKPRESSURE_BYTES: 64 * 1024, HEAD_CHECK_INTERVAL_MS: 60_000 },
+    );
+    try {
+      const agent = await insertRecord(db.pool, 'Agent', { org_id: randomUUID(), name: 'huge' });
+      const agentId = String(agent.record.id);
+      const scope = `agent:${agentId}`;
+      // Two records of 4 MB: each page is one record, far more than a socket's kernel buffer takes
+      // at once, so uWS holds the rest until the client has read it. The second page is read only when uWS's drain says so; without the
+      // drain wake-up the subscription would wait forever.
+      for (let i = 0; i < 2; i++) {
+        await insertRecord(db.pool, 'CodeChange', {
+          agent_id: agentId,
+          path: `big${i}`,
+          diff: String(i).repeat(4 << 20),
+        });
+      }
+      const client = await TestClient.connect(gw.wsUrl, await tokenFor([scope]));
+      client.subscribe(scope);
+      await client.waitFor((f) => f.type === 'subscribed', 60_000);
+      const pages = client.frames.filter((f): f is BootstrapFrame => f.type === 'bootstrap');
+      // One record per page (the last page may be empty: it ends the models after CodeChange).
+      expect(pages.flatMap((p) => p.models.CodeChange ?? []).map((r) => r.path)).toEqual(['big0', 'big1']);
+      expect(pages.slice(0, -1).every((p) => p.more === true && p.models.CodeChange?.length === 1)).toBe(
+        true,
+      );
+      expect(pages.at(-1)!.more).toBeUndefined();
+      expect(counted.calls.bootstrap).toBe(pages.length);
+      expect(client.closeCode).toBeUndefined();
+      client.close();
+    } finally {
+      await gw.stop();
+    }
+  });
 });
