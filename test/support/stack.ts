@@ -333,19 +333,40 @@ export class ApiWriter {
   }
 }
 
-/** Fetches a scope's snapshot from the delta service (`GET /sync/bootstrap`). */
+/**
+ * Fetches a scope's state from the delta service (`GET /sync/bootstrap`), following `nextCursor`
+ * through every page (contract v1.1) and merging them; retries a 429 after its `Retry-After`.
+ */
 export async function fetchBootstrap(
   deltaUrl: string,
   token: string,
   scope: string,
 ): Promise<{ scope: string; models: Record<string, Record<string, unknown>[]>; lastSyncId: number }> {
-  const res = await fetch(`${deltaUrl}/sync/bootstrap?scope=${encodeURIComponent(scope)}`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new ApiCallError(res.status, text, `GET bootstrap ${scope}`);
-  return JSON.parse(text);
+  const models: Record<string, Record<string, unknown>[]> = {};
+  let cursor: string | undefined;
+  for (;;) {
+    const query = new URLSearchParams({ scope, ...(cursor ? { cursor } : {}) });
+    const res = await fetch(`${deltaUrl}/sync/bootstrap?${query}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    if (res.status === 429) {
+      await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('retry-after') ?? 1)));
+      continue;
+    }
+    if (!res.ok) throw new ApiCallError(res.status, text, `GET bootstrap ${scope}`);
+    const page = JSON.parse(text) as {
+      models: Record<string, Record<string, unknown>[]>;
+      lastSyncId: number;
+      nextCursor?: string;
+    };
+    for (const [model, records] of Object.entries(page.models)) {
+      models[model] = [...(models[model] ?? []), ...records];
+    }
+    cursor = page.nextCursor;
+    if (!cursor) return { scope, models, lastSyncId: page.lastSyncId };
+  }
 }
 
 /* A write workload over many scopes ---------------------------------------------------------- */

@@ -89,6 +89,40 @@ describe('Replica', () => {
     expect(replica.scopes[SCOPE]?.status).toBe('live');
   });
 
+  it('holds bootstrap pages with more: true aside and applies the scope at once with the last', () => {
+    const { replica, names } = setup();
+    replica.follow(SCOPE);
+    replica.connected();
+    replica.receive(boot(2, [agent(9, 'old')]));
+    replica.receive(sync(ev(3, 'insert', 8, agent(8))));
+    const page = (lastSyncId: number, agents: object[], more: boolean, reset = true): ServerFrame => ({
+      ...(boot(lastSyncId, agents, reset) as Extract<ServerFrame, { type: 'bootstrap' }>),
+      ...(more ? { more: true as const } : {}),
+    });
+    // A reset in three pages: nothing changes until the last one, then exactly the pages' union.
+    replica.receive(page(7, [agent(1)], true));
+    replica.receive(page(7, [agent(2)], true));
+    expect(names()).toEqual({ [id(9)]: 'old', [id(8)]: 'a8' });
+    expect(replica.cursor(SCOPE)).toBe(3);
+    replica.receive(page(7, [agent(3)], false));
+    expect(names()).toEqual({ [id(1)]: 'a1', [id(2)]: 'a2', [id(3)]: 'a3' });
+    expect(replica.scopes[SCOPE]).toEqual({ status: 'live', lastSyncId: 7 });
+    replica.receive(sync(ev(8, 'update', 2, { name: 'x' })));
+    expect(names()).toEqual({ [id(1)]: 'a1', [id(2)]: 'x', [id(3)]: 'a3' });
+
+    // Pages of an abandoned bootstrap (another lastSyncId) are dropped, not mixed in.
+    replica.receive(page(9, [agent(4)], true));
+    replica.receive(page(11, [agent(5)], true));
+    replica.receive(page(11, [agent(6)], false));
+    expect(names()).toEqual({ [id(5)]: 'a5', [id(6)]: 'a6' });
+    // And pages held when the socket drops are forgotten: the next subscribe starts over.
+    replica.receive(page(12, [agent(7)], true));
+    replica.disconnected();
+    replica.connected();
+    replica.receive(page(12, [agent(1)], false));
+    expect(names()).toEqual({ [id(1)]: 'a1' });
+  });
+
   it('applies events in id order, skips duplicates, resubscribes from the cursor on a gap', () => {
     const { replica, sent, names, tick } = setup();
     replica.follow(SCOPE);

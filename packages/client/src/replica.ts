@@ -1,4 +1,5 @@
 import {
+  type BootstrapFrame,
   type ClientFrame,
   type ModelsSnapshot,
   SCOPE_PATTERN,
@@ -27,6 +28,12 @@ interface ScopeEntry {
   resyncAt: number | undefined;
   /** The event whose append piece last found a gap (undefined: none). */
   appendGapAt?: number | undefined;
+  /**
+   * Pages of a bootstrap still coming (`more: true`), held aside until the last one arrives so
+   * the store never shows a half-bootstrapped scope. Every page of one bootstrap has the same
+   * lastSyncId; a page with another one starts a new bootstrap.
+   */
+  pages?: { lastSyncId: number; models: Record<string, Record<string, unknown>[]> };
 }
 
 /** Scopes whose records or cursor changed, for persistence. */
@@ -165,6 +172,7 @@ export class Replica {
     this.#connected = false;
     for (const entry of this.#scopes.values()) {
       entry.resyncAt = undefined;
+      entry.pages = undefined;
       if (entry.status === 'live' || entry.status === 'bootstrapping') this.#setStatus(entry, 'pending');
     }
   }
@@ -188,7 +196,9 @@ export class Replica {
       case 'bootstrap': {
         const entry = this.#followed(frame.scope);
         if (!entry) return;
-        this.store.replaceScope(frame.scope, frame.models);
+        const models = this.#collectPage(entry, frame);
+        if (frame.more) return;
+        this.store.replaceScope(frame.scope, models);
         entry.lastSyncId = frame.lastSyncId;
         entry.resyncAt = undefined;
         entry.error = undefined;
@@ -252,6 +262,24 @@ export class Replica {
     }
   }
 
+  /**
+   * Adds a bootstrap page to the ones held for the scope and returns all of them (pages are
+   * disjoint: concatenation is their union). A single-page bootstrap is returned as it came.
+   */
+  #collectPage(entry: ScopeEntry, frame: BootstrapFrame): BootstrapFrame['models'] {
+    const held = entry.pages?.lastSyncId === frame.lastSyncId ? entry.pages : undefined;
+    entry.pages = undefined;
+    if (!held && !frame.more) return frame.models;
+    const models = held?.models ?? {};
+    for (const [model, records] of Object.entries(frame.models)) {
+      const list = models[model] ?? [];
+      for (const record of records) list.push(record);
+      models[model] = list;
+    }
+    if (frame.more) entry.pages = { lastSyncId: frame.lastSyncId, models };
+    return models;
+  }
+
   #applyEvents(scope: string, entry: ScopeEntry, events: readonly SyncEvent[]): void {
     const ordered = [...events].sort((a, b) => a.id - b.id);
     let applied = false;
@@ -299,6 +327,7 @@ export class Replica {
   }
 
   #subscribe(scope: string, entry: ScopeEntry): void {
+    entry.pages = undefined; // a new subscribe answers with a new bootstrap, if any
     if (!SCOPE_PATTERN.test(scope)) {
       // The server would answer with a bad_request that names no scope; say it here instead.
       entry.error = 'bad_request: scope must look like "org:<id>" or "agent:<id>"';

@@ -54,6 +54,8 @@ export const BootstrapFrame = z.object({
   models: z.record(z.string(), z.array(z.record(z.string(), z.unknown()))),
   lastSyncId: z.int().check(z.nonnegative()),
   reset: z.optional(z.literal(true)),
+  /** v1.1: more pages of this bootstrap follow; apply the scope's state once one arrives without it. */
+  more: z.optional(z.literal(true)),
 });
 export const SyncFrame = z.object({
   type: z.literal('sync'),

@@ -39,11 +39,16 @@ export type MutationBatch = z.infer<typeof MutationBatch>;
 export const MutationBatchResult = z.object({ results: z.array(WriteResult) });
 export type MutationBatchResult = z.infer<typeof MutationBatchResult>;
 
-/** `GET /sync/bootstrap?scope=S` */
+/**
+ * `GET /sync/bootstrap?scope=S[&cursor=C]`: one page of the scope's records. `nextCursor` is
+ * present on every page but the last; fetch it with `&cursor=<nextCursor>`. Every page of one
+ * bootstrap carries the same `lastSyncId`, the one to resume the log from (contract v1.1).
+ */
 export const BootstrapResponse = z.object({
   scope: z.string(),
   models: ModelsSnapshot,
   lastSyncId: z.int().check(z.nonnegative()),
+  nextCursor: z.optional(z.string()),
 });
 export type BootstrapResponse = z.infer<typeof BootstrapResponse>;
 

@@ -7,8 +7,12 @@ import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol
  * retained log (or ahead of it), `unavailable` when the store cannot be reached.
  */
 export interface DeltaSource {
-  /** The scope's state and the id of its last event, from one consistent snapshot. */
-  bootstrap(scope: string, options?: ReadOptions): Promise<BootstrapResponse>;
+  /**
+   * One page of the scope's records and the id to resume the log from (contract v1.1). The first
+   * page is asked for without a cursor; each page but the last carries `nextCursor`, passed back
+   * as `options.cursor` for the next one. Every page of one bootstrap has the same `lastSyncId`.
+   */
+  bootstrap(scope: string, options?: BootstrapOptions): Promise<BootstrapResponse>;
   /** Events with id > lastSyncId, ascending, at most `limit` (a default when omitted). */
   delta(scope: string, lastSyncId: number, limit?: number, options?: ReadOptions): Promise<DeltaResponse>;
   /** The last committed id of each scope (0 when it has none), in one round trip. */
@@ -22,4 +26,9 @@ export interface ReadOptions {
    * prefix to continue from; a gap fill must not set it. Sources that always read fresh ignore it.
    */
   maxAgeMs?: number;
+}
+
+export interface BootstrapOptions extends ReadOptions {
+  /** The previous page's `nextCursor`; omitted for the first page. */
+  cursor?: string;
 }

@@ -32,7 +32,7 @@ export {
 } from './config';
 export { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, corsFor } from './cors';
 export { createPool, inTransaction, type Pool, type PoolClient, type PoolOptions, pingDatabase } from './db';
-export type { DeltaSource, ReadOptions } from './delta-source';
+export type { BootstrapOptions, DeltaSource, ReadOptions } from './delta-source';
 export { AppError, isUnavailableError, toAppError } from './errors';
 export { handleSignals, type Service } from './lifecycle';
 export { createLogger, type Logger } from './logger';
@@ -51,6 +51,7 @@ export {
 export { MIGRATIONS_DIR, migrate } from './migrate';
 export { type MintTokenOptions, mintToken, parseTtl, type Ttl } from './mint-token';
 export { createOpsRoutes, type DependencyCheck, type ReadinessCheck } from './ops';
+export { createRateLimiter, type RateDecision, type RateLimiter, type RateLimitOptions } from './rate-limit';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
 export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
@@ -65,6 +66,7 @@ export {
   pruneEvents,
   type Queryable,
   readEvents,
+  readEventsWithin,
   readHead,
   readHeads,
   type ScopeHead,

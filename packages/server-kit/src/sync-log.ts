@@ -105,6 +105,44 @@ export async function readEvents(
   return rows.map(toEvent);
 }
 
+/** Bytes of an event's JSON besides its data (ids, scope, names, timestamps), as an estimate. */
+const EVENT_OVERHEAD_BYTES = 250;
+
+/**
+ * Events after `afterId`, ascending, at most `limit` and about `maxBytes` of JSON: the first event
+ * always (one larger than the budget still goes out, alone), then events while the bytes before
+ * them stay under the budget. Postgres sizes them in two steps so that a page of huge events never
+ * costs more than the budget to detoast: the stored (possibly compressed) size picks candidates,
+ * which bounds what is decompressed; the text length of the candidates then gives the estimate.
+ * The caller measures the exact JSON and may cut further.
+ */
+export async function readEventsWithin(
+  db: Queryable,
+  scope: string,
+  afterId: number,
+  limit: number,
+  maxBytes: number,
+): Promise<SyncEvent[]> {
+  const { rows } = await db.query<EventRow>(
+    `WITH page AS (
+       SELECT scope, id, model, model_id, action, data, mutation_id, created_at,
+              coalesce(pg_column_size(data), 0) AS stored
+       FROM sync_events WHERE scope = $1 AND id > $2 ORDER BY id LIMIT $3
+     ), stored AS (
+       SELECT *, sum(stored) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING) - stored AS stored_before FROM page
+     ), candidates AS (
+       SELECT *, coalesce(octet_length(data::text), 4) + ${EVENT_OVERHEAD_BYTES} AS raw
+       FROM stored WHERE stored_before < $4
+     ), sized AS (
+       SELECT *, sum(raw) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING) - raw AS raw_before FROM candidates
+     )
+     SELECT scope, id, model, model_id, action, data, mutation_id, created_at
+     FROM sized WHERE raw_before < $4 ORDER BY id`,
+    [scope, afterId, limit, maxBytes],
+  );
+  return rows.map(toEvent);
+}
+
 export interface ScopeHead {
   /** Id of the last committed event (0 when the scope has none). */
   lastId: number;

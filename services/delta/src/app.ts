@@ -5,6 +5,7 @@ import {
   bearerToken,
   corsFor,
   createOpsRoutes,
+  createRateLimiter,
   type DeltaSource,
   type DependencyCheck,
   type Logger,
@@ -19,6 +20,7 @@ import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type DeltaMetrics, deltaMetricsFor, type ReadResult } from './metrics';
 import { parseBootstrapQuery, parseDeltaQuery, parseHeadsBody, parseHeadsQuery } from './query-params';
+import { createReadGate } from './read-gate';
 import { acceptedAgeMs, createReadSharing, type SharedAnswer } from './read-sharing';
 
 export interface DeltaAppOptions {
@@ -44,12 +46,24 @@ export interface DeltaAppConfig {
   readShareCacheBytes?: number;
   /** Browser origins allowed to call (CORS, `ALLOWED_ORIGINS`); none by default. */
   allowedOrigins?: readonly string[];
+  /**
+   * Sustained reads per second per token subject (READ_RATE_PER_SECOND, 20 in the service's
+   * config; omitted or 0: no limit).
+   * Service tokens (`use: service`: the gateways' own, which read for all their clients) are not
+   * limited.
+   */
+  readRatePerSecond?: number;
+  /** Reads a subject may make at once before the sustained rate applies (READ_BURST; default 100). */
+  readBurst?: number;
+  /** Bootstrap pages read at once in this process (MAX_CONCURRENT_BOOTSTRAPS; default 4). */
+  maxConcurrentBootstraps?: number;
 }
 
 /**
  * The delta service's HTTP face (contract section 6), tested through `app.request` without a port:
  *
- * - `GET /sync/bootstrap?scope=S` → `{ scope, models, lastSyncId }`, one consistent snapshot.
+ * - `GET /sync/bootstrap?scope=S[&cursor=C]` → `{ scope, models, lastSyncId, nextCursor? }`: one
+ *   page of at most `BOOTSTRAP_PAGE_BYTES` of records; `nextCursor` until the last (reader.ts).
  * - `GET /sync/delta?scope=S&lastSyncId=N[&limit=L]` → `{ scope, events, latestSyncId, hasMore }`;
  *   410 `reset_required` when the cursor is older than the retained log or ahead of it.
  * - `GET /sync/heads?scope=a&scope=b…` (or `POST /sync/heads` `{ "scopes": [...] }` for long lists)
@@ -57,7 +71,9 @@ export interface DeltaAppConfig {
  * - `/healthz`, `/readyz`, `/metrics`.
  *
  * Every sync request needs `Authorization: Bearer <jwt>` (401) whose scopes cover each scope asked
- * about (403); bad parameters are 400 `bad_request` with details naming them. Responses carry
+ * about (403); bad parameters are 400 `bad_request` with details naming them. Reads are limited
+ * per token subject (429 `rate_limited` with `Retry-After`), and bootstrap pages per process
+ * (`maxConcurrentBootstraps` at once, a short line, then 503 `unavailable` with `Retry-After`). Responses carry
  * `Cache-Control: no-store` so no proxy keeps them. A bootstrap or delta request that sends
  * `Cache-Control: max-age=N` accepts an answer read for another request up to N seconds ago (see
  * `read-sharing.ts`); such an answer carries an `Age` header. Gateways ask for it on resumes.
@@ -71,6 +87,24 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     maxAgeCapMs: options.config?.readShareMaxAgeMs ?? 10_000,
     cacheBytes: options.config?.readShareCacheBytes ?? 64 * 1024 * 1024,
   });
+  const limiter = createRateLimiter({
+    perSecond: options.config?.readRatePerSecond ?? 0,
+    burst: options.config?.readBurst ?? 100,
+  });
+  const concurrency = options.config?.maxConcurrentBootstraps ?? 4;
+  const bootstraps = createReadGate({ concurrency, queue: concurrency * 8 });
+  /** Authenticates and takes one read from the subject's bucket (429 `rate_limited` when empty). */
+  const authorizeRead = async (c: Context): Promise<Principal> => {
+    const principal = await authenticate(auth, c);
+    if (principal.use === 'service') return principal;
+    const decision = limiter.take(principal.sub);
+    if (!decision.allowed) {
+      throw new AppError('rate_limited', 'Too many reads; retry later', {
+        details: { retryAfterSeconds: decision.retryAfterSeconds },
+      });
+    }
+    return principal;
+  };
   const app = new Hono();
   // CORS first, so a preflight is answered before authentication (see server-kit cors.ts).
   app.use('*', corsFor(options.config?.allowedOrigins ?? []));
@@ -106,10 +140,12 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
 
   app.get('/sync/bootstrap', (c) =>
     measured(metrics, 'bootstrap', async () => {
-      const principal = await authenticate(auth, c);
-      const { scope } = parseBootstrapQuery(c.req.queries());
+      const principal = await authorizeRead(c);
+      const { scope, cursor } = parseBootstrapQuery(c.req.queries());
       auth.assertScope(principal, scope);
-      const answer = await sharing.bootstrap(scope, acceptedAgeMs(c.req.header('cache-control')));
+      const answer = await bootstraps.run(() =>
+        sharing.bootstrap(scope, cursor, acceptedAgeMs(c.req.header('cache-control'))),
+      );
       metrics.bootstrapRecords.observe(answer.items);
       return answered(c, answer);
     }),
@@ -117,7 +153,7 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
 
   app.get('/sync/delta', (c) =>
     measured(metrics, 'delta', async () => {
-      const principal = await authenticate(auth, c);
+      const principal = await authorizeRead(c);
       const { scope, lastSyncId, limit } = parseDeltaQuery(c.req.queries());
       auth.assertScope(principal, scope);
       const answer = await sharing.delta(
@@ -139,7 +175,7 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
 
   app.get('/sync/heads', (c) =>
     measured(metrics, 'heads', async () => {
-      const principal = await authenticate(auth, c);
+      const principal = await authorizeRead(c);
       const { scope } = parseHeadsQuery(c.req.queries());
       return answerHeads(c, principal, scope);
     }),
@@ -153,7 +189,7 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     }),
     (c) =>
       measured(metrics, 'heads', async () => {
-        const principal = await authenticate(auth, c);
+        const principal = await authorizeRead(c);
         const type = c.req.header('content-type') ?? '';
         if (!/^application\/json\s*(;|$)/i.test(type)) {
           throw new AppError('unsupported_media_type', 'Send the body as application/json');
@@ -171,6 +207,8 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     const error = toAppError(err);
     if (error.status >= 500) log.error({ err, code: error.code, route: routePath(c, -1) }, 'request failed');
     if (error.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer');
+    const retry = (error.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    if (typeof retry === 'number') c.header('Retry-After', String(retry));
     return c.json(error.toBody(), error.status as ContentfulStatusCode);
   });
 

@@ -30,8 +30,19 @@ export const DeltaConfigSchema = z.object({
   IDEMPOTENCY_RETENTION_HOURS: positiveInt.default(24),
   /** Seconds between pruning runs (one replica at a time prunes, under an advisory lock). */
   PRUNE_INTERVAL_SECONDS: positiveInt.default(300),
-  /** Connections in the Postgres pool; a bootstrap holds one for its whole snapshot. */
+  /**
+   * Connections in the service's Postgres pool, which serves only reads (and the pruner): its
+   * own pool, apart from the workers' write pools. A bootstrap page holds one while it is read.
+   */
   PG_POOL_MAX: positiveInt.default(10),
+  /** statement_timeout of the read pool, in ms: no read holds a connection longer. */
+  READ_STATEMENT_TIMEOUT_MS: positiveInt.default(15_000),
+  /** Sustained reads per second per token subject (429 beyond); 0 turns the limit off. */
+  READ_RATE_PER_SECOND: nonNegativeInt.default(20),
+  /** Reads a subject may make at once before the sustained rate applies. */
+  READ_BURST: positiveInt.default(100),
+  /** Bootstrap pages read at once by this process; 8× that many wait in line, then 503. */
+  MAX_CONCURRENT_BOOTSTRAPS: positiveInt.default(4),
   /**
    * The oldest answer a request may be handed when it asks for sharing with `Cache-Control:
    * max-age` (gateways do for resumes and bootstraps), in seconds; 0 turns sharing off.
@@ -39,6 +50,10 @@ export const DeltaConfigSchema = z.object({
   READ_SHARE_MAX_AGE_SECONDS: nonNegativeInt.default(10),
   /** Bound of the shared pages and snapshots, in MiB of their JSON. */
   READ_SHARE_CACHE_MIB: positiveInt.default(64),
+  /** Most bytes of records (JSON) in one bootstrap page; a larger scope comes with nextCursor. */
+  BOOTSTRAP_PAGE_BYTES: positiveInt.default(1024 * 1024),
+  /** Most bytes of events (JSON) in one delta page, besides the count limit; cut pages say hasMore. */
+  DELTA_PAGE_BYTES: positiveInt.default(1024 * 1024),
   LOG_LEVEL: logLevel.default('info'),
   /** Apply pending migrations before serving. */
   MIGRATE_ON_START: bool.default(true),

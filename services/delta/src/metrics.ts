@@ -71,14 +71,14 @@ export function deltaMetricsFor(registry: Registry): DeltaMetrics {
     }),
     bootstrapDuration: new Histogram({
       name: 'sync_bootstrap_duration_seconds',
-      help: 'Time to read and serialize a bootstrap snapshot, by result.',
+      help: 'Time to read and serialize a bootstrap page, by result.',
       labelNames: ['result'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
     }),
     bootstrapRecords: new Histogram({
       name: 'sync_bootstrap_records',
-      help: 'Records (all models) per successful bootstrap snapshot.',
+      help: 'Records (all models) per successful bootstrap page.',
       buckets: COUNT_BUCKETS,
       registers,
     }),

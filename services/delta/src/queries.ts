@@ -9,53 +9,117 @@ import type { Queryable } from '@openagents/sync-server-kit';
 /** A row as pg returns it: timestamps are Dates, bigints numbers (server-kit's int8 parser). */
 export type Row = Record<string, unknown>;
 
-// Column lists are explicit so that a column added later is a deliberate wire change. Rows come
-// ordered by (created_at, id): stable across calls, and the order a client would have seen them
-// created in. Each query is served by the (scope column, created_at) index of its table.
+// Column lists are explicit so that a column added later is a deliberate wire change.
 
-export async function selectAgentsOfOrg(db: Queryable, orgId: string): Promise<Row[]> {
-  const { rows } = await db.query(
-    `SELECT id, org_id, name, status, created_at, updated_at
-     FROM agents WHERE org_id = $1 ORDER BY created_at, id`,
-    [orgId],
-  );
-  return rows;
+/** What a bootstrap page needs to know about one model's table. Identifiers, never input. */
+interface ModelTable {
+  table: string;
+  /** The column a scope selects rows by (`org:<id>` → org_id, `agent:<id>` → agent_id). */
+  scopeColumn: 'org_id' | 'agent_id';
+  columns: readonly string[];
+  /** Text columns whose length dominates a record's JSON: the page's size estimate in SQL. */
+  sizedColumns: readonly string[];
 }
 
-export async function selectPaymentsOfOrg(db: Queryable, orgId: string): Promise<Row[]> {
-  const { rows } = await db.query(
-    `SELECT id, org_id, agent_id, amount, currency, status, created_at, updated_at
-     FROM payments WHERE org_id = $1 ORDER BY created_at, id`,
-    [orgId],
-  );
-  return rows;
+export const MODEL_TABLES = {
+  Agent: {
+    table: 'agents',
+    scopeColumn: 'org_id',
+    columns: ['id', 'org_id', 'name', 'status', 'created_at', 'updated_at'],
+    sizedColumns: ['name', 'status'],
+  },
+  Payment: {
+    table: 'payments',
+    scopeColumn: 'org_id',
+    columns: ['id', 'org_id', 'agent_id', 'amount', 'currency', 'status', 'created_at', 'updated_at'],
+    sizedColumns: ['currency', 'status'],
+  },
+  Message: {
+    table: 'messages',
+    scopeColumn: 'agent_id',
+    columns: ['id', 'agent_id', 'role', 'content', 'created_at', 'updated_at'],
+    sizedColumns: ['role', 'content'],
+  },
+  CodeChange: {
+    table: 'code_changes',
+    scopeColumn: 'agent_id',
+    columns: ['id', 'agent_id', 'path', 'diff', 'status', 'created_at', 'updated_at'],
+    sizedColumns: ['path', 'diff', 'status'],
+  },
+  ReasoningStep: {
+    table: 'reasoning_steps',
+    scopeColumn: 'agent_id',
+    columns: ['id', 'agent_id', 'message_id', 'content', 'created_at', 'updated_at'],
+    sizedColumns: ['content'],
+  },
+} as const satisfies Record<string, ModelTable>;
+
+export type PagedModel = keyof typeof MODEL_TABLES;
+
+/** A row of a bootstrap page with its keyset position, which is not part of the record. */
+export interface PageRow {
+  row: Row;
+  createdUs: number;
+  id: string;
 }
 
-export async function selectMessagesOfAgent(db: Queryable, agentId: string): Promise<Row[]> {
-  const { rows } = await db.query(
-    `SELECT id, agent_id, role, content, created_at, updated_at
-     FROM messages WHERE agent_id = $1 ORDER BY created_at, id`,
-    [agentId],
-  );
-  return rows;
-}
+/** Bytes of a record's JSON besides its sized columns (keys, uuids, timestamps), as an estimate. */
+const RECORD_OVERHEAD_BYTES = 200;
 
-export async function selectCodeChangesOfAgent(db: Queryable, agentId: string): Promise<Row[]> {
-  const { rows } = await db.query(
-    `SELECT id, agent_id, path, diff, status, created_at, updated_at
-     FROM code_changes WHERE agent_id = $1 ORDER BY created_at, id`,
-    [agentId],
+/**
+ * The next rows of one model of a scope in keyset order (created_at, id) after `after`, as many
+ * as fit in `budgetBytes` of JSON by an estimate Postgres computes without detoasting the text
+ * (`octet_length` of a toasted value reads its header): the first row always, then rows while the
+ * estimated running total stays within the budget, at most `maxRows`. The caller measures
+ * the exact JSON and may send fewer. `exhausted` is true when no row of the model follows the
+ * ones returned. (created_at, id) is immutable for a record and unique, so pages never overlap
+ * and never skip a record that exists throughout; the (scope column, created_at) index serves it.
+ */
+export async function selectModelPage(
+  db: Queryable,
+  model: PagedModel,
+  scopeId: string,
+  after: { createdUs: number; id: string } | undefined,
+  budgetBytes: number,
+  maxRows: number,
+): Promise<{ rows: PageRow[]; exhausted: boolean }> {
+  const t: ModelTable = MODEL_TABLES[model];
+  const columns = t.columns.join(', ');
+  const estimate = [
+    String(RECORD_OVERHEAD_BYTES),
+    ...t.sizedColumns.map((c) => `coalesce(octet_length(${c}), 0)`),
+  ].join(' + ');
+  // The row comparison picks up exactly after the cursor; the plain `created_at >=` lets the
+  // index start there instead of at the scope's first row.
+  const position = after
+    ? `AND created_at >= timestamptz 'epoch' + $4::bigint * interval '1 microsecond'
+       AND (created_at, id) > (timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid)`
+    : '';
+  const { rows } = await db.query<Row & { created_us: number; fetched: number }>(
+    `SELECT ${columns}, created_us, fetched FROM (
+       SELECT *, sum(est) OVER (ORDER BY created_at, id ROWS UNBOUNDED PRECEDING) - est AS before,
+              count(*) OVER () AS fetched
+       FROM (
+         SELECT ${columns}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us,
+                ${estimate} AS est
+         FROM ${t.table} WHERE ${t.scopeColumn} = $1 ${position}
+         ORDER BY created_at, id LIMIT $2
+       ) candidates
+     ) sized WHERE before = 0 OR before + est <= $3 ORDER BY created_at, id`,
+    after
+      ? [scopeId, maxRows + 1, budgetBytes, after.createdUs, after.id]
+      : [scopeId, maxRows + 1, budgetBytes],
   );
-  return rows;
-}
-
-export async function selectReasoningStepsOfAgent(db: Queryable, agentId: string): Promise<Row[]> {
-  const { rows } = await db.query(
-    `SELECT id, agent_id, message_id, content, created_at, updated_at
-     FROM reasoning_steps WHERE agent_id = $1 ORDER BY created_at, id`,
-    [agentId],
-  );
-  return rows;
+  const fetched = rows[0]?.fetched ?? 0;
+  const exhausted = fetched <= maxRows && rows.length === fetched;
+  return {
+    rows: rows.slice(0, maxRows).map(({ created_us, fetched: _, ...row }) => ({
+      row,
+      createdUs: created_us,
+      id: row.id as string,
+    })),
+    exhausted,
+  };
 }
 
 /**

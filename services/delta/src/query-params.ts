@@ -1,6 +1,7 @@
 import { canonicalScope, DEFAULT_DELTA_LIMIT, MAX_DELTA_LIMIT } from '@openagents/sync-protocol';
 import { AppError } from '@openagents/sync-server-kit';
 import { z } from 'zod';
+import { MAX_CURSOR_LENGTH } from './bootstrap-cursor';
 
 /** The most scopes one `GET /sync/heads` may ask about. */
 export const MAX_HEADS_SCOPES = 1000;
@@ -25,7 +26,10 @@ const CanonicalScope = z.string().transform((s, ctx) => {
   return canonical;
 });
 
-const BootstrapQuery = z.object({ scope: CanonicalScope }).strict();
+// The cursor's content is checked by `decodeCursor` against the scope; here only its size.
+const BootstrapQuery = z
+  .object({ scope: CanonicalScope, cursor: z.string().min(1).max(MAX_CURSOR_LENGTH).optional() })
+  .strict();
 const DeltaQuery = z
   .object({
     scope: CanonicalScope,
@@ -47,7 +51,7 @@ export type HeadsQuery = z.infer<typeof HeadsQuery>;
 /** A query string as Hono gives it: every value of every parameter. */
 type RawQuery = Record<string, string[]>;
 
-/** `?scope=S` */
+/** `?scope=S[&cursor=C]` */
 export function parseBootstrapQuery(raw: RawQuery): BootstrapQuery {
   return parse(BootstrapQuery, singleValues(raw));
 }

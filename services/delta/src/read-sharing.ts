@@ -31,8 +31,12 @@ export interface ReadSharing {
     limit: number | undefined,
     maxAgeMs: number,
   ): Promise<SharedAnswer>;
-  /** A snapshot, shared the same way per scope. */
-  bootstrap(scope: string, maxAgeMs: number): Promise<SharedAnswer>;
+  /**
+   * A bootstrap page, shared the same way per (scope, cursor). A shared first page is a correct
+   * first page (its lastSyncId is only older, so more events follow it); a later page's cursor
+   * carries the bootstrap's lastSyncId, so sharing it mixes no two bootstraps.
+   */
+  bootstrap(scope: string, cursor: string | undefined, maxAgeMs: number): Promise<SharedAnswer>;
 }
 
 export interface ReadSharingOptions {
@@ -117,8 +121,10 @@ export function createReadSharing(options: ReadSharingOptions): ReadSharing {
           (page) => page.events.length,
         ),
       ),
-    bootstrap: (scope, maxAgeMs) =>
-      shared('bootstrap', `b\0${scope}`, maxAgeMs, () => stamp(() => reader.bootstrap(scope), recordCount)),
+    bootstrap: (scope, cursor, maxAgeMs) =>
+      shared('bootstrap', `b\0${scope}\0${cursor ?? ''}`, maxAgeMs, () =>
+        stamp(() => reader.bootstrap(scope, cursor === undefined ? {} : { cursor }), recordCount),
+      ),
   };
 }
 

@@ -3,7 +3,7 @@ import {
   DEFAULT_DELTA_LIMIT,
   type DeltaResponse,
   MAX_DELTA_LIMIT,
-  type ModelsSnapshot,
+  type ModelName,
   unreachable,
 } from '@openagents/sync-protocol';
 import {
@@ -11,98 +11,180 @@ import {
   type DeltaSource,
   inTransaction,
   type Pool,
-  type Queryable,
-  readEvents,
+  readEventsWithin,
   readHead,
   readHeads,
 } from '@openagents/sync-server-kit';
-import {
-  type Row,
-  selectAgentsOfOrg,
-  selectCodeChangesOfAgent,
-  selectMessagesOfAgent,
-  selectPaymentsOfOrg,
-  selectReasoningStepsOfAgent,
-} from './queries';
+import { type BootstrapCursor, decodeCursor, encodeCursor, type KeysetPosition } from './bootstrap-cursor';
+import { type PagedModel, selectModelPage } from './queries';
 import { toRecord } from './records';
-import { scopeTarget } from './scope-target';
+import { type ScopeTarget, scopeTarget } from './scope-target';
 
 /** The Postgres implementation of the gateway's `DeltaSource`. */
 export type DeltaReader = DeltaSource;
 
+/** Default bound of a bootstrap page's records and of a delta page's events, in bytes of JSON. */
+export const DEFAULT_PAGE_BYTES = 1024 * 1024;
+/** Rows one model's query of a page looks at, at most (bounds the scan, not the page). */
+const MAX_ROWS_PER_QUERY = 10_000;
+
+export interface DeltaReaderOptions {
+  pool: Pool;
+  /** Most bytes of records in one bootstrap page (BOOTSTRAP_PAGE_BYTES); one record always fits. */
+  bootstrapPageBytes?: number;
+  /** Most bytes of events in one delta page (DELTA_PAGE_BYTES); one event always fits. */
+  deltaPageBytes?: number;
+}
+
 /**
- * Reads snapshots and the log straight from Postgres. The gateway calls it in-process in
+ * Reads bootstrap pages and the log straight from Postgres. The gateway calls it in-process in
  * standalone mode; the delta service's HTTP app serves it to remote gateways and clients.
  *
  * @example
  *   const reader = createDeltaReader({ pool });
- *   const { models, lastSyncId } = await reader.bootstrap('org:7f1c…');
- *   const page = await reader.delta('org:7f1c…', lastSyncId);
+ *   let page = await reader.bootstrap('org:7f1c…');
+ *   while (page.nextCursor) page = await reader.bootstrap('org:7f1c…', { cursor: page.nextCursor });
+ *   const events = await reader.delta('org:7f1c…', page.lastSyncId);
  */
-export function createDeltaReader(deps: { pool: Pool }): DeltaReader {
-  const { pool } = deps;
+export function createDeltaReader(options: DeltaReaderOptions): DeltaReader {
+  const { pool } = options;
+  const pageBytes = options.bootstrapPageBytes ?? DEFAULT_PAGE_BYTES;
+  const deltaBytes = options.deltaPageBytes ?? DEFAULT_PAGE_BYTES;
   return {
-    bootstrap: (scope) => readSnapshot(pool, scope),
-    delta: (scope, lastSyncId, limit = DEFAULT_DELTA_LIMIT) => readDelta(pool, scope, lastSyncId, limit),
+    bootstrap: (scope, read) => readBootstrapPage(pool, scope, read?.cursor, pageBytes),
+    delta: (scope, lastSyncId, limit = DEFAULT_DELTA_LIMIT) =>
+      readDelta(pool, scope, lastSyncId, limit, deltaBytes),
     heads: (scopes) => readHeads(pool, scopes),
   };
 }
 
+/** The models a scope owns, in the order bootstrap pages walk them (a cursor's `model` indexes it). */
+function scopeModels(target: ScopeTarget): readonly PagedModel[] {
+  switch (target.kind) {
+    case 'org':
+      return ['Agent', 'Payment'];
+    case 'agent':
+      return ['Message', 'CodeChange', 'ReasoningStep'];
+    case 'none':
+      return [];
+    default:
+      return unreachable(target);
+  }
+}
+
 /**
- * One consistent snapshot of a scope. Everything is read inside a single REPEATABLE READ
- * transaction, so every statement sees the same snapshot, taken at the first one. A write commits
- * its rows and its event together, so the snapshot holds either both or neither: the rows are
- * exactly the result of events 1..last_id, and replaying last_id+1… on top reaches the current
- * state. READ ONLY lets Postgres skip work for the transaction and documents the intent.
+ * One bootstrap page: the scope's records in keyset order (model, created_at, id) from the cursor
+ * on, up to `pageBytes` of JSON, and the id to resume the log from.
+ *
+ * Each page is one short REPEATABLE READ, READ ONLY transaction; nothing is held between pages,
+ * which a client may fetch minutes apart. The first page reads the scope's head L in the same
+ * snapshot as its records (a single-page scope is exactly the old consistent snapshot), and every
+ * later page reports the same L, carried in the cursor. Why L and not each page's own head, and
+ * why pages read at different times plus events L+1… still give exactly the current state, is
+ * argued in docs/delta.md ("Paged bootstraps"); bootstrap-pages.pg.test.ts checks it with writes
+ * between the pages.
  */
-async function readSnapshot(pool: Pool, scope: string): Promise<BootstrapResponse> {
+async function readBootstrapPage(
+  pool: Pool,
+  scope: string,
+  cursorText: string | undefined,
+  pageBytes: number,
+): Promise<BootstrapResponse> {
+  const target = scopeTarget(scope);
+  const models = scopeModels(target);
+  const cursor = cursorText === undefined ? undefined : decodeCursor(scope, cursorText);
+  if (cursor && cursor.model > models.length) {
+    throw new AppError('bad_request', 'Invalid bootstrap cursor: no such position; start again without one', {
+      details: [{ path: 'cursor', message: 'no such position' }],
+    });
+  }
+  const scopeId = target.kind === 'org' ? target.orgId : target.kind === 'agent' ? target.agentId : '';
   return inTransaction(
     pool,
     async (client) => {
       const head = await readHead(client, scope);
-      const models = await readModels(client, scope);
-      return { scope, models, lastSyncId: head.lastId };
+      let lastSyncId = head.lastId;
+      if (cursor) {
+        if (cursor.lastSyncId > head.lastId) {
+          throw new AppError(
+            'bad_request',
+            'Invalid bootstrap cursor: ahead of the log; start again without one',
+            {
+              details: [{ path: 'cursor', message: 'ahead of the log' }],
+            },
+          );
+        }
+        if (cursor.lastSyncId < head.prunedThrough) {
+          // The bootstrap took longer than the retention: the events it must resume from are gone.
+          throw new AppError(
+            'reset_required',
+            `Events after ${cursor.lastSyncId} of ${scope} are no longer retained; bootstrap again from the first page`,
+          );
+        }
+        lastSyncId = cursor.lastSyncId;
+      }
+
+      const out: Record<ModelName, Record<string, unknown>[]> = {
+        Agent: [],
+        Message: [],
+        Payment: [],
+        CodeChange: [],
+        ReasoningStep: [],
+      };
+      let remaining = pageBytes;
+      let taken = 0;
+      let m = cursor?.model ?? 0;
+      let after: KeysetPosition | undefined = cursor?.after;
+      let next: BootstrapCursor | undefined;
+      while (m < models.length) {
+        const model = models[m]!;
+        const page = await selectModelPage(
+          client,
+          model,
+          scopeId,
+          after,
+          Math.max(1, remaining),
+          MAX_ROWS_PER_QUERY,
+        );
+        let complete = page.exhausted;
+        for (const { row, createdUs, id } of page.rows) {
+          const record = toRecord(row);
+          // The exact size on the wire (plus its comma); the SQL estimate only chose candidates.
+          const bytes = Buffer.byteLength(JSON.stringify(record)) + 1;
+          if (taken > 0 && bytes > remaining) {
+            complete = false;
+            break;
+          }
+          out[model].push(record);
+          remaining -= bytes;
+          taken++;
+          after = { createdUs, id };
+        }
+        if (!complete) {
+          next = { lastSyncId, model: m, ...(after ? { after } : {}) };
+          break;
+        }
+        m++;
+        after = undefined;
+        if (remaining <= 0 && m < models.length) {
+          next = { lastSyncId, model: m };
+          break;
+        }
+      }
+      return {
+        scope,
+        models: out,
+        lastSyncId,
+        ...(next ? { nextCursor: encodeCursor(scope, next) } : {}),
+      };
     },
     { isolation: 'repeatable read', readOnly: true },
   );
 }
 
-/** Every model's rows of the scope: one query per model that belongs to it, never per record. */
-async function readModels(db: Queryable, scope: string): Promise<ModelsSnapshot> {
-  const models: Record<keyof ModelsSnapshot, Row[]> = {
-    Agent: [],
-    Message: [],
-    Payment: [],
-    CodeChange: [],
-    ReasoningStep: [],
-  };
-  const target = scopeTarget(scope);
-  switch (target.kind) {
-    case 'org':
-      models.Agent = await selectAgentsOfOrg(db, target.orgId);
-      models.Payment = await selectPaymentsOfOrg(db, target.orgId);
-      break;
-    case 'agent':
-      models.Message = await selectMessagesOfAgent(db, target.agentId);
-      models.CodeChange = await selectCodeChangesOfAgent(db, target.agentId);
-      models.ReasoningStep = await selectReasoningStepsOfAgent(db, target.agentId);
-      break;
-    case 'none':
-      break;
-    default:
-      unreachable(target);
-  }
-  return {
-    Agent: models.Agent.map(toRecord),
-    Message: models.Message.map(toRecord),
-    Payment: models.Payment.map(toRecord),
-    CodeChange: models.CodeChange.map(toRecord),
-    ReasoningStep: models.ReasoningStep.map(toRecord),
-  };
-}
-
 /**
- * Events after `lastSyncId`, ascending, at most `limit`.
+ * Events after `lastSyncId`, ascending, at most `limit` and `maxBytes` of JSON (one event always:
+ * a larger one goes out alone). A page cut by either bound has `hasMore: true`.
  *
  * Two statements, no transaction: the head first (for the cursor checks), then the page. Events
  * committed between the two can only extend the page, so `latestSyncId` is the larger of the head
@@ -114,6 +196,7 @@ async function readDelta(
   scope: string,
   lastSyncId: number,
   limit: number,
+  maxBytes: number,
 ): Promise<DeltaResponse> {
   if (!Number.isSafeInteger(lastSyncId) || lastSyncId < 0) {
     throw new AppError('bad_request', 'lastSyncId must be a non-negative integer', {
@@ -129,7 +212,18 @@ async function readDelta(
   if (lastSyncId < head.prunedThrough) throw cursorPruned(scope, lastSyncId, head.prunedThrough);
   if (lastSyncId > head.lastId) throw cursorAhead(scope, lastSyncId, head.lastId);
 
-  const events = lastSyncId === head.lastId ? [] : await readEvents(pool, scope, lastSyncId, limit);
+  const events =
+    lastSyncId === head.lastId ? [] : await readEventsWithin(pool, scope, lastSyncId, limit, maxBytes);
+  // The exact bytes on the wire: the SQL estimate chose candidates, this keeps the bound exact.
+  let bytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    const size = Buffer.byteLength(JSON.stringify(events[i])) + 1;
+    if (i > 0 && bytes + size > maxBytes) {
+      events.length = i;
+      break;
+    }
+    bytes += size;
+  }
   if (lastSyncId < head.lastId && events[0]?.id !== lastSyncId + 1) {
     // The retained log moved past the cursor after the head was read: a concurrent prune.
     throw cursorPruned(scope, lastSyncId, (events[0]?.id ?? head.lastId + 1) - 1);

@@ -55,10 +55,19 @@ export function createDeltaService(
   const registry = deps.registry ?? createRegistry('delta');
   const pool =
     deps.pool ??
-    createPool({ url: config.DATABASE_URL, max: config.PG_POOL_MAX, applicationName: 'sync-delta' });
+    createPool({
+      url: config.DATABASE_URL,
+      max: config.PG_POOL_MAX,
+      applicationName: 'sync-delta',
+      statementTimeoutMs: config.READ_STATEMENT_TIMEOUT_MS,
+    });
   if (!deps.pool) registerPoolMetrics(registry, pool, config.PG_POOL_MAX);
   const auth = deps.auth ?? createAuth({ ...authOptionsFromEnv(config), acceptServiceTokens: true });
-  const reader = createDeltaReader({ pool });
+  const reader = createDeltaReader({
+    pool,
+    bootstrapPageBytes: config.BOOTSTRAP_PAGE_BYTES,
+    deltaPageBytes: config.DELTA_PAGE_BYTES,
+  });
   const pruner = createPruner({
     pool,
     retentionDays: config.RETENTION_DAYS,
@@ -78,6 +87,9 @@ export function createDeltaService(
       readShareMaxAgeMs: config.READ_SHARE_MAX_AGE_SECONDS * 1000,
       readShareCacheBytes: config.READ_SHARE_CACHE_MIB * 1024 * 1024,
       allowedOrigins: config.ALLOWED_ORIGINS,
+      readRatePerSecond: config.READ_RATE_PER_SECOND,
+      readBurst: config.READ_BURST,
+      maxConcurrentBootstraps: config.MAX_CONCURRENT_BOOTSTRAPS,
     },
     dependencies: async () => ({ postgres: await pingDatabase(pool) }),
     isDraining: () => requests.draining,

@@ -62,6 +62,8 @@ export interface UserData {
   closed: boolean;
   /** When the upgrade was accepted (ms since epoch), for the connection-lifetime histogram. */
   openedAt: number;
+  /** Paged bootstraps waiting for the send buffer to drain before their next page (or the close). */
+  writableWaiters: (() => void)[];
   channel: SubscriberChannel | undefined;
 }
 
@@ -308,8 +310,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const streams = new ScopeStreams({ bus, reads, metrics, log, holdMs: config.REORDER_HOLD_MS, fanOut });
   const subscriptionDeps = { streams, reads, metrics, log };
 
+  // A paged bootstrap sends its next page once the send buffer is back under half the
+  // slow-consumer limit: pages never pile up, so a scope of any size is subscribable.
+  const pageResumeBytes = Math.floor(config.MAX_BACKPRESSURE_BYTES / 2);
+  const wakeWriters = (ud: UserData) => {
+    const waiters = ud.writableWaiters;
+    ud.writableWaiters = [];
+    for (const wake of waiters) wake();
+  };
+
   const channelFor = (ws: WebSocket<UserData>, ud: UserData): SubscriberChannel => ({
     send: (frame, shareKey) => sendFrame(ws, frame, shareKey),
+    writable: () =>
+      new Promise<void>((resolve) => {
+        if (ud.closed || ws.getBufferedAmount() <= pageResumeBytes) resolve();
+        else ud.writableWaiters.push(resolve);
+      }),
     joinTopic(scope) {
       if (ud.closed) return;
       ws.subscribe(topicOf(scope));
@@ -606,6 +622,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
             catchUpBytes: 0,
             closed: false,
             openedAt: Date.now(),
+            writableWaiters: [],
             channel: undefined,
           };
           ipHeld = false;
@@ -650,7 +667,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
       try {
         // The client is reading again: once its buffer is back under the limit, a past catch-up
         // no longer earns it extra room.
-        if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ws.getUserData().catchUpBytes = 0;
+        const ud = ws.getUserData();
+        if (ws.getBufferedAmount() <= config.MAX_BACKPRESSURE_BYTES) ud.catchUpBytes = 0;
+        if (ud.writableWaiters.length > 0 && ws.getBufferedAmount() <= pageResumeBytes) wakeWriters(ud);
       } catch (err) {
         handlerFailed('drain', err, ws, true);
       }
@@ -689,6 +708,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         limits.releaseSubject(ud.principal.sub);
         metrics.connections.set(connections.size);
         for (const subscription of [...ud.subscriptions.values()]) subscription.close();
+        wakeWriters(ud);
         metrics.disconnects.inc({ code: closeCodeLabel(code) });
         metrics.connectionDuration.observe((Date.now() - ud.openedAt) / 1000);
         log.info({ conn: ud.id, code }, 'connection closed');

@@ -81,8 +81,11 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
   };
 
   return {
-    bootstrap: (scope, read) =>
-      get(`/sync/bootstrap?scope=${encodeURIComponent(scope)}`, BootstrapResponse, undefined, read),
+    bootstrap(scope, read) {
+      const query = new URLSearchParams({ scope });
+      if (read?.cursor !== undefined) query.set('cursor', read.cursor);
+      return get(`/sync/bootstrap?${query}`, BootstrapResponse, undefined, read);
+    },
     delta(scope, lastSyncId, limit, read) {
       const query = new URLSearchParams({ scope, lastSyncId: String(lastSyncId) });
       if (limit !== undefined) query.set('limit', String(limit));

@@ -110,6 +110,11 @@ export function createGatewayMetrics(
       labelNames: ['outcome'] as const,
       registers,
     }),
+    bootstrapPages: new Counter({
+      name: 'sync_gateway_bootstrap_pages_total',
+      help: 'Bootstrap frames sent, one per page of a (possibly paged) bootstrap.',
+      registers,
+    }),
     slowConsumerCloses: new Counter({
       name: 'sync_gateway_slow_consumer_closes_total',
       help: 'Connections closed with 1013 because their send buffer exceeded the limit.',

@@ -15,11 +15,12 @@ export interface SharedReads {
   /** A fresh read for gap fills: shared while in flight, never cached. */
   fresh(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
   /**
-   * A bootstrap, shared while in flight per scope and kept for `bootstrapCacheMs`: a snapshot at
-   * L stays a correct starting point, since the subscribe flow continues from L through its
-   * buffered live events and a gap fill (the same argument as for the resume cache).
+   * A bootstrap page (the first without `cursor`), shared while in flight per (scope, cursor) and
+   * kept for `bootstrapCacheMs`: a page carrying L stays a correct part of a bootstrap at L, since
+   * the subscribe flow continues from L through its buffered live events and a gap fill (the same
+   * argument as for the resume cache), and a later page's cursor names its L.
    */
-  bootstrap(scope: string): Promise<BootstrapResponse>;
+  bootstrap(scope: string, cursor?: string): Promise<BootstrapResponse>;
   heads(scopes: readonly string[]): Promise<Map<string, number>>;
 }
 
@@ -37,6 +38,8 @@ export function createSharedReads(
     bootstrapCacheMs?: number;
     /** Bound of the bootstrap cache, in records held. */
     bootstrapCacheRecords?: number;
+    /** Bound of the bootstrap cache, in pages held (each at most the delta service's page bytes). */
+    bootstrapCachePages?: number;
   },
 ): SharedReads {
   const { metrics } = options;
@@ -48,7 +51,8 @@ export function createSharedReads(
     ttl: options.cacheMs ?? 10_000,
   });
   const bootstraps = new LRUCache<string, BootstrapResponse>({
-    max: 1000,
+    // Pages are at most BOOTSTRAP_PAGE_BYTES each (1 MiB by default), so a count bounds the bytes.
+    max: options.bootstrapCachePages ?? 64,
     maxSize: options.bootstrapCacheRecords ?? 200_000,
     sizeCalculation: (response) =>
       Math.max(
@@ -103,14 +107,20 @@ export function createSharedReads(
       });
     },
     fresh: (scope, lastSyncId, limit) => readDelta(scope, lastSyncId, limit),
-    bootstrap(scope) {
-      const hit = bootstraps.get(scope);
+    bootstrap(scope, cursor) {
+      const key = `${scope}\0${cursor ?? ''}`;
+      const hit = bootstraps.get(key);
       if (hit) return Promise.resolve(hit);
-      return shared(`b\0${scope}`, () =>
-        counted('bootstrap', () => source.bootstrap(scope, { maxAgeMs: bootstrapCacheMs })),
+      return shared(`b\0${key}`, () =>
+        counted('bootstrap', () =>
+          source.bootstrap(scope, {
+            maxAgeMs: bootstrapCacheMs,
+            ...(cursor === undefined ? {} : { cursor }),
+          }),
+        ),
       ).then((response) => {
         sweepBootstraps();
-        bootstraps.set(scope, response);
+        bootstraps.set(key, response);
         return response;
       });
     },

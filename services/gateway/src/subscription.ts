@@ -1,4 +1,4 @@
-import type { ServerFrame, SyncEvent } from '@openagents/sync-protocol';
+import type { BootstrapResponse, ServerFrame, SyncEvent } from '@openagents/sync-protocol';
 import { AppError, type Logger, toAppError } from '@openagents/sync-server-kit';
 import type { GatewayMetrics } from './metrics';
 import type { ScopeStream, StreamSubscriber } from './scope-stream';
@@ -13,6 +13,11 @@ export interface SubscriberChannel {
    * snapshot or delta page), so a herd of clients receiving the same thing costs one serialisation.
    */
   send(frame: ServerFrame, shareKey?: object): boolean;
+  /**
+   * Resolves once the connection's send buffer has room for another bootstrap page (at once when
+   * it has), or once the connection is gone: a paged bootstrap never runs ahead of its reader.
+   */
+  writable(): Promise<void>;
   /** Starts receiving the scope's fan-out (uWS topic). */
   joinTopic(scope: string): void;
   leaveTopic(scope: string): void;
@@ -155,20 +160,53 @@ export class Subscription implements StreamSubscriber {
         if (!(err instanceof AppError && err.code === 'reset_required')) throw err;
       }
     }
-    const snapshot = await reads.bootstrap(this.scope);
-    if (gone()) return;
+    // A paged bootstrap (contract v1.1): one `bootstrap` frame per page, `more: true` on all but
+    // the last, the next page read only once the socket drained the previous one, so the send
+    // buffer holds about a page whatever the scope's size. Live events arriving meanwhile are
+    // buffered (bufferEvents) and merged by `converge` from the bootstrap's lastSyncId L, which
+    // every page carries: the client resumes from L after the last page, so the first event it
+    // gets next is L+1 (docs/delta.md has why pages plus events after L are the state).
     const reset = from !== null;
-    this.#channel.send(
-      {
-        type: 'bootstrap',
-        scope: this.scope,
-        models: snapshot.models,
-        lastSyncId: snapshot.lastSyncId,
-        ...(reset ? { reset: true as const } : {}),
-      },
-      snapshot,
-    );
-    this.#cursor = snapshot.lastSyncId;
+    let cursor: string | undefined;
+    let lastSyncId: number | undefined;
+    do {
+      let page: BootstrapResponse;
+      try {
+        page = await reads.bootstrap(this.scope, cursor);
+      } catch (err) {
+        // The bootstrap outlived the retained log after L: start it over from its first page.
+        // The client drops pages of a bootstrap whose lastSyncId changes (replica.ts).
+        if (cursor !== undefined && err instanceof AppError && err.code === 'reset_required') {
+          cursor = undefined;
+          lastSyncId = undefined;
+          continue;
+        }
+        throw err;
+      }
+      if (gone()) return;
+      if (lastSyncId !== undefined && page.lastSyncId !== lastSyncId) {
+        throw new AppError('internal', `bootstrap pages of ${this.scope} disagree on lastSyncId`);
+      }
+      lastSyncId = page.lastSyncId;
+      cursor = page.nextCursor;
+      this.#channel.send(
+        {
+          type: 'bootstrap',
+          scope: this.scope,
+          models: page.models,
+          lastSyncId: page.lastSyncId,
+          ...(reset ? { reset: true as const } : {}),
+          ...(cursor !== undefined ? { more: true as const } : {}),
+        },
+        page,
+      );
+      metrics.bootstrapPages.inc();
+      if (cursor !== undefined) {
+        await this.#channel.writable();
+        if (gone()) return;
+      }
+    } while (cursor !== undefined);
+    this.#cursor = lastSyncId!;
     metrics.resumes.inc({ outcome: reset ? 'reset' : 'bootstrap' });
   }
 

@@ -23,17 +23,17 @@ import { type GatewayConfig, gatewayDefaults } from './config';
 import { createGateway, type Gateway, type GatewayDeps } from './gateway';
 
 /** The log as the delta service serves it (its in-process reader), over the test's database. */
-export function pgDeltaSource(pool: Pool): DeltaSource {
-  return createDeltaReader({ pool });
+export function pgDeltaSource(pool: Pool, options: { bootstrapPageBytes?: number } = {}): DeltaSource {
+  return createDeltaReader({ pool, ...options });
 }
 
 /** Counts calls per kind, to assert single-flight. */
 export function countingDeltaSource(inner: DeltaSource) {
   const calls = { bootstrap: 0, delta: 0, heads: 0 };
   const source: DeltaSource = {
-    bootstrap: (scope) => {
+    bootstrap: (scope, options) => {
       calls.bootstrap++;
-      return inner.bootstrap(scope);
+      return inner.bootstrap(scope, options);
     },
     delta: (scope, id, limit) => {
       calls.delta++;

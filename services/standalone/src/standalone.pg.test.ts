@@ -301,6 +301,29 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
     });
     expect(res.status).toBe(200);
   });
+  it("reads through their own small pool, apart from the API's writes", async () => {
+    const token = await mintToken({
+      secret: 'operator-secret-operator-secret-0123456789',
+      sub: 'reader',
+      scopes: ['org:*'],
+      ttl: 60,
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        fetch(`${server.info().url}/sync/bootstrap?scope=org:${crypto.randomUUID()}`, {
+          headers: { authorization: `Bearer ${token}` },
+        }),
+      ),
+    );
+    for (const res of answers) expect(res.status).toBe(200);
+    const { rows } = await db.pool.query<{ application_name: string; n: number }>(
+      `SELECT application_name, count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() GROUP BY application_name`,
+    );
+    const reads = rows.find((r) => r.application_name === 'sync-standalone-reads');
+    expect(reads?.n).toBeGreaterThan(0);
+    expect(reads!.n).toBeLessThanOrEqual(4);
+  });
 });
 
 describe.skipIf(process.getuid?.() !== 0)('standalone as root where postgres cannot enter', () => {

@@ -98,7 +98,16 @@ export function createStandalone(options: {
 
       const registry = createRegistry('standalone');
       registerPoolMetrics(registry, pool, 10);
-      const reader = createDeltaReader({ pool });
+      // Reads get their own, smaller pool with a statement timeout (as the delta service has its
+      // own): a flood of bootstraps cannot take the connections the API's writes need.
+      const readPool = createPool({
+        url: databaseUrl,
+        max: 4,
+        applicationName: 'sync-standalone-reads',
+        statementTimeoutMs: 15_000,
+      });
+      stopAll.unshift(() => readPool.end());
+      const reader = createDeltaReader({ pool: readPool });
       const api = createApiApp({
         pool,
         bus,
@@ -112,7 +121,12 @@ export function createStandalone(options: {
         auth,
         log,
         registry,
-        config: { allowedOrigins: config.ALLOWED_ORIGINS },
+        config: {
+          allowedOrigins: config.ALLOWED_ORIGINS,
+          readRatePerSecond: 20,
+          readBurst: 100,
+          maxConcurrentBootstraps: 2,
+        },
       });
       // Retention as in the delta service: 30 days of log, 24 hours of idempotency keys.
       const pruner = createPruner({
