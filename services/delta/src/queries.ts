@@ -15,7 +15,7 @@ export type Row = Record<string, unknown>;
 
 export async function selectAgentsOfOrg(db: Queryable, orgId: string): Promise<Row[]> {
   const { rows } = await db.query(
-    `SELECT id, org_id, name, status, created_at, updated_at
+    `SELECT id, org_id, name, status, created_at, updated_at, created_sync_id
      FROM agents WHERE org_id = $1 ORDER BY created_at, id`,
     [orgId],
   );
@@ -24,7 +24,7 @@ export async function selectAgentsOfOrg(db: Queryable, orgId: string): Promise<R
 
 export async function selectPaymentsOfOrg(db: Queryable, orgId: string): Promise<Row[]> {
   const { rows } = await db.query(
-    `SELECT id, org_id, agent_id, amount, currency, status, created_at, updated_at
+    `SELECT id, org_id, agent_id, amount, currency, status, created_at, updated_at, created_sync_id
      FROM payments WHERE org_id = $1 ORDER BY created_at, id`,
     [orgId],
   );
@@ -33,7 +33,7 @@ export async function selectPaymentsOfOrg(db: Queryable, orgId: string): Promise
 
 export async function selectMessagesOfAgent(db: Queryable, agentId: string): Promise<Row[]> {
   const { rows } = await db.query(
-    `SELECT id, agent_id, role, content, created_at, updated_at
+    `SELECT id, agent_id, role, content, created_at, updated_at, created_sync_id
      FROM messages WHERE agent_id = $1 ORDER BY created_at, id`,
     [agentId],
   );
@@ -42,7 +42,7 @@ export async function selectMessagesOfAgent(db: Queryable, agentId: string): Pro
 
 export async function selectCodeChangesOfAgent(db: Queryable, agentId: string): Promise<Row[]> {
   const { rows } = await db.query(
-    `SELECT id, agent_id, path, diff, status, created_at, updated_at
+    `SELECT id, agent_id, path, diff, status, created_at, updated_at, created_sync_id
      FROM code_changes WHERE agent_id = $1 ORDER BY created_at, id`,
     [agentId],
   );
@@ -51,7 +51,7 @@ export async function selectCodeChangesOfAgent(db: Queryable, agentId: string): 
 
 export async function selectReasoningStepsOfAgent(db: Queryable, agentId: string): Promise<Row[]> {
   const { rows } = await db.query(
-    `SELECT id, agent_id, message_id, content, created_at, updated_at
+    `SELECT id, agent_id, message_id, content, created_at, updated_at, created_sync_id
      FROM reasoning_steps WHERE agent_id = $1 ORDER BY created_at, id`,
     [agentId],
   );
