@@ -56,13 +56,12 @@ export type MemberAnswer = { ok: true; outcomes: MutationOutcome[] } | { ok: fal
  * `sync_bus_publish_failures_total`. An error of the whole statement (database down, deadlock)
  * leaves nothing behind: no record, no event, no idempotency row.
  */
-export async function commitGroup(deps: CommitDeps, members: readonly CommitMember[]): Promise<MemberAnswer[]> {
+export async function commitGroup(
+  deps: CommitDeps,
+  members: readonly CommitMember[],
+): Promise<MemberAnswer[]> {
   const started = performance.now();
-  const { results, events } = await runCommitGroup(
-    deps.pool,
-    members.map(toInput),
-    expectedScopes(members),
-  );
+  const { results, events } = await runCommitGroup(deps.pool, members.map(toInput), expectedScopes(members));
   deps.metrics.commitDuration.observe((performance.now() - started) / 1000);
   deps.metrics.commitSize.observe(members.reduce((n, m) => n + m.mutations.length, 0));
   await publishCommitted(deps, events);
@@ -131,7 +130,8 @@ function memberError(
   mutation: PlannedMutation,
 ): unknown {
   const { model, at } = mutation;
-  const data = mutation.action === 'insert' ? mutation.values : mutation.action === 'update' ? mutation.fields : {};
+  const data =
+    mutation.action === 'insert' ? mutation.values : mutation.action === 'update' ? mutation.fields : {};
   switch (err.message) {
     case 'not_found':
       return new AppError('not_found', `No ${model} with id ${mutation.id}`, {

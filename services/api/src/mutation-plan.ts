@@ -102,7 +102,9 @@ function joinPath(prefix: string, path: string): string {
 function unknownKeyMessage(key: string): string {
   const scopeFields: string[] = Object.values(SCOPE_KEYS).map((s) => s.field);
   if (scopeFields.includes(key)) return `${key} decides the record's scope and cannot be changed`;
-  if (key === 'id' || key === 'created_at' || key === 'updated_at') return `${key} cannot be set`;
+  if (key === 'id' || key === 'created_at' || key === 'updated_at' || key === 'created_sync_id') {
+    return `${key} cannot be set`;
+  }
   return `unknown field ${key}`;
 }
 
@@ -231,7 +233,9 @@ function validateUpdate(model: ModelName, body: unknown, at: MutationLocation): 
   const parsed = updateSchemas[model].safeParse(body);
   if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
   const fields = canonicalUuids(
-    Object.fromEntries(Object.entries(parsed.data as Record<string, unknown>).filter(([, v]) => v !== undefined)),
+    Object.fromEntries(
+      Object.entries(parsed.data as Record<string, unknown>).filter(([, v]) => v !== undefined),
+    ),
   );
   if (Object.keys(fields).length === 0) {
     throw invalidBody([{ path: joinPath(at.data, ''), message: 'an update needs at least one field' }]);
