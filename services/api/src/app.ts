@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   IdempotencyKey,
   MODEL_PATHS,
@@ -21,7 +22,6 @@ import {
 } from '@openagents/sync-server-kit';
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
-import { randomUUID } from 'node:crypto';
 import type { MutationOutcome } from './commit';
 import { DEFAULT_BODY_LIMIT_BYTES } from './config';
 import { COMMIT_PIPELINE_DEFAULTS, createCommitPipeline } from './group-commit';

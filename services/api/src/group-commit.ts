@@ -1,6 +1,12 @@
 import { toAppError } from '@openagents/sync-server-kit';
 import { LRUCache } from 'lru-cache';
-import { type CommitDeps, type CommitMember, commitGroup, type MemberAnswer, type MutationOutcome } from './commit';
+import {
+  type CommitDeps,
+  type CommitMember,
+  commitGroup,
+  type MemberAnswer,
+  type MutationOutcome,
+} from './commit';
 import type { PlannedMutation } from './mutation-plan';
 
 export interface CommitPipelineOptions {
