@@ -167,4 +167,4 @@ it('loses, doubles and splits nothing when the worker is SIGKILLed while a group
     locker.release();
     await worker.kill('SIGKILL');
   }
-}, 60_000);
+}, 120_000);
