@@ -32,6 +32,8 @@ export {
   UnsubscribeFrame,
 } from './frames';
 export {
+  APPENDABLE_FIELDS,
+  AppendBody,
   BootstrapResponse,
   DEFAULT_DELTA_LIMIT,
   DeltaResponse,
@@ -39,6 +41,7 @@ export {
   MAX_BATCH_MUTATIONS,
   MAX_DELTA_LIMIT,
   MAX_IDEMPOTENCY_KEY_LENGTH,
+  MutationAction,
   MutationBatch,
   MutationBatchResult,
   MutationEntry,

@@ -55,6 +55,38 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     'updated_at', sync_wire_time((r->>'updated_at')::timestamptz))
 $$;
 
+-- Length in UTF-16 code units, a JavaScript string's length (contract v1.1 append offsets): code
+-- points beyond the Basic Multilingual Plane count twice.
+CREATE FUNCTION sync_utf16_length(s text) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT char_length(s) + regexp_count(s, '[\U00010000-\U0010FFFF]')
+$$;
+
+-- How many code points of s make exactly `units` UTF-16 code units; NULL when `units` falls inside
+-- a surrogate pair or beyond the end. Walks only the astral code points, which are rare.
+CREATE FUNCTION sync_utf16_chars(s text, units int) RETURNS int
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  n int := 0;
+  p int;
+BEGIN
+  IF units < 0 OR units > sync_utf16_length(s) THEN
+    RETURN NULL;
+  END IF;
+  LOOP
+    -- the (n+1)th astral code point starts at code point p, that is at UTF-16 unit (p - 1) + n
+    p := regexp_instr(s, '[\U00010000-\U0010FFFF]', 1, n + 1);
+    IF p = 0 OR (p - 1) + n >= units THEN
+      RETURN units - n;
+    END IF;
+    IF (p - 1) + n + 1 = units THEN
+      RETURN NULL;
+    END IF;
+    n := n + 1;
+  END LOOP;
+END
+$$;
+
 /*
  * The commit pipeline's transaction: a whole group of writes in ONE statement, so one round trip
  * and one WAL flush per group (the caller runs it outside BEGIN/COMMIT: it is its own transaction).
@@ -127,6 +159,14 @@ DECLARE
   resp jsonb;
   events jsonb;
   st text;
+  cur text;
+  cur_len int;
+  a_off int;
+  a_text text;
+  a_len int;
+  chars int;
+  last int;
+  saved_tail jsonb;
   msg text;
   det text;
   con text;
@@ -149,6 +189,7 @@ BEGIN
     saved_last := h_last;
     n_events := cardinality(e_id);
     n_keys := cardinality(k_key);
+    saved_tail := e_data[n_events];
     outs := '{}';
     i := 0;
     BEGIN
@@ -241,6 +282,16 @@ BEGIN
             WHEN 'ReasoningStep' THEN DELETE FROM reasoning_steps WHERE id = rid RETURNING to_jsonb(reasoning_steps.*) INTO rec;
           END CASE;
           IF rec IS NULL THEN RAISE EXCEPTION 'not_found' USING ERRCODE = 'SY404'; END IF;
+        ELSIF _action = 'append' THEN
+          CASE _model
+            WHEN 'Message' THEN
+              SELECT to_jsonb(r.*) INTO rec FROM messages AS r WHERE id = rid FOR UPDATE;
+            WHEN 'ReasoningStep' THEN
+              SELECT to_jsonb(r.*) INTO rec FROM reasoning_steps AS r WHERE id = rid FOR UPDATE;
+            ELSE
+              RAISE EXCEPTION '% has no field to append to', _model USING ERRCODE = 'SY500';
+          END CASE;
+          IF rec IS NULL THEN RAISE EXCEPTION 'not_found' USING ERRCODE = 'SY404'; END IF;
         ELSE
           RAISE EXCEPTION 'unknown action %', _action USING ERRCODE = 'SY500';
         END IF;
@@ -256,6 +307,77 @@ BEGIN
             IF NOT FOUND THEN RAISE EXCEPTION 'message_missing' USING ERRCODE = 'SY404'; END IF;
             IF ref <> rec->>'agent_id' THEN RAISE EXCEPTION 'message_other_agent' USING ERRCODE = 'SY400'; END IF;
           END IF;
+        END IF;
+
+        IF _action = 'append' THEN
+          -- Contract v1.1: the piece lands only at the field's current length (UTF-16 units). An
+          -- exact retry of a piece already there (same offset, same text) and an empty piece at a
+          -- valid offset answer 200 and write nothing; any other offset is offset_mismatch.
+          cur := rec->>(v->>'field');
+          cur_len := sync_utf16_length(cur);
+          a_off := (v->>'offset')::int;
+          a_text := v->>'text';
+          a_len := sync_utf16_length(a_text);
+          IF a_off <> cur_len OR a_len = 0 THEN
+            chars := sync_utf16_chars(cur, a_off);
+            IF chars IS NULL OR substr(cur, chars + 1, char_length(a_text)) <> a_text THEN
+              RAISE EXCEPTION 'offset_mismatch' USING ERRCODE = 'SY409', DETAIL = cur_len::text;
+            END IF;
+            pos := array_position(h_scope, sc);
+            IF pos IS NULL THEN
+              SELECT last_id INTO sid FROM sync_scopes WHERE scope = sc;
+            ELSE
+              sid := h_last[pos];
+            END IF;
+            resp := jsonb_build_object('status', 200, 'body', jsonb_build_object(
+                      'data', jsonb_build_object('id', rid, 'length', cur_len), 'scope', sc, 'syncId', sid));
+          ELSE
+            CASE _model
+              WHEN 'Message' THEN
+                UPDATE messages SET content = content || a_text, updated_at = ts WHERE id = rid;
+              WHEN 'ReasoningStep' THEN
+                UPDATE reasoning_steps SET content = content || a_text, updated_at = ts WHERE id = rid;
+            END CASE;
+            last := cardinality(e_id);
+            IF last > 0 AND e_action[last] = 'append' AND e_model_id[last] = rid AND e_model[last] = _model
+               AND e_data[last]->>'field' = v->>'field'
+               AND (e_data[last]->>'offset')::int + sync_utf16_length(e_data[last]->>'text') = a_off THEN
+              -- Consecutive pieces of one record in one group travel as one event.
+              sid := e_id[last];
+              e_data[last] := e_data[last] || jsonb_build_object(
+                'text', (e_data[last]->>'text') || a_text, 'updated_at', sync_wire_time(ts));
+            ELSE
+              pos := array_position(h_scope, sc);
+              IF pos IS NULL THEN
+                INSERT INTO sync_scopes AS s (scope, last_id) VALUES (sc, 0)
+                  ON CONFLICT (scope) DO UPDATE SET last_id = s.last_id RETURNING s.last_id INTO sid;
+                h_scope := h_scope || sc;
+                h_last := h_last || sid;
+                pos := cardinality(h_scope);
+              END IF;
+              h_last[pos] := h_last[pos] + 1;
+              sid := h_last[pos];
+              e_scope := e_scope || sc;
+              e_id := e_id || sid;
+              e_model := e_model || _model;
+              e_model_id := e_model_id || rid;
+              e_action := e_action || _action;
+              e_data := e_data || jsonb_build_object('field', v->>'field', 'offset', a_off, 'text', a_text,
+                                                     'updated_at', sync_wire_time(ts));
+              e_mid := e_mid || k;
+              e_actor := e_actor || sub;
+            END IF;
+            resp := jsonb_build_object('status', 200, 'body', jsonb_build_object(
+                      'data', jsonb_build_object('id', rid, 'length', cur_len + a_len), 'scope', sc, 'syncId', sid));
+          END IF;
+          IF k IS NOT NULL THEN
+            k_sub := k_sub || sub;
+            k_key := k_key || k;
+            k_resp := k_resp || resp;
+          END IF;
+          outs := outs || (resp || jsonb_build_object('replayed', false));
+          i := i + 1;
+          CONTINUE;
         END IF;
 
         -- The next id of the scope's log; a head the caller did not foresee is locked now.
@@ -344,6 +466,9 @@ BEGIN
       e_model_id := e_model_id[1:n_events];
       e_action := e_action[1:n_events];
       e_data := e_data[1:n_events];
+      IF n_events > 0 THEN
+        e_data[n_events] := saved_tail;  -- an append of this member may have merged into it
+      END IF;
       e_mid := e_mid[1:n_events];
       e_actor := e_actor[1:n_events];
       k_sub := k_sub[1:n_keys];
@@ -381,6 +506,8 @@ $$;
 -- Down Migration
 DROP FUNCTION sync_commit(jsonb, text[]);
 DROP FUNCTION sync_wire_record(jsonb);
+DROP FUNCTION sync_utf16_chars(text, int);
+DROP FUNCTION sync_utf16_length(text);
 DROP FUNCTION sync_wire_time(timestamptz);
 DROP FUNCTION sync_scope_allowed(text[], text);
 ALTER TABLE reasoning_steps DROP COLUMN created_sync_id;

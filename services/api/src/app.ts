@@ -29,6 +29,7 @@ import { createApiMetrics, type MutationResult } from './metrics';
 import {
   type PlannedMutation,
   parsePathId,
+  planAppend,
   planBatch,
   planCreate,
   planDelete,
@@ -267,6 +268,21 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     return answerOne(c, await commitOne(c, principal, plan));
   });
 
+  // Contract v1.1: a piece of streamed text, offset-checked in UTF-16 code units.
+  app.post('/api/:model/:id/append', async (c) => {
+    const model = modelOf(c, 'append');
+    const principal = await authenticate(c);
+    const id = parsePathId(c.req.param('id'));
+    const key = idempotencyKey(c);
+    const body = await readJsonBody(c.req.raw, bodyLimit);
+    const plan = planAppend(model, id, body, {
+      key,
+      method: 'POST',
+      path: `/api/${MODEL_PATHS[model]}/${id}/append`,
+    });
+    return answerOne(c, await commitOne(c, principal, plan));
+  });
+
   app.patch('/api/:model/:id', async (c) => {
     const model = modelOf(c, 'update');
     const principal = await authenticate(c);
@@ -306,7 +322,7 @@ function labelBatch(c: Context<Env>, body: unknown): void {
     'mutationLabels',
     entries.slice(0, 500).map((entry) => ({
       model: known(entry?.model, Object.keys(MODEL_PATHS)),
-      action: known(entry?.action, ['insert', 'update', 'delete']),
+      action: known(entry?.action, ['insert', 'update', 'delete', 'append']),
     })),
   );
 }

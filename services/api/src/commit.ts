@@ -1,4 +1,10 @@
-import { type ModelName, SCOPE_KEYS, type SyncEvent, type WriteResult } from '@openagents/sync-protocol';
+import {
+  type ModelName,
+  SCOPE_KEYS,
+  type SyncEvent,
+  unreachable,
+  type WriteResult,
+} from '@openagents/sync-protocol';
 import { AppError, type Bus, type Logger, type Pool, type Principal } from '@openagents/sync-server-kit';
 import type { ApiMetrics } from './metrics';
 import type { FieldIssue, PlannedMutation } from './mutation-plan';
@@ -90,6 +96,22 @@ export function expectedScopes(members: readonly CommitMember[]): string[] {
   return [...scopes].sort();
 }
 
+/** What `sync_commit` gets as `v`: values of an insert, fields of an update, the piece of an append. */
+function mutationData(m: PlannedMutation): Record<string, unknown> | null {
+  switch (m.action) {
+    case 'insert':
+      return m.values;
+    case 'update':
+      return m.fields;
+    case 'append':
+      return { ...m.append };
+    case 'delete':
+      return null;
+    default:
+      return unreachable(m);
+  }
+}
+
 function toInput(member: CommitMember): CommitMemberInput {
   return {
     sub: member.principal.sub,
@@ -98,7 +120,7 @@ function toInput(member: CommitMember): CommitMemberInput {
       m: m.model,
       a: m.action,
       id: m.id,
-      v: m.action === 'insert' ? m.values : m.action === 'update' ? m.fields : null,
+      v: mutationData(m),
       k: m.mutationId,
       h: m.requestHash,
     })),
@@ -130,8 +152,7 @@ function memberError(
   mutation: PlannedMutation,
 ): unknown {
   const { model, at } = mutation;
-  const data =
-    mutation.action === 'insert' ? mutation.values : mutation.action === 'update' ? mutation.fields : {};
+  const data = mutationData(mutation) ?? {};
   switch (err.message) {
     case 'not_found':
       return new AppError('not_found', `No ${model} with id ${mutation.id}`, {
@@ -164,6 +185,10 @@ function memberError(
     case 'message_other_agent':
       return new AppError('invalid_body', 'The message belongs to another agent', {
         details: [{ path: `${at.data}message_id`, message: 'must be a message of the same agent' }],
+      });
+    case 'offset_mismatch':
+      return new AppError('offset_mismatch', 'The offset is not the current length of the field', {
+        details: { length: Number(err.detail), path: `${at.data}offset` },
       });
     case 'idempotency_conflict':
       return new AppError('idempotency_conflict', 'This idempotency key was used with a different request', {
@@ -209,7 +234,7 @@ function fromConstraintError(
   }
   const column = FK_COLUMN.exec(err.constraint)?.[1];
   if (!column) return undefined;
-  const value = mutation.action === 'insert' ? mutation.values[column] : mutation.fields[column];
+  const value = mutationData(mutation)?.[column];
   return referenceMissing(FK_MODEL[column]!, mutation.at.data + column, value);
 }
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import {
+  APPENDABLE_FIELDS,
+  AppendBody,
   createSchemas,
-  type EventAction,
   type ModelName,
+  type MutationAction,
   MutationBatch,
   type MutationEntry,
   SCOPE_KEYS,
@@ -26,7 +28,7 @@ export interface FieldIssue {
  * about this mutation names: `''` for the single-record endpoints, `mutations.3.data.` style for
  * a batch entry (`fieldPrefix`), so a client can point at the offending input.
  */
-export type PlannedMutation = PlannedInsert | PlannedUpdate | PlannedDelete;
+export type PlannedMutation = PlannedInsert | PlannedUpdate | PlannedDelete | PlannedAppend;
 
 interface PlannedBase {
   model: ModelName;
@@ -55,6 +57,11 @@ export interface PlannedUpdate extends PlannedBase {
 }
 export interface PlannedDelete extends PlannedBase {
   action: 'delete';
+}
+/** Contract v1.1 append: `text` added to `field` at `offset` (UTF-16 code units). */
+export interface PlannedAppend extends PlannedBase {
+  action: 'append';
+  append: AppendBody;
 }
 
 /** Error-path prefixes of a mutation: of its data fields, of its id, of its idempotency key. */
@@ -202,6 +209,39 @@ export function planUpdate(
   };
 }
 
+/** `POST /api/<path>/:id/append`: a piece of text for a field, at the offset the client saw. */
+export function planAppend(
+  model: ModelName,
+  id: string,
+  body: unknown,
+  options: { key: string | null; method: string; path: string },
+): PlannedAppend {
+  return {
+    action: 'append',
+    model,
+    id: id.toLowerCase(),
+    append: validateAppend(model, body, SINGLE),
+    scope: null,
+    mutationId: options.key,
+    requestHash: requestHash(options.method, options.path, body),
+    at: SINGLE,
+  };
+}
+
+function validateAppend(model: ModelName, body: unknown, at: MutationLocation): AppendBody {
+  const parsed = AppendBody.safeParse(body);
+  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
+  const fields: readonly string[] = APPENDABLE_FIELDS[model];
+  if (!fields.includes(parsed.data.field)) {
+    const message =
+      fields.length === 0 ? `${model} has no field to append to` : `must be one of: ${fields.join(', ')}`;
+    throw invalidBody([{ path: `${at.data}field`, message }]);
+  }
+  const issues = textIssues({ text: parsed.data.text }, at.data);
+  if (issues.length > 0) throw invalidBody(issues);
+  return parsed.data;
+}
+
 /** `DELETE /api/<path>/:id`. */
 export function planDelete(
   model: ModelName,
@@ -289,7 +329,7 @@ function planEntry(entry: MutationEntry, index: number, at: MutationLocation): P
     ),
     at,
   });
-  const action: EventAction = entry.action;
+  const action: MutationAction = entry.action;
   switch (action) {
     case 'insert': {
       if (!isPlainObject(entry.data)) {
@@ -324,6 +364,11 @@ function planEntry(entry: MutationEntry, index: number, at: MutationLocation): P
         throw invalidBody([{ path: `mutations.${index}.data`, message: 'delete takes no data' }]);
       }
       return { ...base(), action: 'delete', id: entry.id.toLowerCase(), scope: null };
+    }
+    case 'append': {
+      if (entry.id === undefined) throw invalidBody([{ path: at.id, message: 'append needs an id' }]);
+      const append = validateAppend(entry.model, entry.data, at);
+      return { ...base(), action: 'append', id: entry.id.toLowerCase(), append, scope: null };
     }
     default:
       return unreachable(action);

@@ -16,9 +16,9 @@ export interface CommitMemberInput {
   scopes: string[];
   muts: {
     m: ModelName;
-    a: 'insert' | 'update' | 'delete';
+    a: 'insert' | 'update' | 'delete' | 'append';
     id: string;
-    /** Values of an insert, fields of an update, null for a delete. */
+    /** Values of an insert, fields of an update, `{ field, offset, text }` of an append, null for a delete. */
     v: Record<string, unknown> | null;
     k: string | null;
     h: string;
