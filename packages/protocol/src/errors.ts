@@ -9,6 +9,8 @@ export const HTTP_ERROR_STATUS = {
   not_found: 404,
   conflict: 409,
   idempotency_conflict: 409,
+  /** An append whose offset is not the field's current length (details.length says what it is). */
+  offset_mismatch: 409,
   reset_required: 410,
   payload_too_large: 413,
   unsupported_media_type: 415,

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
-import { EventAction, ModelsSnapshot, SyncEvent } from './events';
-import { ModelName } from './models';
+import { ModelsSnapshot, SyncEvent } from './events';
+import { MAX_TEXT_LENGTH, ModelName } from './models';
 
 /** `POST /api/<path>` and `PATCH` answer: the record, its scope, and the event id it produced. */
 export const WriteResult = z.object({
@@ -20,11 +20,15 @@ export const IdempotencyKey = z
     z.regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
   );
 
+/** What a batch entry does: the event actions, plus `append` (contract v1.1 section 4). */
+export const MutationAction = z.enum(['insert', 'update', 'delete', 'append']);
+export type MutationAction = z.infer<typeof MutationAction>;
+
 /** One entry of `POST /api/mutations`. `data` is validated per model and action by the server. */
 export const MutationEntry = z.strictObject({
   mutationId: z.optional(IdempotencyKey),
   model: ModelName,
-  action: EventAction,
+  action: MutationAction,
   id: z.optional(z.uuid()),
   data: z.optional(z.record(z.string(), z.unknown())),
 });
@@ -63,3 +67,24 @@ export type DeltaResponse = z.infer<typeof DeltaResponse>;
 
 export const DEFAULT_DELTA_LIMIT = 1000;
 export const MAX_DELTA_LIMIT = 10_000;
+
+/**
+ * `POST /api/<path>/<id>/append` (and a batch entry's `data` with `action: "append"`): `text` is
+ * added to `field` at `offset`, the field's current length in UTF-16 code units (a JavaScript
+ * string's `length`). Answered 200 `{ data: { id, length }, scope, syncId }`.
+ */
+export const AppendBody = z.strictObject({
+  field: z.string(),
+  offset: z.int().check(z.gte(0), z.lte(2 ** 31 - 1)),
+  text: z.string().check(z.maxLength(MAX_TEXT_LENGTH)),
+});
+export type AppendBody = z.infer<typeof AppendBody>;
+
+/** The fields of each model that can be appended to. */
+export const APPENDABLE_FIELDS = {
+  Agent: [],
+  Message: ['content'],
+  Payment: [],
+  CodeChange: [],
+  ReasoningStep: ['content'],
+} as const satisfies Record<ModelName, readonly string[]>;

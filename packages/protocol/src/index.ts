@@ -33,6 +33,8 @@ export {
   UnsubscribeFrame,
 } from './frames';
 export {
+  APPENDABLE_FIELDS,
+  AppendBody,
   BootstrapResponse,
   DEFAULT_DELTA_LIMIT,
   DeltaResponse,
@@ -40,6 +42,7 @@ export {
   MAX_BATCH_MUTATIONS,
   MAX_DELTA_LIMIT,
   MAX_IDEMPOTENCY_KEY_LENGTH,
+  MutationAction,
   MutationBatch,
   MutationBatchResult,
   MutationEntry,

@@ -8,7 +8,17 @@ import * as z from 'zod/mini';
 const uuid = z.uuid();
 const timestamp = z.string();
 
-const base = { id: uuid, created_at: timestamp, updated_at: timestamp };
+/**
+ * Fields every record has. `created_sync_id` is the server's: the id, in the record's scope log,
+ * of the event that inserted it (set in the same transaction), so lists can sort in commit order.
+ * Optional and nullable because records older than the field, or read from an older server, lack it.
+ */
+const base = {
+  id: uuid,
+  created_at: timestamp,
+  updated_at: timestamp,
+  created_sync_id: z.optional(z.nullable(z.int())),
+};
 
 export const AgentStatus = z.enum(['idle', 'running', 'error', 'stopped']);
 export const MessageRole = z.enum(['user', 'assistant', 'system', 'tool']);
@@ -69,7 +79,8 @@ export type AnyRecord = ModelRecords[ModelName];
 
 export const recordSchemas = { Agent, Message, Payment, CodeChange, ReasoningStep } as const;
 
-const timestamps = { created_at: true, updated_at: true } as const;
+/** Fields only the server sets: never accepted in a create body. */
+const timestamps = { created_at: true, updated_at: true, created_sync_id: true } as const;
 
 /**
  * Create bodies: the client may supply the id; timestamps are the server's.

@@ -1,7 +1,8 @@
+import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
-import { migrate } from './migrate';
+import { MIGRATIONS_DIR, migrate } from './migrate';
 
 describe('migrate', () => {
   let db: TestDatabase;
@@ -28,6 +29,6 @@ describe('migrate', () => {
     await client.connect();
     const { rows } = await client.query('SELECT count(*)::int AS n FROM pgmigrations');
     await client.end();
-    expect(rows[0].n).toBe(1);
+    expect(rows[0].n).toBe(readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).length);
   });
 });

@@ -13,6 +13,8 @@ export interface NewEvent {
   action: EventAction;
   data: Record<string, unknown> | null;
   mutationId: string | null;
+  /** Subject that wrote it, kept in the log for audit and never sent (`sync_events.actor`). */
+  actor?: string | null;
 }
 
 interface EventRow {
@@ -41,6 +43,8 @@ function toEvent(row: EventRow): SyncEvent {
 
 /**
  * Appends events to one scope's log inside the caller's transaction and returns them with ids.
+ * The mutation workers do the same inside their `sync_commit` statement (see the migration
+ * `1764590000000_commit-pipeline.sql`); this is the protocol for in-process writers.
  *
  * Ordering: the first statement bumps `sync_scopes.last_id` by the number of events, which
  * row-locks the scope until the transaction ends. A concurrent writer of the same scope blocks on
@@ -67,10 +71,10 @@ export async function appendEvents(
   const lastId = head.rows[0]!.last_id;
   const firstId = lastId - events.length + 1;
   const { rows } = await client.query<EventRow>(
-    `INSERT INTO sync_events (scope, id, model, model_id, action, data, mutation_id)
-     SELECT $1, $2::bigint + e.ord, e.model, e.model_id, e.action, e.data, e.mutation_id
+    `INSERT INTO sync_events (scope, id, model, model_id, action, data, mutation_id, actor)
+     SELECT $1, $2::bigint + e.ord, e.model, e.model_id, e.action, e.data, e.mutation_id, e.actor
      FROM jsonb_to_recordset($3::jsonb)
-       AS e(ord bigint, model text, model_id uuid, action text, data jsonb, mutation_id text)
+       AS e(ord bigint, model text, model_id uuid, action text, data jsonb, mutation_id text, actor text)
      RETURNING scope, id, model, model_id, action, data, mutation_id, created_at`,
     [
       scope,
@@ -83,6 +87,7 @@ export async function appendEvents(
           action: e.action,
           data: e.data,
           mutation_id: e.mutationId,
+          actor: e.actor ?? null,
         })),
       ),
     ],

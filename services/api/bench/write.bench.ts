@@ -1,42 +1,40 @@
 /**
- * `npm run bench:write` — write throughput and latency of the mutation workers.
+ * `npm run bench:write` — write throughput and latency of the mutation workers, against what
+ * Postgres itself does with the same work, measured in the same run.
  *
- * A fresh database; the API served on a real HTTP port (@hono/node-server) with the in-process
- * bus and with a Redis bus; 16 and 64 concurrent clients each creating messages in a loop, half
- * of them on a few hot agents (contended scope heads) and half spread over many. As a baseline,
- * the same SQL transaction (insert the message, append its event) issued directly with `pg` at
- * the same concurrency and pool size. Writes its table to docs/benchmarks.md (section `write`).
+ * Baseline: pgbench (`runuser -u postgres -- pgbench`, shipped with the PostgreSQL server) in a
+ * throwaway database with our schema, running the sync mutation as one transaction — insert a
+ * message, bump its scope's head, append its event — over 100 scopes, `-M prepared`, 16 and 64
+ * clients. Then the API: real worker processes (`services/api/src/main.ts`, Redis bus) on a
+ * fresh database, 16 and 64 keep-alive HTTP clients (in a worker thread of this process) each
+ * creating messages in a loop with an Idempotency-Key on every request, half of them on 4 hot
+ * agents and half over 96 others: one worker, two workers, and hot-scope-only (every client on
+ * one agent, beside pgbench on one scope). Prints the rows, the ratios API / pgbench and p99,
+ * and writes them to docs/benchmarks.md (section `write`).
  *
- * Environment: BENCH_SECONDS (default 4 per run).
+ * Environment: BENCH_SECONDS (default 5 per run), BENCH_DEPTH / BENCH_GROUP (pipeline settings),
+ * BENCH_ONLY=mixed (only the 100-scope and one-worker rows), BENCH_PROFILE=<dir> (worker CPU profiles).
  */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cpus, loadavg } from 'node:os';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { serve } from '@hono/node-server';
-import {
-  appendEvents,
-  type Bus,
-  createLogger,
-  createMemoryBus,
-  createPool,
-  createRedisBus,
-  createRegistry,
-  inTransaction,
-  type Pool,
-} from '@openagents/sync-server-kit';
-import { Hono } from 'hono';
 import { markdownTable, percentile, updateBenchmarkSection } from '../../../test/support/bench';
-import { createTestDatabase } from '../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { freePort } from '../../../test/support/ports';
 import { TEST_REDIS_URL, uniqueChannelPrefix } from '../../../test/support/redis';
-import { testAuth, tokenFor } from '../../../test/support/tokens';
-import { createApiApp } from '../src/index';
+import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const run = promisify(execFile);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [16, 64];
+const SCOPES = 100;
 const HOT_AGENTS = 4;
-const COLD_AGENTS = 400;
-const POOL_MAX = 20;
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 interface RunResult {
   setup: string;
@@ -45,71 +43,178 @@ interface RunResult {
   errors: number;
   seconds: number;
   latenciesMs: number[];
+  /** Writes per transaction, when the run could count them. */
+  perTxn?: number;
+  /** CPU milliseconds the worker processes spent per acknowledged write. */
+  cpuMsPerWrite?: number;
+  /** Mean time of one commit statement (a group) as the worker saw it, ms. */
+  txnMs?: number;
 }
 
-const db = await createTestDatabase('bench_write');
-const log = createLogger({ name: 'bench', level: 'silent' });
+/** Agent ids 1..100 as uuids pgbench can compute from a number. */
+const agentId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const agents = Array.from({ length: SCOPES }, (_, i) => agentId(i + 1));
 
-// Agents to write messages to: a few hot ones everybody hits, many cold ones.
-const seedPool = db.pool;
-const agents: string[] = [];
-for (let i = 0; i < HOT_AGENTS + COLD_AGENTS; i++) agents.push(randomUUID());
-await seedPool.query(
-  `INSERT INTO agents (id, org_id, name) SELECT a, $2, 'bench' FROM unnest($1::uuid[]) AS a`,
-  [agents, randomUUID()],
-);
-const pickAgent = () =>
-  Math.random() < 0.5
-    ? agents[Math.floor(Math.random() * HOT_AGENTS)]!
-    : agents[HOT_AGENTS + Math.floor(Math.random() * COLD_AGENTS)]!;
-const content = 'x'.repeat(200);
-
-/** Runs `clients` loops of `once` for SECONDS; each loop awaits its previous call. */
-async function drive(
-  setup: string,
-  clients: number,
-  once: () => Promise<boolean>,
-  seconds = SECONDS,
-): Promise<RunResult> {
-  const latenciesMs: number[] = [];
-  let ok = 0;
-  let errors = 0;
-  const deadline = performance.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (performance.now() < deadline) {
-        const t = performance.now();
-        let success = false;
-        try {
-          success = await once();
-        } catch {
-          success = false;
-        }
-        latenciesMs.push(performance.now() - t);
-        if (success) ok++;
-        else errors++;
-      }
-    }),
+async function seed(db: TestDatabase): Promise<void> {
+  await db.pool.query(
+    `INSERT INTO agents (id, org_id, name) SELECT a, $2, 'bench' FROM unnest($1::uuid[]) AS a`,
+    [agents, randomUUID()],
   );
-  return { setup, clients, ok, errors, seconds: (performance.now() - started) / 1000, latenciesMs };
+}
+
+/* pgbench -------------------------------------------------------------------------------------- */
+
+/** The sync mutation as pgbench runs it: the same three writes the API's transaction makes. */
+function pgbenchScript(hotOnly: boolean): string {
+  return `${hotOnly ? '\\set a 1' : `\\set a random(1, ${SCOPES})`}
+BEGIN;
+INSERT INTO messages (id, agent_id, role, content, created_at, updated_at)
+  VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:a::text, 12, '0'))::uuid, 'assistant', repeat('x', 200), clock_timestamp(), clock_timestamp())
+  RETURNING id AS mid \\gset
+INSERT INTO sync_scopes AS s (scope, last_id) VALUES ('agent:00000000-0000-4000-8000-' || lpad(:a::text, 12, '0'), 1)
+  ON CONFLICT (scope) DO UPDATE SET last_id = s.last_id + 1, updated_at = now() RETURNING last_id AS lid \\gset
+INSERT INTO sync_events (scope, id, model, model_id, action, data, mutation_id, actor)
+  VALUES ('agent:00000000-0000-4000-8000-' || lpad(:a::text, 12, '0'), :lid, 'Message', :mid, 'insert',
+          jsonb_build_object('id', :mid::text, 'role', 'assistant', 'content', repeat('x', 200)), gen_random_uuid()::text, 'bench');
+END;
+`;
+}
+
+async function pgbench(dbName: string, clients: number, hotOnly: boolean, label: string): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbench-'));
+  chmodSync(dir, 0o777);
+  const script = join(dir, 'sync-mutation.sql');
+  writeFileSync(script, pgbenchScript(hotOnly));
+  chmodSync(script, 0o644);
+  try {
+    const { stdout } = await run(
+      'runuser',
+      [
+        '-u',
+        'postgres',
+        '--',
+        'pgbench',
+        '-h',
+        '127.0.0.1',
+        '-U',
+        'postgres',
+        '-n',
+        '-M',
+        'prepared',
+        '-c',
+        String(clients),
+        '-j',
+        '2',
+        '-T',
+        String(SECONDS),
+        '-l',
+        `--log-prefix=${join(dir, 'log')}`,
+        '-f',
+        script,
+        dbName,
+      ],
+      { maxBuffer: 16 * 1024 * 1024 },
+    );
+    const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN);
+    const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
+    const latenciesMs: number[] = [];
+    for (const file of readdirSync(dir).filter((f) => f.startsWith('log'))) {
+      for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
+        const us = Number(line.split(' ')[2]);
+        if (Number.isFinite(us) && line) latenciesMs.push(us / 1000);
+      }
+    }
+    return {
+      setup: label,
+      clients,
+      ok: Math.round(tps * SECONDS),
+      errors: failed,
+      seconds: SECONDS,
+      latenciesMs,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/* API worker processes ------------------------------------------------------------------------- */
+
+interface WorkerProcess {
+  url: string;
+  child: ChildProcess;
+}
+
+async function startWorker(databaseUrl: string, channelPrefix: string): Promise<WorkerProcess> {
+  const port = await freePort();
+  // BENCH_PROFILE=<dir>: each worker writes a V8 CPU profile there when it exits.
+  const profile = process.env.BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', MAIN], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_CHANNEL_PREFIX: channelPrefix,
+      SYNC_JWT_SECRET: TEST_JWT_SECRET,
+      RATE_LIMIT_PER_SECOND: '0',
+      LOG_LEVEL: 'warn',
+      MIGRATE_ON_START: 'false',
+      ...(process.env.BENCH_DEPTH ? { WRITE_PIPELINE_DEPTH: process.env.BENCH_DEPTH } : {}),
+      ...(process.env.BENCH_GROUP ? { WRITE_GROUP_MAX: process.env.BENCH_GROUP } : {}),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {}
+    if (i > 200) throw new Error('worker did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, child };
+}
+
+async function stopWorker(worker: WorkerProcess): Promise<void> {
+  const exited = new Promise((r) => worker.child.once('exit', r));
+  worker.child.kill('SIGTERM');
+  await exited;
+}
+
+/** Writes and transactions so far (sync_commit_mutations) and CPU seconds of a worker. */
+async function commitCounts(
+  worker: WorkerProcess,
+): Promise<{ sum: number; count: number; cpu: number; seconds: number }> {
+  const text = await (await fetch(`${worker.url}/metrics`)).text();
+  const pick = (name: string) =>
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    sum: pick('sync_commit_mutations_sum'),
+    count: pick('sync_commit_mutations_count'),
+    cpu: pick('sync_process_cpu_seconds_total'),
+    seconds: pick('sync_commit_duration_seconds_sum'),
+  };
 }
 
 /**
- * The HTTP load generator, in a worker thread so the API's event loop serves requests and
- * nothing else (plain JS: the worker evaluates it as a string).
+ * The HTTP load generator, in a worker thread so this process's event loop stays free (plain JS:
+ * the worker evaluates it as a string). Client i talks to urls[i % urls.length].
  */
 const LOAD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
-const { url, headers, agents, hot, seconds, clients, content } = workerData;
-const target = new URL(url);
+const { randomUUID } = require('node:crypto');
+const { urls, token, agents, hot, hotOnly, seconds, clients, content } = workerData;
+const targets = urls.map((u) => new URL(u));
 const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-const pick = () => Math.random() < 0.5 ? agents[Math.floor(Math.random() * hot)]
+const pick = () => hotOnly ? agents[0] : Math.random() < 0.5 ? agents[Math.floor(Math.random() * hot)]
   : agents[hot + Math.floor(Math.random() * (agents.length - hot))];
-const post = (body) => new Promise((resolve, reject) => {
-  const req = http.request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent,
-    headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+const post = (target, body) => new Promise((resolve, reject) => {
+  const req = http.request({ host: target.hostname, port: target.port, path: '/api/messages', method: 'POST', agent,
+    headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json',
+      'idempotency-key': randomUUID(), 'content-length': Buffer.byteLength(body) } }, (res) => {
     res.on('data', () => {});
     res.on('end', () => resolve(res.statusCode));
   });
@@ -121,11 +226,12 @@ const post = (body) => new Promise((resolve, reject) => {
   let ok = 0, errors = 0;
   const started = performance.now();
   const deadline = started + seconds * 1000;
-  await Promise.all(Array.from({ length: clients }, async () => {
+  await Promise.all(Array.from({ length: clients }, async (_, i) => {
+    const target = targets[i % targets.length];
     while (performance.now() < deadline) {
       const t = performance.now();
       try {
-        const status = await post(JSON.stringify({ agent_id: pick(), role: 'assistant', content }));
+        const status = await post(target, JSON.stringify({ agent_id: pick(), role: 'assistant', content }));
         if (status === 201) ok++; else errors++;
       } catch { errors++; }
       latencies.push(performance.now() - t);
@@ -139,15 +245,25 @@ const post = (body) => new Promise((resolve, reject) => {
 function driveHttp(
   setup: string,
   clients: number,
-  url: string,
-  headers: Record<string, string>,
+  urls: string[],
+  token: string,
+  hotOnly: boolean,
   seconds = SECONDS,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(LOAD_WORKER, {
       eval: true,
       execArgv: [],
-      workerData: { url, headers, agents, hot: HOT_AGENTS, seconds, clients, content },
+      workerData: {
+        urls,
+        token,
+        agents,
+        hot: HOT_AGENTS,
+        hotOnly,
+        seconds,
+        clients,
+        content: 'x'.repeat(200),
+      },
     });
     worker.once('error', reject);
     worker.once('message', (m: { ok: number; errors: number; latencies: number[]; seconds: number }) => {
@@ -157,151 +273,134 @@ function driveHttp(
   });
 }
 
-/** Sum and count of the sync_commit_mutations histogram: writes and transactions so far. */
-async function commitCounts(
-  registry: ReturnType<typeof createRegistry>,
-): Promise<{ sum: number; count: number }> {
-  const { values } = await registry.getSingleMetric('sync_commit_mutations')!.get();
-  const pick = (suffix: string) =>
-    values.find((v) => (v as { metricName?: string }).metricName === `sync_commit_mutations_${suffix}`)
-      ?.value ?? 0;
-  return { sum: pick('sum'), count: pick('count') };
-}
-
-async function benchApi(setup: string, bus: Bus, groupMax: number): Promise<RunResult[]> {
-  const pool = createPool({ url: db.url, max: POOL_MAX });
-  const registry = createRegistry('bench', { defaultMetrics: false });
-  const app = createApiApp({
-    pool,
-    bus,
-    auth: testAuth,
-    log,
-    registry,
-    config: { RATE_LIMIT_PER_SECOND: 0, WRITE_GROUP_MAX: groupMax },
-  });
-  const port = await freePort();
-  const server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
-  const url = `http://127.0.0.1:${port}/api/messages`;
-  const headers = {
-    authorization: `Bearer ${await tokenFor(['*'], 'bench')}`,
-    'content-type': 'application/json',
-  };
+async function benchApi(
+  db: TestDatabase,
+  setup: string,
+  workers: number,
+  hotOnly: boolean,
+): Promise<RunResult[]> {
+  const prefix = uniqueChannelPrefix();
+  const procs: WorkerProcess[] = [];
+  for (let i = 0; i < workers; i++) procs.push(await startWorker(db.url, prefix));
+  const urls = procs.map((p) => p.url);
+  const token = await tokenFor(['*'], 'bench');
   const results: RunResult[] = [];
   try {
-    await driveHttp(`${setup} (warm-up)`, 8, url, headers, 1);
+    await driveHttp(`${setup} (warm-up)`, 16, urls, token, hotOnly, 1);
     for (const clients of CONCURRENCY) {
-      const before = await commitCounts(registry);
-      const result = await driveHttp(setup, clients, url, headers);
-      const after = await commitCounts(registry);
-      const perTxn = (after.sum - before.sum) / Math.max(1, after.count - before.count);
-      results.push({ ...result, setup: `${setup} (${perTxn.toFixed(1)} writes/txn)` });
+      const before = await Promise.all(procs.map(commitCounts));
+      const result = await driveHttp(setup, clients, urls, token, hotOnly);
+      const after = await Promise.all(procs.map(commitCounts));
+      const writes = after.reduce((n, a, i) => n + a.sum - before[i]!.sum, 0);
+      const txns = after.reduce((n, a, i) => n + a.count - before[i]!.count, 0);
+      const cpu = after.reduce((n, a, i) => n + a.cpu - before[i]!.cpu, 0);
+      const inCommit = after.reduce((n, a, i) => n + a.seconds - before[i]!.seconds, 0);
+      results.push({
+        ...result,
+        perTxn: writes / Math.max(1, txns),
+        cpuMsPerWrite: (cpu * 1000) / Math.max(1, result.ok),
+        txnMs: (inCommit * 1000) / Math.max(1, txns),
+      });
     }
   } finally {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await bus.close();
-    await pool.end();
+    await Promise.all(procs.map(stopWorker));
   }
   return results;
 }
 
-/** The floor of the HTTP path itself: the same requests answered by an empty Hono handler. */
-async function benchEmptyHandler(): Promise<RunResult[]> {
-  const app = new Hono();
-  app.post('/api/messages', async (c) => {
-    await c.req.arrayBuffer();
-    return c.json({ ok: true }, 201);
-  });
-  const port = await freePort();
-  const server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
-  const url = `http://127.0.0.1:${port}/api/messages`;
-  const results: RunResult[] = [];
-  try {
-    for (const clients of CONCURRENCY) {
-      results.push(
-        await driveHttp('empty Hono handler (HTTP floor)', clients, url, {
-          'content-type': 'application/json',
-        }),
-      );
-    }
-  } finally {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  return results;
-}
+/* The run -------------------------------------------------------------------------------------- */
 
-/** The API's transaction without the API: insert the message, append its event, commit. */
-async function benchDirect(): Promise<RunResult[]> {
-  const pool: Pool = createPool({ url: db.url, max: POOL_MAX });
-  const once = async () => {
-    const agentId = pickAgent();
-    const id = randomUUID();
-    await inTransaction(pool, async (client) => {
-      const { rows } = await client.query(
-        `INSERT INTO messages (id, agent_id, role, content) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO NOTHING RETURNING id, agent_id, role, content, created_at, updated_at`,
-        [id, agentId, 'assistant', content],
-      );
-      await appendEvents(client, `agent:${agentId}`, [
-        { model: 'Message', model_id: id, action: 'insert', data: rows[0], mutationId: null },
-      ]);
-    });
-    return true;
-  };
-  const results: RunResult[] = [];
-  try {
-    await drive('direct (warm-up)', 8, once, 1);
-    for (const clients of CONCURRENCY) results.push(await drive('direct pg transaction', clients, once));
-  } finally {
-    await pool.end();
-  }
-  return results;
-}
+const loadAtStart = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' / ');
+const pgbenchDb = await createTestDatabase('bench_pgbench');
+await seed(pgbenchDb);
+const pgbenchName = new URL(pgbenchDb.url).pathname.slice(1);
+const baseline: RunResult[] = [];
+for (const clients of CONCURRENCY)
+  baseline.push(await pgbench(pgbenchName, clients, false, 'pgbench, 100 scopes'));
+// BENCH_ONLY=mixed runs just the 100-scope and one-worker mixed rows (to try pipeline settings).
+const only = process.env.BENCH_ONLY;
+const baselineHot: RunResult[] = [];
+for (const clients of only ? [] : CONCURRENCY)
+  baselineHot.push(await pgbench(pgbenchName, clients, true, 'pgbench, one scope'));
+await pgbenchDb.drop();
 
-const load = loadavg()[0]!.toFixed(1);
-const direct = await benchDirect();
-const floor = await benchEmptyHandler();
-const grouped = Number(process.env.BENCH_GROUP ?? 32);
-const ungrouped = 1;
-const memory = [
-  ...(await benchApi('API, memory bus, one transaction per write', createMemoryBus(), ungrouped)),
-  ...(await benchApi('API, memory bus, group commit', createMemoryBus(), grouped)),
-];
-const redis = await benchApi(
-  'API, Redis bus, group commit',
-  createRedisBus({ url: TEST_REDIS_URL, channelPrefix: uniqueChannelPrefix() }),
-  grouped,
+const apiDb = await createTestDatabase('bench_write');
+await seed(apiDb);
+const one = await benchApi(apiDb, 'API, 1 worker, half on 4 hot agents', 1, false);
+const two = only ? [] : await benchApi(apiDb, 'API, 2 workers, half on 4 hot agents', 2, false);
+const hot = only ? [] : await benchApi(apiDb, 'API, 1 worker, every client on one agent', 1, true);
+const { rows } = await apiDb.pool.query<{ events: number; messages: number; keys: number }>(
+  `SELECT (SELECT count(*) FROM sync_events)::int AS events, (SELECT count(*) FROM messages)::int AS messages,
+          (SELECT count(*) FROM idempotency_keys)::int AS keys`,
 );
-const { rows } = await db.pool.query<{ events: number; messages: number }>(
-  'SELECT (SELECT count(*) FROM sync_events)::int AS events, (SELECT count(*) FROM messages)::int AS messages',
-);
-await db.drop();
+await apiDb.drop();
+const loadAtEnd = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' / ');
 
 const rate = (r: RunResult) => r.ok / r.seconds;
-const directAt = (clients: number) => direct.find((r) => r.clients === clients)!;
-const table = markdownTable(
-  ['setup', 'clients', 'mutations/s', 'p50 ms', 'p99 ms', 'errors', 'vs direct (rate)', 'vs direct (p50)'],
-  [...direct, ...floor, ...memory, ...redis].map((r) => [
+const p = (r: RunResult, q: number) => percentile(r.latenciesMs, q).toFixed(1);
+const against = (r: RunResult, base: RunResult[]) => base.find((b) => b.clients === r.clients)!;
+const rowsOf = (results: RunResult[], base: RunResult[]) =>
+  results.map((r) => [
     r.setup,
     r.clients,
     rate(r).toFixed(0),
-    percentile(r.latenciesMs, 50).toFixed(1),
-    percentile(r.latenciesMs, 99).toFixed(1),
+    p(r, 50),
+    p(r, 99),
     r.errors,
-    (rate(r) / rate(directAt(r.clients))).toFixed(2),
-    (percentile(r.latenciesMs, 50) / percentile(directAt(r.clients).latenciesMs, 50)).toFixed(2),
-  ]),
+    r.perTxn === undefined ? '' : r.perTxn.toFixed(1),
+    r.cpuMsPerWrite === undefined ? '' : r.cpuMsPerWrite.toFixed(2),
+    r.txnMs === undefined ? '' : r.txnMs.toFixed(1),
+    base === baseline && r.setup.startsWith('pgbench')
+      ? '1.00'
+      : (rate(r) / rate(against(r, base))).toFixed(2),
+  ]);
+const table = markdownTable(
+  [
+    'setup',
+    'clients',
+    'writes/s',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'writes/txn',
+    'worker CPU ms/write',
+    'ms/txn',
+    'ratio vs pgbench',
+  ],
+  [
+    ...rowsOf(baseline, baseline),
+    ...rowsOf(one, baseline),
+    ...rowsOf(two, baseline),
+    ...rowsOf(baselineHot, baselineHot).map((r) => [...r.slice(0, 9), '1.00']),
+    ...rowsOf(hot, baselineHot),
+  ],
 );
+const ratioLines = [...one, ...two, ...hot]
+  .map((r) => {
+    const base = r.setup.includes('one agent') ? baselineHot : baseline;
+    return `- ${r.setup}, ${r.clients} clients: **${(rate(r) / rate(against(r, base))).toFixed(2)}×** pgbench, p99 ${p(r, 99)} ms`;
+  })
+  .join('\n');
 
 const markdown = `## Write path (\`npm run bench:write\`)
 
-Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} shared cores (1-minute load
-average ${load} when the run started, other work running). ${SECONDS} s per run. Each client loops
-\`POST /api/messages\` (200-character content) over keep-alive HTTP (\`node:http\` client in a worker thread, so the API's
-event loop only serves); half the writes go to ${HOT_AGENTS} hot agents, half to ${COLD_AGENTS} others. "direct" is the same transaction (insert message + \`appendEvents\`) sent with \`pg\`
-from the same process at the same concurrency, pool size ${POOL_MAX}. Ratios are API / direct at the same client count.
-After the runs: ${rows[0]!.messages} messages and ${rows[0]!.events} events (one per committed write).
+Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} shared cores; load average
+(1 / 5 / 15 min) **${loadAtStart}** at the start, ${loadAtEnd} at the end. ${SECONDS} s per run.
+pgbench: the sync mutation (insert a message, bump its scope head, append its event) as one
+transaction, \`-M prepared\`, over ${SCOPES} scopes (and over one scope for the hot rows). API:
+worker processes (Redis bus) answering \`POST /api/messages\` (200-character content, an
+Idempotency-Key on every request) from keep-alive HTTP clients in a worker thread; half the
+writes on ${HOT_AGENTS} hot agents and half over the other ${SCOPES - HOT_AGENTS}, or every write on one agent.
+The ratio is API / pgbench at the same client count (hot rows against pgbench on one scope).
+After the API runs: ${rows[0]!.messages} messages, ${rows[0]!.events} events, ${rows[0]!.keys} idempotency keys (one each per acknowledged write).
 
-${table}`;
-updateBenchmarkSection('write', markdown);
+${table}
+
+${ratioLines}`;
+if (!only) updateBenchmarkSection('write', markdown);
 process.stdout.write(`${markdown}\n`);
 process.exit(0);

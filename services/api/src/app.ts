@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   IdempotencyKey,
   MODEL_PATHS,
@@ -21,13 +22,14 @@ import {
 } from '@openagents/sync-server-kit';
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
-import { commitMutations, type MutationOutcome } from './commit';
+import type { MutationOutcome } from './commit';
 import { DEFAULT_BODY_LIMIT_BYTES } from './config';
-import { createGroupCommitter, GROUP_COMMIT_DEFAULTS } from './group-commit';
+import { COMMIT_PIPELINE_DEFAULTS, createCommitPipeline } from './group-commit';
 import { createApiMetrics, type MutationResult } from './metrics';
 import {
   type PlannedMutation,
   parsePathId,
+  planAppend,
   planBatch,
   planCreate,
   planDelete,
@@ -45,10 +47,12 @@ export interface ApiAppConfig {
   RATE_LIMIT_PER_SECOND?: number;
   /** Burst per subject. Default 400. */
   RATE_LIMIT_BURST?: number;
-  /** Most concurrent creates of one scope joined into one transaction; 1 = off. Default 32. */
+  /** Most concurrent requests joined into one transaction; 1 = off. Default 32. */
   WRITE_GROUP_MAX?: number;
   /** Browser origins allowed to call (CORS); none by default. */
   ALLOWED_ORIGINS?: readonly string[];
+  /** Transactions of this worker in flight at once (the commit pipeline's depth). Default 2. */
+  WRITE_PIPELINE_DEPTH?: number;
 }
 
 export interface ApiAppDeps {
@@ -62,7 +66,18 @@ export interface ApiAppDeps {
   isDraining?: () => boolean;
 }
 
-type Env = { Variables: { principal: Principal; mutationLabels: MutationLabel[] } };
+type Env = {
+  Variables: {
+    principal: Principal;
+    mutationLabels: MutationLabel[];
+    requestId: string;
+    /** Ids of the records a write touched, for its log line. */
+    recordIds: string[];
+  };
+};
+
+/** A client-supplied request id is kept when it is short and printable, else one is made up. */
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 interface MutationLabel {
   model: string;
@@ -91,8 +106,10 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     burst: deps.config?.RATE_LIMIT_BURST ?? 400,
   });
   const commitDeps = { pool, bus, log, metrics };
-  const groups = createGroupCommitter(commitDeps, {
-    maxGroup: deps.config?.WRITE_GROUP_MAX ?? GROUP_COMMIT_DEFAULTS.maxGroup,
+  const pipeline = createCommitPipeline(commitDeps, {
+    ...COMMIT_PIPELINE_DEFAULTS,
+    maxGroup: deps.config?.WRITE_GROUP_MAX ?? COMMIT_PIPELINE_DEFAULTS.maxGroup,
+    depth: deps.config?.WRITE_PIPELINE_DEPTH ?? COMMIT_PIPELINE_DEFAULTS.depth,
   });
   const verifyToken = createTokenCache(auth);
   const app = new Hono<Env>();
@@ -100,22 +117,42 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   app.use('*', corsFor(deps.config?.ALLOWED_ORIGINS ?? []));
 
   // Access log and request metrics: one line per request, labelled by the matched route pattern.
+  // A write's line is its audit record: request id (echoed as X-Request-Id), the token's subject
+  // and the ids of the records it wrote (the log table keeps the subject of each event as well).
   app.use('*', async (c, next) => {
     const started = performance.now();
+    const given = c.req.header('x-request-id');
+    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+    c.set('requestId', requestId);
     await next();
+    c.header('X-Request-Id', requestId);
     const seconds = (performance.now() - started) / 1000;
     const pattern = routePath(c, -1);
     const route = pattern === '*' || pattern === '/*' ? '(unmatched)' : pattern;
     const status = c.res.status;
     metrics.http.requestDuration.observe({ route, method: c.req.method, status: String(status) }, seconds);
     if (!route.startsWith('/api')) return;
-    log.info({ method: c.req.method, route, status, ms: Math.round(seconds * 10_000) / 10 }, 'request');
+    log.info(
+      {
+        requestId,
+        method: c.req.method,
+        route,
+        status,
+        sub: c.get('principal')?.sub ?? null,
+        recordIds: c.get('recordIds') ?? [],
+        ms: Math.round(seconds * 10_000) / 10,
+      },
+      'request',
+    );
   });
 
   app.onError((err, c) => {
     const appError = toAppError(err);
     if (appError.status >= 500) {
-      log.error({ err, code: appError.code, route: routePath(c, -1) }, 'request failed');
+      log.error(
+        { err, code: appError.code, route: routePath(c, -1), requestId: c.get('requestId') },
+        'request failed',
+      );
     }
     countMutations(c, resultOf(appError));
     if (appError.code === 'rate_limited') {
@@ -186,18 +223,19 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     return model;
   };
 
-  const commitAndAnswer = async (principal: Principal, plans: PlannedMutation[]) => {
-    const outcomes = await commitMutations(commitDeps, principal, plans);
+  /** Every write goes through the commit pipeline, which may share its transaction with others. */
+  const commitAndAnswer = async (c: Context<Env>, principal: Principal, plans: PlannedMutation[]) => {
+    c.set(
+      'recordIds',
+      plans.map((p) => p.id),
+    );
+    const outcomes = await pipeline.commit({ principal, mutations: plans });
     countOutcomes(plans, outcomes);
     return outcomes;
   };
 
-  /** A single-record write: through the group committer, which may share a create's transaction. */
-  const commitOne = async (principal: Principal, plan: PlannedMutation) => {
-    const outcome = await groups.commit(principal, plan);
-    countOutcomes([plan], [outcome]);
-    return outcome;
-  };
+  const commitOne = async (c: Context<Env>, principal: Principal, plan: PlannedMutation) =>
+    (await commitAndAnswer(c, principal, [plan]))[0]!;
 
   const countOutcomes = (plans: PlannedMutation[], outcomes: MutationOutcome[]) => {
     outcomes.forEach((outcome, i) => {
@@ -222,7 +260,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const body = await readJsonBody(c.req.raw, bodyLimit);
     labelBatch(c, body);
     const plans = planBatch(body);
-    const outcomes = await commitAndAnswer(principal, plans);
+    const outcomes = await commitAndAnswer(c, principal, plans);
     const replayedAll = outcomes.every((o) => o.replayed);
     if (replayedAll) c.header('Idempotent-Replayed', 'true');
     return c.json({ results: outcomes.map((o) => o.body) } satisfies MutationBatchResult, 200);
@@ -234,7 +272,22 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const key = idempotencyKey(c);
     const body = await readJsonBody(c.req.raw, bodyLimit);
     const plan = planCreate(model, body, { key, method: 'POST', path: `/api/${MODEL_PATHS[model]}` });
-    return answerOne(c, await commitOne(principal, plan));
+    return answerOne(c, await commitOne(c, principal, plan));
+  });
+
+  // Contract v1.1: a piece of streamed text, offset-checked in UTF-16 code units.
+  app.post('/api/:model/:id/append', async (c) => {
+    const model = modelOf(c, 'append');
+    const principal = await authenticate(c);
+    const id = parsePathId(c.req.param('id'));
+    const key = idempotencyKey(c);
+    const body = await readJsonBody(c.req.raw, bodyLimit);
+    const plan = planAppend(model, id, body, {
+      key,
+      method: 'POST',
+      path: `/api/${MODEL_PATHS[model]}/${id}/append`,
+    });
+    return answerOne(c, await commitOne(c, principal, plan));
   });
 
   app.patch('/api/:model/:id', async (c) => {
@@ -248,7 +301,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
       method: 'PATCH',
       path: `/api/${MODEL_PATHS[model]}/${id}`,
     });
-    return answerOne(c, await commitOne(principal, plan));
+    return answerOne(c, await commitOne(c, principal, plan));
   });
 
   app.delete('/api/:model/:id', async (c) => {
@@ -257,7 +310,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const id = parsePathId(c.req.param('id'));
     const key = idempotencyKey(c);
     const plan = planDelete(model, id, { key, method: 'DELETE', path: `/api/${MODEL_PATHS[model]}/${id}` });
-    return answerOne(c, await commitOne(principal, plan));
+    return answerOne(c, await commitOne(c, principal, plan));
   });
 
   return app;
@@ -276,7 +329,7 @@ function labelBatch(c: Context<Env>, body: unknown): void {
     'mutationLabels',
     entries.slice(0, 500).map((entry) => ({
       model: known(entry?.model, Object.keys(MODEL_PATHS)),
-      action: known(entry?.action, ['insert', 'update', 'delete']),
+      action: known(entry?.action, ['insert', 'update', 'delete', 'append']),
     })),
   );
 }

@@ -44,8 +44,10 @@ export const ApiConfigSchema = z.object({
   RATE_LIMIT_PER_SECOND: nonNegativeInt.default(200),
   /** Requests a subject may make at once before the sustained rate applies. */
   RATE_LIMIT_BURST: positiveInt.default(400),
-  /** Most concurrent creates of one scope joined into one transaction (group commit); 1 = off. */
-  WRITE_GROUP_MAX: positiveInt.default(32),
+  /** Most concurrent requests joined into one transaction (commit pipeline); 1 = off. */
+  WRITE_GROUP_MAX: positiveInt.max(64).default(32),
+  /** Transactions of one worker in flight at once; writes arriving meanwhile form the next group. */
+  WRITE_PIPELINE_DEPTH: positiveInt.max(64).default(2),
   /** Apply pending migrations before serving. */
   MIGRATE_ON_START: bool.default(true),
 });

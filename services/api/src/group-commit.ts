@@ -1,139 +1,205 @@
-import { scopeOf } from '@openagents/sync-protocol';
-import type { Principal } from '@openagents/sync-server-kit';
 import { toAppError } from '@openagents/sync-server-kit';
-import { type CommitDeps, type CommitItem, commitItems, type MutationOutcome } from './commit';
+import { LRUCache } from 'lru-cache';
+import {
+  type CommitDeps,
+  type CommitMember,
+  commitGroup,
+  type MemberAnswer,
+  type MutationOutcome,
+} from './commit';
 import type { PlannedMutation } from './mutation-plan';
 
-export interface GroupCommitOptions {
-  /** Most creates of one scope joined into one transaction; 1 turns grouping off. */
+export interface CommitPipelineOptions {
+  /** Most requests committed in one transaction; 1 turns grouping off. */
   maxGroup: number;
-}
-
-export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxGroup: 32 };
-
-/** Joins concurrent creates of the same scope into shared transactions. */
-export interface GroupCommitter {
-  /** Commits one mutation, alone or with others of its scope that wait at the same time. */
-  commit(principal: Principal, mutation: PlannedMutation): Promise<MutationOutcome>;
-  /** Mutations waiting behind a running transaction of their scope. */
-  queued(): number;
-}
-
-interface Pending {
-  item: CommitItem;
-  resolve(outcome: MutationOutcome): void;
-  reject(err: unknown): void;
-}
-
-interface ScopeLane {
-  running: boolean;
-  queue: Pending[];
+  /** Most mutations in one transaction (a batch request counts all its entries). */
+  maxGroupMutations: number;
+  /** Transactions of this worker in flight at once. */
+  depth: number;
 }
 
 /**
- * Group commit per scope, for the single-record creates.
+ * maxGroup 32: each member is a subtransaction, and Postgres keeps up to 64 subtransaction ids
+ * per backend in shared memory before snapshots of every other session get slower; 32 leaves
+ * room, and a group of 32 already amortises a commit's fixed cost (one WAL flush, one round
+ * trip) to a few percent. depth 2: one group commits while the next one fills; more groups in
+ * flight only split the same writes into smaller transactions (see docs/benchmarks.md).
+ */
+export const COMMIT_PIPELINE_DEFAULTS: CommitPipelineOptions = {
+  maxGroup: 32,
+  maxGroupMutations: 1000,
+  depth: 2,
+};
+
+/** Joins concurrent writes of this worker into shared transactions. */
+export interface CommitPipeline {
+  /** Commits one request's mutations (one, or a batch: all or none) and answers them in order. */
+  commit(member: CommitMember): Promise<MutationOutcome[]>;
+  /** Requests waiting for a transaction. */
+  queued(): number;
+}
+
+interface Waiting {
+  member: CommitMember;
+  /** Expected scopes of its mutations (creates always; updates/deletes when the cache knows). */
+  scopes: string[];
+  /** (subject, idempotency key) of its keyed mutations. */
+  keys: string[];
+  resolve(outcomes: MutationOutcome[]): void;
+  reject(err: unknown): void;
+}
+
+/** SQLSTATEs for which Postgres rolled the whole group back and the same group may simply run again. */
+const RETRY_GROUP = new Set(['40001', '40P01']);
+
+/**
+ * The commit pipeline: every worker collects the writes that arrive while its transactions are in
+ * flight — any scope, any action, single records and batches — and commits them together.
  *
- * Writes to one scope are serial no matter what: each holds the scope's head row lock from its
- * `appendEvents` to its COMMIT (that is what keeps ids gap-free). Without grouping, a burst on a
- * hot scope (one busy agent) becomes a line of transactions each waiting in Postgres for the lock
- * while holding a pooled connection, and each paying its own WAL flush while the others wait. So
- * the worker lines them up in memory instead: while a transaction of scope S runs, further creates
- * for S wait here, and when it ends, up to `maxGroup` of them commit together in one transaction
- * (one BEGIN/COMMIT, one `appendEvents`, one bus message). A create for an idle scope starts at
- * once — no added latency — and different scopes never wait for each other.
- *
- * Only creates are grouped: their scope is known from the body. Updates and deletes learn their
- * scope from the stored row, so they commit on their own.
- *
- * Guarantees are those of a single write:
- * - Each mutation commits with exactly its own event, and gets its own answer.
- * - If a shared transaction fails because of one member (a missing agent, a duplicate id, a key
- *   conflict...), it rolls back as a whole and every member is retried in its own transaction,
- *   so each client gets the answer it would have had alone. A database outage is not retried
- *   member by member: all of them get the 503.
+ * - A write that arrives while fewer than `depth` transactions are in flight starts one at once:
+ *   a lone write is never delayed, and never waits for a timer.
+ * - Otherwise it waits; when a transaction ends, everything that waits (up to `maxGroup`
+ *   requests and `maxGroupMutations` mutations, in arrival order) becomes the next one. The added
+ *   latency is therefore bounded by one transaction of at most that size.
+ * - A write whose scope a transaction in flight is writing waits for that transaction instead of
+ *   joining another one: the second would only queue on the scope's head row lock in Postgres,
+ *   holding a pooled connection. Writes to a hot scope so collect in memory and commit together.
+ *   The scope of an update or delete is learned from its first commit (scopes never change) and
+ *   cached, so a stream of PATCHes to one record groups like creates do.
  * - Two requests with the same (subject, idempotency key) never share a transaction (the later
  *   one waits for the next), so the claim protocol still writes once.
+ *
+ * Each member gets exactly the answer it would have had alone: `sync_commit` runs every member in
+ * its own subtransaction (see commit.ts). If the whole statement fails, a deadlock or
+ * serialization failure runs the same group again (up to 3 times); a database outage answers
+ * every member with the 503; anything else retries each member in its own transaction, so one
+ * unexpected failure cannot take the others down with it.
  */
-export function createGroupCommitter(deps: CommitDeps, options: GroupCommitOptions): GroupCommitter {
-  const lanes = new Map<string, ScopeLane>();
-  let waiting = 0;
+export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOptions): CommitPipeline {
+  const queue: Waiting[] = [];
+  /** Scopes written by transactions in flight, with how many of them write each. */
+  const busy = new Map<string, number>();
+  const knownScopes = new LRUCache<string, string>({ max: 100_000 });
+  let inFlight = 0;
 
-  const commitAlone = async (pending: Pending) => {
+  const recordKey = (m: PlannedMutation) => `${m.model}\u0000${m.id}`;
+  const expectedScope = (m: PlannedMutation) => m.scope ?? knownScopes.get(recordKey(m)) ?? null;
+
+  const remember = (member: CommitMember, outcomes: MutationOutcome[]) => {
+    member.mutations.forEach((m, i) => {
+      const outcome = outcomes[i];
+      if (!outcome) return;
+      if (m.action === 'delete') knownScopes.delete(recordKey(m));
+      else knownScopes.set(recordKey(m), outcome.body.scope);
+    });
+  };
+
+  const settle = (waiting: Waiting, answer: MemberAnswer) => {
+    if (answer.ok) {
+      remember(waiting.member, answer.outcomes);
+      waiting.resolve(answer.outcomes);
+    } else waiting.reject(answer.error);
+  };
+
+  const runAlone = async (waiting: Waiting) => {
     try {
-      const [outcome] = await commitItems(deps, [pending.item]);
-      pending.resolve(outcome!);
+      const [answer] = await commitGroup(deps, [waiting.member]);
+      settle(waiting, answer!);
     } catch (err) {
-      pending.reject(err);
+      waiting.reject(err);
     }
   };
 
-  const runGroup = async (group: Pending[]) => {
-    if (group.length === 1) return commitAlone(group[0]!);
-    try {
-      const outcomes = await commitItems(
-        deps,
-        group.map((p) => p.item),
-      );
-      group.forEach((pending, i) => {
-        pending.resolve(outcomes[i]!);
-      });
-    } catch (err) {
-      if (toAppError(err).code === 'unavailable') {
-        for (const pending of group) pending.reject(err);
+  const runGroup = async (group: Waiting[]) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const answers = await commitGroup(
+          deps,
+          group.map((w) => w.member),
+        );
+        group.forEach((waiting, i) => {
+          settle(waiting, answers[i]!);
+        });
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (attempt < 3 && code !== undefined && RETRY_GROUP.has(code)) continue;
+        if (group.length === 1 || toAppError(err).code === 'unavailable') {
+          for (const waiting of group) waiting.reject(err);
+          return;
+        }
+        for (const waiting of group) await runAlone(waiting);
         return;
       }
-      await Promise.all(group.map(commitAlone));
     }
   };
 
-  /** The next group of a lane: up to maxGroup, in arrival order, no (subject, key) twice. */
-  const takeGroup = (lane: ScopeLane): Pending[] => {
-    const group: Pending[] = [];
+  /** The next group: waiting requests in arrival order whose scopes and keys are free. */
+  const takeGroup = (): Waiting[] => {
+    const group: Waiting[] = [];
     const keys = new Set<string>();
-    for (let i = 0; i < lane.queue.length && group.length < options.maxGroup; ) {
-      const pending = lane.queue[i]!;
-      const key = pending.item.mutation.mutationId;
-      const id = key ? `${pending.item.principal.sub}\u0000${key}` : undefined;
-      if (id !== undefined && keys.has(id)) {
+    let mutations = 0;
+    for (let i = 0; i < queue.length && group.length < options.maxGroup; ) {
+      const waiting = queue[i]!;
+      const size = waiting.member.mutations.length;
+      const blocked =
+        waiting.scopes.some((s) => busy.has(s)) ||
+        waiting.keys.some((k) => keys.has(k)) ||
+        (group.length > 0 && mutations + size > options.maxGroupMutations);
+      if (blocked) {
         i++;
         continue;
       }
-      if (id !== undefined) keys.add(id);
-      group.push(pending);
-      lane.queue.splice(i, 1);
+      for (const k of waiting.keys) keys.add(k);
+      mutations += size;
+      group.push(waiting);
+      queue.splice(i, 1);
     }
-    waiting -= group.length;
-    deps.metrics.commitQueue.set(waiting);
+    deps.metrics.commitQueue.set(queue.length);
     return group;
   };
 
-  const drainLane = async (scope: string, lane: ScopeLane) => {
-    while (lane.queue.length > 0) await runGroup(takeGroup(lane));
-    lane.running = false;
-    lanes.delete(scope);
+  const pump = () => {
+    while (inFlight < options.depth && queue.length > 0) {
+      const group = takeGroup();
+      if (group.length === 0) return;
+      const scopes = new Set(group.flatMap((w) => w.scopes));
+      for (const s of scopes) busy.set(s, (busy.get(s) ?? 0) + 1);
+      inFlight++;
+      void runGroup(group).finally(() => {
+        inFlight--;
+        for (const s of scopes) {
+          const n = busy.get(s)! - 1;
+          if (n === 0) busy.delete(s);
+          else busy.set(s, n);
+        }
+        pump();
+      });
+    }
   };
 
   return {
-    commit(principal, mutation) {
-      if (options.maxGroup <= 1 || mutation.action !== 'insert') {
-        return commitItems(deps, [{ principal, mutation }]).then(([outcome]) => outcome!);
+    commit(member) {
+      if (options.maxGroup <= 1) {
+        return commitGroup(deps, [member]).then(([answer]) => {
+          if (!answer!.ok) throw answer!.error;
+          return answer!.outcomes;
+        });
       }
-      const scope = scopeOf(mutation.model, mutation.values);
-      return new Promise<MutationOutcome>((resolve, reject) => {
-        let lane = lanes.get(scope);
-        if (!lane) {
-          lane = { running: false, queue: [] };
-          lanes.set(scope, lane);
+      return new Promise<MutationOutcome[]>((resolve, reject) => {
+        const scopes = new Set<string>();
+        const keys: string[] = [];
+        for (const m of member.mutations) {
+          const scope = expectedScope(m);
+          if (scope) scopes.add(scope);
+          if (m.mutationId) keys.push(`${member.principal.sub}\u0000${m.mutationId}`);
         }
-        lane.queue.push({ item: { principal, mutation }, resolve, reject });
-        waiting++;
-        deps.metrics.commitQueue.set(waiting);
-        if (!lane.running) {
-          lane.running = true;
-          void drainLane(scope, lane);
-        }
+        const mutations = member.mutations.map((m) => (m.scope ? m : { ...m, scope: expectedScope(m) }));
+        queue.push({ member: { ...member, mutations }, scopes: [...scopes], keys, resolve, reject });
+        deps.metrics.commitQueue.set(queue.length);
+        pump();
       });
     },
-    queued: () => waiting,
+    queued: () => queue.length,
   };
 }

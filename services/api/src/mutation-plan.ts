@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import {
+  APPENDABLE_FIELDS,
+  AppendBody,
   createSchemas,
-  type EventAction,
   type ModelName,
+  type MutationAction,
   MutationBatch,
   type MutationEntry,
   SCOPE_KEYS,
+  scopeOf,
   unreachable,
   updateSchemas,
 } from '@openagents/sync-protocol';
@@ -25,7 +28,7 @@ export interface FieldIssue {
  * about this mutation names: `''` for the single-record endpoints, `mutations.3.data.` style for
  * a batch entry (`fieldPrefix`), so a client can point at the offending input.
  */
-export type PlannedMutation = PlannedInsert | PlannedUpdate | PlannedDelete;
+export type PlannedMutation = PlannedInsert | PlannedUpdate | PlannedDelete | PlannedAppend;
 
 interface PlannedBase {
   model: ModelName;
@@ -36,6 +39,12 @@ interface PlannedBase {
   requestHash: string;
   /** Where this mutation sits in the request, for error paths. */
   at: MutationLocation;
+  /**
+   * The scope this write is expected to land in: of a create, from its (canonical) values; of an
+   * update or delete, null until the commit pipeline knows the record's scope. A hint for lock
+   * order and queueing only: the committed scope is always derived from the stored row.
+   */
+  scope: string | null;
 }
 
 export interface PlannedInsert extends PlannedBase {
@@ -48,6 +57,11 @@ export interface PlannedUpdate extends PlannedBase {
 }
 export interface PlannedDelete extends PlannedBase {
   action: 'delete';
+}
+/** Contract v1.1 append: `text` added to `field` at `offset` (UTF-16 code units). */
+export interface PlannedAppend extends PlannedBase {
+  action: 'append';
+  append: AppendBody;
 }
 
 /** Error-path prefixes of a mutation: of its data fields, of its id, of its idempotency key. */
@@ -95,7 +109,9 @@ function joinPath(prefix: string, path: string): string {
 function unknownKeyMessage(key: string): string {
   const scopeFields: string[] = Object.values(SCOPE_KEYS).map((s) => s.field);
   if (scopeFields.includes(key)) return `${key} decides the record's scope and cannot be changed`;
-  if (key === 'id' || key === 'created_at' || key === 'updated_at') return `${key} cannot be set`;
+  if (key === 'id' || key === 'created_at' || key === 'updated_at' || key === 'created_sync_id') {
+    return `${key} cannot be set`;
+  }
   return `unknown field ${key}`;
 }
 
@@ -124,6 +140,22 @@ function textIssues(values: Record<string, unknown>, prefix: string): FieldIssue
 
 const Uuid = z.uuid();
 
+/** The uuid fields of the models: ids are canonical (lowercase) before anything uses them. */
+const UUID_FIELDS = ['id', 'org_id', 'agent_id', 'message_id'] as const;
+
+/**
+ * Lowercases every uuid field in place. The schemas accept a uuid in either case; Postgres stores
+ * it lowercase, and scopes (`org:<uuid>`) are compared as strings, so one spelling must be chosen
+ * before a scope is derived, a hash is computed or a key is looked up.
+ */
+function canonicalUuids(values: Record<string, unknown>): Record<string, unknown> {
+  for (const field of UUID_FIELDS) {
+    const value = values[field];
+    if (typeof value === 'string') values[field] = value.toLowerCase();
+  }
+  return values;
+}
+
 /** Validates an id taken from the URL path. */
 export function parsePathId(id: string): string {
   if (!Uuid.safeParse(id).success) {
@@ -150,6 +182,7 @@ export function planCreate(
     model,
     id: values.id as string,
     values,
+    scope: scopeOf(model, values),
     mutationId: options.key,
     requestHash: requestHash(options.method, options.path, body),
     at: SINGLE,
@@ -167,12 +200,46 @@ export function planUpdate(
   return {
     action: 'update',
     model,
-    id,
+    id: id.toLowerCase(),
     fields,
+    scope: null,
     mutationId: options.key,
     requestHash: requestHash(options.method, options.path, body),
     at: SINGLE,
   };
+}
+
+/** `POST /api/<path>/:id/append`: a piece of text for a field, at the offset the client saw. */
+export function planAppend(
+  model: ModelName,
+  id: string,
+  body: unknown,
+  options: { key: string | null; method: string; path: string },
+): PlannedAppend {
+  return {
+    action: 'append',
+    model,
+    id: id.toLowerCase(),
+    append: validateAppend(model, body, SINGLE),
+    scope: null,
+    mutationId: options.key,
+    requestHash: requestHash(options.method, options.path, body),
+    at: SINGLE,
+  };
+}
+
+function validateAppend(model: ModelName, body: unknown, at: MutationLocation): AppendBody {
+  const parsed = AppendBody.safeParse(body);
+  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
+  const fields: readonly string[] = APPENDABLE_FIELDS[model];
+  if (!fields.includes(parsed.data.field)) {
+    const message =
+      fields.length === 0 ? `${model} has no field to append to` : `must be one of: ${fields.join(', ')}`;
+    throw invalidBody([{ path: `${at.data}field`, message }]);
+  }
+  const issues = textIssues({ text: parsed.data.text }, at.data);
+  if (issues.length > 0) throw invalidBody(issues);
+  return parsed.data;
 }
 
 /** `DELETE /api/<path>/:id`. */
@@ -184,7 +251,8 @@ export function planDelete(
   return {
     action: 'delete',
     model,
-    id,
+    id: id.toLowerCase(),
+    scope: null,
     mutationId: options.key,
     requestHash: requestHash(options.method, options.path, undefined),
     at: SINGLE,
@@ -194,7 +262,7 @@ export function planDelete(
 function validateCreate(model: ModelName, body: unknown, at: MutationLocation): Record<string, unknown> {
   const parsed = createSchemas[model].safeParse(body);
   if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
-  const values = { ...(parsed.data as Record<string, unknown>) };
+  const values = canonicalUuids({ ...(parsed.data as Record<string, unknown>) });
   const issues = textIssues(values, at.data);
   if (issues.length > 0) throw invalidBody(issues);
   values.id = typeof values.id === 'string' ? values.id.toLowerCase() : randomUUID();
@@ -204,8 +272,10 @@ function validateCreate(model: ModelName, body: unknown, at: MutationLocation): 
 function validateUpdate(model: ModelName, body: unknown, at: MutationLocation): Record<string, unknown> {
   const parsed = updateSchemas[model].safeParse(body);
   if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
-  const fields = Object.fromEntries(
-    Object.entries(parsed.data as Record<string, unknown>).filter(([, v]) => v !== undefined),
+  const fields = canonicalUuids(
+    Object.fromEntries(
+      Object.entries(parsed.data as Record<string, unknown>).filter(([, v]) => v !== undefined),
+    ),
   );
   if (Object.keys(fields).length === 0) {
     throw invalidBody([{ path: joinPath(at.data, ''), message: 'an update needs at least one field' }]);
@@ -259,19 +329,26 @@ function planEntry(entry: MutationEntry, index: number, at: MutationLocation): P
     ),
     at,
   });
-  const action: EventAction = entry.action;
+  const action: MutationAction = entry.action;
   switch (action) {
     case 'insert': {
       if (!isPlainObject(entry.data)) {
         throw invalidBody([{ path: `mutations.${index}.data`, message: 'insert needs data' }]);
       }
       const dataId = entry.data.id;
-      if (entry.id !== undefined && dataId !== undefined && dataId !== entry.id) {
+      const sameId = typeof dataId === 'string' && dataId.toLowerCase() === entry.id?.toLowerCase();
+      if (entry.id !== undefined && dataId !== undefined && !sameId) {
         throw invalidBody([{ path: `${at.data}id`, message: `differs from mutations.${index}.id` }]);
       }
       const input = entry.id === undefined ? entry.data : { ...entry.data, id: entry.id };
       const values = validateCreate(entry.model, input, at);
-      return { ...base(), action: 'insert', id: values.id as string, values };
+      return {
+        ...base(),
+        action: 'insert',
+        id: values.id as string,
+        values,
+        scope: scopeOf(entry.model, values),
+      };
     }
     case 'update': {
       if (entry.id === undefined) throw invalidBody([{ path: at.id, message: 'update needs an id' }]);
@@ -279,14 +356,19 @@ function planEntry(entry: MutationEntry, index: number, at: MutationLocation): P
         throw invalidBody([{ path: `mutations.${index}.data`, message: 'update needs data' }]);
       }
       const fields = validateUpdate(entry.model, entry.data, at);
-      return { ...base(), action: 'update', id: entry.id.toLowerCase(), fields };
+      return { ...base(), action: 'update', id: entry.id.toLowerCase(), fields, scope: null };
     }
     case 'delete': {
       if (entry.id === undefined) throw invalidBody([{ path: at.id, message: 'delete needs an id' }]);
       if (entry.data !== undefined) {
         throw invalidBody([{ path: `mutations.${index}.data`, message: 'delete takes no data' }]);
       }
-      return { ...base(), action: 'delete', id: entry.id.toLowerCase() };
+      return { ...base(), action: 'delete', id: entry.id.toLowerCase(), scope: null };
+    }
+    case 'append': {
+      if (entry.id === undefined) throw invalidBody([{ path: at.id, message: 'append needs an id' }]);
+      const append = validateAppend(entry.model, entry.data, at);
+      return { ...base(), action: 'append', id: entry.id.toLowerCase(), append, scope: null };
     }
     default:
       return unreachable(action);
