@@ -669,6 +669,23 @@ function fixedHttpCases(target: Target, world: World): HttpCase[] {
       expect: [403, 404],
     },
     {
+      name: 'patch a foreign payment with a dangling agent_id',
+      method: 'PATCH',
+      path: `/api/payments/${world.ids[1]!}`,
+      headers: json,
+      body: JSON.stringify({ agent_id: uuid(), status: 'failed' }),
+      // agent_id decides nothing here but cannot change either: refused before any row is read.
+      expect: [400, 403, 404],
+    },
+    {
+      name: 'patch a foreign payment to another org',
+      method: 'PATCH',
+      path: `/api/payments/${world.ids[1]!.toUpperCase()}`,
+      headers: json,
+      body: JSON.stringify({ org_id: world.attackerOrg }),
+      expect: [400, 403],
+    },
+    {
       name: 'append to a foreign message',
       method: 'POST',
       path: `/api/messages/${world.ids[0]!.toUpperCase()}/append`,
