@@ -881,6 +881,41 @@ function hostileSuite(getTarget: () => Target) {
     await expectAlive(target, 'the HTTP fuzz batch');
   });
 
+  it('volume: concurrent over-limit bodies, bootstraps and near-limit frames', async () => {
+    const target = getTarget();
+    const auth = { authorization: `Bearer ${world.attacker}`, 'content-type': 'application/json' };
+    const over = `{"name":"${'v'.repeat(target.bodyLimit)}"}`;
+    const own = encodeURIComponent(`org:${world.attackerOrg}`);
+    for (let round = 0; round < 5; round++) {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          i % 2
+            ? raw(target.apiBase, { method: 'POST', path: '/api/agents', headers: auth, body: over })
+            : raw(target.httpBases[target.httpBases.length === 1 ? 0 : 1]!, {
+                path: `/sync/bootstrap?scope=${own}`,
+                headers: auth,
+              }),
+        ),
+      );
+      for (const a of answers) expectContractHttp(world, a, `${target.name} volume round ${round}`);
+    }
+    const sockets = await Promise.all(
+      Array.from({ length: 8 }, () => Socket.open(target.wsUrl, world.attacker)),
+    );
+    const near = `{"type":"ping","t":"${'w'.repeat(MAX_FRAME_BYTES - 40)}"}`;
+    for (const s of sockets) {
+      if (!(s instanceof Socket)) throw new Error(`attacker upgrade refused: ${s}`);
+      for (let i = 0; i < 40; i++) s.ws.send(near);
+    }
+    const seen = new Set<string>();
+    for (const s of sockets as Socket[]) {
+      await s.settle();
+      checkFrames(world, s.texts, `${target.name} volume frames`, seen);
+      s.close();
+    }
+    await expectAlive(target, 'the volume batch');
+  });
+
   it('the victim still reads its own records, and no server grew without bound', async () => {
     const target = getTarget();
     const victim = await tokenFor([`org:${world.victimOrg}`], 'victim');
