@@ -81,10 +81,11 @@ export async function commitGroup(
 }
 
 /**
- * A delete refused by a foreign key (409 "still referenced") of a record in a scope the token
- * does not grant answers 403 like any other foreign record: `sync_commit` deletes before it
- * checks the row's scope, so the key spoke first and told a stranger about another scope's
- * records (found by test/hostile.stack.test.ts). Only this error path pays the extra read.
+ * A delete or update refused by a foreign key (409 "still referenced", 404 "referenced Message
+ * does not exist") of a record in a scope the token does not grant answers 403 like any other
+ * foreign record: `sync_commit` writes before it checks the row's scope, so the key spoke first
+ * and told a stranger about another scope's records (found by test/hostile.stack.test.ts). Only
+ * this error path pays the extra read.
  */
 async function foreignReferenced(
   pool: Pool,
@@ -93,7 +94,7 @@ async function foreignReferenced(
 ): Promise<MemberAnswer | undefined> {
   if ('ok' in result || result.err.state !== '23503') return undefined;
   const mutation = member.mutations[result.at]!;
-  if (mutation.action !== 'delete') return undefined;
+  if (mutation.action !== 'delete' && mutation.action !== 'update') return undefined;
   const scope = await selectRecordScope(pool, mutation.model, mutation.id);
   if (scope === null || scopeAllowed(member.principal.scopes.map(canonicalPattern), scope)) return undefined;
   return { ok: false, error: memberError({ ...result.err, message: 'forbidden', detail: scope }, mutation) };

@@ -41,6 +41,29 @@ describe('delete of a record in a scope the token does not grant', () => {
     expect(rows).toHaveLength(1);
   });
 
+  it('an update whose new reference is dangling is 403 as well, for a record of another scope', async () => {
+    const agent = await h.createAgent();
+    const message = await h.createMessage(agent.id);
+    const created = await h.request('POST', '/api/reasoning-steps', {
+      agent_id: agent.id,
+      message_id: message.id,
+      content: 'thinking',
+    });
+    expect(created.status).toBe(201);
+    const step = ((await created.json()) as { data: { id: string } }).data.id;
+    const stranger = await tokenFor([`org:${randomUUID()}`], 'stranger');
+    const res = await h.request(
+      'PATCH',
+      `/api/reasoning-steps/${step}`,
+      { message_id: randomUUID() },
+      { token: stranger },
+    );
+    expect(res.status).toBe(403);
+    // The owner learns the reference is missing.
+    const own = await h.request('PATCH', `/api/reasoning-steps/${step}`, { message_id: randomUUID() });
+    expect(own.status).toBe(404);
+  });
+
   it('still deletes an unreferenced record of a granted scope, and 404s an unknown one', async () => {
     const agent = await h.createAgent();
     expect((await h.request('DELETE', `/api/agents/${agent.id}`)).status).toBe(200);
