@@ -2,13 +2,14 @@ import {
   type ModelName,
   SCOPE_KEYS,
   type SyncEvent,
+  scopeAllowed,
   unreachable,
   type WriteResult,
 } from '@openagents/sync-protocol';
 import { AppError, type Bus, type Logger, type Pool, type Principal } from '@openagents/sync-server-kit';
 import type { ApiMetrics } from './metrics';
 import type { FieldIssue, PlannedMutation } from './mutation-plan';
-import { type CommitMemberInput, type MemberResult, runCommitGroup } from './store';
+import { type CommitMemberInput, type MemberResult, runCommitGroup, selectRecordScope } from './store';
 
 /** What one mutation answered: the HTTP status it travels with, the body, and whether it was replayed. */
 export interface MutationOutcome {
@@ -71,7 +72,32 @@ export async function commitGroup(
   deps.metrics.commitDuration.observe((performance.now() - started) / 1000);
   deps.metrics.commitSize.observe(members.reduce((n, m) => n + m.mutations.length, 0));
   await publishCommitted(deps, events);
-  return results.map((result, i) => toAnswer(result, members[i]!));
+  return Promise.all(
+    results.map(async (result, i) => {
+      const member = members[i]!;
+      return (await foreignReferenced(deps.pool, result, member)) ?? toAnswer(result, member);
+    }),
+  );
+}
+
+/**
+ * A delete or update refused by a foreign key (409 "still referenced", 404 "referenced Message
+ * does not exist") of a record in a scope the token does not grant answers 403 like any other
+ * foreign record: `sync_commit` writes before it checks the row's scope, so the key spoke first
+ * and told a stranger about another scope's records (found by test/hostile.stack.test.ts). Only
+ * this error path pays the extra read.
+ */
+async function foreignReferenced(
+  pool: Pool,
+  result: MemberResult,
+  member: CommitMember,
+): Promise<MemberAnswer | undefined> {
+  if ('ok' in result || result.err.state !== '23503') return undefined;
+  const mutation = member.mutations[result.at]!;
+  if (mutation.action !== 'delete' && mutation.action !== 'update') return undefined;
+  const scope = await selectRecordScope(pool, mutation.model, mutation.id);
+  if (scope === null || scopeAllowed(member.principal.scopes.map(canonicalPattern), scope)) return undefined;
+  return { ok: false, error: memberError({ ...result.err, message: 'forbidden', detail: scope }, mutation) };
 }
 
 /** Commits one request's mutations on their own; throws the error the request answers with. */

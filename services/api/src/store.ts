@@ -46,3 +46,32 @@ export async function runCommitGroup(
   });
   return rows[0]!.r;
 }
+
+/* Scope of an existing record ---------------------------------------------------------------- */
+
+const TABLES: Record<ModelName, string> = {
+  Agent: 'agents',
+  Message: 'messages',
+  Payment: 'payments',
+  CodeChange: 'code_changes',
+  ReasoningStep: 'reasoning_steps',
+};
+const SCOPE_SQL: Record<ModelName, string> = {
+  Agent: "'org:' || org_id",
+  Message: "'agent:' || agent_id",
+  Payment: "'org:' || org_id",
+  CodeChange: "'agent:' || agent_id",
+  ReasoningStep: "'agent:' || agent_id",
+};
+
+/**
+ * The scope of a stored record, or null when there is none. Read outside any write transaction:
+ * the fields a scope derives from never change, so the answer cannot go stale.
+ */
+export async function selectRecordScope(pool: Pool, model: ModelName, id: string): Promise<string | null> {
+  const { rows } = await pool.query<{ scope: string }>(
+    `SELECT ${SCOPE_SQL[model]} AS scope FROM ${TABLES[model]} WHERE id = $1`,
+    [id],
+  );
+  return rows[0]?.scope ?? null;
+}

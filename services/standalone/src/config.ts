@@ -6,6 +6,7 @@ import {
   loadEnv,
   logLevel,
   port,
+  positiveInt,
   postgresUrl,
   redisUrl,
 } from '@openagents/sync-server-kit';
@@ -54,6 +55,11 @@ export const StandaloneEnv = z.object({
     .enum(['true', 'false'])
     .default('true')
     .transform((v) => v === 'true'),
+  /**
+   * Largest request body in bytes, for the API and for the bridge that reads it off the socket
+   * (413 beyond; a body is read only after its bearer token verifies). Default 1 MiB.
+   */
+  BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
   LOG_LEVEL: logLevel.default('info'),
 });
 export type StandaloneConfig = z.infer<typeof StandaloneEnv>;

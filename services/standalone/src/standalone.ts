@@ -114,7 +114,7 @@ export function createStandalone(options: {
         auth,
         log,
         registry,
-        config: { ALLOWED_ORIGINS: config.ALLOWED_ORIGINS },
+        config: { ALLOWED_ORIGINS: config.ALLOWED_ORIGINS, BODY_LIMIT_BYTES: config.BODY_LIMIT_BYTES },
       });
       const delta = createDeltaApp({
         reader,
@@ -181,6 +181,8 @@ export function createStandalone(options: {
         log,
         registry,
         http,
+        // The bridge refuses a larger body before buffering it, with the API's own limit.
+        httpBodyLimitBytes: config.BODY_LIMIT_BYTES,
         readiness: async () => ({ database: await pingDatabase(pool) }),
         // DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends its own Host.
         acceptsHost: (host) => acceptsHost(host),
