@@ -56,6 +56,8 @@ export interface StreamWriter {
 export interface StreamWriterHooks {
   /** A retryable failure (network, 5xx, 429); the same piece is sent again after a backoff. */
   retrying?(attempts: number, message: string): void;
+  /** A request was answered: `text` is durable at `offset` (`syncId`: its event, if it wrote one). */
+  appended?(piece: { offset: number; text: string; syncId: number | undefined }): void;
   /** The stream failed for good; `done` rejects with the same error. */
   failed?(error: MutationError): void;
 }
@@ -215,6 +217,7 @@ class StreamWriterImpl implements StreamWriter {
         if (this.#settled) return;
         this.#durable = offset + text.length;
         if (syncId !== undefined) this.#syncId = syncId;
+        this.#o.hooks?.appended?.({ offset, text, syncId });
       }
       if (this.#ended && this.#buffer === '' && !this.#settled) {
         this.#settled = true;
