@@ -128,7 +128,9 @@ class StreamWriterImpl implements StreamWriter {
   #settled = false;
   #syncId: number | undefined;
   #requests = 0;
-  #abort = new AbortController();
+  /** The request in flight, to cut it on close(). One per request: Node's fetch leaves its abort
+   *  listener on the signal, so one signal shared by thousands of requests would pile them up. */
+  #inflight: AbortController | undefined;
   #wake: (() => void) | undefined;
   #resolve!: (r: StreamResult) => void;
   #reject!: (e: unknown) => void;
@@ -191,7 +193,7 @@ class StreamWriterImpl implements StreamWriter {
   close(): void {
     if (this.#settled) return;
     this.#fail(new SyncClosedError());
-    this.#abort.abort();
+    this.#inflight?.abort();
     this.#wake?.();
   }
 
@@ -304,11 +306,12 @@ class StreamWriterImpl implements StreamWriter {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       const token = await this.#tokens.get();
       if (token) headers.authorization = `Bearer ${token}`;
+      this.#inflight = new AbortController();
       res = await this.#fetch(this.#url, {
         method: 'POST',
         headers,
         body: JSON.stringify({ field: this.#o.field, offset, text }),
-        signal: this.#abort.signal,
+        signal: this.#inflight.signal,
       });
     } catch (error) {
       return { kind: 'retry', status: 0, message: `network error: ${String(error)}`, retryAfterMs: 0 };
