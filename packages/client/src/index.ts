@@ -17,6 +17,16 @@ export {
 } from './scoped-mutate';
 export { createIndexedDbStorage, createMemoryStorage, type SyncStorage } from './storage';
 export {
+  type AppendableField,
+  type AppendableModel,
+  createStreamWriter,
+  STREAM_WRITER_DEFAULTS,
+  type StreamResult,
+  type StreamWriter,
+  type StreamWriterHooks,
+  type StreamWriterOptions,
+} from './stream-writer';
+export {
   createSyncClient,
   type MutationInput,
   type SyncClient,

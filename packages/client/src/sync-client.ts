@@ -14,6 +14,12 @@ import { type LockManagerLike, Persister } from './persistence';
 import { randomUuid } from './random-uuid';
 import { Replica } from './replica';
 import type { SyncStorage } from './storage';
+import {
+  type AppendableField,
+  type AppendableModel,
+  createStreamWriter,
+  type StreamWriter,
+} from './stream-writer';
 import { TokenSource } from './token-source';
 import type {
   ConnectionStatus,
@@ -119,6 +125,20 @@ export interface SyncClient {
     options?: { mutationId?: string },
   ): Promise<WriteResult>;
   remove(model: ModelName, id: string, options?: { mutationId?: string }): Promise<WriteResult>;
+  /**
+   * A writer that streams text into one field (`Message.content`, `ReasoningStep.content`) with
+   * offset-checked appends: batched while a request is in flight, retried with the same offset
+   * and text, never doubled. It starts at `options.offset`, or the field's length in the
+   * client's current records (0 if the record is not there), and waits for this client's own
+   * pending writes of the record (its insert) to be answered first. A final failure is reported
+   * in `state.errors` and rejects the writer's `done`.
+   */
+  stream<M extends AppendableModel>(
+    model: M,
+    id: string,
+    field: AppendableField<M>,
+    options?: { offset?: number },
+  ): StreamWriter;
   connect(): void;
   disconnect(): void;
   /** Stops everything and writes what storage still owes. */
@@ -159,6 +179,11 @@ class SyncClientImpl implements SyncClient {
   #persister: Persister | undefined;
   #tokens: TokenSource;
   #waiters = new Map<string, Waiter>();
+  /** Settles when the mutation's HTTP request is answered (either way); by mutationId. */
+  #answered = new Map<string, Promise<unknown>>();
+  #writers = new Set<StreamWriter>();
+  #base: string;
+  #fetch: typeof fetch;
   #errors: SyncErrorEntry[] = [];
   #maxErrors: number;
   #connectionStatus: ConnectionStatus = 'idle';
@@ -193,6 +218,8 @@ class SyncClientImpl implements SyncClient {
       },
     });
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    this.#base = base;
+    this.#fetch = fetchImpl;
     this.#sender = new MutationSender({
       baseUrl: base,
       fetch: fetchImpl,
@@ -374,6 +401,14 @@ class SyncClientImpl implements SyncClient {
       (p) =>
         new Promise<WriteResult>((resolve, reject) => this.#waiters.set(p.mutationId, { resolve, reject })),
     );
+    for (const [i, p] of group.entries()) {
+      const answered = promises[i]!.then(
+        () => {},
+        () => {},
+      );
+      this.#answered.set(p.mutationId, answered);
+      void answered.then(() => this.#answered.delete(p.mutationId));
+    }
     for (const p of group) this.#replica.store.addPending(p);
     this.#publish(true);
     this.#sender.enqueue(group);
@@ -395,6 +430,50 @@ class SyncClientImpl implements SyncClient {
 
   remove(model: ModelName, id: string, options: { mutationId?: string } = {}) {
     return this.mutate({ model, action: 'delete', id, ...options });
+  }
+
+  stream<M extends AppendableModel>(
+    model: M,
+    id: string,
+    field: AppendableField<M>,
+    options: { offset?: number } = {},
+  ): StreamWriter {
+    const key = id.toLowerCase();
+    const record = this.getState().records.get(model, key) as Record<string, unknown> | undefined;
+    const current = record?.[field];
+    const before = this.#replica.store.pending
+      .filter((p) => p.model === model && p.id === key)
+      .map((p) => this.#answered.get(p.mutationId));
+    const writer = createStreamWriter<M>({
+      baseUrl: this.#base,
+      fetch: this.#fetch,
+      tokens: this.#tokens,
+      backoff: this.#options.backoff ?? {},
+      model,
+      id: key,
+      field,
+      offset: options.offset ?? (typeof current === 'string' ? current.length : 0),
+      after: Promise.all(before),
+      hooks: {
+        failed: (error) => {
+          this.#report({
+            kind: 'mutation',
+            code: error.code,
+            message: `stream ${model}.${field} ${key}: ${error.message}`,
+            mutationId: error.mutationId,
+            status: error.status,
+          });
+          this.#publish(true);
+        },
+      },
+    });
+    if (this.#closed) writer.close();
+    else {
+      this.#writers.add(writer);
+      const forget = () => this.#writers.delete(writer);
+      writer.done.then(forget, forget);
+    }
+    return writer;
   }
 
   connect(): void {
@@ -423,6 +502,7 @@ class SyncClientImpl implements SyncClient {
     for (const t of this.#unfollowTimers) clearTimeout(t);
     this.#unfollowTimers.clear();
     this.#sender.close();
+    for (const writer of this.#writers) writer.close();
     this.#connectionStatus = 'closed';
     this.#publish();
     for (const [id, w] of this.#waiters) {

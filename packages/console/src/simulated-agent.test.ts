@@ -25,7 +25,11 @@ function recordingFetch(statuses: (number | 'network')[] = []) {
     const status = statuses.shift() ?? 200;
     if (status === 'network') throw new TypeError('fetch failed');
     return new Response(
-      JSON.stringify(status < 300 ? { data: {} } : { error: { code: 'x', message: 'x' } }),
+      JSON.stringify(
+        status < 300
+          ? { data: {}, scope: `agent:${AGENT}`, syncId: calls.length }
+          : { error: { code: 'x', message: 'x' } },
+      ),
       {
         status,
       },
@@ -78,7 +82,7 @@ describe('planReply', () => {
 });
 
 describe('runSimulatedReply', () => {
-  it('streams the reply as PATCHes of one assistant message, between running and idle', async () => {
+  it('streams the reply as appends to one assistant message, between running and idle', async () => {
     const { calls, fetchFn } = recordingFetch();
     const result = await runSimulatedReply({
       baseUrl: 'http://sync.test',
@@ -108,16 +112,22 @@ describe('runSimulatedReply', () => {
     });
     for (const call of calls) expect(call.headers.authorization).toBe('Bearer tok');
 
-    const patches = calls.filter(
-      (c) => c.method === 'PATCH' && c.path === `/api/messages/${result.messageId}`,
+    // The content is streamed as offset-checked appends: each continues where the last ended,
+    // together they are the reply, and none carries the whole text so far.
+    const appends = calls.filter(
+      (c) => c.method === 'POST' && c.path === `/api/messages/${result.messageId}/append`,
     );
-    expect(patches.length).toBe(result.tokenPatches);
-    expect(patches.length).toBe(tokenize(result.content).length);
-    // Each PATCH carries the whole text so far, so a lost or reordered one heals on the next.
-    for (let i = 1; i < patches.length; i++) {
-      expect(String(patches[i]!.body.content).startsWith(String(patches[i - 1]!.body.content))).toBe(true);
+    expect(calls.some((c) => c.method === 'PATCH' && c.path.startsWith('/api/messages/'))).toBe(false);
+    expect(appends.length).toBe(result.appendRequests);
+    expect(result.tokens).toBe(tokenize(result.content).length);
+    expect(appends.length).toBeGreaterThan(1);
+    expect(appends.length).toBeLessThanOrEqual(result.tokens);
+    let streamed = '';
+    for (const a of appends) {
+      expect(a.body).toEqual({ field: 'content', offset: streamed.length, text: expect.any(String) });
+      streamed += String(a.body.text);
     }
-    expect(patches.at(-1)!.body.content).toBe(result.content);
+    expect(streamed).toBe(result.content);
 
     const steps = calls.filter((c) => c.path === '/api/reasoning-steps');
     expect(steps.length).toBe(result.reasoningStepIds.length);
@@ -185,6 +195,24 @@ describe('runSimulatedReply', () => {
     expect(error).toBeInstanceOf(SimulatedAgentError);
     expect((error as SimulatedAgentError).status).toBe(403);
     expect(calls.filter((c) => c.path === '/api/messages').length).toBe(1);
+    expect(calls.at(-1)).toMatchObject({ path: `/api/agents/${AGENT}`, body: { status: 'error' } });
+  });
+
+  it('stops streaming when an append is refused, and marks the agent as errored', async () => {
+    // running, message, first reasoning step, then the first append is refused.
+    const { calls, fetchFn } = recordingFetch([200, 200, 200, 400]);
+    const error = await runSimulatedReply({
+      baseUrl: 'http://sync.test',
+      token: 'tok',
+      agentId: AGENT,
+      prompt: 'hello',
+      fetch: fetchFn,
+      tokenDelayMs: fast,
+      random: seq(0.9),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SimulatedAgentError);
+    expect((error as SimulatedAgentError).status).toBe(400);
+    expect(calls.filter((c) => c.path.endsWith('/append')).length).toBe(1);
     expect(calls.at(-1)).toMatchObject({ path: `/api/agents/${AGENT}`, body: { status: 'error' } });
   });
 

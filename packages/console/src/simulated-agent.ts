@@ -1,3 +1,4 @@
+import { createStreamWriter, MutationError, SyncClosedError } from '@openagents/sync-client';
 import { MODEL_PATHS, type ModelName } from '@openagents/sync-protocol';
 import { newId } from './new-id';
 
@@ -7,8 +8,9 @@ import { newId } from './new-id';
  * (and this one) sees the reply arrive through the gateway like any other synced change:
  *
  * 1. the agent goes `running`, and a first reasoning step appears;
- * 2. an empty assistant message is created, then PATCHed with the growing text, one token every
- *    30–60 ms (each PATCH is one event in the agent's log);
+ * 2. an empty assistant message is created, then its text is streamed into it with the client's
+ *    stream writer, one token every 30–60 ms: offset-checked appends whose events carry only the
+ *    new piece, tokens written while a request is in flight going out together as one append;
  * 3. more reasoning steps are interleaved; a code change and/or a payment are proposed when the
  *    prompt asks for one (or, now and then, at random);
  * 4. the agent goes back to `idle` (or `error` if a write failed for good).
@@ -44,8 +46,10 @@ export interface SimulatedReplyResult {
   reasoningStepIds: string[];
   codeChangeId: string | null;
   paymentId: string | null;
-  /** How many PATCHes streamed the message content. */
-  tokenPatches: number;
+  /** How many tokens were written into the message. */
+  tokens: number;
+  /** How many append requests carried them (fewer than tokens when the API is slower than the stream). */
+  appendRequests: number;
 }
 
 /** Defaults for the simulated agent's pacing and retries. */
@@ -99,15 +103,43 @@ export async function runSimulatedReply(options: SimulatedReplyOptions): Promise
     // Reasoning steps 2.. are spread evenly through the stream, as a real agent thinks while it writes.
     const stepEvery = Math.max(1, Math.floor(tokens.length / plan.steps.length));
     let content = '';
-    let tokenPatches = 0;
+    let failure: unknown;
+    const writer = createStreamWriter({
+      baseUrl: options.baseUrl,
+      token: options.token,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      model: 'Message',
+      id: messageId,
+      field: 'content',
+      offset: 0,
+      maxRetries: SIMULATED_AGENT_DEFAULTS.attempts - 1,
+      backoff: { initialDelayMs: SIMULATED_AGENT_DEFAULTS.retryBaseMs * 2, maxDelayMs: 5_000 },
+      hooks: {
+        appended: () => options.onWrite?.({ model: 'Message', method: 'POST', id: messageId }),
+        failed: (error) => {
+          failure = error;
+        },
+      },
+    });
     for (let i = 0; i < tokens.length; i++) {
       await sleep(delay.min + random() * (delay.max - delay.min), options.signal);
+      if (failure) break; // end() below reports it
       content += tokens[i];
-      await api.update('Message', messageId, { content });
-      tokenPatches++;
+      writer.write(tokens[i]!);
       const stepIndex = (i + 1) / stepEvery;
       if (Number.isInteger(stepIndex) && stepIndex < plan.steps.length) await step(plan.steps[stepIndex]!);
     }
+    const streamed = await writer.end().catch((error: unknown) => {
+      if (error instanceof SyncClosedError && options.signal?.aborted) throw options.signal.reason;
+      throw error instanceof MutationError
+        ? new SimulatedAgentError(
+            `append to message ${messageId} failed: ${error.message}`,
+            error.status === 0 ? null : error.status,
+            { cause: error },
+          )
+        : error;
+    });
 
     let codeChangeId: string | null = null;
     if (plan.codeChange) {
@@ -127,7 +159,15 @@ export async function runSimulatedReply(options: SimulatedReplyOptions): Promise
       });
     }
     await api.update('Agent', options.agentId, { status: 'idle' });
-    return { messageId, content, reasoningStepIds, codeChangeId, paymentId, tokenPatches };
+    return {
+      messageId,
+      content,
+      reasoningStepIds,
+      codeChangeId,
+      paymentId,
+      tokens: tokens.length,
+      appendRequests: streamed.requests,
+    };
   } catch (error) {
     // Best effort: leave the agent visibly failed rather than stuck in `running`.
     if (!options.signal?.aborted) {

@@ -1,0 +1,370 @@
+import { APPENDABLE_FIELDS, MODEL_PATHS, type ModelName, WriteResult } from '@openagents/sync-protocol';
+import { type BackoffOptions, backoff, isRetryable } from './backoff';
+import { MutationError, SyncClosedError } from './errors';
+import { randomUuid } from './random-uuid';
+import { TokenSource } from './token-source';
+
+/** Models with at least one field that accepts appends (contract v1.1 §4). */
+export type AppendableModel = {
+  [M in ModelName]: (typeof APPENDABLE_FIELDS)[M] extends readonly [] ? never : M;
+}[ModelName];
+
+/** The fields of `M` that accept appends, e.g. `'content'` for `Message`. */
+export type AppendableField<M extends AppendableModel> = (typeof APPENDABLE_FIELDS)[M][number];
+
+/** What a finished stream reports: the field's length once every piece was durable. */
+export interface StreamResult {
+  /** The field's length after the last piece (UTF-16 code units). */
+  length: number;
+  /** The log id of the last append's event; undefined when nothing was sent. */
+  syncId: number | undefined;
+  /** How many append requests carried the pieces (retries not counted). */
+  requests: number;
+}
+
+/**
+ * Streams text into one field of one record through `POST /api/<path>/<id>/append`.
+ *
+ * @example
+ * const w = client.stream('Message', messageId, 'content');
+ * for await (const token of llm) w.write(token);
+ * await w.end(); // every piece is durable
+ */
+export interface StreamWriter {
+  /**
+   * Adds a piece. It goes out at once if no request is in flight, otherwise with every other
+   * piece written meanwhile as ONE append when the current request is answered. Throws after
+   * `end()`; ignored after the stream failed (see `done`).
+   */
+  write(piece: string): void;
+  /** No more pieces: resolves (as `done`) once every piece is durable. */
+  end(): Promise<StreamResult>;
+  /** Where the next piece will land: the field's length once everything written so far is durable. */
+  readonly offset: number;
+  /** The field's length the server has confirmed so far. */
+  readonly durableOffset: number;
+  /**
+   * Settles after `end()` once everything is durable; rejects with a `MutationError` on a final
+   * refusal (a 4xx other than 429, an `offset_mismatch` that is not our own piece, retries
+   * exhausted) or `SyncClosedError` if stopped first. The writer never leaves it unhandled.
+   */
+  readonly done: Promise<StreamResult>;
+  /** Stops: nothing more is sent; `done` rejects with `SyncClosedError` unless already settled. */
+  close(): void;
+}
+
+export interface StreamWriterHooks {
+  /** A retryable failure (network, 5xx, 429); the same piece is sent again after a backoff. */
+  retrying?(attempts: number, message: string): void;
+  /** A request was answered: `text` is durable at `offset` (`syncId`: its event, if it wrote one). */
+  appended?(piece: { offset: number; text: string; syncId: number | undefined }): void;
+  /** The stream failed for good; `done` rejects with the same error. */
+  failed?(error: MutationError): void;
+}
+
+export interface StreamWriterOptions<M extends AppendableModel = AppendableModel> {
+  /** Origin of the API, e.g. `https://sync.example.com` (no trailing `/api`). */
+  baseUrl: string;
+  model: M;
+  id: string;
+  field: AppendableField<M>;
+  /** The field's length before the first piece (default 0: a message created empty). */
+  offset?: number;
+  /** A fixed bearer token, or a function returning a fresh one (or a client's `TokenSource`). */
+  token?: string;
+  getToken?: () => Promise<string>;
+  tokens?: TokenSource;
+  fetch?: typeof fetch;
+  backoff?: Partial<BackoffOptions>;
+  /** Retries of one piece before the stream fails (default: unbounded, like the client's writes). */
+  maxRetries?: number;
+  /** The longest piece one request carries, in UTF-16 code units (default 65,536). */
+  maxPieceLength?: number;
+  /** Sending waits for this first (the client passes the record's insert still in flight). */
+  after?: Promise<unknown>;
+  /** Aborting stops the writer as `close()` does. */
+  signal?: AbortSignal;
+  hooks?: StreamWriterHooks;
+}
+
+export const STREAM_WRITER_DEFAULTS = Object.freeze({ maxPieceLength: 65_536 });
+
+/**
+ * A stream writer for agents: keeps the offset, batches pieces while a request is in flight,
+ * retries a failed request with the same offset and text (an exact retry is answered 200 and
+ * writes nothing, so a response lost after commit never doubles text), and never splits a
+ * surrogate pair across requests. See docs/client.md, "Streaming a reply".
+ *
+ * @example
+ * const w = createStreamWriter({ baseUrl, token, model: 'Message', id, field: 'content' });
+ * w.write('Hel'); w.write('lo');
+ * await w.end();
+ */
+export function createStreamWriter<M extends AppendableModel>(options: StreamWriterOptions<M>): StreamWriter {
+  return new StreamWriterImpl(options);
+}
+
+type Outcome =
+  | { kind: 'committed'; result: WriteResult }
+  | { kind: 'mismatch'; length: number | undefined; body: unknown }
+  | { kind: 'retry'; status: number; message: string; retryAfterMs: number }
+  | { kind: 'unauthorized'; body: unknown }
+  | { kind: 'rejected'; status: number; body: unknown };
+
+class StreamWriterImpl implements StreamWriter {
+  readonly done: Promise<StreamResult>;
+  #o: StreamWriterOptions;
+  #url: string;
+  #tokens: TokenSource;
+  #fetch: typeof fetch;
+  #maxPiece: number;
+  /** Identifies this stream in errors (`MutationError.mutationId`). */
+  #streamId = `stream:${randomUuid()}`;
+  #offset: number;
+  #durable: number;
+  #buffer = '';
+  #running = false;
+  #ended = false;
+  #settled = false;
+  #syncId: number | undefined;
+  #requests = 0;
+  /** The request in flight, to cut it on close(). One per request: Node's fetch leaves its abort
+   *  listener on the signal, so one signal shared by thousands of requests would pile them up. */
+  #inflight: AbortController | undefined;
+  #wake: (() => void) | undefined;
+  #resolve!: (r: StreamResult) => void;
+  #reject!: (e: unknown) => void;
+
+  constructor(options: StreamWriterOptions) {
+    const fields: readonly string[] = APPENDABLE_FIELDS[options.model] ?? [];
+    if (!fields.includes(options.field)) {
+      throw new TypeError(`${options.model}.${String(options.field)} does not accept appends`);
+    }
+    const start = options.offset ?? 0;
+    if (!Number.isSafeInteger(start) || start < 0) throw new TypeError(`bad offset ${String(start)}`);
+    this.#o = options;
+    this.#url = `${options.baseUrl.replace(/\/+$/, '')}/api/${MODEL_PATHS[options.model]}/${encodeURIComponent(options.id.toLowerCase())}/append`;
+    this.#tokens =
+      options.tokens ??
+      new TokenSource({
+        ...(options.token !== undefined ? { token: options.token } : {}),
+        ...(options.getToken ? { getToken: options.getToken } : {}),
+      });
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#maxPiece = Math.max(2, options.maxPieceLength ?? STREAM_WRITER_DEFAULTS.maxPieceLength);
+    this.#offset = start;
+    this.#durable = start;
+    this.done = new Promise<StreamResult>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // Whoever awaits `done` or `end()` still sees the rejection; an agent that only writes does
+    // not crash its process with an unhandled one.
+    this.done.catch(() => {});
+    if (options.signal?.aborted) this.close();
+    else options.signal?.addEventListener('abort', () => this.close(), { once: true });
+  }
+
+  get offset(): number {
+    return this.#offset;
+  }
+
+  get durableOffset(): number {
+    return this.#durable;
+  }
+
+  write(piece: string): void {
+    if (typeof piece !== 'string') throw new TypeError('a piece must be a string');
+    if (this.#ended) throw new Error('write after end()');
+    if (this.#settled || piece === '') return;
+    this.#buffer += piece;
+    this.#offset += piece.length;
+    this.#kick();
+  }
+
+  end(): Promise<StreamResult> {
+    if (!this.#ended) {
+      this.#ended = true;
+      this.#kick();
+    }
+    return this.done;
+  }
+
+  close(): void {
+    if (this.#settled) return;
+    this.#fail(new SyncClosedError());
+    this.#inflight?.abort();
+    this.#wake?.();
+  }
+
+  #kick(): void {
+    if (this.#running || this.#settled) return;
+    this.#running = true;
+    // A microtask first, so pieces written in the same tick go out as one request.
+    void Promise.resolve()
+      .then(() => this.#o.after)
+      .catch(() => {})
+      .then(() => this.#pump());
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (!this.#settled) {
+        const text = this.#take();
+        if (text === '') break;
+        this.#buffer = this.#buffer.slice(text.length);
+        const offset = this.#durable;
+        this.#requests++;
+        const syncId = await this.#deliver(offset, text);
+        if (this.#settled) return;
+        this.#durable = offset + text.length;
+        if (syncId !== undefined) this.#syncId = syncId;
+        this.#o.hooks?.appended?.({ offset, text, syncId });
+      }
+      if (this.#ended && this.#buffer === '' && !this.#settled) {
+        this.#settled = true;
+        this.#resolve({ length: this.#durable, syncId: this.#syncId, requests: this.#requests });
+      }
+    } catch (error) {
+      this.#fail(
+        error instanceof MutationError || error instanceof SyncClosedError
+          ? error
+          : new MutationError(this.#streamId, 0, errorBody('stream_failed', String(error))),
+      );
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /**
+   * The next request's text: everything buffered up to `maxPieceLength`, except that a piece
+   * never ends between the two halves of a surrogate pair (the server stores code points, and
+   * half an emoji is not one) — a trailing high surrogate waits for its partner, or for `end()`.
+   */
+  #take(): string {
+    let text = this.#buffer.slice(0, this.#maxPiece);
+    if (text.length > 0 && (text.length < this.#buffer.length || !this.#ended)) {
+      const last = text.charCodeAt(text.length - 1);
+      if (last >= 0xd800 && last <= 0xdbff) text = text.slice(0, -1);
+    }
+    return text;
+  }
+
+  #fail(error: MutationError | SyncClosedError): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#buffer = '';
+    if (error instanceof MutationError) this.#o.hooks?.failed?.(error);
+    this.#reject(error);
+  }
+
+  /** Sends one piece until it is durable; returns its event id. Throws a final refusal. */
+  async #deliver(offset: number, text: string): Promise<number | undefined> {
+    let attempts = 0;
+    let refreshed = false;
+    for (;;) {
+      if (this.#settled) throw new SyncClosedError();
+      const outcome = await this.#sendOnce(offset, text);
+      if (this.#settled) throw new SyncClosedError();
+      switch (outcome.kind) {
+        case 'committed':
+          return outcome.result.syncId;
+        case 'mismatch':
+          // Our own piece, already in place (an older server, or an answer lost in between):
+          // durable. Anything else means someone else wrote this field, or our offset was wrong.
+          if (outcome.length === offset + text.length) return undefined;
+          throw new MutationError(this.#streamId, 409, outcome.body);
+        case 'unauthorized':
+          if (!refreshed) {
+            refreshed = true;
+            await this.#tokens.refresh();
+            continue;
+          }
+          throw new MutationError(this.#streamId, 401, outcome.body);
+        case 'rejected':
+          throw new MutationError(this.#streamId, outcome.status, outcome.body);
+        case 'retry': {
+          if (attempts >= (this.#o.maxRetries ?? Number.POSITIVE_INFINITY)) {
+            const code = outcome.status === 0 ? 'network_error' : `http_${outcome.status}`;
+            throw new MutationError(this.#streamId, outcome.status, errorBody(code, outcome.message));
+          }
+          const delay = Math.max(backoff(attempts, this.#o.backoff ?? {}), outcome.retryAfterMs);
+          attempts++;
+          this.#o.hooks?.retrying?.(attempts, outcome.message);
+          await this.#sleep(delay);
+          break;
+        }
+        default:
+          return unreachable(outcome);
+      }
+    }
+  }
+
+  async #sendOnce(offset: number, text: string): Promise<Outcome> {
+    let res: Response;
+    try {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      const token = await this.#tokens.get();
+      if (token) headers.authorization = `Bearer ${token}`;
+      this.#inflight = new AbortController();
+      res = await this.#fetch(this.#url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ field: this.#o.field, offset, text }),
+        signal: this.#inflight.signal,
+      });
+    } catch (error) {
+      return { kind: 'retry', status: 0, message: `network error: ${String(error)}`, retryAfterMs: 0 };
+    }
+    const payload: unknown = await res.json().catch(() => null);
+    if (res.ok) {
+      const result = WriteResult.safeParse(payload);
+      if (result.success) return { kind: 'committed', result: result.data };
+      return {
+        kind: 'rejected',
+        status: res.status,
+        body: errorBody('bad_response', 'unreadable append result'),
+      };
+    }
+    if (res.status === 409) {
+      const error = (payload as { error?: { code?: unknown; details?: { length?: unknown } } } | null)?.error;
+      if (error?.code === 'offset_mismatch') {
+        const length = error.details?.length;
+        return { kind: 'mismatch', length: typeof length === 'number' ? length : undefined, body: payload };
+      }
+    }
+    if (res.status === 401) return { kind: 'unauthorized', body: payload };
+    if (isRetryable(res.status)) {
+      const retryAfter = Number(res.headers.get('retry-after'));
+      return {
+        kind: 'retry',
+        status: res.status,
+        message: `HTTP ${res.status}`,
+        retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 300) * 1000 : 0,
+      };
+    }
+    return { kind: 'rejected', status: res.status, body: payload };
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+}
+
+function errorBody(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+function unreachable(x: never): never {
+  throw new Error(`unexpected outcome ${JSON.stringify(x)}`);
+}
