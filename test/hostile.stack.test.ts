@@ -433,6 +433,9 @@ async function wsBatch(target: Target, world: World) {
         [`{"type":"ping","t":"${'x'.repeat(MAX_FRAME_BYTES)}"}`],
         [Buffer.from(JSON.stringify({ type: 'subscribe', scope: `org:${world.victimOrg.toUpperCase()}` }))],
         [JSON.stringify({ type: 'subscribe', scope: `org:${world.attackerOrg}` })],
+        // A foreign scope as a text frame, so `forbidden` is met every run, not only when the
+        // random frames happen to draw one.
+        [JSON.stringify({ type: 'subscribe', scope: `org:${world.victimOrg.toUpperCase()}` })],
       ],
     },
   );

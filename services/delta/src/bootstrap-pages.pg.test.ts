@@ -190,7 +190,8 @@ describe('bootstrap pages', () => {
       ),
       { numRuns: 25, endOnFailure: true },
     );
-  });
+    // 25 runs of a few hundred real writes each: minutes on a loaded machine, seconds on a quiet one.
+  }, 180_000);
 
   it('serves pages over HTTP with nextCursor until the last, and refuses hostile cursors with 400', async () => {
     const orgId = randomUUID();
