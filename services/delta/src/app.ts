@@ -20,7 +20,7 @@ import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type DeltaMetrics, deltaMetricsFor, type ReadResult } from './metrics';
 import { parseBootstrapQuery, parseDeltaQuery, parseHeadsBody, parseHeadsQuery } from './query-params';
-import { createReadGate } from './read-gate';
+import { createReadGate, type ReadGate } from './read-gate';
 import { acceptedAgeMs, createReadSharing, type SharedAnswer } from './read-sharing';
 
 export interface DeltaAppOptions {
@@ -35,6 +35,11 @@ export interface DeltaAppOptions {
   dependencies?: DependencyCheck;
   /** True once the service drains: `/readyz` turns 503 so the load balancer stops routing here. */
   isDraining?: () => boolean;
+  /**
+   * The gate bootstrap pages pass through; by default one of `maxConcurrentBootstraps` slots and
+   * 8× as many places in line. Passed in by tests that need to see its line fill.
+   */
+  bootstrapGate?: ReadGate;
 }
 
 export interface DeltaAppConfig {
@@ -92,7 +97,7 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     burst: options.config?.readBurst ?? 100,
   });
   const concurrency = options.config?.maxConcurrentBootstraps ?? 4;
-  const bootstraps = createReadGate({ concurrency, queue: concurrency * 8 });
+  const bootstraps = options.bootstrapGate ?? createReadGate({ concurrency, queue: concurrency * 8 });
   /** Authenticates and takes one read from the subject's bucket (429 `rate_limited` when empty). */
   const authorizeRead = async (c: Context): Promise<Principal> => {
     const principal = await authenticate(auth, c);

@@ -6,6 +6,7 @@ import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
 import { insertRecord } from '../test/writes';
 import { createDeltaApp, type DeltaAppConfig } from './app';
 import { loadDeltaConfig } from './config';
+import { createReadGate, type ReadGate } from './read-gate';
 import { createDeltaReader } from './reader';
 import { createDeltaService } from './service';
 
@@ -17,8 +18,13 @@ describe('read limits', () => {
   });
   afterAll(() => db.drop());
 
-  const appWith = (config: DeltaAppConfig, reader: DeltaSource = createDeltaReader({ pool: db.pool })) =>
+  const appWith = (
+    config: DeltaAppConfig,
+    reader: DeltaSource = createDeltaReader({ pool: db.pool }),
+    bootstrapGate?: ReadGate,
+  ) =>
     createDeltaApp({
+      ...(bootstrapGate ? { bootstrapGate } : {}),
       reader,
       auth: createAuth({ secret: TEST_JWT_SECRET, acceptServiceTokens: true }),
       log: createLogger({ name: 'delta', level: 'silent' }),
@@ -76,12 +82,17 @@ describe('read limits', () => {
         }
       },
     };
-    const app = appWith({ maxConcurrentBootstraps: 2 }, reader);
+    // The app's own default gate for maxConcurrentBootstraps: 2, passed in so the test can see
+    // its line fill: requests authenticate asynchronously, so the 19th must be sent only once the
+    // first 18 are inside the gate, or it may overtake one of them.
+    const gate = createReadGate({ concurrency: 2, queue: 2 * 8 });
+    const app = appWith({ maxConcurrentBootstraps: 2 }, reader, gate);
     const scope = `org:${randomUUID()}`;
     const token = await tokenFor([scope]);
     const get = () =>
       app.request(`/sync/bootstrap?scope=${scope}`, { headers: { authorization: `Bearer ${token}` } });
     const admitted = Array.from({ length: 2 + 16 }, get);
+    while (gate.active + gate.waiting < 18) await new Promise((r) => setImmediate(r));
     const refused = await get();
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
