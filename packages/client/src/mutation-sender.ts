@@ -1,6 +1,7 @@
 import { MODEL_PATHS, MutationBatchResult, WriteResult } from '@openagents/sync-protocol';
-import { type BackoffOptions, backoff, isRetryable } from './backoff';
+import { type BackoffOptions, backoff } from './backoff';
 import { MutationError } from './errors';
+import { type HttpFailure, httpFailure, networkFailure } from './http-failure';
 import type { TokenSource } from './token-source';
 import type { PendingMutation } from './types';
 
@@ -25,11 +26,7 @@ export interface MutationSenderOptions {
 /** What goes out as one request: a single write, or an atomic batch (same `batchId`). */
 type Group = readonly PendingMutation[];
 
-type Outcome =
-  | { kind: 'committed'; results: WriteResult[] }
-  | { kind: 'retry'; status: number; message: string; retryAfterMs: number }
-  | { kind: 'unauthorized'; body: unknown }
-  | { kind: 'rejected'; status: number; body: unknown };
+type Outcome = { kind: 'committed'; results: WriteResult[] } | HttpFailure;
 
 /**
  * Sends pending mutations over HTTP, one request at a time and in the order they were made (an
@@ -163,7 +160,7 @@ export class MutationSender {
         ...(request.body !== undefined ? { body: request.body } : {}),
       });
     } catch (error) {
-      return { kind: 'retry', status: 0, message: `network error: ${String(error)}`, retryAfterMs: 0 };
+      return networkFailure(error);
     }
     const payload = await res.json().catch(() => null);
     if (res.ok) {
@@ -175,17 +172,7 @@ export class MutationSender {
         body: { error: { code: 'bad_response', message: 'unreadable write result' } },
       };
     }
-    if (res.status === 401) return { kind: 'unauthorized', body: payload };
-    if (isRetryable(res.status)) {
-      const retryAfter = Number(res.headers.get('retry-after'));
-      return {
-        kind: 'retry',
-        status: res.status,
-        message: `HTTP ${res.status}`,
-        retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 300) * 1000 : 0,
-      };
-    }
-    return { kind: 'rejected', status: res.status, body: payload };
+    return httpFailure(res, payload);
   }
 
   #sleep(ms: number): Promise<void> {

@@ -1,6 +1,7 @@
 import { APPENDABLE_FIELDS, MODEL_PATHS, type ModelName, WriteResult } from '@openagents/sync-protocol';
-import { type BackoffOptions, backoff, isRetryable } from './backoff';
+import { type BackoffOptions, backoff } from './backoff';
 import { MutationError, SyncClosedError } from './errors';
+import { type HttpFailure, httpFailure, networkFailure } from './http-failure';
 import { randomUuid } from './random-uuid';
 import { TokenSource } from './token-source';
 
@@ -107,9 +108,7 @@ export function createStreamWriter<M extends AppendableModel>(options: StreamWri
 type Outcome =
   | { kind: 'committed'; result: WriteResult }
   | { kind: 'mismatch'; length: number | undefined; body: unknown }
-  | { kind: 'retry'; status: number; message: string; retryAfterMs: number }
-  | { kind: 'unauthorized'; body: unknown }
-  | { kind: 'rejected'; status: number; body: unknown };
+  | HttpFailure;
 
 class StreamWriterImpl implements StreamWriter {
   readonly done: Promise<StreamResult>;
@@ -314,7 +313,7 @@ class StreamWriterImpl implements StreamWriter {
         signal: this.#inflight.signal,
       });
     } catch (error) {
-      return { kind: 'retry', status: 0, message: `network error: ${String(error)}`, retryAfterMs: 0 };
+      return networkFailure(error);
     }
     const payload: unknown = await res.json().catch(() => null);
     if (res.ok) {
@@ -333,17 +332,7 @@ class StreamWriterImpl implements StreamWriter {
         return { kind: 'mismatch', length: typeof length === 'number' ? length : undefined, body: payload };
       }
     }
-    if (res.status === 401) return { kind: 'unauthorized', body: payload };
-    if (isRetryable(res.status)) {
-      const retryAfter = Number(res.headers.get('retry-after'));
-      return {
-        kind: 'retry',
-        status: res.status,
-        message: `HTTP ${res.status}`,
-        retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 300) * 1000 : 0,
-      };
-    }
-    return { kind: 'rejected', status: res.status, body: payload };
+    return httpFailure(res, payload);
   }
 
   #sleep(ms: number): Promise<void> {
