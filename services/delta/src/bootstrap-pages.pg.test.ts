@@ -162,7 +162,9 @@ describe('bootstrap pages', () => {
             pages.push(page);
             let step = 0;
             while (page.nextCursor) {
-              for (const w of between[step++ % between.length]!) await apply(w);
+              // Writes land between the first pages only: inserts after every page could outgrow
+              // a one-record page forever (the reader chases records created after it began).
+              for (const w of between[step++] ?? []) await apply(w);
               page = await reader.bootstrap(scope, { cursor: page.nextCursor });
               pages.push(page);
             }
