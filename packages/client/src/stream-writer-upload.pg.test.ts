@@ -2,6 +2,7 @@ import type { WriteResult } from '@openagents/sync-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHarness, createApiHarness } from '../../../services/api/test/api-harness';
 import { createStreamWriter, type StreamWriterOptions } from './stream-writer';
+import { textInPieces } from './stream-writer-fixtures';
 
 /*
  * The stream writer's streaming upload (`…/append-stream`) against the real mutation API over a
@@ -15,32 +16,6 @@ beforeAll(async () => {
   h = await createApiHarness({ label: 'client_stream_upload', config: { STREAM_COALESCE_MS: 5 } });
 });
 afterAll(async () => h?.close());
-
-const ALPHABET = ['a', ' ', '\n', 'é', 'e\u0301', '😀', '👨‍👩‍👧', '語', '𝕏', '"', '\\'];
-
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Text cut at any code unit, inside surrogate pairs too. */
-function textInPieces(seed: number, units: number): { text: string; pieces: string[] } {
-  const random = prng(seed);
-  let text = '';
-  while (text.length < units) text += ALPHABET[Math.floor(random() * ALPHABET.length)];
-  const pieces: string[] = [];
-  for (let i = 0; i < text.length; ) {
-    const n = 1 + Math.floor(random() * 4);
-    pieces.push(text.slice(i, i + n));
-    i += n;
-  }
-  return { text, pieces };
-}
 
 const appFetch = ((input: string | URL | Request, init?: RequestInit) =>
   h.app.fetch(new Request(input, init))) as typeof fetch;

@@ -330,11 +330,7 @@ class StreamWriterImpl implements StreamWriter {
         }
       }
     } catch (error) {
-      this.#fail(
-        error instanceof MutationError || error instanceof SyncClosedError
-          ? error
-          : new MutationError(this.#streamId, 0, errorBody('stream_failed', String(error))),
-      );
+      this.#failWith(error);
     } finally {
       this.#upload = undefined;
       this.#running = false;
@@ -400,11 +396,7 @@ class StreamWriterImpl implements StreamWriter {
       }
       if (this.#ended && this.#buffer === '' && this.#replay.length === 0) this.#finish();
     } catch (error) {
-      this.#fail(
-        error instanceof MutationError || error instanceof SyncClosedError
-          ? error
-          : new MutationError(this.#streamId, 0, errorBody('stream_failed', String(error))),
-      );
+      this.#failWith(error);
     } finally {
       this.#running = false;
     }
@@ -422,6 +414,15 @@ class StreamWriterImpl implements StreamWriter {
       if (last >= 0xd800 && last <= 0xdbff) text = text.slice(0, -1);
     }
     return text;
+  }
+
+  /** Fails with what a pump caught: our own errors as they are, anything else as `stream_failed`. */
+  #failWith(error: unknown): void {
+    this.#fail(
+      error instanceof MutationError || error instanceof SyncClosedError
+        ? error
+        : new MutationError(this.#streamId, 0, errorBody('stream_failed', String(error))),
+    );
   }
 
   #fail(error: MutationError | SyncClosedError): void {
