@@ -1,40 +1,15 @@
 import { createHash } from 'node:crypto';
+import { forEachCompletedToken } from '../k6/lib/stream-tokens';
 import type { Histogram } from './histogram';
 
-/**
- * The stream scenario's tokens carry the wall-clock millisecond they were generated at, so a
- * viewer in another thread (or process) measures generation-to-screen latency from the text alone:
- * a token is a space and 8 base-36 digits of `Date.now()` (fixed width until 2059), 9 UTF-16
- * code units. A reply is a sequence of whole tokens, so token k is always at offset 9k.
- */
-export const TOKEN_LENGTH = 9;
-const DIGITS = TOKEN_LENGTH - 1;
-
-export function encodeToken(ms: number): string {
-  return ` ${Math.floor(ms).toString(36).padStart(DIGITS, '0')}`;
-}
-
-/** The generation time of the token at `text[start…start+9)`; NaN when it is not one. */
-export function decodeToken(text: string, start: number): number {
-  if (text.charCodeAt(start) !== 32) return Number.NaN;
-  const digits = text.slice(start + 1, start + TOKEN_LENGTH);
-  if (digits.length !== DIGITS || !/^[0-9a-z]+$/.test(digits)) return Number.NaN;
-  return Number.parseInt(digits, 36);
-}
+export { decodeToken, encodeToken, TOKEN_LENGTH } from '../k6/lib/stream-tokens';
 
 /**
  * Records, for every token completed by growing a text from `before` to `text.length`, how long
  * ago it was generated. Returns how many tokens that was.
  */
 export function recordCompletedTokens(text: string, before: number, now: number, latency: Histogram): number {
-  let completed = 0;
-  // Token k (1-based) ends at 9k: the first one completed is the first that ends past `before`.
-  for (let k = Math.floor(before / TOKEN_LENGTH) + 1; k * TOKEN_LENGTH <= text.length; k++) {
-    const at = decodeToken(text, (k - 1) * TOKEN_LENGTH);
-    if (!Number.isNaN(at)) latency.record(now - at);
-    completed++;
-  }
-  return completed;
+  return forEachCompletedToken(text, before, (at) => latency.record(now - at));
 }
 
 export interface StreamTextCounters {
