@@ -10,6 +10,7 @@ import { FANOUT_DEFAULTS, runFanout } from './scenarios/fanout';
 import { MUTATIONS_DEFAULTS, runMutations } from './scenarios/mutations';
 import { RECONNECT_STORM_DEFAULTS, runReconnectStorm } from './scenarios/reconnect-storm';
 import { runSoak, SOAK_DEFAULTS } from './scenarios/soak';
+import { runStream, STREAM_DEFAULTS } from './scenarios/stream';
 import { createSyncTarget, type SyncTarget } from './sync-target';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -73,6 +74,32 @@ describe('load driver against the stack', () => {
       env,
     );
     expect(failures(result)).toEqual([]);
+  }, 60_000);
+
+  it('stream (append): every viewer ends with the writer text, every token durable', async () => {
+    const result = await runStream(
+      target,
+      { ...STREAM_DEFAULTS, replies: 4, tokens: 40, tokensPerSecond: 100, viewers: 2 },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.tokens_written).toMatchObject({ value: 160 });
+    // Every token reached both viewers of its reply, and each of them was counted once.
+    expect(result.metrics.tokens_to_viewers).toMatchObject({ value: 320 });
+    expect(result.metrics.token_to_viewer_ms).toMatchObject({ count: 320 });
+    expect(result.metrics.token_durable_ms).toMatchObject({ count: 160 });
+    expect((result.metrics.api_commits as { value: number }).value).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('stream (patch): the whole-text way is checked the same way', async () => {
+    const result = await runStream(
+      target,
+      { ...STREAM_DEFAULTS, replies: 2, tokens: 20, tokensPerSecond: 100, viewers: 2, mode: 'patch' },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.write_requests).toMatchObject({ value: 40 });
+    expect(result.metrics.tokens_to_viewers).toMatchObject({ value: 80 });
   }, 60_000);
 
   it('reconnect-storm: every client resumes from its cursor and catches up', async () => {

@@ -25,9 +25,18 @@ export interface SyncTargetOptions {
 
 /** The sync stack as a load target: scopes are agents, a publish is a Message write. */
 export interface SyncTarget extends LoadTarget {
-  /** The bearer token the driver writes and reads with. */
+  /** The bearer token the driver reads with. */
   token(): Promise<string>;
+  /** A writer's token: writes rotate over several subjects, as many users would. */
+  writerToken(): Promise<string>;
+  /** The next mutation worker, round-robin. */
   apiUrl(): string;
+  readonly apiUrls: readonly string[];
+  /**
+   * Commits (Postgres transactions) the mutation workers made so far: `sync_commit_duration_seconds`
+   * counts summed over every worker's /metrics; undefined when one cannot be read.
+   */
+  apiCommits(): Promise<number | undefined>;
   readonly deltaUrl: string;
   /** GET /sync/bootstrap?scope= */
   bootstrap(scope: string): Promise<BootstrapResponse>;
@@ -73,7 +82,21 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
   return {
     name: 'sync',
     token,
+    writerToken,
     apiUrl,
+    apiUrls: options.apiUrls,
+    async apiCommits() {
+      const readings = await Promise.all(
+        options.apiUrls.map((url) =>
+          fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })
+            .then((r) => r.text())
+            .then((text) => sumMetric(text, 'sync_commit_duration_seconds_count'))
+            .catch(() => undefined),
+        ),
+      );
+      if (readings.some((r) => r === undefined)) return undefined;
+      return readings.reduce((sum: number, r) => sum + r!, 0);
+    },
     deltaUrl: options.deltaUrl,
     createAgent,
     async prepareScopes(count) {
