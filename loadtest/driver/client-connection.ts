@@ -31,6 +31,7 @@ interface IncomingFrame {
   type?: string;
   scope?: string;
   lastSyncId?: number;
+  more?: boolean;
   models?: Record<string, unknown[]>;
   events?: ({ id: number; created_at: string } & StreamEvent)[];
   code?: string;
@@ -181,7 +182,8 @@ export class ClientConnection {
         const at = frame.lastSyncId ?? 0;
         if (before !== undefined && at > before) counters.snapshotCovered += at - before;
         this.cursors.baseline(scope, at);
-        this.#readyScopes.add(scope);
+        // A paged bootstrap (v1.1) is complete with its last page, the one without `more`.
+        if (!frame.more) this.#readyScopes.add(scope);
         counters.bootstrapFrames++;
         for (const records of Object.values(frame.models ?? {})) counters.bootstrapRecords += records.length;
         if (this.texts) {

@@ -28,7 +28,12 @@ describe('load driver against the stack', () => {
   let target: SyncTarget;
 
   beforeAll(async () => {
-    stack = await startLocalStack({ apiWorkers: 1, gateways: 2 });
+    // Small bootstrap pages, so the bootstrap scenario's 600 records come in several pages (v1.1).
+    stack = await startLocalStack({
+      apiWorkers: 1,
+      gateways: 2,
+      env: { BOOTSTRAP_PAGE_BYTES: String(32 * 1024) },
+    });
     target = createSyncTarget({
       apiUrls: stack.apiUrls,
       gatewayUrls: stack.gatewayUrls,
@@ -126,6 +131,7 @@ describe('load driver against the stack', () => {
       env,
     );
     expect(failures(result)).toEqual([]);
+    expect((result.metrics.bootstrap_ws_frames as { value: number }).value).toBeGreaterThan(2 * 2);
   }, 60_000);
 
   it('soak: clients ramp up, some drop and resume while events flow, all end with every event', async () => {

@@ -38,7 +38,7 @@ export interface SyncTarget extends LoadTarget {
    */
   apiCommits(): Promise<number | undefined>;
   readonly deltaUrl: string;
-  /** GET /sync/bootstrap?scope= */
+  /** GET /sync/bootstrap?scope= — every page, merged (`nextCursor` followed to the last). */
   bootstrap(scope: string): Promise<BootstrapResponse>;
   /** GET /sync/delta?scope=&lastSyncId=&limit= */
   delta(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
@@ -176,10 +176,20 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
       return readings.reduce((sum: number, r) => sum + r!, 0);
     },
     async bootstrap(scope) {
-      return requestJson<BootstrapResponse>(
-        `${options.deltaUrl}/sync/bootstrap?scope=${encodeURIComponent(scope)}`,
-        { token: await token(), timeoutMs: 60_000 },
-      );
+      // Every page (contract v1.1: bounded answers), merged as a client would apply them.
+      const base = `${options.deltaUrl}/sync/bootstrap?scope=${encodeURIComponent(scope)}`;
+      let page = await requestJson<BootstrapResponse>(base, { token: await token(), timeoutMs: 60_000 });
+      const models: BootstrapResponse['models'] = { ...page.models };
+      while (page.nextCursor !== undefined) {
+        page = await requestJson<BootstrapResponse>(`${base}&cursor=${encodeURIComponent(page.nextCursor)}`, {
+          token: await token(),
+          timeoutMs: 60_000,
+        });
+        for (const model of Object.keys(page.models) as (keyof typeof models)[]) {
+          models[model] = [...(models[model] ?? []), ...page.models[model]];
+        }
+      }
+      return { ...page, models };
     },
     async delta(scope, lastSyncId, limit) {
       const q = `scope=${encodeURIComponent(scope)}&lastSyncId=${lastSyncId}${limit ? `&limit=${limit}` : ''}`;
