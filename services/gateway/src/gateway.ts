@@ -26,15 +26,16 @@ import type { GatewayConfig } from './config';
 import { ConnectionLimits, clientAddress, type IpRefusal } from './connection-limits';
 import { ExpiryWheel } from './expiry-wheel';
 import { type BridgeOptions, bridgeHttp, type FetchHandler, writeJson } from './http-bridge';
+import { createLogReads } from './log-reads';
 import { closeCodeLabel, createGatewayMetrics, type GatewayMetrics } from './metrics';
-import { newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
+import { ScopeRegistry } from './scope-registry';
 import type { ScopeStream } from './scope-stream';
-import { ScopeStreams } from './scope-streams';
-import { createSharedReads } from './shared-reads';
 import { type SubscriberChannel, Subscription } from './subscription';
+import { newTokenBucket, type TokenBucket, takeToken } from './token-bucket';
 import {
   type HttpRequest,
   type HttpResponse,
+  SEND_STATUS,
   type TemplatedApp,
   type us_listen_socket,
   type us_socket_context_t,
@@ -146,7 +147,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const metrics = createGatewayMetrics(deps.registry, {
     sendBuffers: () => [...connections].map((ws) => ws.getBufferedAmount()),
   });
-  const reads = createSharedReads(deps.delta, { metrics });
+  const reads = createLogReads(deps.delta, { metrics });
   const app = uWS.App();
   const connections = new Set<WebSocket<UserData>>();
   /** Live sockets of each scope on this node: the topic subscribers, for counts and backpressure. */
@@ -250,7 +251,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     metrics.framesSent.inc({ type: frame.type });
     metrics.bytesSent.inc(payload.length);
     if (frame.type === 'sync') metrics.eventsDelivered.inc(frame.events.length);
-    if (status === 2) {
+    if (status === SEND_STATUS.dropped) {
       closeDroppedSocket(ws);
       return false;
     }
@@ -307,7 +308,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
   });
 
-  const streams = new ScopeStreams({ bus, reads, metrics, log, holdMs: config.REORDER_HOLD_MS, fanOut });
+  const streams = new ScopeRegistry({ bus, reads, metrics, log, holdMs: config.REORDER_HOLD_MS, fanOut });
   const subscriptionDeps = { streams, reads, metrics, log };
 
   // A paged bootstrap sends its next page once the send buffer is back under half the
@@ -833,7 +834,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         listenSocket = undefined;
       }
       for (const ws of [...connections]) {
-        if (connections.has(ws)) ws.end(1001, 'server stopping');
+        if (connections.has(ws)) ws.end(CLOSE_CODES.goingAway, 'server stopping');
       }
       streams.closeAll();
     },

@@ -1,8 +1,8 @@
 import type { SyncEvent } from '@openagents/sync-protocol';
 import type { Bus, BusMessage, Logger } from '@openagents/sync-server-kit';
 import { busMessageProblem } from './bus-message';
+import type { LogReads } from './log-reads';
 import type { GatewayMetrics } from './metrics';
-import type { SharedReads } from './shared-reads';
 
 /** Longest wait between gap fills while the log keeps failing to answer. */
 const MAX_HOLD_BACKOFF_MS = 5000;
@@ -21,7 +21,7 @@ export type GapFillReason = 'gap' | 'head_check' | 'reconnect';
 
 export interface ScopeStreamDeps {
   bus: Bus;
-  reads: SharedReads;
+  reads: LogReads;
   metrics: GatewayMetrics;
   log: Logger;
   holdMs: number;

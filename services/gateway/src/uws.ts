@@ -34,3 +34,10 @@ export function assertNativeUws(mod: object = uWS): void {
 }
 
 export { uWS };
+
+/**
+ * What `WebSocket.send` returns: the message is buffered
+ * (`backpressure`), written (`success`), or refused because the send buffer is past
+ * `maxBackpressure` (`dropped`: the stream has a hole, so the socket must be closed).
+ */
+export const SEND_STATUS = { backpressure: 0, success: 1, dropped: 2 } as const;

@@ -8,7 +8,7 @@ const PROBE_SCOPE = 'gateway:probe';
  * when its first local subscriber arrives and left after its last one goes (reference counted),
  * so a node holds one bus subscription per active scope however many clients share it.
  */
-export class ScopeStreams {
+export class ScopeRegistry {
   readonly #streams = new Map<string, ScopeStream>();
   readonly #deps: ScopeStreamDeps;
   #headCheckRunning = false;
