@@ -7,6 +7,7 @@ export type {
   us_listen_socket,
   us_socket_context_t,
   WebSocket,
+  WebSocketBehavior,
 } from 'uWebSockets.js';
 
 /** Exports only the native addon has; the pure-JS fallback of the package lacks every one of them. */
