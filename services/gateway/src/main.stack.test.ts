@@ -6,7 +6,7 @@ import { freePort } from '../../../test/support/ports';
 import { TEST_REDIS_URL, uniqueChannelPrefix } from '../../../test/support/redis';
 import { startService } from '../../../test/support/stack';
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
-import { newScope, range, TestClient, writeEvents } from './test-harness';
+import { newScope, range, TestClient, writeEvents } from '../test/support/gateway-harness';
 
 const baseEnv = {
   REDIS_URL: TEST_REDIS_URL,
