@@ -12,7 +12,8 @@
  * one agent, beside pgbench on one scope). Prints the rows, the ratios API / pgbench and p99,
  * and writes them to docs/benchmarks.md (section `write`).
  *
- * Environment: BENCH_SECONDS (default 5 per run), BENCH_DEPTH / BENCH_GROUP (pipeline settings),
+ * Environment: BENCH_SECONDS (default 5 per run), BENCH_DEPTH / BENCH_GROUP (pipeline settings;
+ * without BENCH_DEPTH the one-worker rows are also run at WRITE_PIPELINE_DEPTH=1),
  * BENCH_ONLY=mixed (only the 100-scope and one-worker rows), BENCH_PROFILE=<dir> (worker CPU profiles).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -214,7 +215,11 @@ interface WorkerProcess {
   child: ChildProcess;
 }
 
-async function startWorker(databaseUrl: string, channelPrefix: string): Promise<WorkerProcess> {
+async function startWorker(
+  databaseUrl: string,
+  channelPrefix: string,
+  depth = process.env.BENCH_DEPTH,
+): Promise<WorkerProcess> {
   const port = await freePort();
   // BENCH_PROFILE=<dir>: each worker writes a V8 CPU profile there when it exits.
   const profile = process.env.BENCH_PROFILE
@@ -231,7 +236,7 @@ async function startWorker(databaseUrl: string, channelPrefix: string): Promise<
       RATE_LIMIT_PER_SECOND: '0',
       LOG_LEVEL: 'warn',
       MIGRATE_ON_START: 'false',
-      ...(process.env.BENCH_DEPTH ? { WRITE_PIPELINE_DEPTH: process.env.BENCH_DEPTH } : {}),
+      ...(depth ? { WRITE_PIPELINE_DEPTH: depth } : {}),
       ...(process.env.BENCH_GROUP ? { WRITE_GROUP_MAX: process.env.BENCH_GROUP } : {}),
     },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -398,10 +403,11 @@ async function benchApi(
   setup: string,
   workers: number,
   hotOnly: boolean,
+  depth?: string,
 ): Promise<RunResult[]> {
   const prefix = uniqueChannelPrefix();
   const procs: WorkerProcess[] = [];
-  for (let i = 0; i < workers; i++) procs.push(await startWorker(db.url, prefix));
+  for (let i = 0; i < workers; i++) procs.push(await startWorker(db.url, prefix, depth));
   const urls = procs.map((p) => p.url);
   const token = await tokenFor(['*'], 'bench');
   const results: RunResult[] = [];
@@ -455,6 +461,11 @@ await pgbenchDb.drop();
 const apiDb = await createTestDatabase('bench_write');
 await seed(apiDb);
 const one = await benchApi(apiDb, 'API, 1 worker, half on 4 hot agents', 1, false);
+// The same with one transaction in flight instead of the default two: bigger groups, less CPU per
+// write, no overlap of one group's WAL flush with the next group's work (docs/benchmarks.md).
+const depthOne = process.env.BENCH_DEPTH
+  ? []
+  : await benchApi(apiDb, 'API, 1 worker, half on 4 hot agents, WRITE_PIPELINE_DEPTH=1', 1, false, '1');
 const two = only ? [] : await benchApi(apiDb, 'API, 2 workers, half on 4 hot agents', 2, false);
 const hot = only ? [] : await benchApi(apiDb, 'API, 1 worker, every client on one agent', 1, true);
 const { rows } = await apiDb.pool.query<{ events: number; messages: number; keys: number }>(
@@ -512,12 +523,13 @@ const table = markdownTable(
   [
     ...rowsOf(baseline, baseline),
     ...rowsOf(one, baseline),
+    ...rowsOf(depthOne, baseline),
     ...rowsOf(two, baseline),
     ...rowsOf(baselineHot, baselineHot).map((r) => [...r.slice(0, -1), '1.00']),
     ...rowsOf(hot, baselineHot),
   ],
 );
-const ratioLines = [...one, ...two, ...hot]
+const ratioLines = [...one, ...depthOne, ...two, ...hot]
   .map((r) => {
     const base = r.setup.includes('one agent') ? baselineHot : baseline;
     return `- ${r.setup}, ${r.clients} clients: **${(rate(r) / rate(against(r, base))).toFixed(2)}×** pgbench, p99 ${p(r, 99)} ms`;
@@ -531,9 +543,14 @@ Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpu
 pgbench: the sync mutation (insert a message, bump its scope head, append its event) as one
 transaction, \`-M prepared\`, over ${SCOPES} scopes (and over one scope for the hot rows). API:
 worker processes (Redis bus) answering \`POST /api/messages\` (200-character content, an
-Idempotency-Key on every request) from keep-alive HTTP clients in a worker thread; half the
-writes on ${HOT_AGENTS} hot agents and half over the other ${SCOPES - HOT_AGENTS}, or every write on one agent.
+Idempotency-Key on every request) from keep-alive HTTP/1.1 clients (raw sockets, one request at
+a time each, in a worker thread); half the writes on ${HOT_AGENTS} hot agents and half over the other
+${SCOPES - HOT_AGENTS}, or every write on one agent. Default pipeline (\`WRITE_PIPELINE_DEPTH\` ${process.env.BENCH_DEPTH ?? 2},
+\`WRITE_GROUP_MAX\` ${process.env.BENCH_GROUP ?? 32}) unless the row says otherwise.
 The ratio is API / pgbench at the same client count (hot rows against pgbench on one scope).
+CPU columns: milliseconds of CPU (user + system, from /proc) per write of the worker processes,
+of the Postgres backends serving them, and of the load generator (for pgbench: its backends and
+pgbench itself, over a window inside the run); their sum is what one write costs the machine.
 After the API runs: ${rows[0]!.messages} messages, ${rows[0]!.events} events, ${rows[0]!.keys} idempotency keys (one each per acknowledged write).
 
 ${table}
