@@ -50,11 +50,12 @@ describe('sync_scope_allowed', () => {
 });
 
 describe('sync_commit', () => {
-  it('plans its statements once per connection (force_generic_plan)', async () => {
+  it('plans its statements once per connection (force_generic_plan), never as sequential scans', async () => {
     const { rows } = await db.pool.query<{ config: string[] | null }>(
       `SELECT proconfig AS config FROM pg_proc WHERE proname = 'sync_commit'`,
     );
     expect(rows).toHaveLength(1);
     expect(rows[0]!.config).toContain('plan_cache_mode=force_generic_plan');
+    expect(rows[0]!.config).toContain('enable_seqscan=off');
   });
 });
