@@ -72,4 +72,5 @@ export {
   updateSchemas,
 } from './models';
 export { canonicalScope, canonicalScopePattern, SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
+export { APPEND_STREAM_CONTENT_TYPE, APPEND_STREAM_SEGMENT, StreamAck, StreamDone } from './stream';
 export { unreachable } from './unreachable';
