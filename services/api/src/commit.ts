@@ -85,10 +85,17 @@ export async function commitGroup(
   if (!results.some((r) => 'err' in r && r.err.state === '23503')) {
     return results.map((result, i) => toAnswer(result, members[i]!));
   }
+  // The statement has committed: a failing re-read answers its own member (whose mutation rolled
+  // back, so a retry is safe) and must not fail the group, which the pipeline would then run
+  // again member by member, writing the committed members a second time.
   return Promise.all(
-    results.map(async (result, i) => {
+    results.map(async (result, i): Promise<MemberAnswer> => {
       const member = members[i]!;
-      return (await foreignReferenced(deps.pool, result, member)) ?? toAnswer(result, member);
+      try {
+        return (await foreignReferenced(deps.pool, result, member)) ?? toAnswer(result, member);
+      } catch (error) {
+        return { ok: false, error };
+      }
     }),
   );
 }
