@@ -41,6 +41,7 @@ export {
   IdempotencyKey,
   MAX_BATCH_MUTATIONS,
   MAX_DELTA_LIMIT,
+  MAX_HEADS_SCOPES,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MutationAction,
   MutationBatch,
