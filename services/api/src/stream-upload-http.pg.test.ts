@@ -16,7 +16,8 @@ let close: () => Promise<void>;
 beforeAll(async () => {
   h = await createApiHarness({
     label: 'api_stream_http',
-    config: { STREAM_COALESCE_MS: 0, APPEND_STREAM: { idleMs: 200, maxDurationMs: 1_500 } },
+    // Idle and age limits far above a loaded machine's round trip, far below the test timeout.
+    config: { STREAM_COALESCE_MS: 0, APPEND_STREAM: { idleMs: 2_000, maxDurationMs: 6_000 } },
   });
   const server = serve({ fetch: h.app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));

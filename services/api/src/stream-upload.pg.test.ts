@@ -1,6 +1,6 @@
 import { ErrorBody, StreamAck, StreamDone, type WriteResult } from '@openagents/sync-protocol';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tokenFor } from '../../../test/support/tokens';
 import { type ApiHarness, createApiHarness, type SendRequest } from '../test/api-harness';
 import type { ApiAppConfig } from './app';
@@ -18,11 +18,12 @@ afterAll(async () => h?.close());
 const encoder = new TextEncoder();
 
 /** A request body the test writes line by line, while the response streams back. */
-function lineBody() {
+function lineBody(first?: unknown) {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   const body = new ReadableStream<Uint8Array>({
     start: (c) => {
       controller = c;
+      if (first !== undefined) c.enqueue(encoder.encode(`${JSON.stringify(first)}\n`));
     },
   });
   return {
@@ -108,9 +109,9 @@ function send(config: ApiAppConfig = {}): SendRequest {
 async function openStream(
   id: string,
   config: ApiAppConfig = {},
-  init: { token?: string | null; contentType?: string } = {},
+  init: { token?: string | null; contentType?: string; first?: unknown } = {},
 ) {
-  const line = lineBody();
+  const line = lineBody(init.first);
   const res = await send(config)('POST', `/api/messages/${id}/append-stream`, undefined, {
     raw: line.body,
     headers: { 'content-type': init.contentType ?? 'application/x-ndjson' },
@@ -292,7 +293,8 @@ describe('append-stream', () => {
     const m = await newMessage();
     const { line, out } = await openStream(m.id, {
       ...AT_ONCE,
-      RATE_LIMIT_PER_SECOND: 1,
+      // A refill far slower than any test: the bucket holds exactly the open and one commit.
+      RATE_LIMIT_PER_SECOND: 0.001,
       RATE_LIMIT_BURST: 2,
     });
     line.push(piece(0, 'a'));
@@ -305,10 +307,31 @@ describe('append-stream', () => {
     line.end();
   });
 
+  it('ends the stream with unauthorized once its token expires, committing nothing after', async () => {
+    const m = await newMessage();
+    const { line, out } = await openStream(m.id, AT_ONCE, { token: await tokenFor(['*'], 'user-1', 60) });
+    line.push(piece(0, 'before'));
+    expect(await out!.next()).toMatchObject({ offset: 0, length: 6 });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 120_000);
+      line.push(piece(6, ' after'));
+      expect(ErrorBody.parse(await out!.next()).error.code).toBe('unauthorized');
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await contentOf(m.id)).toBe('before');
+    line.end();
+  });
+
   it('ends an idle stream cleanly with the length reached', async () => {
     const m = await newMessage();
-    const { line, out } = await openStream(m.id, { ...AT_ONCE, APPEND_STREAM: { idleMs: 50 } });
-    line.push(piece(0, 'quiet'));
+    // The piece travels with the request: the idle clock starts when the stream does.
+    const { out } = await openStream(
+      m.id,
+      { ...AT_ONCE, APPEND_STREAM: { idleMs: 50 } },
+      { first: piece(0, 'quiet') },
+    );
     expect(await out!.rest()).toEqual([
       { offset: 0, length: 5, syncId: 2 },
       { done: true, length: 5 },
