@@ -218,6 +218,8 @@ export class RecordStore {
       }
       ids.add(id);
     };
+    // Rows to (re)place, per list: placed after the loop, so a bootstrap builds each list once.
+    const placed = new Map<OrderedRows, Row[]>();
     for (const [model, ids] of this.#dirty) {
       const visible = this.#visible.get(model)!;
       for (const id of ids) {
@@ -241,13 +243,20 @@ export class RecordStore {
           }
         }
         visible.set(id, value);
-        this.#list(scope, model, true)!.set(value);
+        const list = this.#list(scope, model, true)!;
+        const rows = placed.get(list);
+        if (rows) rows.push(value);
+        else placed.set(list, [value]);
         note(scope, model, id);
       }
     }
+    for (const [list, rows] of placed) list.setMany(rows);
     this.#dirty.clear();
     if (!changes) return undefined;
-    for (const scope of changes.keys()) this.#scopeRecords.delete(scope);
+    for (const scope of changes.keys()) {
+      this.#pruneLists(scope);
+      this.#scopeRecords.delete(scope);
+    }
     this.#view = new StoreView(this);
     return changes;
   }
@@ -299,9 +308,14 @@ export class RecordStore {
     const list = byModel?.get(model);
     if (!list) return;
     list.delete(id);
-    if (list.size > 0) return;
-    byModel!.delete(model);
-    if (byModel!.size === 0) this.#lists.delete(scope);
+  }
+
+  /** Forgets the lists of `scope` left empty (after the rows of a commit are placed). */
+  #pruneLists(scope: string): void {
+    const byModel = this.#lists.get(scope);
+    if (!byModel) return;
+    for (const [model, list] of byModel) if (list.size === 0) byModel.delete(model);
+    if (byModel.size === 0) this.#lists.delete(scope);
   }
 
   #setServer(model: ModelName, row: Row): void {
