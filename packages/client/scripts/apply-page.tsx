@@ -41,16 +41,19 @@ function newClient(): SyncClient {
   });
 }
 
-function bootstrap(client: SyncClient, count: number): void {
+/** The bootstrap frame of a `count`-message scope, as the socket delivers it (text). */
+function bootstrapFrame(count: number): string {
+  return JSON.stringify({
+    type: 'bootstrap',
+    scope,
+    models: { ...empty, Message: messages(count) },
+    lastSyncId: count,
+  });
+}
+
+function bootstrap(client: SyncClient, frame: string): void {
   client.subscribeScope(scope);
-  client.receiveFrame(
-    JSON.stringify({
-      type: 'bootstrap',
-      scope,
-      models: { ...empty, Message: messages(count) },
-      lastSyncId: count,
-    }),
-  );
+  client.receiveFrame(frame);
   client.getState();
 }
 
@@ -105,7 +108,7 @@ const BATCHES = 15;
 
 function applyOne(count: number, events: number): { msPerEvent: number; best: number; batches: number[] } {
   const client = newClient();
-  bootstrap(client, count);
+  bootstrap(client, bootstrapFrame(count));
   let seen = 0;
   client.subscribe((state) => {
     const s = state as unknown as {
@@ -187,8 +190,9 @@ let streamClient: SyncClient | undefined;
 async function mountConsole(count: number): Promise<number> {
   const client = newClient();
   streamClient = client;
+  const frame = bootstrapFrame(count);
   const t0 = performance.now();
-  bootstrap(client, count);
+  bootstrap(client, frame);
   const root = document.getElementById('root')!;
   createRoot(root).render(
     <SyncProvider client={client}>
@@ -215,8 +219,9 @@ async function mountConsole(count: number): Promise<number> {
 async function mountApp(count: number): Promise<number> {
   const client = newClient();
   streamClient = client;
+  const frame = bootstrapFrame(count);
   const t0 = performance.now();
-  bootstrap(client, count);
+  bootstrap(client, frame);
   const root = document.getElementById('root')!;
   createRoot(root).render(
     <SyncProvider client={client}>
