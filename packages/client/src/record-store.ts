@@ -401,6 +401,8 @@ export class RecordStore {
   /** The visible value of one record: the server row with its pending mutations applied in order. */
   #overlay(model: ModelName, id: string): Row | undefined {
     let row = this.#server.get(model)!.get(id);
+    // Most records (all of a bootstrap's, usually) have nothing on top of the server's value.
+    if (this.#pendingByRecord.size === 0 && this.#localText.size === 0) return row;
     for (const p of this.#pendingByRecord.get(pendingKey(model, id)) ?? []) {
       switch (p.action) {
         case 'insert':
