@@ -184,10 +184,15 @@ const NO_IDS: ReadonlySet<string> = new Set();
 let streamClient: SyncClient | undefined;
 
 /**
- * The console's message list opening a `count`-message agent: from the bootstrap frame's arrival
- * to the first render showing the newest message (the list starts at the end).
+ * Bootstraps a `count`-message scope and mounts `transcript` under a header. Resolves with the
+ * time from the bootstrap frame's arrival to the first render for which `shown(root)` holds
+ * (parse, validate, apply, render).
  */
-async function mountConsole(count: number): Promise<number> {
+async function mountTimed(
+  count: number,
+  transcript: React.ReactNode,
+  shown: (root: HTMLElement) => boolean,
+): Promise<number> {
   const client = newClient();
   streamClient = client;
   const frame = bootstrapFrame(count);
@@ -197,46 +202,32 @@ async function mountConsole(count: number): Promise<number> {
   createRoot(root).render(
     <SyncProvider client={client}>
       <Header />
-      <ConsoleTranscript />
-    </SyncProvider>,
-  );
-  const newest = `[data-message-id="${uuid(0xb, count - 1)}"]`;
-  const deadline = performance.now() + 30_000;
-  while (!root.querySelector(newest)) {
-    if (performance.now() > deadline)
-      throw new Error(`console did not render: ${root.innerHTML.slice(0, 200)}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  const firstRender = performance.now() - t0;
-  await new Promise((r) => setTimeout(r, 300));
-  return firstRender;
-}
-
-/**
- * Scenario 2, part 1: a `count`-message scope with the hooks mounted. Resolves with the time from
- * the bootstrap frame's arrival to the first render showing it (parse, validate, apply, render).
- */
-async function mountApp(count: number): Promise<number> {
-  const client = newClient();
-  streamClient = client;
-  const frame = bootstrapFrame(count);
-  const t0 = performance.now();
-  bootstrap(client, frame);
-  const root = document.getElementById('root')!;
-  createRoot(root).render(
-    <SyncProvider client={client}>
-      <Header />
-      <Transcript />
+      {transcript}
     </SyncProvider>,
   );
   const deadline = performance.now() + 30_000;
-  while (!root.textContent?.includes(`${count} messages`)) {
-    if (performance.now() > deadline) throw new Error(`app did not render: ${root.innerHTML.slice(0, 200)}`);
+  while (!shown(root)) {
+    if (performance.now() > deadline) throw new Error(`did not render: ${root.innerHTML.slice(0, 200)}`);
     await new Promise((r) => setTimeout(r, 1));
   }
   const firstRender = performance.now() - t0;
   await new Promise((r) => setTimeout(r, 300)); // let effects and the first paint settle
   return firstRender;
+}
+
+/** Scenario 2, part 1: a `count`-message scope with the hooks mounted. */
+function mountApp(count: number): Promise<number> {
+  return mountTimed(
+    count,
+    <Transcript />,
+    (root) => root.textContent?.includes(`${count} messages`) ?? false,
+  );
+}
+
+/** The console's message list opening a `count`-message agent, until the newest bubble shows. */
+function mountConsole(count: number): Promise<number> {
+  const newest = `[data-message-id="${uuid(0xb, count - 1)}"]`;
+  return mountTimed(count, <ConsoleTranscript />, (root) => root.querySelector(newest) !== null);
 }
 
 /**

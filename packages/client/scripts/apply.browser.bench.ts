@@ -19,10 +19,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import chromium from '@sparticuz/chromium';
 import { build } from 'esbuild';
-import { type Browser, chromium as playwright } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { markdownTable, updateBenchmarkSection } from '../../../test/support/bench';
+import { launchChromium } from '../../../test/support/chromium';
 
 /** The last commit with the store that copied the model map on every publish. */
 const BASELINE_COMMIT = 'ae9f865';
@@ -76,23 +76,6 @@ async function bundle(baseline: string | undefined): Promise<string> {
     jsx: 'automatic',
   });
   return result.outputFiles[0]!.text;
-}
-
-async function launch(): Promise<Browser> {
-  return playwright.launch({
-    executablePath: await chromium.executablePath(),
-    args: [
-      ...chromium.args.filter((arg) => arg !== '--single-process'),
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    headless: true,
-    timeout: 30_000,
-  });
 }
 
 async function withPage<T>(
@@ -205,7 +188,7 @@ async function measure(browser: Browser, script: string, baseline: boolean): Pro
 }
 
 const baselineDir = extractBaseline();
-const browser = await launch();
+const browser = await launchChromium();
 try {
   const [current, old] = [await bundle(undefined), await bundle(baselineDir)];
   const load = loadavg()[0]!.toFixed(1);

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import chromium from '@sparticuz/chromium';
 import { build } from 'esbuild';
-import { type Browser, type Page, chromium as playwright } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../../../../test/support/chromium';
 
 /**
  * The console's message list in a real Chromium (layout, scrolling, ResizeObserver): a reader
@@ -41,20 +41,7 @@ beforeAll(async () => {
     jsx: 'automatic',
   });
   const css = readFileSync(join(ROOT, 'packages/console/src/styles.css'), 'utf8');
-  browser = await playwright.launch({
-    executablePath: await chromium.executablePath(),
-    args: [
-      ...chromium.args.filter((arg) => arg !== '--single-process'),
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    headless: true,
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
   page.setDefaultTimeout(15_000);
   await page.setContent('<!doctype html><html><body><div id="root"></div></body></html>');
