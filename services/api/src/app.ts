@@ -22,6 +22,7 @@ import {
 } from '@openagents/sync-server-kit';
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
+import { createAppendBatcher } from './append-batcher';
 import type { MutationOutcome } from './commit';
 import { DEFAULT_BODY_LIMIT_BYTES } from './config';
 import { COMMIT_PIPELINE_DEFAULTS, createCommitPipeline } from './group-commit';
@@ -266,7 +267,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   // The streaming upload of appends (stream-upload.ts): one request per reply, one commit per window.
   const appendStreams = createAppendStreams(
     {
-      commit: (member) => pipeline.commit(member),
+      commit: createAppendBatcher((member) => pipeline.commit(member)),
       charge: (sub) => limiter.take(sub),
       count: (model, result) => metrics.mutations.inc({ model, action: 'append', result }),
       log,
