@@ -8,6 +8,7 @@
  *   import — npm dependencies and the other workspaces alike — so each package's `dist/` holds its
  *   own code only, and `new URL('../migrations', import.meta.url)` means the same from `dist/` as
  *   from `src/`. The sources keep their extensionless relative imports: bundling resolves them.
+ * - The console's browser bundle (Vite) into `packages/console/dist/`.
  * - Types (publishable packages): one `tsc` run emits declarations for the three packages, then
  *   relative specifiers get the `.js` / `/index.js` suffix that `moduleResolution: NodeNext`
  *   requires, and each package's tree lands in `dist/types/`.
@@ -146,8 +147,11 @@ async function main(): Promise<void> {
   for (const ws of WORKSPACES) rmSync(join(ROOT, ws.dir, ws.outDir), { recursive: true, force: true });
   await Promise.all(WORKSPACES.map(buildJs));
   buildTypes(WORKSPACES.filter((ws) => ws.publish));
+  // The console's browser bundle (Vite), which the standalone server serves.
+  const { buildConsole } = await import('../packages/console/src/build-console');
+  await buildConsole();
   console.log(
-    `built ${WORKSPACES.length} workspaces (${WORKSPACES.filter((w) => w.publish).length} with types) in ${Math.round(performance.now() - started)} ms`,
+    `built ${WORKSPACES.length} workspaces (${WORKSPACES.filter((w) => w.publish).length} with types) and the console in ${Math.round(performance.now() - started)} ms`,
   );
 }
 
