@@ -226,9 +226,11 @@ describe('published packages', () => {
     expect(blocks.filter((b) => b.code.includes('@openagents/sync-react')).length).toBeGreaterThan(0);
   });
 
-  it.each(Object.keys(MATRIX))(
+  // Concurrent: each is one tsc process, mostly reading declarations.
+  it.concurrent.for(Object.keys(MATRIX))(
     'type-check the app and the doc examples with moduleResolution %s',
-    async (name) => {
+    { timeout: 180_000 },
+    async (name, { expect }) => {
       const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
       const result = await run(process.execPath, [tsc, '-p', `tsconfig.${name}.json`, '--pretty', 'false'], {
         cwd: project,
@@ -238,7 +240,6 @@ describe('published packages', () => {
       );
       expect(result).toBe('');
     },
-    180_000,
   );
 
   it('bundle the app with esbuild from dist/, and report min+gzip sizes', async () => {
