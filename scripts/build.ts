@@ -63,8 +63,12 @@ export const WORKSPACES: Workspace[] = [
 
 const FORMAT: Format = 'esm';
 
-/** Bundles one workspace's entries into `<dir>/<outDir>`; returns the files written. */
-export async function buildJs(ws: Workspace): Promise<string[]> {
+/**
+ * Bundles one workspace's entries into `<dir>/<outDir>`; returns the bare static imports left in
+ * the output (packages and `node:` builtins), which production must install. Dynamic `import()`s
+ * are left out: they load optional packages (the console's Vite) behind a fallback.
+ */
+export async function buildJs(ws: Workspace, options: { write?: boolean } = {}): Promise<string[]> {
   const outdir = join(ROOT, ws.dir, ws.outDir);
   const result = await build({
     absWorkingDir: ROOT,
@@ -84,10 +88,13 @@ export async function buildJs(ws: Workspace): Promise<string[]> {
     sourcesContent: true,
     legalComments: 'inline',
     logLevel: 'warning',
-    write: true,
+    write: options.write ?? true,
     metafile: true,
   });
-  return Object.keys(result.metafile.outputs);
+  const imports = Object.values(result.metafile.outputs).flatMap((out) =>
+    out.imports.filter((i) => i.external && i.kind !== 'dynamic-import').map((i) => i.path),
+  );
+  return [...new Set(imports)].sort();
 }
 
 const RELATIVE_SPECIFIER = /(\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"]*)\2/g;
@@ -145,7 +152,7 @@ export function buildTypes(workspaces: Workspace[]): void {
 async function main(): Promise<void> {
   const started = performance.now();
   for (const ws of WORKSPACES) rmSync(join(ROOT, ws.dir, ws.outDir), { recursive: true, force: true });
-  await Promise.all(WORKSPACES.map(buildJs));
+  await Promise.all(WORKSPACES.map((ws) => buildJs(ws)));
   buildTypes(WORKSPACES.filter((ws) => ws.publish));
   // The console's browser bundle (Vite), which the standalone server serves.
   const { buildConsole } = await import('../packages/console/src/build-console');

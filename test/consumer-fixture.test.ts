@@ -106,7 +106,7 @@ beforeAll(async () => {
   mkdirSync(tarballs);
 
   // 1. Build and pack exactly what `npm publish` would upload.
-  await Promise.all(PUBLISHED.map(buildJs));
+  await Promise.all(PUBLISHED.map((ws) => buildJs(ws)));
   buildTypes(PUBLISHED);
   const { stdout } = await run(
     'npm',
