@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { buildJs, ROOT, WORKSPACES } from '../scripts/build';
 
@@ -42,4 +43,23 @@ describe('dist imports', () => {
     },
     60_000,
   );
+});
+
+describe('development resolution', () => {
+  it('maps every workspace to its sources in tsconfig.json paths (for tsx) and its exports (for the rest)', () => {
+    const { config } = ts.readConfigFile(join(ROOT, 'tsconfig.json'), ts.sys.readFile) as {
+      config: { compilerOptions: { paths: Record<string, string[]> } };
+    };
+    const expected: Record<string, string[]> = {};
+    for (const ws of WORKSPACES) {
+      const manifest = JSON.parse(readFileSync(join(ROOT, ws.dir, 'package.json'), 'utf8')) as {
+        name: string;
+        exports: Record<string, Record<string, string>>;
+      };
+      expected[manifest.name] = [`./${ws.dir}/src/index.ts`];
+      expect(manifest.exports['.']?.['openagents-source'], ws.dir).toBe('./src/index.ts');
+      expect(manifest.exports['.']?.default, ws.dir).toBe(`./${ws.outDir}/index.js`);
+    }
+    expect(config.compilerOptions.paths).toEqual(expected);
+  });
 });
