@@ -5,7 +5,7 @@
  * works under tsx and vitest and fails in the image; this test catches that at `npm test`.
  */
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import ts from 'typescript';
@@ -46,6 +46,15 @@ describe('dist imports', () => {
 });
 
 describe('development resolution', () => {
+  it('builds every workspace under packages/ and services/', () => {
+    const dirs = ['packages', 'services'].flatMap((parent) =>
+      readdirSync(join(ROOT, parent))
+        .filter((name) => existsSync(join(ROOT, parent, name, 'package.json')))
+        .map((name) => `${parent}/${name}`),
+    );
+    expect(WORKSPACES.map((ws) => ws.dir).sort()).toEqual(dirs.sort());
+  });
+
   it('maps every workspace to its sources in tsconfig.json paths (for tsx) and its exports (for the rest)', () => {
     const { config } = ts.readConfigFile(join(ROOT, 'tsconfig.json'), ts.sys.readFile) as {
       config: { compilerOptions: { paths: Record<string, string[]> } };
