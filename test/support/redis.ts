@@ -15,6 +15,8 @@ export interface RedisServer {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Starts it again after `stop()`, on the same port; resolves once it answers PING. */
+  start(): Promise<void>;
   /** Stops it and starts it again on the same port (a Redis restart as clients see it). */
   restart(downMs?: number): Promise<void>;
 }
@@ -45,6 +47,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     port,
     stop: kill,
+    start: launch,
     async restart(downMs = 200) {
       await kill();
       await new Promise((r) => setTimeout(r, downMs));

@@ -46,6 +46,7 @@ class RecordingSocket implements WebSocketLike {
 
 const clients: SyncClient[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const c of clients.splice(0)) await c.close();
   RecordingSocket.last = undefined;
 });
@@ -232,7 +233,8 @@ describe.each([
     const unfollow = client.subscribeScope(SCOPE);
     client.receiveFrame(JSON.stringify({ type: 'bootstrap', scope: SCOPE, models: empty, lastSyncId: 2 }));
     unfollow();
-    await new Promise((r) => setTimeout(r, 10));
+    // Unfollowing is deferred a tick (a remount keeps the scope): wait until it has happened.
+    await vi.waitFor(() => expect(client.getState().scopes).toEqual({}));
     await client.close();
     const again = makeClient(storage, never);
     await again.ready;
@@ -255,6 +257,7 @@ describe.each([
 
 describe('persistence: throttling', () => {
   it('writes a busy scope at most once per throttle window', async () => {
+    vi.useFakeTimers();
     const base = createMemoryStorage();
     const writes: string[] = [];
     const storage: SyncStorage = {
@@ -295,11 +298,15 @@ describe('persistence: throttling', () => {
         }),
       );
     }
-    await new Promise((r) => setTimeout(r, 20));
+    // 50 changes, one write, at the end of the window; the next window starts with nothing owed.
+    await vi.advanceTimersByTimeAsync(59_999);
     expect(writes.filter((k) => k.startsWith('v1:scope:'))).toEqual([]);
-    await client.close();
+    await vi.advanceTimersByTimeAsync(1);
     expect(writes.filter((k) => k.startsWith('v1:scope:'))).toEqual([`v1:scope:${SCOPE}`]);
     expect(await base.get(`v1:scope:${SCOPE}`)).toMatchObject({ lastSyncId: 50 });
+    await vi.advanceTimersByTimeAsync(600_000);
+    await client.close();
+    expect(writes.filter((k) => k.startsWith('v1:scope:'))).toEqual([`v1:scope:${SCOPE}`]);
   });
 });
 

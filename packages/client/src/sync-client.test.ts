@@ -68,6 +68,7 @@ class FakeNetwork extends EventTarget {
 }
 const clients: SyncClient[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const c of clients.splice(0)) await c.close();
   ScriptedSocket.all = [];
 });
@@ -122,6 +123,7 @@ describe('createSyncClient: connection', () => {
   });
 
   it('opens one socket however many scopes are followed while the token is being fetched', async () => {
+    vi.useFakeTimers();
     let resolveToken!: (t: string) => void;
     const client = makeClient({ token: undefined, getToken: () => new Promise((r) => (resolveToken = r)) });
     for (let i = 0; i < 5; i++) client.subscribeScope(`org:${i}`);
@@ -136,7 +138,8 @@ describe('createSyncClient: connection', () => {
       'org:3',
       'org:4',
     ]);
-    await new Promise((r) => setTimeout(r, 10));
+    // Many backoff windows later (short of the first ping), still that one socket.
+    await vi.advanceTimersByTimeAsync(9_000);
     expect(ScriptedSocket.all).toHaveLength(1);
   });
 
@@ -271,7 +274,8 @@ describe('createSyncClient: connection', () => {
   });
 
   it('after a rate_limited error, asks again for the scopes that got no answer', async () => {
-    const client = makeClient();
+    vi.useFakeTimers();
+    const client = makeClient({ backoff: { initialDelayMs: 2, maxDelayMs: 5, random: () => 0.5 } });
     client.subscribeScope(SCOPE);
     client.subscribeScope('org:dropped');
     await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(1));
@@ -281,9 +285,13 @@ describe('createSyncClient: connection', () => {
     socket.receive({ type: 'bootstrap', scope: SCOPE, models: empty, lastSyncId: 0 });
     socket.receive({ type: 'error', code: 'rate_limited', message: 'More than 50 frames per second' });
     socket.receive({ type: 'error', code: 'rate_limited', message: 'More than 50 frames per second' });
-    await vi.waitFor(() => expect(socket.sent).toHaveLength(3), { timeout: 2000 });
+    // One resubscribe for both errors, 250 ms plus a jittered backoff (here 1 ms) later.
+    await vi.advanceTimersByTimeAsync(250);
+    expect(socket.sent).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(socket.sent).toHaveLength(3);
     expect(socket.sent[2]).toEqual({ type: 'subscribe', scope: 'org:dropped' });
-    await new Promise((r) => setTimeout(r, 300));
+    await vi.advanceTimersByTimeAsync(9_000);
     expect(socket.sent).toHaveLength(3);
   });
 
@@ -323,6 +331,7 @@ describe('createSyncClient: connection', () => {
   });
 
   it('disconnect() goes idle without reconnecting; close() is terminal', async () => {
+    vi.useFakeTimers();
     const client = makeClient();
     client.connect();
     await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(1));
@@ -331,7 +340,7 @@ describe('createSyncClient: connection', () => {
     expect(client.getState().connection).toBe('idle');
     expect(latest().closedWith).toBe(1000);
     client.subscribeScope(SCOPE); // following a scope does not undo an explicit disconnect
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(600_000);
     expect(ScriptedSocket.all).toHaveLength(1);
     client.connect();
     await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(2));

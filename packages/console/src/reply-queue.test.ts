@@ -13,7 +13,7 @@ describe('ReplyQueue', () => {
     });
     const run = async (o: SimulatedReplyOptions) => {
       log.push(`start ${o.agentId} ${o.prompt}`);
-      await new Promise((r) => setTimeout(r, 5));
+      await Promise.resolve(); // a reply ends after it starts, never in the same step
       log.push(`end ${o.agentId} ${o.prompt}`);
       return {} as SimulatedReplyResult;
     };

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { planReply, runSimulatedReply, SimulatedAgentError, tokenize } from './simulated-agent';
 
 const AGENT = '6f1d3c1e-8a4b-4c2d-9e7f-0a1b2c3d4e5f';
@@ -45,6 +45,10 @@ function seq(...values: number[]) {
 }
 
 const fast = { min: 0, max: 1 };
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('tokenize', () => {
   it('keeps whitespace so the tokens join back to the text', () => {
@@ -217,6 +221,7 @@ describe('runSimulatedReply', () => {
   });
 
   it('stops streaming when aborted', async () => {
+    vi.useFakeTimers();
     const { calls, fetchFn } = recordingFetch();
     const controller = new AbortController();
     const run = runSimulatedReply({
@@ -228,11 +233,19 @@ describe('runSimulatedReply', () => {
       tokenDelayMs: { min: 20, max: 20 },
       signal: controller.signal,
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // Aborted once the reply is streaming (its first append went out)…
+    await vi.waitFor(() => expect(calls.some((c) => c.path.endsWith('/append'))).toBe(true));
+    let outcome: unknown = 'pending';
+    run.then(
+      () => (outcome = 'finished'),
+      (error: unknown) => (outcome = error),
+    );
     controller.abort();
-    await expect(run).rejects.toBeDefined();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(outcome).toBe(controller.signal.reason);
+    // …nothing more is sent, however long the remaining tokens would have taken.
     const count = calls.length;
-    await new Promise((r) => setTimeout(r, 60));
+    await vi.advanceTimersByTimeAsync(600_000);
     expect(calls.length).toBe(count);
     expect(calls.some((c) => c.body.status === 'idle')).toBe(false);
   });

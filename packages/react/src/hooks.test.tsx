@@ -2,7 +2,7 @@
 import { createSyncClient, type SyncClient } from '@openagents/sync-client';
 import { act, cleanup, render, screen } from '@testing-library/react';
 import { memo, StrictMode } from 'react';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type AgentSync,
   SyncProvider,
@@ -32,14 +32,34 @@ const agent = (id: string, name: string) => ({
 });
 const empty = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
 
-function newClient(): SyncClient {
+function newClient(fetch: typeof globalThis.fetch = () => new Promise<Response>(() => {})): SyncClient {
   // No socket: frames are fed through the client's message handler, as the gateway would send them.
-  return createSyncClient({
-    url: 'http://127.0.0.1:1',
-    token: 't',
-    autoConnect: false,
-    fetch: () => new Promise<Response>(() => {}),
-  });
+  return createSyncClient({ url: 'http://127.0.0.1:1', token: 't', autoConnect: false, fetch });
+}
+
+/**
+ * The write API in memory: records each request and answers it when the test calls `commit`
+ * with the row the server would store (the body plus timestamps) in the scope of its agent.
+ */
+function answeringApi() {
+  const requests: { url: string; method: string; key: string | null; body: Record<string, unknown> }[] = [];
+  const waiting: ((res: Response) => void)[] = [];
+  const fetch = ((url: string, init: RequestInit) => {
+    requests.push({
+      url,
+      method: init.method ?? 'GET',
+      key: new Headers(init.headers).get('idempotency-key'),
+      body: JSON.parse(String(init.body)),
+    });
+    return new Promise<Response>((resolve) => waiting.push(resolve));
+  }) as typeof globalThis.fetch;
+  function commit(syncId: number, overrides: Record<string, unknown> = {}) {
+    const body = requests[requests.length - waiting.length]!.body;
+    const data = { ...body, created_at: 't1', updated_at: 't1', created_sync_id: syncId, ...overrides };
+    waiting.shift()!(Response.json({ data, scope: `agent:${String(body.agent_id)}`, syncId }));
+    return data;
+  }
+  return { fetch, requests, commit };
 }
 
 function bootstrapOrg(client: SyncClient) {
@@ -177,7 +197,8 @@ describe('react hooks', () => {
   });
 
   it('useAgentSync follows its scope while mounted and returns records grouped by model', async () => {
-    const client = newClient();
+    const api = answeringApi();
+    const client = newClient(api.fetch);
     const { unmount } = render(
       <StrictMode>
         <SyncProvider client={client}>
@@ -196,6 +217,7 @@ describe('react hooks', () => {
       content: 'hi',
       created_at: 't0',
       updated_at: 't0',
+      created_sync_id: 7,
     };
     await act(async () =>
       client.receiveFrame(
@@ -220,15 +242,24 @@ describe('react hooks', () => {
     });
     expect(seen?.data).toBe(before);
 
-    // `mutate` is bound to the scope: the insert lands in it with agent_id filled in, at once.
+    // `mutate` is bound to the scope: the insert lands in it with agent_id filled in, at once…
     let sent: Promise<unknown> | undefined;
     await act(async () => {
-      sent = seen!.mutate.insert('Message', { role: 'user', content: 'typed' }).catch((e: unknown) => e);
+      sent = seen!.mutate.insert('Message', { role: 'user', content: 'typed' });
     });
     expect(seen?.data.Message.map((m) => [m.content, m.agent_id])).toEqual([
       ['hi', AG],
       ['typed', AG],
     ]);
+    // …and goes to the server as a write into that scope.
+    await vi.waitFor(() => expect(api.requests).toHaveLength(1));
+    const [request] = api.requests;
+    expect(request).toMatchObject({
+      url: 'http://127.0.0.1:1/api/messages',
+      method: 'POST',
+      body: { agent_id: AG, role: 'user', content: 'typed' },
+    });
+    expect(request!.key).toBe(client.getState().pending[0]!.mutationId);
     // A model of another kind of scope, or a foreign scope id, is refused before anything happens.
     const refused = await (seen!.mutate as unknown as { insert: (m: string, d: object) => Promise<unknown> })
       .insert('Agent', { org_id: ORG, name: 'x' })
@@ -239,12 +270,48 @@ describe('react hooks', () => {
       .catch((e: unknown) => e);
     expect(String(foreign)).toContain('is not the scope');
     expect(client.getState().pending).toHaveLength(1);
+    expect(api.requests).toHaveLength(1);
+
+    // The server's answer commits the write; its event, arriving on the stream, settles it.
+    let stored: Record<string, unknown> = {};
+    await act(async () => {
+      stored = api.commit(8, { content: 'typed (stored)' });
+      await sent;
+    });
+    expect(await sent).toMatchObject({ scope: AGENT_SCOPE, syncId: 8 });
+    expect(client.getState().pending).toMatchObject([{ status: 'sent', scope: AGENT_SCOPE, syncId: 8 }]);
+    await act(async () =>
+      client.receiveFrame(
+        JSON.stringify({
+          type: 'sync',
+          scope: AGENT_SCOPE,
+          latestSyncId: 8,
+          events: [
+            {
+              id: 8,
+              scope: AGENT_SCOPE,
+              model: 'Message',
+              model_id: stored.id,
+              action: 'insert',
+              data: stored,
+              mutationId: request!.key,
+              created_at: 't1',
+            },
+          ],
+        }),
+      ),
+    );
+    expect(client.getState().pending).toEqual([]);
+    expect(seen?.data.Message.map((m) => [m.id, m.content])).toEqual([
+      [M1, 'hi'],
+      [request!.body.id, 'typed (stored)'],
+    ]);
 
     unmount();
-    await new Promise((r) => setTimeout(r, 5)); // unfollow is deferred by a tick
-    expect(Object.keys(client.getState().scopes)).toEqual([ORG_SCOPE]);
+    // Unfollowing waits a tick (a remount in the same tick keeps the scope), then happens.
+    expect(Object.keys(client.getState().scopes)).toEqual([AGENT_SCOPE, ORG_SCOPE]);
+    await vi.waitFor(() => expect(Object.keys(client.getState().scopes)).toEqual([ORG_SCOPE]));
     await client.close();
-    expect(String(await sent)).toContain('closed');
   });
 
   it('useConnectionStatus and usePendingMutations follow the client', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createLogger, createRegistry, readHead } from '@openagents/sync-server-kit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { insertRecord, updateRecord } from '../test/writes';
 import { deltaMetricsFor } from './metrics';
@@ -114,17 +114,37 @@ describe('pruner', () => {
 
   it('runs on its interval once started, and stops cleanly', async () => {
     const scope = await scopeWithOldEvents(3, 1);
-    const pruner = createPruner(options);
-    pruner.start();
-    pruner.start();
-    for (let i = 0; i < 200 && (await readHead(db.pool, scope)).prunedThrough === 0; i++) {
-      await new Promise((r) => setTimeout(r, 20));
+    // The pruner's schedule on a fake clock (vi.waitFor moves it); Postgres runs on real I/O.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    // Every run starts by taking a connection: counting them counts the runs begun.
+    let runs = 0;
+    const pool = {
+      connect: () => {
+        runs++;
+        return db.pool.connect();
+      },
+    } as unknown as PrunerOptions['pool'];
+    const pruner = createPruner({ ...options, pool });
+    try {
+      pruner.start();
+      pruner.start();
+      // The first run starts at once…
+      await vi.waitFor(async () => expect((await readHead(db.pool, scope)).prunedThrough).toBe(1));
+      // …and another one an interval after each run.
+      const next = await scopeWithOldEvents(2, 1);
+      await vi.waitFor(async () => expect((await readHead(db.pool, next)).prunedThrough).toBe(1));
+      // Let the run in flight end (or run once more): the next tick then waits on the clock, and
+      // stop must cancel it. After stop, nothing runs any more, however long the clock goes on.
+      await pruner.runOnce();
+      await pruner.stop();
+      const stoppedAt = runs;
+      const later = await scopeWithOldEvents(2, 1);
+      await vi.advanceTimersByTimeAsync(600_000);
+      expect(runs).toBe(stoppedAt);
+      expect((await readHead(db.pool, later)).prunedThrough).toBe(0);
+    } finally {
+      await pruner.stop();
+      vi.useRealTimers();
     }
-    await pruner.stop();
-    expect((await readHead(db.pool, scope)).prunedThrough).toBe(1);
-    // After stop, nothing runs any more.
-    const later = await scopeWithOldEvents(2, 1);
-    await new Promise((r) => setTimeout(r, 150));
-    expect((await readHead(db.pool, later)).prunedThrough).toBe(0);
   });
 });

@@ -130,8 +130,11 @@ describe('ordering over a bus that misbehaves', () => {
         return out;
       });
       const early = await liveClients(gw.wsUrl, scope, 2);
-      const writing = writeEvents(db.pool, chaos.bus, scope, 60);
-      await new Promise((r) => setTimeout(r, 30));
+      // The newcomers join once the early clients have seen a third of the stream, while the
+      // rest is being written: their bootstrap or resume races live events.
+      await writeEvents(db.pool, chaos.bus, scope, 20);
+      await Promise.all(early.map((c) => c.untilEvent(scope, 20)));
+      const writing = writeEvents(db.pool, chaos.bus, scope, 40);
       const joining = [
         ...(await liveClients(gw.wsUrl, scope, 1)),
         ...(await liveClients(gw.wsUrl, scope, 1, 5)),
