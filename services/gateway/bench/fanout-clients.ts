@@ -39,7 +39,7 @@ const SUBSCRIBED = Buffer.from('"type":"subscribed"');
 const HEADER_END = Buffer.from('\r\n\r\n');
 
 /** A client frame: FIN + opcode, masked with a zero key (servers must accept any key). */
-function clientFrame(opcode: number, payload: Buffer): Buffer {
+export function clientFrame(opcode: number, payload: Buffer): Buffer {
   const length = payload.length;
   const head =
     length < 126

@@ -9,6 +9,7 @@ import { freePort } from '../../../test/support/ports';
 import { type RedisServer, startRedisServer, uniqueChannelPrefix } from '../../../test/support/redis';
 import { outputTails, readMetric, type ServiceProcess, startService } from '../../../test/support/stack';
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
+import { type MemoryRun, maxServerConnections, measureConnectionMemory } from './connection-memory';
 import {
   BUCKET_MS,
   BUCKETS,
@@ -35,6 +36,12 @@ import { benchScopes, type ProducerCommand, type ProducerReport } from './fanout
 // (a) saturation: as many events as the pipeline delivers, with credit-based flow control (at
 // most WINDOW undelivered events in flight) so no queue grows without bound; (b) a fixed rate:
 // latency from publish (right after a commit, in production) to receipt, p50/p99.
+//
+// Before those, the connection-memory phase (connection-memory.ts): RSS and JS heap (after full
+// collections) per idle subscribed connection at FANOUT_MEMORY_COUNTS connections (default 5,000
+// and 50,000), gateway and plain uWS, clients in separate processes. FANOUT_MEMORY_ONLY=1 runs
+// only that phase; FANOUT_MEMORY=0 skips it; FANOUT_HEAP_SNAPSHOTS=<dir> writes heap snapshots
+// at 0 and at the first count, for the where-it-went breakdown (docs/benchmarks.md).
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const CONNECTIONS = env('FANOUT_CONNECTIONS', 5000);
@@ -50,6 +57,9 @@ const WARMUP_MS = 1500;
 /** `plain` or `gateway` runs one system only (for tuning) and leaves the docs alone. */
 const ONLY = process.env.FANOUT_ONLY;
 const WORKERS = 2;
+const MEMORY_COUNTS = (process.env.FANOUT_MEMORY_COUNTS ?? '5000,50000').split(',').map(Number);
+const MEMORY = process.env.FANOUT_MEMORY !== '0';
+const MEMORY_ONLY = process.env.FANOUT_MEMORY_ONLY === '1';
 
 if (CONNECTIONS % SCOPES !== 0) throw new Error('FANOUT_CONNECTIONS must be a multiple of FANOUT_SCOPES');
 const FANOUT = CONNECTIONS / SCOPES;
@@ -524,6 +534,57 @@ function report(gateway: Result, plain: Result, startedLoad: number, seconds: nu
   ].join('\n');
 }
 
+function memoryReport(gateway: MemoryRun, plain: MemoryRun, startedLoad: number, seconds: number): string {
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
+  const rows = gateway.points.map((g, i) => {
+    const p = plain.points[i]!;
+    const clamped = g.connections < g.requested ? ` (asked ${g.requested.toLocaleString('en-US')})` : '';
+    return [
+      `${g.connections.toLocaleString('en-US')}${clamped}`,
+      kib(g.heapPerConnection),
+      kib(g.rssPerConnection),
+      kib(p.heapPerConnection),
+      kib(p.rssPerConnection),
+      kib(g.rssPerConnection - p.rssPerConnection),
+      g.heapPerConnection <= 3 * 1024 ? 'met' : 'missed',
+    ];
+  });
+  const limit = maxServerConnections();
+  return [
+    '### Memory per idle subscribed connection (`npm run bench:fanout`, connection-memory phase)',
+    '',
+    `Each server alone in its process (\`--expose-gc\`); figures after full collections, minus the same process before its first connection, divided by the connections open. Every connection has its own token (its own subject) and one subscription; ${SCOPES} scopes. Clients: separate processes, at most 15,000 connections each, each from its own 127.0.0.x address. Load average ${startedLoad.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end; ${seconds.toFixed(0)} s.` +
+      (MEMORY_COUNTS.some((n) => n > limit)
+        ? ` This machine's descriptor limit (\`ulimit -n\` ${(limit + 100).toLocaleString('en-US')}, not raisable here) lets one server hold ${limit.toLocaleString('en-US')} connections, so larger counts were measured at that.`
+        : ''),
+    '',
+    markdownTable(
+      [
+        'connections',
+        'gateway JS heap',
+        'gateway RSS',
+        'plain uWS JS heap',
+        'plain uWS RSS',
+        'gateway RSS − plain RSS',
+        'heap ≤ 3 KiB',
+      ],
+      rows,
+    ),
+  ].join('\n');
+}
+
+async function runMemoryPhase(startedLoad: number): Promise<void> {
+  const started = performance.now();
+  const scopes = benchScopes(SCOPES);
+  const snapshots = process.env.FANOUT_HEAP_SNAPSHOTS;
+  const plain = await measureConnectionMemory('plain', MEMORY_COUNTS, scopes, snapshots);
+  const gateway = await measureConnectionMemory('gateway', MEMORY_COUNTS, scopes, snapshots);
+  const markdown = memoryReport(gateway, plain, startedLoad, (performance.now() - started) / 1000);
+  console.log(`\n${markdown}\n`);
+  if (snapshots) console.log(`heap snapshots: ${[...plain.snapshots, ...gateway.snapshots].join(', ')}`);
+  if (!ONLY) updateBenchmarkSection('fanout-memory', markdown);
+}
+
 const startedAt = performance.now();
 const startedLoad = loadavg()[0]!;
 const scopes = benchScopes(SCOPES);
@@ -533,6 +594,11 @@ try {
   console.log(
     `fan-out bench: ${CONNECTIONS} connections, ${SCOPES} scopes, load average ${startedLoad.toFixed(2)}`,
   );
+  if (MEMORY || MEMORY_ONLY) await runMemoryPhase(loadavg()[0]!);
+  if (MEMORY_ONLY) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    process.exit(0);
+  }
   const run = async (start: () => Promise<System>, chooseRate: (saturation: number) => number) => {
     const system = await start();
     try {

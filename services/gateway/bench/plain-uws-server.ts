@@ -1,25 +1,13 @@
 import uWS from 'uWebSockets.js';
 import { Producer, serveProducerIpc } from './fanout-events';
+import { createPlainUwsApp } from './plain-uws-app';
 
 // Child process of the fan-out benchmark: the upper bound. A minimal uWebSockets.js server with
 // the same wire frames as the gateway, where the publisher is in-process: events are framed once
 // per scope and tick and handed to `app.publish` on the scope's topic. No auth, no bus, no
 // ordering checks, no per-connection state beyond the topic. Env: PORT (0 = any).
 
-const app = uWS.App();
-app.ws('/sync', {
-  maxPayloadLength: 64 * 1024,
-  idleTimeout: 120,
-  sendPingsAutomatically: true,
-  maxBackpressure: 64 * 1024 * 1024,
-  message(ws, message) {
-    const frame = JSON.parse(Buffer.from(message).toString('utf8')) as { type: string; scope?: string };
-    if (frame.type !== 'subscribe' || !frame.scope) return;
-    ws.subscribe(`scope:${frame.scope}`);
-    ws.send(`{"type":"bootstrap","scope":"${frame.scope}","models":{},"lastSyncId":0}`);
-    ws.send(`{"type":"subscribed","scope":"${frame.scope}","lastSyncId":0}`);
-  },
-});
+const app = createPlainUwsApp();
 
 // Same batching policy as the gateway's fan-out: what arrives in one tick goes out as one frame
 // per scope, so neither side wins on frame count alone. Frames are Buffers, as in the gateway.

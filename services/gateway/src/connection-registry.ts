@@ -15,7 +15,11 @@ export interface UserData extends TokenBucket {
   ip: string;
   /** Bumped by every `auth` frame; a verification that finishes after a newer one is ignored. */
   authGeneration: number;
-  subscriptions: Map<string, Subscription>;
+  /**
+   * The connection's subscriptions, at most one per scope (`subscriptionOf`). An array, not a
+   * Map: a connection has one or a few, and an array of one costs a fraction of a Map's table.
+   */
+  subscriptions: Subscription[];
   /**
    * Bytes of catch-up frames (bootstrap, replayed pages) sent since the send buffer was last
    * below the limit. A large snapshot legitimately fills the buffer; the slow-consumer limit
@@ -32,6 +36,12 @@ export interface UserData extends TokenBucket {
    */
   writableWaiters: (() => void)[] | undefined;
   channel: SubscriberChannel | undefined;
+}
+
+/** The connection's subscription to `scope`, if any. */
+export function subscriptionOf(ud: UserData, scope: string): Subscription | undefined {
+  for (const subscription of ud.subscriptions) if (subscription.scope === scope) return subscription;
+  return undefined;
 }
 
 /** A `/sync` socket of this node. */

@@ -7,7 +7,7 @@ import {
   unreachable,
 } from '@openagents/sync-protocol';
 import type { GatewayConfig } from './config';
-import type { Socket, UserData } from './connection-registry';
+import { type Socket, subscriptionOf, type UserData } from './connection-registry';
 import type { HandlerFailed } from './handler-failure';
 import { Subscription, type SubscriptionDeps } from './subscription';
 import { takeToken } from './token-bucket';
@@ -120,7 +120,7 @@ function routeFrame(deps: FrameHandlerDeps, ws: Socket, ud: UserData, frame: Cli
       return;
     case 'unsubscribe': {
       const scope = canonicalScope(frame.scope);
-      if (scope !== undefined) ud.subscriptions.get(scope)?.close();
+      if (scope !== undefined) subscriptionOf(ud, scope)?.close();
       return;
     }
     case 'ping':
@@ -149,8 +149,8 @@ function subscribe(deps: FrameHandlerDeps, ws: Socket, ud: UserData, frame: Subs
     writer.sendError(ws, 'forbidden', `Token does not grant scope ${scope}`, scope);
     return;
   }
-  const existing = ud.subscriptions.get(scope);
-  if (!existing && ud.subscriptions.size >= config.MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+  const existing = subscriptionOf(ud, scope);
+  if (!existing && ud.subscriptions.length >= config.MAX_SUBSCRIPTIONS_PER_CONNECTION) {
     writer.sendError(
       ws,
       'too_many_subscriptions',
@@ -159,15 +159,13 @@ function subscribe(deps: FrameHandlerDeps, ws: Socket, ud: UserData, frame: Subs
     );
     return;
   }
-  // Subscribing again replaces the subscription (e.g. to resume from another cursor).
+  // Subscribing again replaces the subscription (e.g. to resume from another cursor); closing
+  // one removes it from `ud.subscriptions` (SocketChannel.ended).
   existing?.close();
-  const subscription = new Subscription(scope, ud.channel!, deps.subscriptions, () => {
-    if (ud.subscriptions.get(scope) === subscription) {
-      ud.subscriptions.delete(scope);
-      metrics.subscriptions.dec();
-    }
-  });
-  ud.subscriptions.set(scope, subscription);
+  const subscription = new Subscription(scope, ud.channel!, deps.subscriptions);
+  // A push onto an empty array reserves 17 slots; most connections hold one subscription.
+  if (ud.subscriptions.length === 0) ud.subscriptions = [subscription];
+  else ud.subscriptions.push(subscription);
   metrics.subscriptions.inc();
   void subscription.start(frame.lastSyncId);
 }

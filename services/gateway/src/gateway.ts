@@ -212,7 +212,7 @@ function buildParts(deps: GatewayDeps): Parts {
     reads,
     streams,
     expiries,
-    channels: { connections, writer, slowConsumers },
+    channels: { connections, writer, slowConsumers, metrics },
     failed,
     state: { draining: false },
   };
@@ -311,7 +311,7 @@ function socketClosed(parts: Parts, ws: Socket, code: number): void {
     limits.releaseIp(ud.ip);
     limits.releaseSubject(ud.principal.sub);
     metrics.connections.set(connections.size);
-    for (const subscription of [...ud.subscriptions.values()]) subscription.close();
+    for (const subscription of [...ud.subscriptions]) subscription.close();
     wakeWriters(ud);
     metrics.disconnects.inc({ code: closeCodeLabel(code) });
     metrics.connectionDuration.observe((Date.now() - ud.openedAt) / 1000);

@@ -134,6 +134,21 @@ function serveBridged(
     tooLarge(res, options.maxBodyBytes, isAborted);
     return;
   }
+  readBodyThenRun(res, method, headers, options, isAborted, run);
+}
+
+/**
+ * Reads a request body of at most `maxBodyBytes` and hands it to `run` once it is complete and
+ * (where `authenticate` is set) its bearer token verified; refuses it (413/401) otherwise.
+ */
+function readBodyThenRun(
+  res: HttpResponse,
+  method: string,
+  headers: Headers,
+  options: BridgeOptions,
+  isAborted: () => boolean,
+  run: (body: Buffer) => void,
+): void {
   const chunks: Buffer[] = [];
   let received = 0;
   let refused = false;

@@ -1,11 +1,13 @@
 import type { ConnectionRegistry, Socket, UserData } from './connection-registry';
 import type { FrameWriter } from './frame-writer';
+import type { GatewayMetrics } from './metrics';
 import type { SlowConsumerPolicy } from './slow-consumer';
-import type { SubscriberChannel } from './subscription';
+import type { SubscriberChannel, Subscription } from './subscription';
 
 /** The node-wide services a channel forwards to (one object shared by every channel). */
 export interface ChannelServices {
   connections: ConnectionRegistry;
+  metrics: GatewayMetrics;
   writer: FrameWriter;
   slowConsumers: SlowConsumerPolicy;
 }
@@ -40,5 +42,12 @@ export class SocketChannel implements SubscriberChannel {
 
   leaveTopic(scope: string): void {
     this.#services.connections.leaveTopic(this.#ws, scope, !this.#ud.closed);
+  }
+
+  ended(subscription: Subscription): void {
+    const i = this.#ud.subscriptions.indexOf(subscription);
+    if (i < 0) return;
+    this.#ud.subscriptions.splice(i, 1);
+    this.#services.metrics.subscriptions.dec();
   }
 }

@@ -21,6 +21,8 @@ export interface SubscriberChannel {
   /** Starts receiving the scope's fan-out (uWS topic). */
   joinTopic(scope: string): void;
   leaveTopic(scope: string): void;
+  /** The subscription closed (unsubscribe, replaced, forbidden, connection gone): forget it. */
+  ended?(subscription: Subscription): void;
 }
 
 export interface SubscriptionDeps {
@@ -62,13 +64,11 @@ export class Subscription implements StreamSubscriber {
   #stream: ScopeStream | undefined;
   readonly #channel: SubscriberChannel;
   readonly #deps: SubscriptionDeps;
-  readonly #onClose: (() => void) | undefined;
 
-  constructor(scope: string, channel: SubscriberChannel, deps: SubscriptionDeps, onClose?: () => void) {
+  constructor(scope: string, channel: SubscriberChannel, deps: SubscriptionDeps) {
     this.scope = scope;
     this.#channel = channel;
     this.#deps = deps;
-    this.#onClose = onClose;
   }
 
   get isLive(): boolean {
@@ -117,7 +117,7 @@ export class Subscription implements StreamSubscriber {
     this.#buffer = [];
     this.#wakeUp();
     this.#deps.streams.leave(this.scope, this);
-    this.#onClose?.();
+    this.#channel.ended?.(this);
   }
 
   async #run(generation: number): Promise<void> {

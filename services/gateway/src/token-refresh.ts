@@ -50,7 +50,8 @@ export async function refreshToken(
   deps.expiries.remove(ws, ud.principal.exp * 1000);
   ud.principal = principal;
   deps.expiries.add(ws, principal.exp * 1000);
-  for (const [scope, subscription] of [...ud.subscriptions]) {
+  for (const subscription of [...ud.subscriptions]) {
+    const { scope } = subscription;
     if (scopeAllowed(principal.scopes, scope)) continue;
     subscription.close();
     writer.sendError(

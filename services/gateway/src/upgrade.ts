@@ -179,7 +179,7 @@ function upgradeSocket(deps: UpgradeDeps, res: HttpResponse, request: UpgradeReq
     principal,
     ip: request.ip,
     authGeneration: 0,
-    subscriptions: new Map(),
+    subscriptions: [],
     tokens: deps.config.FRAME_BURST,
     updatedAt: now,
     refusedInARow: 0,

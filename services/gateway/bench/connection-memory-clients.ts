@@ -1,0 +1,77 @@
+import { connect, type Socket } from 'node:net';
+import { tokenFor } from '../../../test/support/tokens';
+import { clientFrame } from './fanout-clients';
+
+// Child process of the connection-memory phase: holds idle subscribed connections. Each is a
+// minimal WebSocket client on a raw TCP socket (see fanout-clients.ts) with its own token (its
+// own subject: a gateway keeps one principal per connection, as in production), bound to its own
+// local address so that more connections than one address has ephemeral ports can be opened.
+// It answers pings and otherwise only looks for the `subscribed` acknowledgement.
+
+export type ClientsCommand = {
+  cmd: 'connect';
+  port: number;
+  localAddress: string;
+  /** Connection numbers [from, to): connection i subscribes scopes[i % scopes.length] as `sub-i`. */
+  from: number;
+  to: number;
+  scopes: string[];
+};
+export type ClientsReport = { type: 'connected'; subscribed: number; failed: number };
+
+const SUBSCRIBED = Buffer.from('"type":"subscribed"');
+const sockets: Socket[] = [];
+
+function open(port: number, localAddress: string, token: string, scope: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
+    let upgraded = false;
+    const fail = () => {
+      resolve(false);
+      socket.destroy();
+    };
+    socket.setTimeout(30_000, fail);
+    socket.on('error', fail);
+    socket.on('connect', () => {
+      socket.write(
+        `GET /sync?token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+    });
+    socket.on('data', (data: Buffer) => {
+      if (!upgraded) {
+        if (!data.subarray(0, 12).toString('latin1').includes(' 101')) return fail();
+        upgraded = true;
+        socket.write(clientFrame(0x1, Buffer.from(JSON.stringify({ type: 'subscribe', scope }))));
+      }
+      // Pings are small and arrive alone: answer them with a pong carrying the same payload.
+      if ((data[0]! & 0x0f) === 0x9 && data.length >= 2) {
+        socket.write(clientFrame(0xa, data.subarray(2, 2 + (data[1]! & 0x7f))));
+      }
+      if (data.includes(SUBSCRIBED)) {
+        socket.setTimeout(0);
+        sockets.push(socket);
+        resolve(true);
+      }
+    });
+  });
+}
+
+process.on('message', async (command: ClientsCommand) => {
+  let subscribed = 0;
+  let failed = 0;
+  let next = command.from;
+  await Promise.all(
+    Array.from({ length: 100 }, async () => {
+      while (next < command.to) {
+        const i = next++;
+        const scope = command.scopes[i % command.scopes.length]!;
+        const token = await tokenFor([scope], `sub-${i}`);
+        if (await open(command.port, command.localAddress, token, scope)) subscribed++;
+        else failed++;
+      }
+    }),
+  );
+  process.send?.({ type: 'connected', subscribed, failed } satisfies ClientsReport);
+});
+process.on('disconnect', () => process.exit(0));
