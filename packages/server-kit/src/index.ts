@@ -41,10 +41,12 @@ export {
   Counter,
   createHttpMetrics,
   createRegistry,
+  defineMetrics,
   Gauge,
   Histogram,
   type HttpMetrics,
   LATENCY_BUCKETS,
+  type MetricFactory,
   Registry,
   registerPoolMetrics,
 } from './metrics';
