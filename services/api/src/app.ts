@@ -13,6 +13,7 @@ import {
   bearerToken,
   corsFor,
   createOpsRoutes,
+  createRateLimiter,
   type Logger,
   type Pool,
   type Principal,
@@ -35,7 +36,6 @@ import {
   planDelete,
   planUpdate,
 } from './mutation-plan';
-import { createRateLimiter } from './rate-limit';
 import { readJsonBody } from './read-body';
 import { createTokenCache } from './token-cache';
 

@@ -2,6 +2,7 @@ import {
   authOptionsFromEnv,
   createAuth,
   createServiceShell,
+  type DeltaSource,
   type Logger,
   pingDatabase,
   type Registry,
@@ -13,14 +14,14 @@ import { createDeltaApp } from './app';
 import type { DeltaConfig } from './config';
 import { deltaMetricsFor } from './metrics';
 import { createPruner, type Pruner } from './pruner';
-import { createDeltaReader, type DeltaReader } from './reader';
+import { createDeltaReader } from './reader';
 
 export interface DeltaService extends Service {
   /** The HTTP app (routes only; mount it elsewhere or call `app.request` in tests). */
   readonly app: Hono;
   /** The app's fetch, counting in-flight requests so `drain` can wait for them: serve this one. */
   readonly fetch: (request: Request) => Promise<Response>;
-  readonly reader: DeltaReader;
+  readonly reader: DeltaSource;
   readonly pruner: Pruner;
   readonly registry: Registry;
   /** Requests being handled right now. */
