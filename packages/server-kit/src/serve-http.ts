@@ -6,7 +6,7 @@ import type { Logger } from './logger';
 /**
  * A Hono-style `fetch` served on `port` as a part of a service (compose it after the service, see
  * `runService`): `start` listens; `drain` stops accepting, closes idle keep-alive sockets and
- * gives in-flight requests up to `closeTimeoutMs` to finish; `stop` has nothing left to do.
+ * gives in-flight requests up to `closeTimeoutMs` to finish; `stop` closes whatever is still open.
  */
 export function httpListener(options: {
   name: string;
@@ -52,7 +52,13 @@ export function httpListener(options: {
       clearTimeout(timer);
     },
     async stop() {
+      // Normally drained already; after a failed start or a stop without drain, close it now.
+      const open = server;
       server = undefined;
+      if (!open?.listening) return;
+      const closed = new Promise<void>((resolve) => open.close(() => resolve()));
+      if ('closeAllConnections' in open) open.closeAllConnections();
+      await closed;
     },
   };
 }
