@@ -1,9 +1,15 @@
+import { defaultClientConditions, defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
-// One runner for the whole monorepo. Files that need a real Postgres or Redis carry a
-// second suffix (`*.pg.test.ts`, `*.redis.test.ts`, `*.stack.test.ts`, `*.browser.test.ts`)
-// so they can be picked out: `npx vitest run --project unit`.
+// Workspace packages export their TypeScript sources under this condition and their build (dist/)
+// otherwise (scripts/build.ts): tests run against the sources, with no build step. Processes the
+// tests spawn (`node --import tsx services/…/main.ts`) reach the sources through tsconfig.json's
+// `paths`, which tsx follows.
+const SOURCE_CONDITION = 'openagents-source';
+
 export default defineConfig({
+  resolve: { conditions: [SOURCE_CONDITION, ...defaultClientConditions] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions] } },
   test: {
     testTimeout: 30_000,
     hookTimeout: 60_000,

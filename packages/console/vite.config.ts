@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 /**
  * The console's browser build. No React plugin: Vite 8's oxc transform compiles TSX with the
@@ -8,6 +8,9 @@ import { defineConfig } from 'vite';
 export default defineConfig(({ command }) => ({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/',
+  // Bundle the workspace packages (client, react, protocol) from their sources, not their dist/:
+  // no build step needed first, and the build is fresh exactly when those sources are older.
+  resolve: { conditions: ['openagents-source', ...defaultClientConditions] },
   logLevel: 'warn',
   // A build is always a production build, even when started from a process whose NODE_ENV says
   // otherwise (vitest sets `test`): both the JSX transform (jsx vs jsxDEV) and React's own entry

@@ -294,6 +294,16 @@ describe('deploy/Dockerfile', () => {
     expect(repoFileExists(entryOfCommand(cmd))).toBe(true);
   });
 
+  it('compiles in a build stage and runs the build with plain node: no tsx in the runtime image', () => {
+    const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
+    expect(dockerfile.slice(dockerfile.indexOf('AS build'), dockerfile.indexOf('AS runtime'))).toMatch(
+      /^RUN npm run build$/m,
+    );
+    // No loader flag anywhere in the runtime stage, and the build fails if tsx slipped in.
+    expect(runtime).not.toMatch(/--import|--loader|--experimental-strip-types/);
+    expect(runtime).toMatch(/if \[ -e node_modules\/tsx \]; then .* exit 1; fi/);
+  });
+
   it('leaves the code read-only for the runtime user: no chown of the app, only .data is theirs', () => {
     const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
     for (const line of runtime.split('\n').filter((l) => l.startsWith('COPY '))) {

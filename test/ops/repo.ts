@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, loadEnv } from '@openagents/sync-server-kit';
 import { parse } from 'yaml';
 import type { z } from 'zod';
+import { WORKSPACES } from '../../scripts/build';
 import { ApiConfigSchema } from '../../services/api/src/config';
 import { DeltaConfigSchema } from '../../services/delta/src/config';
 import { GatewayEnv } from '../../services/gateway/src/config';
@@ -28,20 +29,26 @@ export const SERVICE_SCHEMAS: Record<AppService, z.ZodObject> = {
   gateway: GatewayEnv,
 };
 
-/** `node --import tsx services/<name>/src/main.ts` → `<name>`; anything else → undefined. */
+/** `node services/<name>/dist/main.js` → `<name>`; anything else → undefined. */
 export function serviceOfCommand(command: readonly string[]): AppService | undefined {
-  const entry = command.find((part) => /^services\/[a-z-]+\/src\/main\.ts$/.test(part));
+  const entry = command.find((part) => /^services\/[a-z-]+\/dist\/main\.js$/.test(part));
   const name = entry?.split('/')[1];
   return name === 'api' || name === 'delta' || name === 'gateway' ? name : undefined;
 }
 
-/** The entry file a container command runs, checked to be `node --import tsx <file>`. */
+/**
+ * The source file a container command runs, checked to be `node <workspace>/dist/<entry>.js` (the
+ * build of `npm run build`, no TypeScript loader) for an entry that scripts/build.ts compiles:
+ * `node services/api/dist/main.js` → `services/api/src/main.ts`.
+ */
 export function entryOfCommand(command: readonly string[]): string {
-  const [node, flag, loader, file] = command;
-  if (node !== 'node' || flag !== '--import' || loader !== 'tsx' || !file || command.length !== 4) {
-    throw new Error(`unexpected command ${JSON.stringify(command)}: want node --import tsx <file>`);
+  const [node, file] = command;
+  const built = file ? /^(.+)\/dist\/([a-z-]+)\.js$/.exec(file) : null;
+  const workspace = built && WORKSPACES.find((ws) => ws.dir === built[1] && ws.outDir === 'dist');
+  if (node !== 'node' || command.length !== 2 || !built || !workspace?.entries.includes(`${built[2]}.ts`)) {
+    throw new Error(`unexpected command ${JSON.stringify(command)}: want node <workspace>/dist/<entry>.js`);
   }
-  return file;
+  return `${built[1]}/src/${built[2]}.ts`;
 }
 
 /** The default of PORT in a service's schema (what it listens on when PORT is unset). */

@@ -71,4 +71,35 @@ describe('OrderedRows', () => {
       { numRuns: 300 },
     );
   });
+
+  it('places a large batch (one sort and build) exactly as one change at a time would', () => {
+    const row = fc.record({
+      id: fc.integer({ min: 0, max: 1_500 }).map(rowId),
+      sync: fc.option(fc.integer({ min: 1, max: 400 })),
+      v: fc.nat(),
+    });
+    const batch = fc
+      .array(row, { minLength: 260, maxLength: 700, size: 'max' })
+      // One change per id in a batch, as a commit has.
+      .map((rows) => [...new Map(rows.map((r) => [r.id, r])).values()]);
+    fc.assert(
+      fc.property(fc.array(batch, { minLength: 1, maxLength: 3 }), (batches) => {
+        const bulk = new OrderedRows<Row>();
+        const single = new OrderedRows<Row>();
+        for (const rows of batches) {
+          const made = rows.map(
+            (r): Row =>
+              r.sync === null ? { id: r.id, v: r.v } : { id: r.id, created_sync_id: r.sync, v: r.v },
+          );
+          const before = bulk.list();
+          const copy = [...before];
+          bulk.setMany(made);
+          for (const r of made) single.set(r);
+          expect(before).toEqual(copy);
+          expect(bulk.list()).toEqual(single.list());
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
 });

@@ -1,4 +1,18 @@
+import { listView } from './list-view';
+import {
+  buildTree,
+  type Compare,
+  emptyTree,
+  type Node,
+  treeInsert,
+  treeReplace,
+  treeToArray,
+} from './row-tree';
+
 type Row = Record<string, unknown>;
+
+/** Below this many rows, `setMany` inserts them one by one. */
+const BULK_MIN = 256;
 
 /**
  * A record's place in its list: commit order, then id. `created_sync_id` is the id, in its scope's
@@ -12,75 +26,98 @@ export function createdSyncId(row: Row): number | undefined {
 }
 
 /**
- * The records of one model in one scope, kept in commit order as a plain array, updated in place
- * by binary search: a change costs O(log n) to find its place, plus one copy of the array when the
- * previous array was handed out (copy on write, at most once per published snapshot, and only
- * for lists someone read). A handed-out array is never changed afterwards, so it can serve as an
- * immutable, identity-compared value (a React selector result).
+ * The records of one model in one scope, kept in commit order in a persistent tree (see
+ * `row-tree.ts`): a change costs O(log n) — it copies the few nodes on its path, never the list —
+ * and leaves every earlier version as it was. `list()` hands out the current version as a frozen
+ * array view (see `list-view.ts`), the same object until the next change, so it can serve as an
+ * immutable, identity-compared value (a React selector result) at no cost per change.
  */
 export class OrderedRows<R extends Row = Row> {
-  #rows: R[] = [];
+  #root: Node<R> = emptyTree();
   #byId = new Map<string, R>();
   /** Arrival order of rows without `created_sync_id`. */
   #arrival = new Map<string, number>();
   #nextArrival = 0;
-  #handedOut = false;
+  #view: readonly R[] | undefined;
+  #compare: Compare<R> = (a, b) => this.#order(a, b);
 
   get size(): number {
-    return this.#rows.length;
+    return this.#byId.size;
   }
 
   get(id: string): R | undefined {
     return this.#byId.get(id);
   }
 
-  /** The rows in order. The array is frozen in practice: later changes go to a copy. */
+  /** The rows in order, as an immutable array; the same object until the list changes. */
   list(): readonly R[] {
-    this.#handedOut = true;
-    return this.#rows;
+    this.#view ??= listView(this.#root);
+    return this.#view;
+  }
+
+  /**
+   * Inserts or replaces many rows at once (a bootstrap, a burst of catch-up): when they are many
+   * compared with the list, one sort of the whole — nearly sorted already, so close to O(n) — and
+   * an O(n) build beat one path copy per row.
+   */
+  setMany(rows: readonly R[]): void {
+    if (rows.length < BULK_MIN || rows.length * 4 < this.#byId.size) {
+      for (const row of rows) this.set(row);
+      return;
+    }
+    for (const row of rows) {
+      const id = row.id as string;
+      const prev = this.#byId.get(id);
+      this.#byId.set(id, row);
+      if (prev && createdSyncId(prev) === createdSyncId(row)) continue;
+      this.#arrival.delete(id);
+      if (createdSyncId(row) === undefined) this.#arrival.set(id, this.#nextArrival++);
+    }
+    this.#root = buildTree([...this.#byId.values()].sort(this.#compare));
+    this.#view = undefined;
   }
 
   /** Inserts or replaces the row with `row.id`, moving it if its order key changed. */
   set(row: R): void {
     const id = row.id as string;
     const prev = this.#byId.get(id);
-    const rows = this.#writable();
+    this.#view = undefined;
     if (prev) {
-      const at = this.#indexOf(prev);
       if (createdSyncId(prev) === createdSyncId(row)) {
-        rows[at] = row;
         this.#byId.set(id, row);
+        this.#root = this.#replace(prev, row);
         return;
       }
-      rows.splice(at, 1);
+      this.#root = this.#replace(prev, null);
       this.#arrival.delete(id);
     }
     if (createdSyncId(row) === undefined) this.#arrival.set(id, this.#nextArrival++);
     this.#byId.set(id, row);
-    const at = this.#insertionPoint(row);
-    if (at === rows.length) rows.push(row);
-    else rows.splice(at, 0, row);
+    this.#root = treeInsert(this.#root, row, this.#compare);
   }
 
   delete(id: string): boolean {
     const prev = this.#byId.get(id);
     if (!prev) return false;
-    this.#writable().splice(this.#indexOf(prev), 1);
+    this.#root = this.#replace(prev, null);
+    this.#view = undefined;
     this.#byId.delete(id);
     this.#arrival.delete(id);
     return true;
   }
 
-  #writable(): R[] {
-    if (this.#handedOut) {
-      this.#rows = this.#rows.slice();
-      this.#handedOut = false;
-    }
-    return this.#rows;
+  /** Replaces (or with null removes) `prev`, which is in the tree under its current key. */
+  #replace(prev: R, row: R | null): Node<R> {
+    const root = treeReplace(this.#root, prev, row, this.#compare);
+    if (root) return root;
+    // Unreachable while keys are consistent; rebuilding from the index keeps the list correct if not.
+    const rest = treeToArray(this.#root).filter((r) => r.id !== prev.id);
+    if (row) rest.push(row);
+    return buildTree(rest.sort(this.#compare));
   }
 
   /** Negative when `a` sorts before `b`. */
-  #compare(a: R, b: R): number {
+  #order(a: R, b: R): number {
     const sa = createdSyncId(a);
     const sb = createdSyncId(b);
     if (sa !== undefined && sb !== undefined) {
@@ -96,28 +133,5 @@ export class OrderedRows<R extends Row = Row> {
     const ia = a.id as string;
     const ib = b.id as string;
     return ia < ib ? -1 : ia > ib ? 1 : 0;
-  }
-
-  /** First index whose row sorts at or after `row`. */
-  #insertionPoint(row: R): number {
-    const n = this.#rows.length;
-    // New records mostly arrive in commit order (a bootstrap, live inserts): check the end first.
-    if (n === 0 || this.#compare(this.#rows[n - 1]!, row) < 0) return n;
-    let lo = 0;
-    let hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#compare(this.#rows[mid]!, row) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** Index of a row that is in the list (found by its order key, then by identity). */
-  #indexOf(row: R): number {
-    const at = this.#insertionPoint(row);
-    if (this.#rows[at] === row) return at;
-    // Unreachable while keys are consistent; a linear scan keeps the list correct if not.
-    return this.#rows.indexOf(row);
   }
 }

@@ -27,6 +27,12 @@ function shallowEqual(a: Row, b: Row): boolean {
 
 const pendingKey = (model: ModelName, id: string) => `${model}/${id}`;
 
+/** Local text written at `offset` of a field by this client's stream writer. */
+interface LocalText {
+  readonly offset: number;
+  readonly text: string;
+}
+
 /**
  * What applying one event did: `applied` (or nothing to do for a record we never saw), `gap` when
  * an append piece starts beyond the text we hold (the scope must catch up before it can apply),
@@ -57,6 +63,8 @@ export class RecordStore {
   /** The visible records of each scope, per model, in order. */
   #lists = new Map<string, Map<ModelName, OrderedRows>>();
   #scopeRecords = new Map<string, ScopeRecords>();
+  /** Text this client's stream writers wrote that the server has not sent back yet, by record and field. */
+  #localText = new Map<string, Map<string, LocalText>>();
   #dirty = new Map<ModelName, Set<string>>();
   #view: RecordsView = new StoreView(this);
 
@@ -197,6 +205,47 @@ export class RecordStore {
   }
 
   /**
+   * Shows a piece this client is appending to `field` at `offset` (the stream writer's pieces)
+   * before the server has it: the visible text is the server's text, then whatever of the local
+   * text lies beyond its end. Pieces are placed by offset, never concatenated, so the server's
+   * append events (however batched, repeated or replayed by a resume) join the local text without
+   * doubling it; once the server's text reaches the end of the local one, the local text is
+   * dropped.
+   */
+  appendLocal(model: ModelName, id: string, field: string, offset: number, piece: string): void {
+    if (piece === '') return;
+    const key = pendingKey(model, id);
+    let byField = this.#localText.get(key);
+    if (!byField) {
+      byField = new Map();
+      this.#localText.set(key, byField);
+    }
+    const local = byField.get(field);
+    const end = local ? local.offset + local.text.length : -1;
+    if (local && offset >= local.offset && offset <= end) {
+      // Continues the local text (or, from inside it, a writer that restarted there).
+      byField.set(field, { offset: local.offset, text: local.text.slice(0, offset - local.offset) + piece });
+    } else {
+      byField.set(field, { offset, text: piece });
+    }
+    this.#touch(model, id);
+  }
+
+  /** Forgets the local text of `field` (its writer failed or stopped: only the server's text stays). */
+  dropLocal(model: ModelName, id: string, field: string): void {
+    const key = pendingKey(model, id);
+    const byField = this.#localText.get(key);
+    if (!byField?.delete(field)) return;
+    if (byField.size === 0) this.#localText.delete(key);
+    this.#touch(model, id);
+  }
+
+  /** Whether `field` of a record still shows local text the server has not sent back. */
+  hasLocal(model: ModelName, id: string, field: string): boolean {
+    return this.#localText.get(pendingKey(model, id))?.has(field) ?? false;
+  }
+
+  /**
    * Publishes the changes since the last commit: recomputes the visible value of each touched
    * record and moves it in its scope's list. Returns what visibly changed (scope → model → ids),
    * or undefined when nothing did (then `records` keeps its identity).
@@ -218,6 +267,8 @@ export class RecordStore {
       }
       ids.add(id);
     };
+    // Rows to (re)place, per list: placed after the loop, so a bootstrap builds each list once.
+    const placed = new Map<OrderedRows, Row[]>();
     for (const [model, ids] of this.#dirty) {
       const visible = this.#visible.get(model)!;
       for (const id of ids) {
@@ -241,13 +292,20 @@ export class RecordStore {
           }
         }
         visible.set(id, value);
-        this.#list(scope, model, true)!.set(value);
+        const list = this.#list(scope, model, true)!;
+        const rows = placed.get(list);
+        if (rows) rows.push(value);
+        else placed.set(list, [value]);
         note(scope, model, id);
       }
     }
+    for (const [list, rows] of placed) list.setMany(rows);
     this.#dirty.clear();
     if (!changes) return undefined;
-    for (const scope of changes.keys()) this.#scopeRecords.delete(scope);
+    for (const scope of changes.keys()) {
+      this.#pruneLists(scope);
+      this.#scopeRecords.delete(scope);
+    }
     this.#view = new StoreView(this);
     return changes;
   }
@@ -299,9 +357,14 @@ export class RecordStore {
     const list = byModel?.get(model);
     if (!list) return;
     list.delete(id);
-    if (list.size > 0) return;
-    byModel!.delete(model);
-    if (byModel!.size === 0) this.#lists.delete(scope);
+  }
+
+  /** Forgets the lists of `scope` left empty (after the rows of a commit are placed). */
+  #pruneLists(scope: string): void {
+    const byModel = this.#lists.get(scope);
+    if (!byModel) return;
+    for (const [model, list] of byModel) if (list.size === 0) byModel.delete(model);
+    if (byModel.size === 0) this.#lists.delete(scope);
   }
 
   #setServer(model: ModelName, row: Row): void {
@@ -338,6 +401,8 @@ export class RecordStore {
   /** The visible value of one record: the server row with its pending mutations applied in order. */
   #overlay(model: ModelName, id: string): Row | undefined {
     let row = this.#server.get(model)!.get(id);
+    // Most records (all of a bootstrap's, usually) have nothing on top of the server's value.
+    if (this.#pendingByRecord.size === 0 && this.#localText.size === 0) return row;
     for (const p of this.#pendingByRecord.get(pendingKey(model, id)) ?? []) {
       switch (p.action) {
         case 'insert':
@@ -353,6 +418,23 @@ export class RecordStore {
           return unreachable(p.action);
       }
     }
+    const key = pendingKey(model, id);
+    const byField = this.#localText.get(key);
+    if (!byField || !row) return row;
+    for (const [field, local] of byField) {
+      const current: unknown = row[field];
+      const text: string = typeof current === 'string' ? current : '';
+      if (text.length >= local.offset + local.text.length) {
+        // The server's text reached the end of ours: it has every local piece (or, if someone
+        // else wrote there, its text wins anyway).
+        byField.delete(field);
+        continue;
+      }
+      // Behind the local text's start, the server's text cannot be continued yet: shown as it is.
+      if (text.length >= local.offset)
+        row = { ...row, [field]: text + local.text.slice(text.length - local.offset) };
+    }
+    if (byField.size === 0) this.#localText.delete(key);
     return row;
   }
 

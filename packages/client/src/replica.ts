@@ -103,6 +103,11 @@ export class Replica {
     return [...this.#scopes].filter(([, e]) => e.refs > 0).map(([s]) => s);
   }
 
+  /** Whether `follow()` holds the scope (its events will arrive). */
+  isFollowed(scope: string): boolean {
+    return this.#followed(scope) !== undefined;
+  }
+
   cursor(scope: string): number {
     return this.#scopes.get(scope)?.lastSyncId ?? 0;
   }

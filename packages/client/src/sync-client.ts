@@ -3,6 +3,7 @@ import {
   createSchemas,
   type ModelName,
   ServerFrame,
+  scopeOf,
   type UpdateInput,
   type WriteResult,
 } from '@openagents/sync-protocol';
@@ -137,7 +138,7 @@ export interface SyncClient {
     model: M,
     id: string,
     field: AppendableField<M>,
-    options?: { offset?: number },
+    options?: { offset?: number; upload?: 'auto' | 'stream' | 'append' },
   ): StreamWriter;
   connect(): void;
   disconnect(): void;
@@ -436,7 +437,7 @@ class SyncClientImpl implements SyncClient {
     model: M,
     id: string,
     field: AppendableField<M>,
-    options: { offset?: number } = {},
+    options: { offset?: number; upload?: 'auto' | 'stream' | 'append' } = {},
   ): StreamWriter {
     const key = id.toLowerCase();
     const record = this.getState().records.get(model, key) as Record<string, unknown> | undefined;
@@ -446,7 +447,9 @@ class SyncClientImpl implements SyncClient {
       .map((p) => this.#answered.get(p.mutationId));
     const writer = createStreamWriter<M>({
       baseUrl: this.#base,
-      fetch: this.#fetch,
+      // The platform's fetch unless the application gave one: `auto` then streams in Node.
+      ...(this.#options.fetch ? { fetch: this.#fetch } : {}),
+      ...(options.upload ? { upload: options.upload } : {}),
       tokens: this.#tokens,
       backoff: this.#options.backoff ?? {},
       model,
@@ -472,8 +475,41 @@ class SyncClientImpl implements SyncClient {
       this.#writers.add(writer);
       const forget = () => this.#writers.delete(writer);
       writer.done.then(forget, forget);
+      this.#showLocally(writer, model, key, field);
     }
     return writer;
+  }
+
+  /**
+   * Optimistic appends: every piece the writer accepts shows at once in this client's records,
+   * placed at the offset it was written at (see `RecordStore.appendLocal`), and gives way to the
+   * server's text as its append events arrive. A writer that fails takes its unconfirmed text
+   * away; one that finishes leaves it until the events come — or drops it at once when nobody
+   * here follows the record's scope, so none will.
+   */
+  #showLocally(writer: StreamWriter, model: ModelName, id: string, field: string): void {
+    const store = this.#replica.store;
+    const write = writer.write.bind(writer);
+    writer.write = (piece: string) => {
+      const at = writer.offset;
+      write(piece);
+      // Only what the writer took (not after a failure, not an empty piece) is shown.
+      if (typeof piece !== 'string' || writer.offset !== at + piece.length || piece === '') return;
+      store.appendLocal(model, id, field, at, piece);
+      this.#publish();
+    };
+    writer.done.then(
+      () => {
+        const record = this.getState().records.get(model, id) as Record<string, unknown> | undefined;
+        if (record && this.#replica.isFollowed(scopeOf(model, record))) return;
+        store.dropLocal(model, id, field);
+        this.#publish();
+      },
+      () => {
+        store.dropLocal(model, id, field);
+        this.#publish();
+      },
+    );
   }
 
   connect(): void {

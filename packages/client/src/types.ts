@@ -39,8 +39,11 @@ export interface RecordsView {
   /**
    * The records of one model in one scope, in commit order: by `created_sync_id` (the log id of
    * the event that inserted the record), then id; records without one (optimistic inserts not
-   * yet confirmed) last, in the order they were made. Maintained incrementally; the same array
-   * while nothing in it changed. O(1).
+   * yet confirmed) last, in the order they were made. Maintained incrementally in a persistent
+   * tree (a change costs O(log n), and never copies the list); the same array while nothing in it
+   * changed. O(1). The array is frozen and lazy: `length`, indexing, `at()` and `slice()` read the
+   * tree (O(log n)), anything else (`map`, iteration…) copies it out once per version. It cannot
+   * be structured-cloned or sent with `postMessage`: copy it first (`[...list]`).
    */
   list<M extends ModelName>(scope: string, model: M): readonly ModelRecords[M][];
   /** Every model's list for one scope; the same object while none of them changed. */

@@ -1,12 +1,17 @@
 /** Display helpers for the console's views. */
 
+// Made once: `toLocaleTimeString(locale, options)` builds a formatter per call, which was the
+// largest single cost of opening a long conversation (one call per bubble rendered).
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
 /** `12:04` for today, `Mar 3, 12:04` otherwise; empty for an unparsable timestamp. */
 export function formatTime(iso: string, now: Date = new Date()): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return '';
-  const time = date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  const time = timeFormat.format(date);
   if (date.toDateString() === now.toDateString()) return time;
-  return `${date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' })}, ${time}`;
+  return `${dayFormat.format(date)}, ${time}`;
 }
 
 /** Minor units to a currency string: `1250, 'USD'` → `$12.50`. Unknown currencies show the code. */

@@ -42,6 +42,7 @@ export {
   IdempotencyKey,
   MAX_BATCH_MUTATIONS,
   MAX_DELTA_LIMIT,
+  MAX_HEADS_SCOPES,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MutationAction,
   MutationBatch,
@@ -72,4 +73,5 @@ export {
   updateSchemas,
 } from './models';
 export { canonicalScope, canonicalScopePattern, SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
+export { APPEND_STREAM_CONTENT_TYPE, APPEND_STREAM_SEGMENT, StreamAck, StreamDone } from './stream';
 export { unreachable } from './unreachable';

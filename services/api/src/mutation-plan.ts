@@ -228,7 +228,7 @@ export function planAppend(
   };
 }
 
-function validateAppend(model: ModelName, body: unknown, at: MutationLocation): AppendBody {
+export function validateAppend(model: ModelName, body: unknown, at: MutationLocation): AppendBody {
   const parsed = AppendBody.safeParse(body);
   if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
   const fields: readonly string[] = APPENDABLE_FIELDS[model];

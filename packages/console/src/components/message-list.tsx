@@ -33,11 +33,19 @@ export function MessageList({
 }) {
   const scroller = useRef<HTMLDivElement>(null);
   const following = useRef(true);
+  const current = useRef(messages);
+  current.current = messages;
+  // The virtualiser recomputes every row's key and position (O(n)) whenever this function is a
+  // new one, so it is one per list shape: a new count, or a new newest message (an optimistic
+  // one confirmed moves into place at the end) — not one per streamed token.
+  const newestId = messages.at(-1)?.id;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the shape of the list, read through the ref.
+  const getItemKey = useCallback((index: number) => current.current[index]!.id, [messages.length, newestId]);
   const virtualizer = useVirtualizer({
     count: messages.length,
     getScrollElement: () => scroller.current,
     estimateSize: () => ESTIMATED_ROW_PX,
-    getItemKey: (index) => messages[index]!.id,
+    getItemKey,
     overscan: 6,
     // Without layout (jsdom, a hidden tab) render a first screenful rather than nothing.
     initialRect: NO_LAYOUT_RECT,

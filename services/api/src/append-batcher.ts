@@ -1,0 +1,125 @@
+import type { CommitMember, MutationOutcome } from './commit';
+
+export interface AppendBatcherOptions {
+  /** Most appends joined into one member (one subtransaction of a commit). */
+  maxAppends: number;
+}
+
+/**
+ * maxAppends 512: one member is one subtransaction whatever it holds, so a member of 512 appends
+ * costs Postgres one subtransaction id instead of 512 (a commit keeps at most 64 cached per
+ * backend, which is why the pipeline caps a group at 32 members); the statement it becomes stays
+ * a few hundred kilobytes.
+ */
+export const APPEND_BATCHER_DEFAULTS: AppendBatcherOptions = { maxAppends: 512 };
+
+interface Waiting {
+  member: CommitMember;
+  resolve(outcomes: MutationOutcome[]): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Joins the append-stream commits of MANY replies into few commit members. A streamed reply
+ * commits its pieces once per coalescing window (stream-upload.ts); with hundreds of replies
+ * streaming, those commits arrive thousands of times a second, and as separate members the
+ * pipeline could put at most 32 in one transaction. Here, the appends that arrive while a round
+ * is committing wait and then go as one member per token holder (the actor recorded on each
+ * event, and the scopes each append is checked against, stay the ones of its own request), so a
+ * worker's transactions per second follow its commit latency, not its number of replies.
+ *
+ * A member of joined appends commits all or none. If it fails — one reply's piece no longer fits
+ * its offset, say — each of its appends is committed again alone and gets exactly the answer it
+ * would have had alone (an exact retry of a piece that did land writes nothing). A lone append is
+ * never delayed: with no round in flight it goes in the same turn of the event loop. Writes other than append-only members
+ * without idempotency keys pass straight through.
+ */
+export function createAppendBatcher(
+  commit: (member: CommitMember) => Promise<MutationOutcome[]>,
+  options: AppendBatcherOptions = APPEND_BATCHER_DEFAULTS,
+): (member: CommitMember) => Promise<MutationOutcome[]> {
+  let waiting: Waiting[] = [];
+  let roundInFlight = false;
+
+  const settleAlone = (w: Waiting) => commit(w.member).then(w.resolve, w.reject);
+
+  const commitJoined = async (entries: Waiting[]): Promise<void> => {
+    if (entries.length === 1) return settleAlone(entries[0]!);
+    const joined: CommitMember = {
+      principal: entries[0]!.member.principal,
+      mutations: entries.flatMap((w) => w.member.mutations),
+    };
+    let outcomes: MutationOutcome[];
+    try {
+      outcomes = await commit(joined);
+    } catch {
+      // All or none failed: each append again on its own, answered as if it had been alone.
+      await Promise.all(entries.map(settleAlone));
+      return;
+    }
+    let at = 0;
+    for (const w of entries) {
+      w.resolve(outcomes.slice(at, at + w.member.mutations.length));
+      at += w.member.mutations.length;
+    }
+  };
+
+  const runRound = async (): Promise<void> => {
+    while (waiting.length > 0) {
+      const now = waiting;
+      waiting = [];
+      const chunks: Waiting[][] = [];
+      const open = new Map<string, Waiting[]>();
+      const records = new Set<string>();
+      for (const w of now) {
+        // Two commits of one record in one member would be checked against the same length.
+        const ids = w.member.mutations.map((m) => `${m.model}:${m.id}`);
+        if (ids.some((id) => records.has(id))) {
+          waiting.push(w);
+          continue;
+        }
+        for (const id of ids) records.add(id);
+        const key = principalKey(w.member);
+        let chunk = open.get(key);
+        if (!chunk || countAppends(chunk) + w.member.mutations.length > options.maxAppends) {
+          chunk = [];
+          open.set(key, chunk);
+          chunks.push(chunk);
+        }
+        chunk.push(w);
+      }
+      await Promise.all(chunks.map(commitJoined));
+    }
+    roundInFlight = false;
+  };
+
+  return (member) => {
+    if (!joinable(member)) return commit(member);
+    return new Promise<MutationOutcome[]>((resolve, reject) => {
+      waiting.push({ member, resolve, reject });
+      if (roundInFlight) return;
+      roundInFlight = true;
+      // Not a timer: the round starts once this turn's timers and I/O are done, so the windows
+      // of every reply that ended in the same turn commit together.
+      setImmediate(() => void runRound());
+    });
+  };
+}
+
+/** Append-only members without idempotency keys: an append is made idempotent by its offset. */
+function joinable(member: CommitMember): boolean {
+  return (
+    member.mutations.length > 0 &&
+    member.mutations.every((m) => m.action === 'append' && m.mutationId === null)
+  );
+}
+
+/** Members join only under the same token holder: same subject, same scopes, same kind of token. */
+function principalKey(member: CommitMember): string {
+  const p = member.principal;
+  return JSON.stringify([p.sub, p.use ?? 'client', p.scopes]);
+}
+
+function countAppends(chunk: readonly Waiting[]): number {
+  return chunk.reduce((n, w) => n + w.member.mutations.length, 0);
+}
