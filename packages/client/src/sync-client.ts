@@ -234,7 +234,7 @@ class SyncClientImpl implements SyncClient {
         },
         retrying: (m, attempts, message) => {
           this.#replica.store.updatePending(m.mutationId, { status: 'retrying', attempts, error: message });
-          this.#publish(true);
+          this.#publishPendingChange();
         },
         rejected: (m, error) => {
           this.#replica.store.removePending(m.mutationId);
@@ -245,7 +245,7 @@ class SyncClientImpl implements SyncClient {
             mutationId: m.mutationId,
             status: error.status,
           });
-          this.#publish(true);
+          this.#publishPendingChange();
           this.#settle(m.mutationId, (w) => w.reject(error));
         },
       },
@@ -411,7 +411,7 @@ class SyncClientImpl implements SyncClient {
       void answered.then(() => this.#answered.delete(p.mutationId));
     }
     for (const p of group) this.#replica.store.addPending(p);
-    this.#publish(true);
+    this.#publishPendingChange();
     this.#sender.enqueue(group);
     return Promise.all(promises);
   }
@@ -466,7 +466,7 @@ class SyncClientImpl implements SyncClient {
             mutationId: error.mutationId,
             status: error.status,
           });
-          this.#publish(true);
+          this.#publishPendingChange();
         },
       },
     });
@@ -560,14 +560,14 @@ class SyncClientImpl implements SyncClient {
       json = JSON.parse(text);
     } catch {
       this.#report({ kind: 'frame', code: 'bad_json', message: 'a frame was not JSON' });
-      this.#publish(true);
+      this.#publish();
       return;
     }
     const parsed = ServerFrame.safeParse(json);
     if (!parsed.success) {
       const type = (json as { type?: unknown } | null)?.type;
       this.#report({ kind: 'frame', code: 'bad_frame', message: `unreadable frame (type ${String(type)})` });
-      this.#publish(true);
+      this.#publish();
       return;
     }
     this.#replica.receive(parsed.data);
@@ -578,7 +578,7 @@ class SyncClientImpl implements SyncClient {
     const WS = (this.#options.WebSocket ?? globalThis.WebSocket) as WebSocketConstructor | undefined;
     if (!WS) {
       this.#report({ kind: 'connection', code: 'no_websocket', message: 'no WebSocket implementation' });
-      this.#publish(true);
+      this.#publish();
       return undefined;
     }
     return new Connection({
@@ -608,7 +608,7 @@ class SyncClientImpl implements SyncClient {
         },
         report: (e) => {
           this.#report(e);
-          this.#publish(true);
+          this.#publish();
         },
       },
     });
@@ -625,12 +625,20 @@ class SyncClientImpl implements SyncClient {
     this.#errors = [...this.#errors, { ...error, at: Date.now() }].slice(-this.#maxErrors);
   }
 
-  /** Builds the next snapshot from what changed and tells listeners; `pendingChanged` forces persistence of pending. */
-  #publish(pendingChanged = false): void {
-    if (pendingChanged) this.#pendingChanged = true;
+  /** Builds the next snapshot from what changed and tells listeners (once per microtask). */
+  #publish(): void {
     if (this.#publishScheduled) return;
     this.#publishScheduled = true;
     queueMicrotask(() => this.#flush());
+  }
+
+  /**
+   * Publishes after a pending write changed (added, retrying, failed): the pending list is
+   * persisted even when its snapshot looks the same. Error reports alone use `#publish`.
+   */
+  #publishPendingChange(): void {
+    this.#pendingChanged = true;
+    this.#publish();
   }
 
   /**

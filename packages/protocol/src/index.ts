@@ -12,6 +12,7 @@ import * as z from 'zod/mini';
 if (!z.config().localeError) z.config(en());
 
 export { type AppendOutcome, applyAppend } from './append';
+export { BACKOFF_DEFAULTS, type BackoffOptions, backoff } from './backoff';
 export type { HttpErrorCode, WsErrorCode } from './errors';
 export { CLOSE_CODES, ErrorBody, HTTP_ERROR_STATUS, WS_ERROR_CODES } from './errors';
 export { AppendEventData, EventAction, ModelsSnapshot, SyncEvent, SyncEventAction } from './events';

@@ -183,3 +183,36 @@ export const corsEnv = {
   /** Comma list of browser origins allowed to call the HTTP API (CORS); none by default. */
   ALLOWED_ORIGINS: originList.default([]),
 };
+
+/*
+ * Variables several services read, each defined here once with one type and one limit. A
+ * service's table spreads the groups it reads; where the services differ only in a default (a
+ * port, a pool size) the table says `.default(n)` on the shared type.
+ */
+
+/** Size of a Postgres pool: PG_POOL_MAX (each service sets its default). */
+export const poolSize = positiveInt.max(1000);
+
+/** Every process. */
+export const processEnv = {
+  /** Pino log level (`fatal` … `trace`, `silent`). */
+  LOG_LEVEL: logLevel.default('info'),
+};
+
+/** The services holding a Postgres pool (api, delta, standalone). */
+export const databaseEnv = {
+  /** Postgres holding the domain tables and the sync log. */
+  DATABASE_URL: postgresUrl,
+  /** Apply pending migrations before serving. */
+  MIGRATE_ON_START: bool.default(true),
+};
+
+/** The services on the event bus (api, gateway, standalone). */
+export const busEnv = {
+  /** Redis of the event bus: `redis://`, `rediss://`, or `redis+cluster://host:port,…`. */
+  REDIS_URL: redisUrl,
+  /** Treat a redis:// REDIS_URL as the seed of a Redis Cluster (sharded pub/sub); redis+cluster:// implies it. */
+  REDIS_CLUSTER: redisCluster,
+  /** Prefix of every Redis channel name, so deployments or test runs can share one Redis. */
+  REDIS_CHANNEL_PREFIX: z.string().max(100).optional(),
+};

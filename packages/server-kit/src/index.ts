@@ -14,8 +14,10 @@ export {
   authEnv,
   authOptionsFromEnv,
   bool,
+  busEnv,
   ConfigError,
   corsEnv,
+  databaseEnv,
   jwtKeyMap,
   jwtSecret,
   jwtSecretList,
@@ -23,9 +25,11 @@ export {
   logLevel,
   nonNegativeInt,
   originList,
+  poolSize,
   port,
   positiveInt,
   postgresUrl,
+  processEnv,
   redisCluster,
   redisUrl,
   webOrigin,
@@ -34,17 +38,19 @@ export { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, corsFor } from './cors';
 export { createPool, inTransaction, type Pool, type PoolClient, type PoolOptions, pingDatabase } from './db';
 export type { BootstrapOptions, DeltaSource, ReadOptions } from './delta-source';
 export { AppError, isUnavailableError, toAppError } from './errors';
-export { handleSignals, type Service } from './lifecycle';
+export { composeServices, handleSignals, type Service, type SignalSource } from './lifecycle';
 export { createLogger, type Logger } from './logger';
 export { createMemoryBus } from './memory-bus';
 export {
   Counter,
   createHttpMetrics,
   createRegistry,
+  defineMetrics,
   Gauge,
   Histogram,
   type HttpMetrics,
   LATENCY_BUCKETS,
+  type MetricFactory,
   Registry,
   registerPoolMetrics,
 } from './metrics';
@@ -56,7 +62,15 @@ export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
 export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
-export { loadConfigOrExit, serveHttpService } from './serve-http';
+export { type HttpServing, type ProcessIo, runService } from './run-service';
+export { httpListener } from './serve-http';
+export {
+  type BusConfig,
+  createServiceShell,
+  type ServiceHooks,
+  type ServiceShell,
+  type SharedDeps,
+} from './service-shell';
 export { serviceTokenSource } from './service-token';
 export { createSingleFlight, type SingleFlight } from './single-flight';
 export { staleSweeper } from './stale-sweeper';

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { defineMetrics } from './metrics';
 
 /**
  * Checks of this process alone (e.g. the standalone server's own embedded Postgres): when one
@@ -23,48 +24,36 @@ interface ReadinessSource {
   isDraining: () => boolean;
 }
 
-/** Every readiness source of a registry: in the standalone server several apps share one. */
-const sourcesByRegistry = new WeakMap<Registry, Set<ReadinessSource>>();
-
 const noChecks = async () => ({});
 
 /**
  * `sync_ready` (1 when `/readyz` would answer 200 for every app on this registry),
  * `sync_draining`, and `sync_dependency_up{dependency}`, all computed at scrape time from the same
  * checks as `/readyz`, so an alert can tell a process out of the load balancer from one whose
- * shared dependency is down.
+ * shared dependency is down. The set holds every readiness source of the registry: in the
+ * standalone server several apps share one.
  */
-function registerReadinessGauges(registry: Registry, source: ReadinessSource): void {
-  let sources = sourcesByRegistry.get(registry);
-  if (sources) {
-    sources.add(source);
-    return;
-  }
-  sources = new Set([source]);
-  sourcesByRegistry.set(registry, sources);
-  const all = sources;
-  new Gauge({
+const readinessSourcesFor = defineMetrics((m): Set<ReadinessSource> => {
+  const all = new Set<ReadinessSource>();
+  m.gauge({
     name: 'sync_draining',
     help: '1 while the service drains (SIGTERM received; /readyz answers 503), else 0.',
-    registers: [registry],
     collect() {
       this.set([...all].some((s) => s.isDraining()) ? 1 : 0);
     },
   });
-  new Gauge({
+  m.gauge({
     name: 'sync_ready',
     help: '1 when /readyz would answer 200 (this process can serve and is not draining), else 0.',
-    registers: [registry],
     async collect() {
       const results = await Promise.all([...all].map((s) => isReady(s)));
       this.set(results.every(Boolean) ? 1 : 0);
     },
   });
-  new Gauge({
+  m.gauge({
     name: 'sync_dependency_up',
     help: '1 when this process reaches the shared dependency (postgres, redis, delta), else 0. Not part of readiness.',
     labelNames: ['dependency'],
-    registers: [registry],
     async collect() {
       const up = new Map<string, boolean>();
       for (const checks of await Promise.all([...all].map((s) => s.dependencies()))) {
@@ -74,7 +63,8 @@ function registerReadinessGauges(registry: Registry, source: ReadinessSource): v
       for (const [name, ok] of up) this.set({ dependency: name }, ok ? 1 : 0);
     },
   });
-}
+  return all;
+});
 
 async function isReady(source: ReadinessSource): Promise<boolean> {
   return !source.isDraining() && Object.values(await source.readiness()).every(Boolean);
@@ -98,7 +88,7 @@ export function createOpsRoutes(options: {
     dependencies: options.dependencies ?? noChecks,
     isDraining: options.isDraining,
   };
-  registerReadinessGauges(options.registry, source);
+  readinessSourcesFor(options.registry).add(source);
   const ops = new Hono();
   ops.get('/healthz', (c) => c.json({ status: 'ok' }));
   ops.get('/readyz', async (c) => {

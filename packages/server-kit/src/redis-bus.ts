@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { type Bus, type BusHandler, type BusMessage, HandlerTable } from './bus';
 import type { Logger } from './logger';
 import { createRedisClusterBus } from './redis-cluster-bus';
-import { parseRedisTarget } from './redis-target';
+import { parseRedisTarget, redisRetryDelay } from './redis-target';
 
 export interface RedisBusOptions {
   /** `redis://` / `rediss://` for one server; `redis+cluster://host:port,host:port` for a cluster. */
@@ -44,7 +44,7 @@ export function createRedisBus(options: RedisBusOptions): Bus {
 function createSingleRedisBus(options: RedisBusOptions): Bus {
   const prefix = `${options.channelPrefix ?? ''}sync:`;
   const table = new HandlerTable();
-  const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+  const retryStrategy = redisRetryDelay;
 
   const publisher = new Redis(options.url, {
     enableOfflineQueue: false,

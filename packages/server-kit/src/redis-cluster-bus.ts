@@ -1,8 +1,9 @@
+import { backoff } from '@openagents/sync-protocol';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { type Bus, type BusHandler, type BusMessage, HandlerTable } from './bus';
 import type { Logger } from './logger';
-import type { RedisTarget } from './redis-target';
+import { type RedisTarget, redisRetryDelay } from './redis-target';
 
 export interface RedisClusterBusOptions {
   target: Extract<RedisTarget, { kind: 'cluster' }>;
@@ -34,7 +35,8 @@ interface Placement {
   slot: number;
 }
 
-const RETRY_MIN_MS = 100;
+/** Bounds of the jittered delay before a failed re-subscribe pass runs again. */
+const RETRY_FIRST_BOUND_MS = 200;
 const RETRY_MAX_MS = 1000;
 
 /**
@@ -69,7 +71,7 @@ export function createRedisClusterBus(options: RedisClusterBusOptions): Bus {
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     slotsRefreshInterval: options.slotsRefreshIntervalMs ?? 5000,
-    clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    clusterRetryStrategy: redisRetryDelay,
     redisOptions: { ...nodeOptions, maxRetriesPerRequest: 1, commandTimeout: publishTimeoutMs },
     // Managed clusters with TLS (ElastiCache) present certificates for the names they announce;
     // resolving them to IPs first would fail the certificate check.
@@ -262,11 +264,11 @@ export function createRedisClusterBus(options: RedisClusterBusOptions): Bus {
     }
   };
 
-  /** Retries a pass after a capped, doubling delay, with a fresh slot map (the replica may have taken over). */
+  /** Retries a pass after a capped, doubling, jittered delay, with a fresh slot map (the replica may have taken over). */
   function scheduleRetry() {
     if (closed || retryTimer) return;
     failures++;
-    const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(failures - 1, 4), RETRY_MAX_MS);
+    const delay = backoff(failures - 1, { initialDelayMs: RETRY_FIRST_BOUND_MS, maxDelayMs: RETRY_MAX_MS });
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       if (closed) return;

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadEnv, redisCluster, redisUrl } from './config';
-import { parseRedisTarget, RedisUrlError } from './redis-target';
+import { parseRedisTarget, RedisUrlError, redisRetryDelay } from './redis-target';
 
 describe('parseRedisTarget', () => {
   it('keeps a plain redis:// or rediss:// URL as one server', () => {
@@ -103,5 +103,20 @@ describe('REDIS_URL and REDIS_CLUSTER', () => {
     expect(() => loadEnv(schema, { REDIS_URL: 'redis://a:1', REDIS_CLUSTER: 'maybe' })).toThrow(
       /REDIS_CLUSTER/,
     );
+  });
+});
+
+describe('redisRetryDelay', () => {
+  it('draws reconnect delays from a doubling window capped at 2 s, spread by jitter', () => {
+    for (let times = 1; times < 40; times++) {
+      const bound = Math.min(2000, 100 * 2 ** (times - 1));
+      const delays = Array.from({ length: 200 }, () => redisRetryDelay(times));
+      for (const d of delays) {
+        expect(d).toBeGreaterThanOrEqual(0);
+        expect(d).toBeLessThan(bound);
+      }
+      // Jitter: replicas reconnecting after the same outage do not all pick the same delay.
+      if (bound >= 100) expect(new Set(delays).size).toBeGreaterThan(20);
+    }
   });
 });

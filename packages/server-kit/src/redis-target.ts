@@ -1,3 +1,5 @@
+import { backoff } from '@openagents/sync-protocol';
+
 /** Where the bus's Redis is: one server (any URL ioredis accepts) or a cluster given by seed nodes. */
 export type RedisTarget =
   | { kind: 'single'; url: string }
@@ -84,4 +86,13 @@ function decode(text: string): string {
   } catch {
     throw new RedisUrlError('has a badly escaped user name or password');
   }
+}
+
+/**
+ * Delay before reconnect attempt `times` (1 for the first) to Redis, for ioredis's
+ * `retryStrategy` / `clusterRetryStrategy`: the shared jittered backoff, up to 2 s. Jitter keeps
+ * every gateway and worker of a deployment from reconnecting in one wave after a Redis restart.
+ */
+export function redisRetryDelay(times: number): number {
+  return backoff(times - 1, { initialDelayMs: 100, maxDelayMs: 2000 });
 }

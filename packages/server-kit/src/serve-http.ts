@@ -1,60 +1,64 @@
+import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
-import { ConfigError } from './config';
-import { handleSignals } from './lifecycle';
+import type { Service } from './lifecycle';
 import type { Logger } from './logger';
 
 /**
- * Loads a service's configuration in its main.ts, or stops the process with exit code 1 and a
- * message naming each bad variable (never a stack trace for a configuration mistake).
+ * A Hono-style `fetch` served on `port` as a part of a service (compose it after the service, see
+ * `runService`): `start` listens; `drain` stops accepting, closes idle keep-alive sockets and
+ * gives in-flight requests up to `closeTimeoutMs` to finish; `stop` closes whatever is still open.
  */
-export function loadConfigOrExit<T>(serviceName: string, load: () => T): T {
-  try {
-    return load();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${serviceName}: refusing to start. ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
-/**
- * Serves a Hono-style `fetch` on `port` (all interfaces) and wires SIGTERM/SIGINT: readiness turns
- * 503 first (`service.drain`), then the listener closes, idle keep-alive sockets are closed and
- * in-flight requests get up to `closeTimeoutMs` to finish; then `service.stop`.
- */
-export function serveHttpService(options: {
+export function httpListener(options: {
   name: string;
   port: number;
+  /** All interfaces unless set. */
+  hostname?: string;
   fetch: (request: Request) => Response | Promise<Response>;
-  service: { drain(): Promise<void>; stop(): Promise<void> };
   log: Logger;
   /** Options for node:http's createServer, e.g. `{ maxHeaderSize }`. */
   serverOptions?: Record<string, unknown>;
   closeTimeoutMs?: number;
-}): ServerType {
-  const { log, service } = options;
-  const server = serve(
-    {
-      fetch: options.fetch,
-      port: options.port,
-      hostname: '0.0.0.0',
-      ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
+}): Service & { port(): number } {
+  let server: ServerType | undefined;
+  let port = options.port;
+  return {
+    port: () => port,
+    start: () =>
+      new Promise<void>((resolve) => {
+        server = serve(
+          {
+            fetch: options.fetch,
+            port: options.port,
+            hostname: options.hostname ?? '0.0.0.0',
+            ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
+          },
+          (info: AddressInfo) => {
+            port = info.port;
+            options.log.info({ port: info.port }, `${options.name} listening`);
+            resolve();
+          },
+        );
+      }),
+    async drain() {
+      const listening = server;
+      if (!listening) return;
+      const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
+      if ('closeIdleConnections' in listening) listening.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, options.closeTimeoutMs ?? 2_000);
+      });
+      await Promise.race([closed, timeout]);
+      clearTimeout(timer);
     },
-    (info) => log.info({ port: info.port }, `${options.name} listening`),
-  );
-  handleSignals(
-    {
-      async drain() {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        await service.drain();
-        if ('closeIdleConnections' in server) server.closeIdleConnections();
-        await Promise.race([closed, new Promise((r) => setTimeout(r, options.closeTimeoutMs ?? 2_000))]);
-      },
-      stop: () => service.stop(),
+    async stop() {
+      // Normally drained already; after a failed start or a stop without drain, close it now.
+      const open = server;
+      server = undefined;
+      if (!open?.listening) return;
+      const closed = new Promise<void>((resolve) => open.close(() => resolve()));
+      if ('closeAllConnections' in open) open.closeAllConnections();
+      await closed;
     },
-    log,
-  );
-  return server;
+  };
 }

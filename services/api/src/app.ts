@@ -13,6 +13,7 @@ import {
   bearerToken,
   corsFor,
   createOpsRoutes,
+  createRateLimiter,
   type Logger,
   type Pool,
   type Principal,
@@ -36,7 +37,6 @@ import {
   planDelete,
   planUpdate,
 } from './mutation-plan';
-import { createRateLimiter } from './rate-limit';
 import { readJsonBody } from './read-body';
 import { APPEND_STREAM_DEFAULTS, type AppendStreamOptions, createAppendStreams } from './stream-upload';
 import { createTokenCache } from './token-cache';

@@ -1,15 +1,14 @@
 import {
   authEnv,
-  bool,
+  busEnv,
   corsEnv,
+  databaseEnv,
   loadEnv,
-  logLevel,
   nonNegativeInt,
+  poolSize,
   port,
   positiveInt,
-  postgresUrl,
-  redisCluster,
-  redisUrl,
+  processEnv,
 } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
@@ -23,21 +22,18 @@ export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const ApiConfigSchema = z.object({
   /** HTTP port of the worker (writes plus /healthz, /readyz, /metrics). */
   PORT: port.default(8081),
-  /** Postgres holding the domain tables and the sync log. Required. */
-  DATABASE_URL: postgresUrl,
-  /** Redis for publishing committed events. Required: only the standalone server runs without it. */
-  REDIS_URL: redisUrl,
-  /** Treat a redis:// REDIS_URL as the seed of a Redis Cluster (sharded pub/sub); redis+cluster:// implies it. */
-  REDIS_CLUSTER: redisCluster,
+  /** DATABASE_URL (required) and MIGRATE_ON_START. */
+  ...databaseEnv,
+  /** Connections in this worker's Postgres pool. */
+  PG_POOL_MAX: poolSize.default(20),
+  /** REDIS_URL (required: only the standalone server runs without it), REDIS_CLUSTER, REDIS_CHANNEL_PREFIX. */
+  ...busEnv,
   /** SYNC_JWT_SECRET (required) and the other token variables: see docs/security.md. */
   ...authEnv,
   /** ALLOWED_ORIGINS: browser origins allowed to call (CORS); none by default. */
   ...corsEnv,
-  /** Prefix of every Redis channel, so several deployments can share one Redis. */
-  REDIS_CHANNEL_PREFIX: z.string().max(100).optional(),
-  LOG_LEVEL: logLevel.default('info'),
-  /** Connections in this worker's Postgres pool. */
-  PG_POOL_MAX: positiveInt.default(20),
+  /** LOG_LEVEL. */
+  ...processEnv,
   /** Largest accepted request body in bytes (checked on Content-Length and on the stream). */
   BODY_LIMIT_BYTES: positiveInt.default(DEFAULT_BODY_LIMIT_BYTES),
   /** Sustained requests per second per token subject, per worker; 0 turns rate limiting off. */
@@ -50,8 +46,6 @@ export const ApiConfigSchema = z.object({
   WRITE_PIPELINE_DEPTH: positiveInt.max(64).default(2),
   /** Milliseconds a piece of a streaming upload waits for more of its reply before it commits. */
   STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(70),
-  /** Apply pending migrations before serving. */
-  MIGRATE_ON_START: bool.default(true),
 });
 
 /** The validated, frozen configuration of a mutation worker. */

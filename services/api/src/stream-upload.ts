@@ -1,9 +1,14 @@
 import { APPEND_STREAM_CONTENT_TYPE, type ModelName, type StreamAck } from '@openagents/sync-protocol';
-import { AppError, type Logger, type Principal, toAppError } from '@openagents/sync-server-kit';
+import {
+  AppError,
+  type Logger,
+  type Principal,
+  type RateDecision,
+  toAppError,
+} from '@openagents/sync-server-kit';
 import type { CommitMember, MutationOutcome } from './commit';
 import type { MutationResult } from './metrics';
 import { type MutationLocation, type PlannedAppend, validateAppend } from './mutation-plan';
-import type { RateDecision } from './rate-limit';
 
 /** What a stream needs from the app it runs in. */
 export interface AppendStreamDeps {

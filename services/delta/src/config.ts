@@ -1,13 +1,13 @@
 import {
   authEnv,
-  bool,
   corsEnv,
+  databaseEnv,
   loadEnv,
-  logLevel,
   nonNegativeInt,
+  poolSize,
   port,
   positiveInt,
-  postgresUrl,
+  processEnv,
 } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
@@ -18,8 +18,8 @@ import { z } from 'zod';
 export const DeltaConfigSchema = z.object({
   /** HTTP port (reads plus /healthz, /readyz, /metrics). */
   PORT: port.default(8082),
-  /** Postgres holding the domain tables and the sync log. Required. */
-  DATABASE_URL: postgresUrl,
+  /** DATABASE_URL (required) and MIGRATE_ON_START. */
+  ...databaseEnv,
   /** SYNC_JWT_SECRET (required) and the other token variables: see docs/security.md. */
   ...authEnv,
   /** ALLOWED_ORIGINS: browser origins allowed to call (CORS); none by default. */
@@ -34,7 +34,7 @@ export const DeltaConfigSchema = z.object({
    * Connections in the service's Postgres pool, which serves only reads (and the pruner): its
    * own pool, apart from the workers' write pools. A bootstrap page holds one while it is read.
    */
-  PG_POOL_MAX: positiveInt.default(10),
+  PG_POOL_MAX: poolSize.default(10),
   /** statement_timeout of the read pool, in ms: no read holds a connection longer. */
   READ_STATEMENT_TIMEOUT_MS: positiveInt.default(15_000),
   /** Sustained reads per second per token subject (429 beyond); 0 turns the limit off. */
@@ -54,9 +54,8 @@ export const DeltaConfigSchema = z.object({
   BOOTSTRAP_PAGE_BYTES: positiveInt.default(1024 * 1024),
   /** Most bytes of events (JSON) in one delta page, besides the count limit; cut pages say hasMore. */
   DELTA_PAGE_BYTES: positiveInt.default(1024 * 1024),
-  LOG_LEVEL: logLevel.default('info'),
-  /** Apply pending migrations before serving. */
-  MIGRATE_ON_START: bool.default(true),
+  /** LOG_LEVEL. */
+  ...processEnv,
 });
 
 /** The validated, frozen configuration of a delta service. */

@@ -1,10 +1,10 @@
 import {
-  Counter,
+  type Counter,
   createHttpMetrics,
-  Histogram,
+  defineMetrics,
+  type Histogram,
   type HttpMetrics,
   LATENCY_BUCKETS,
-  type Registry,
 } from '@openagents/sync-server-kit';
 
 /** How a read request ended: its metric label. Bounded, never the scope. */
@@ -30,93 +30,71 @@ export interface DeltaMetrics {
   pruneRuns: Counter<'result'>;
 }
 
-const cache = new WeakMap<Registry, DeltaMetrics>();
-
 /**
- * The delta metrics of a registry, created on first use. The HTTP app and the pruner both ask
- * for them (and tests build several apps over one registry), so asking twice hands back the same
- * objects rather than failing on duplicate names. The HTTP histogram is shared with the other
- * services of the process (standalone mode) through server-kit's get-or-create.
+ * The delta metrics of a registry, created on first use (see `defineMetrics`): the HTTP app and
+ * the pruner both ask for them, and tests build several apps over one registry. The HTTP
+ * histogram is shared with the other services of the process (standalone mode).
  */
-export function deltaMetricsFor(registry: Registry): DeltaMetrics {
-  const known = cache.get(registry);
-  if (known) return known;
-  const registers = [registry];
-  const metrics: DeltaMetrics = {
+export const deltaMetricsFor = defineMetrics(
+  (m, registry): DeltaMetrics => ({
     http: createHttpMetrics(registry),
-    deltaRequests: new Counter({
+    deltaRequests: m.counter({
       name: 'sync_delta_requests_total',
       help: 'GET /sync/delta requests by result (ok, reset, client_error, error).',
       labelNames: ['result'] as const,
-      registers,
     }),
-    deltaDuration: new Histogram({
+    deltaDuration: m.histogram({
       name: 'sync_delta_duration_seconds',
       help: 'Time to answer GET /sync/delta, by result.',
       labelNames: ['result'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers,
     }),
-    deltaEventsReturned: new Histogram({
+    deltaEventsReturned: m.histogram({
       name: 'sync_delta_events_returned',
       help: 'Events per successful delta page.',
       buckets: COUNT_BUCKETS,
-      registers,
     }),
-    bootstrapRequests: new Counter({
+    bootstrapRequests: m.counter({
       name: 'sync_bootstrap_requests_total',
       help: 'GET /sync/bootstrap requests by result (ok, client_error, error).',
       labelNames: ['result'] as const,
-      registers,
     }),
-    bootstrapDuration: new Histogram({
+    bootstrapDuration: m.histogram({
       name: 'sync_bootstrap_duration_seconds',
       help: 'Time to read and serialize a bootstrap page, by result.',
       labelNames: ['result'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers,
     }),
-    bootstrapRecords: new Histogram({
+    bootstrapRecords: m.histogram({
       name: 'sync_bootstrap_records',
       help: 'Records (all models) per successful bootstrap page.',
       buckets: COUNT_BUCKETS,
-      registers,
     }),
-    headsRequests: new Counter({
+    headsRequests: m.counter({
       name: 'sync_heads_requests_total',
       help: 'GET /sync/heads requests by result (ok, client_error, error).',
       labelNames: ['result'] as const,
-      registers,
     }),
-    reads: new Counter({
+    reads: m.counter({
       name: 'sync_delta_reads_total',
       help: 'Delta pages and snapshots handed out, by kind (delta, bootstrap) and source: postgres (read for this request), cache or in_flight (shared with another request that accepted it through Cache-Control: max-age).',
       labelNames: ['kind', 'source'] as const,
-      registers,
     }),
-    eventsPruned: new Counter({
+    eventsPruned: m.counter({
       name: 'sync_events_pruned_total',
       help: 'Log events deleted by retention.',
-      registers,
     }),
-    idempotencyKeysPruned: new Counter({
+    idempotencyKeysPruned: m.counter({
       name: 'sync_idempotency_keys_pruned_total',
       help: 'Idempotency keys deleted after their retention.',
-      registers,
     }),
-    pruneDuration: new Histogram({
+    pruneDuration: m.histogram({
       name: 'sync_prune_duration_seconds',
       help: 'Duration of one pruning run (events and idempotency keys) that held the prune lock.',
       buckets: [...LATENCY_BUCKETS, 30, 60, 300],
-      registers,
     }),
-    pruneRuns: new Counter({
+    pruneRuns: m.counter({
       name: 'sync_prune_runs_total',
       help: 'Pruning runs by result: ok, skipped (another replica held the lock), error.',
       labelNames: ['result'] as const,
-      registers,
     }),
-  };
-  cache.set(registry, metrics);
-  return metrics;
-}
+  }),
+);

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import type { DeltaSource } from '@openagents/sync-server-kit';
 import { AppError, pruneEvents } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { applyEvents, deleteRecord, insertRecord, sortedSnapshot, updateRecord } from '../test/writes';
-import { createDeltaReader, type DeltaReader } from './reader';
+import { createDeltaReader } from './reader';
 
 describe('delta reader', () => {
   let db: TestDatabase;
-  let reader: DeltaReader;
+  let reader: DeltaSource;
   const orgId = randomUUID();
   const org = `org:${orgId}`;
   let agentId: string;

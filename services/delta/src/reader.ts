@@ -20,9 +20,6 @@ import { type PagedModel, selectModelPage } from './queries';
 import { toRecord } from './records';
 import { type ScopeTarget, scopeTarget } from './scope-target';
 
-/** The Postgres implementation of the gateway's `DeltaSource`. */
-export type DeltaReader = DeltaSource;
-
 /** Default bound of a bootstrap page's records and of a delta page's events, in bytes of JSON. */
 export const DEFAULT_PAGE_BYTES = 1024 * 1024;
 /** Rows one model's query of a page looks at, at most (bounds the scan, not the page). */
@@ -46,7 +43,7 @@ export interface DeltaReaderOptions {
  *   while (page.nextCursor) page = await reader.bootstrap('org:7f1c…', { cursor: page.nextCursor });
  *   const events = await reader.delta('org:7f1c…', page.lastSyncId);
  */
-export function createDeltaReader(options: DeltaReaderOptions): DeltaReader {
+export function createDeltaReader(options: DeltaReaderOptions): DeltaSource {
   const { pool } = options;
   const pageBytes = options.bootstrapPageBytes ?? DEFAULT_PAGE_BYTES;
   const deltaBytes = options.deltaPageBytes ?? DEFAULT_PAGE_BYTES;

@@ -1,12 +1,11 @@
 import {
   authEnv,
+  busEnv,
   loadEnv,
-  logLevel,
   nonNegativeInt,
   port,
   positiveInt,
-  redisCluster,
-  redisUrl,
+  processEnv,
 } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
@@ -16,10 +15,8 @@ const httpUrl = z.url().refine((u) => /^https?:\/\//.test(u), 'must be an http:/
 export const GatewayEnv = z.object({
   /** Port of the WebSocket endpoint `/sync` and of `/healthz`, `/readyz`, `/metrics`. */
   PORT: port.default(8080),
-  /** Redis of the event bus. */
-  REDIS_URL: redisUrl,
-  /** Treat a redis:// REDIS_URL as the seed of a Redis Cluster (sharded pub/sub); redis+cluster:// implies it. */
-  REDIS_CLUSTER: redisCluster,
+  /** REDIS_URL (required), REDIS_CLUSTER, REDIS_CHANNEL_PREFIX. */
+  ...busEnv,
   /** Base URL of the delta service, e.g. http://delta:8082 (catch-up, bootstrap, head checks). */
   DELTA_URL: httpUrl,
   /**
@@ -27,8 +24,6 @@ export const GatewayEnv = z.object({
    * token) and the other token variables: see docs/security.md.
    */
   ...authEnv,
-  /** Prefix of Redis channel names, so deployments or test runs can share one Redis. */
-  REDIS_CHANNEL_PREFIX: z.string().max(100).default(''),
   /** Largest client frame in bytes; a bigger one closes the connection with 1009. */
   MAX_FRAME_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
   /** Scopes one connection may subscribe at once. */
@@ -68,7 +63,8 @@ export const GatewayEnv = z.object({
     .regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name')
     .transform((h) => h.toLowerCase())
     .optional(),
-  LOG_LEVEL: logLevel.default('info'),
+  /** LOG_LEVEL. */
+  ...processEnv,
 });
 export type GatewayConfig = Readonly<z.infer<typeof GatewayEnv>>;
 

@@ -4,5 +4,5 @@ export { createGateway, type Gateway, type GatewayDeps, type UserData } from './
 export { bridgeHttp, type FetchHandler } from './http-bridge';
 export { createHttpDeltaSource, type HttpDeltaSourceOptions } from './http-delta-source';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics';
-export { createGatewayService } from './service';
+export { createGatewayService, type GatewayService, type GatewayServiceDeps } from './service';
 export { assertNativeUws, detectUwsImplementation } from './uws';

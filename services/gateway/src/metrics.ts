@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '@openagents/sync-server-kit';
+import { defineMetrics, type Registry } from '@openagents/sync-server-kit';
 
 /** Close codes with a label of their own; any other code is counted as `other` (bounded labels). */
 const LABELLED_CLOSE_CODES = new Set([1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 1013]);
@@ -11,167 +11,149 @@ export function closeCodeLabel(code: number): string {
 /** Connection lifetimes, in seconds: from a second (a rejected token) to a day. */
 const LIFETIME_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600];
 
-/**
- * The gateway's metrics. Labels are bounded: frame types, error codes, outcome names; never a
- * scope, user or connection id. `sendBuffers` lists the send-buffer sizes of the open sockets at
- * scrape time.
- */
-export function createGatewayMetrics(
-  registry: Registry,
-  options: { sendBuffers?: () => Iterable<number> } = {},
-) {
-  const registers = [registry];
-  const sendBuffers = options.sendBuffers ?? (() => []);
+/** Sources of send-buffer sizes, one per gateway on the registry, read at scrape time. */
+type SendBufferSource = () => Iterable<number>;
+
+const gatewayMetricsFor = defineMetrics((m) => {
+  const sendBufferSources = new Set<SendBufferSource>();
   return {
-    disconnects: new Counter({
+    sendBufferSources,
+    disconnects: m.counter({
       name: 'sync_gateway_disconnects_total',
       help: 'Closed WebSocket connections, by close code (1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 1013, other).',
       labelNames: ['code'] as const,
-      registers,
     }),
-    connectionDuration: new Histogram({
+    connectionDuration: m.histogram({
       name: 'sync_gateway_connection_duration_seconds',
       help: 'Lifetime of each closed WebSocket connection, from open to close.',
       buckets: LIFETIME_BUCKETS,
-      registers,
     }),
-    sendBuffer: new Gauge({
+    sendBuffer: m.gauge({
       name: 'sync_gateway_send_buffer_bytes',
       help: 'Bytes waiting in the send buffers of the open sockets at scrape time: stat = sum or max.',
       labelNames: ['stat'] as const,
-      registers,
       collect() {
         let sum = 0;
         let max = 0;
-        for (const bytes of sendBuffers()) {
-          sum += bytes;
-          if (bytes > max) max = bytes;
+        for (const source of sendBufferSources) {
+          for (const bytes of source()) {
+            sum += bytes;
+            if (bytes > max) max = bytes;
+          }
         }
         this.set({ stat: 'sum' }, sum);
         this.set({ stat: 'max' }, max);
       },
     }),
-    connections: new Gauge({
+    connections: m.gauge({
       name: 'sync_gateway_connections',
       help: 'Open WebSocket connections on this node.',
-      registers,
     }),
-    subscriptions: new Gauge({
+    subscriptions: m.gauge({
       name: 'sync_gateway_subscriptions',
       help: 'Scope subscriptions held by connections on this node (catching up or live).',
-      registers,
     }),
-    activeScopes: new Gauge({
+    activeScopes: m.gauge({
       name: 'sync_gateway_active_scopes',
       help: 'Scopes with at least one subscriber on this node (one bus channel each).',
-      registers,
     }),
-    busEventsReceived: new Counter({
+    busEventsReceived: m.counter({
       name: 'sync_gateway_bus_events_received_total',
       help: 'Events received from the bus (before duplicate and order checks).',
-      registers,
     }),
-    eventsDelivered: new Counter({
+    eventsDelivered: m.counter({
       name: 'sync_gateway_events_delivered_total',
       help: 'Events written to client sockets, counted once per client.',
-      registers,
     }),
-    framesSent: new Counter({
+    framesSent: m.counter({
       name: 'sync_gateway_frames_sent_total',
       help: 'Frames written to client sockets, by frame type.',
       labelNames: ['type'] as const,
-      registers,
     }),
-    bytesSent: new Counter({
+    bytesSent: m.counter({
       name: 'sync_gateway_bytes_sent_total',
       help: 'Bytes of frames written to client sockets.',
-      registers,
     }),
-    fanoutLatency: new Histogram({
+    fanoutLatency: m.histogram({
       name: 'sync_gateway_fanout_latency_seconds',
       help: 'From an event commit (created_at) to its write to live sockets.',
-      buckets: LATENCY_BUCKETS,
-      registers,
     }),
-    gapFills: new Counter({
+    gapFills: m.counter({
       name: 'sync_gateway_gap_fills_total',
       help: 'Reads of the log that filled missing events, by what triggered them.',
       labelNames: ['reason'] as const,
-      registers,
     }),
-    duplicatesDropped: new Counter({
+    duplicatesDropped: m.counter({
       name: 'sync_gateway_duplicates_dropped_total',
       help: 'Bus events dropped because their id was already delivered.',
-      registers,
     }),
-    resumes: new Counter({
+    resumes: m.counter({
       name: 'sync_gateway_resumes_total',
       help: 'Subscribes answered, by how the client was brought up to date (delta, reset, bootstrap), or error when it failed.',
       labelNames: ['outcome'] as const,
-      registers,
     }),
-    bootstrapPages: new Counter({
+    bootstrapPages: m.counter({
       name: 'sync_gateway_bootstrap_pages_total',
       help: 'Bootstrap frames sent, one per page of a (possibly paged) bootstrap.',
-      registers,
     }),
-    slowConsumerCloses: new Counter({
+    slowConsumerCloses: m.counter({
       name: 'sync_gateway_slow_consumer_closes_total',
       help: 'Connections closed with 1013 because their send buffer exceeded the limit.',
-      registers,
     }),
-    busReconnects: new Counter({
+    busReconnects: m.counter({
       name: 'sync_gateway_bus_reconnects_total',
       help: 'Times the bus subscription came back after being lost.',
-      registers,
     }),
-    busUp: new Gauge({
+    busUp: m.gauge({
       name: 'sync_gateway_bus_up',
       help: '1 while the bus subscription is healthy, else 0.',
-      registers,
     }),
-    deltaRequests: new Counter({
+    deltaRequests: m.counter({
       name: 'sync_gateway_delta_requests_total',
       help: 'Reads sent to the delta source (after single-flight and cache), by kind and result.',
       labelNames: ['kind', 'result'] as const,
-      registers,
     }),
-    framesReceived: new Counter({
+    framesReceived: m.counter({
       name: 'sync_gateway_frames_received_total',
       help: 'Client frames received, by type (invalid when not a valid frame).',
       labelNames: ['type'] as const,
-      registers,
     }),
-    frameErrors: new Counter({
+    frameErrors: m.counter({
       name: 'sync_gateway_frame_errors_total',
       help: 'Error frames sent to clients, by code.',
       labelNames: ['code'] as const,
-      registers,
     }),
-    handlerErrors: new Counter({
+    handlerErrors: m.counter({
       name: 'sync_gateway_handler_errors_total',
       help: 'Unexpected errors caught at an entry point (message, upgrade, open, close, drain, bus, fanout, serialise, http), each costing at most one connection.',
       labelNames: ['where'] as const,
-      registers,
     }),
-    busMessagesDropped: new Counter({
+    busMessagesDropped: m.counter({
       name: 'sync_gateway_bus_messages_dropped_total',
       help: 'Bus messages dropped as malformed (not events of the channel scope, or nested too deep); the log fills them.',
       labelNames: ['reason'] as const,
-      registers,
     }),
-    tokenRefreshes: new Counter({
+    tokenRefreshes: m.counter({
       name: 'sync_gateway_token_refreshes_total',
       help: 'auth frames (token refresh in place), by result.',
       labelNames: ['result'] as const,
-      registers,
     }),
-    upgrades: new Counter({
+    upgrades: m.counter({
       name: 'sync_gateway_upgrades_total',
       help: 'WebSocket upgrade attempts, by result.',
       labelNames: ['result'] as const,
-      registers,
     }),
   };
+});
+
+/**
+ * The gateway's metrics (see `defineMetrics`: one set per registry). Labels are bounded: frame
+ * types, error codes, outcome names; never a scope, user or connection id. `sendBuffers` lists the
+ * send-buffer sizes of this gateway's open sockets at scrape time.
+ */
+export function createGatewayMetrics(registry: Registry, options: { sendBuffers?: SendBufferSource } = {}) {
+  const metrics = gatewayMetricsFor(registry);
+  if (options.sendBuffers) metrics.sendBufferSources.add(options.sendBuffers);
+  return metrics;
 }
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

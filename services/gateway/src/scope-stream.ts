@@ -1,4 +1,4 @@
-import type { SyncEvent } from '@openagents/sync-protocol';
+import { backoff, type SyncEvent } from '@openagents/sync-protocol';
 import type { Bus, BusMessage, Logger } from '@openagents/sync-server-kit';
 import { busMessageProblem } from './bus-message';
 import type { LogReads } from './log-reads';
@@ -265,7 +265,13 @@ export class ScopeStream {
         this.#holdTimer = undefined;
         this.fill('gap');
       },
-      Math.min(this.#deps.holdMs * 2 ** this.#failedFills, MAX_HOLD_BACKOFF_MS),
+      // The first hold is exactly holdMs; after failed fills, a jittered backoff on top of it.
+      this.#deps.holdMs +
+        (this.#failedFills &&
+          backoff(this.#failedFills - 1, {
+            initialDelayMs: this.#deps.holdMs * 2,
+            maxDelayMs: MAX_HOLD_BACKOFF_MS,
+          })),
     );
   }
 

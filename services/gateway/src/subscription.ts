@@ -1,4 +1,4 @@
-import type { BootstrapResponse, ServerFrame, SyncEvent } from '@openagents/sync-protocol';
+import { type BootstrapResponse, backoff, type ServerFrame, type SyncEvent } from '@openagents/sync-protocol';
 import { AppError, type Logger, toAppError } from '@openagents/sync-server-kit';
 import type { LogReads } from './log-reads';
 import type { GatewayMetrics } from './metrics';
@@ -34,8 +34,10 @@ export interface SubscriptionDeps {
 
 type State = 'catching_up' | 'live' | 'closed';
 
-/** Delays between attempts when the delta source is unavailable during a catch-up. */
-const RETRY_DELAYS_MS = [200, 500, 1000, 2000, 4000];
+/** Attempts again when the delta source is unavailable during a catch-up, with jittered delays. */
+const CATCH_UP_RETRIES = 5;
+/** Bounds of those delays (full jitter): 500 ms doubling to 8 s, about 7.7 s in all on average. */
+const CATCH_UP_BACKOFF = { initialDelayMs: 500, maxDelayMs: 8000 } as const;
 /** Live events a catching-up subscription keeps at most before it reads them from the log instead. */
 const MAX_BUFFERED_EVENTS = 10_000;
 /** How long a subscriber ahead of its stream waits before asking the stream to fill again. */
@@ -310,8 +312,8 @@ export class Subscription implements StreamSubscriber {
         return await step();
       } catch (err) {
         const error = toAppError(err);
-        if (error.code !== 'unavailable' || attempt >= RETRY_DELAYS_MS.length) throw error;
-        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]));
+        if (error.code !== 'unavailable' || attempt >= CATCH_UP_RETRIES) throw error;
+        await new Promise((r) => setTimeout(r, backoff(attempt, CATCH_UP_BACKOFF)));
         if (gone()) return;
       }
     }

@@ -1,13 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createLogger } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
-import { freePort } from '../../../test/support/ports';
-import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
-import { loadStandaloneConfig } from './config';
-import { createStandalone } from './standalone';
+import { tokenFor } from '../../../test/support/tokens';
+import { startTestStandalone } from '../test/test-server';
 
 const LIMIT = 2 * 1024 * 1024;
 
@@ -17,31 +10,13 @@ const LIMIT = 2 * 1024 * 1024;
  * (1 MiB), and one over it is refused by the bridge.
  */
 describe('standalone BODY_LIMIT_BYTES', () => {
-  let db: TestDatabase;
-  let dataDir: string;
-  let server: ReturnType<typeof createStandalone>;
+  let server: Awaited<ReturnType<typeof startTestStandalone>>['server'];
+  let close: () => Promise<void> = async () => {};
 
   beforeAll(async () => {
-    db = await createTestDatabase('sa_body_limit');
-    dataDir = mkdtempSync(join(tmpdir(), 'oas-body-limit-'));
-    const config = loadStandaloneConfig({
-      PORT: String(await freePort()),
-      DATABASE_URL: db.url,
-      SYNC_JWT_SECRET: TEST_JWT_SECRET,
-      DATA_DIR: dataDir,
-      SERVE_CONSOLE: 'false',
-      BODY_LIMIT_BYTES: String(LIMIT),
-      LOG_LEVEL: 'silent',
-    });
-    server = createStandalone({ config, log: createLogger({ name: 't', level: 'silent' }) });
-    await server.start();
+    ({ server, close } = await startTestStandalone('sa_body_limit', { BODY_LIMIT_BYTES: String(LIMIT) }));
   });
-
-  afterAll(async () => {
-    await server?.stop();
-    await db?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => close());
 
   const post = async (body: string) => {
     const org = crypto.randomUUID();

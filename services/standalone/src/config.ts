@@ -1,10 +1,12 @@
 import { join } from 'node:path';
+import { ApiConfigSchema } from '@openagents/sync-api-service';
+import { DeltaConfigSchema } from '@openagents/sync-delta-service';
+import { GatewayEnv } from '@openagents/sync-gateway-service';
 import {
-  authEnv,
-  corsEnv,
+  bool,
   jwtSecret,
   loadEnv,
-  logLevel,
+  poolSize,
   port,
   positiveInt,
   postgresUrl,
@@ -12,11 +14,19 @@ import {
 } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
+/** The gateway's variables but DELTA_URL: the standalone server reads the log in-process. */
+const { DELTA_URL: _deltaUrl, ...gatewayVariables } = GatewayEnv.shape;
+
 /**
- * Standalone mode: everything in one process on one port, for development and demos.
- * Each variable in one line; empty strings count as unset.
+ * Standalone mode: everything in one process on one port, for development and demos. It reads
+ * the variables of the api, delta and gateway tables (same names, types and limits: each is
+ * defined once, in its service or in server-kit), with the defaults a single process wants, plus
+ * its own below. Empty strings count as unset.
  */
 export const StandaloneEnv = z.object({
+  ...ApiConfigSchema.shape,
+  ...DeltaConfigSchema.shape,
+  ...gatewayVariables,
   /** The one port serving the API, delta, WebSocket, console and ops routes. */
   PORT: port.default(8787),
   /** Interface to listen on: loopback only unless set (e.g. `0.0.0.0` in a container; then set ALLOWED_HOSTS). */
@@ -38,29 +48,26 @@ export const StandaloneEnv = z.object({
   DATABASE_URL: postgresUrl.optional(),
   /** When unset, the in-process bus carries events (a single process needs nothing more). */
   REDIS_URL: redisUrl.optional(),
-  REDIS_CHANNEL_PREFIX: z.string().max(64).optional(),
-  ...authEnv,
   /**
    * When unset, a secret is generated once and kept under DATA_DIR (dev only), and the console
    * gets a short-lived token for the demo org. When set, no token is embedded or printed.
    */
   SYNC_JWT_SECRET: jwtSecret.optional(),
-  ...corsEnv,
+  /** Connections of the pool the API's writes and the pruner share. */
+  PG_POOL_MAX: poolSize.default(10),
+  /**
+   * Connections of the reads' own pool (bootstraps, deltas, head checks), apart from the writes',
+   * with READ_STATEMENT_TIMEOUT_MS: a flood of bootstraps cannot take the writes' connections.
+   */
+  READ_PG_POOL_MAX: poolSize.default(4),
+  /** Bootstrap pages read at once (one process shares its cores with everything else). */
+  MAX_CONCURRENT_BOOTSTRAPS: positiveInt.default(2),
   /** Where the embedded Postgres cluster and the dev secret live (git-ignored). */
   DATA_DIR: z.string().default(join(process.cwd(), '.data', 'standalone')),
   /** Port of the embedded Postgres. */
   EMBEDDED_PG_PORT: port.default(54329),
   /** Serve the console at / (built on first start when missing). */
-  SERVE_CONSOLE: z
-    .enum(['true', 'false'])
-    .default('true')
-    .transform((v) => v === 'true'),
-  /**
-   * Largest request body in bytes, for the API and for the bridge that reads it off the socket
-   * (413 beyond; a body is read only after its bearer token verifies). Default 1 MiB.
-   */
-  BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
-  LOG_LEVEL: logLevel.default('info'),
+  SERVE_CONSOLE: bool.default(true),
 });
 export type StandaloneConfig = z.infer<typeof StandaloneEnv>;
 

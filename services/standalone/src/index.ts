@@ -9,5 +9,6 @@ export {
   CONSOLE_TOKEN_TTL_SECONDS,
   createStandalone,
   type StandaloneInfo,
+  type StandaloneParts,
   type StaticHandler,
 } from './standalone';

@@ -1,25 +1,16 @@
-import { createApiApp } from '@openagents/sync-api-service';
+import { type ApiService, createApiService } from '@openagents/sync-api-service';
 import { createConsoleAssets, DEMO_ORG_ID, ensureConsoleBuilt } from '@openagents/sync-console';
-import {
-  createDeltaApp,
-  createDeltaReader,
-  createPruner,
-  deltaMetricsFor,
-} from '@openagents/sync-delta-service';
-import { createGateway, gatewayDefaults } from '@openagents/sync-gateway-service';
+import { createDeltaService, type DeltaService } from '@openagents/sync-delta-service';
+import { createGatewayService, type GatewayService } from '@openagents/sync-gateway-service';
 import {
   type Auth,
   authOptionsFromEnv,
-  type Bus,
+  composeServices,
   createAuth,
   createMemoryBus,
-  createPool,
-  createRedisBus,
-  createRegistry,
+  createServiceShell,
   type Logger,
-  migrate,
   pingDatabase,
-  registerPoolMetrics,
   type Service,
 } from '@openagents/sync-server-kit';
 import type { StandaloneConfig } from './config';
@@ -48,97 +39,77 @@ export interface StandaloneInfo {
   bus: string;
 }
 
+/** The services the standalone server runs, each built by its own factory. */
+export interface StandaloneParts {
+  api: ApiService;
+  delta: DeltaService;
+  gateway: GatewayService;
+}
+
 export type StaticHandler = (request: Request) => Promise<Response | undefined>;
 
 /**
- * The whole system in one process on one port: the gateway's uWebSockets.js server takes the
- * `/sync` upgrade and the ops routes, and bridges every other HTTP request to the mutation API
+ * The whole system in one process on one port: the api, delta and gateway services built by
+ * their own factories, sharing one bus, one registry, one auth and one write pool (reads get the
+ * delta service's own, smaller pool). The gateway's uWebSockets.js server takes the `/sync`
+ * upgrade and the ops routes, and bridges every other HTTP request to the mutation API
  * (`/api/*`), the delta service (`/sync/bootstrap`, `/sync/delta`, `/sync/heads`) and the console
  * (`/`). Postgres is embedded when DATABASE_URL is unset; the bus is in-process when REDIS_URL is.
+ * `drain` drains every part; `stop` stops them in reverse order of start.
  */
 export function createStandalone(options: {
   config: StandaloneConfig;
   log: Logger;
   /** A built console to serve instead of building `packages/console` (tests). */
   consoleDistDir?: string;
-}): Service & { info(): StandaloneInfo } {
+}): Service & { info(): StandaloneInfo; parts(): StandaloneParts } {
   const { config, log } = options;
-  let stopAll: (() => Promise<void>)[] = [];
   let info: StandaloneInfo | undefined;
-  let gatewayDrain: (() => Promise<void>) | undefined;
+  let running: StandaloneParts | undefined;
+  const parts: Service[] = [];
+  const whole = composeServices(parts);
 
   return {
     info() {
       if (!info) throw new Error('standalone server not started');
       return info;
     },
+    parts() {
+      if (!running) throw new Error('standalone server not started');
+      return running;
+    },
     async start() {
-      let databaseUrl = config.DATABASE_URL;
-      let database = 'DATABASE_URL';
-      if (!databaseUrl) {
-        const embedded = await startEmbeddedPostgres({
-          dataDir: config.DATA_DIR,
-          port: config.EMBEDDED_PG_PORT,
-          onLog: (line) => log.debug({ postgres: line }, 'embedded postgres'),
-        });
-        stopAll.push(() => embedded.stop());
-        databaseUrl = embedded.url;
-        database = `embedded PostgreSQL (${config.DATA_DIR}/pg, port ${config.EMBEDDED_PG_PORT})`;
-      }
-      await migrate(databaseUrl, log);
-
+      const database = await openDatabase(config, log);
+      parts.push(database.part);
       const secret = config.SYNC_JWT_SECRET ?? loadOrCreateDevSecret(config.DATA_DIR);
       const auth = createAuth({ ...authOptionsFromEnv(config), secret });
-      const pool = createPool({ url: databaseUrl, max: 10, applicationName: 'sync-standalone' });
-      stopAll.unshift(() => pool.end());
-      const bus: Bus = config.REDIS_URL
-        ? createRedisBus({ url: config.REDIS_URL, channelPrefix: config.REDIS_CHANNEL_PREFIX, log })
-        : createMemoryBus();
-      stopAll.unshift(() => bus.close());
-
-      const registry = createRegistry('standalone');
-      registerPoolMetrics(registry, pool, 10);
-      // Reads get their own, smaller pool with a statement timeout (as the delta service has its
-      // own): a flood of bootstraps cannot take the connections the API's writes need.
-      const readPool = createPool({
-        url: databaseUrl,
-        max: 4,
+      const shell = createServiceShell('standalone', {
+        log,
+        ...(config.REDIS_URL ? {} : { bus: createMemoryBus() }),
+      });
+      const { registry } = shell;
+      const pool = shell.pool({
+        url: database.url,
+        max: config.PG_POOL_MAX,
+        applicationName: 'sync-standalone',
+      });
+      const readPool = shell.pool({
+        url: database.url,
+        max: config.READ_PG_POOL_MAX,
         applicationName: 'sync-standalone-reads',
-        statementTimeoutMs: 15_000,
+        statementTimeoutMs: config.READ_STATEMENT_TIMEOUT_MS,
       });
-      stopAll.unshift(() => readPool.end());
-      const reader = createDeltaReader({ pool: readPool });
-      const api = createApiApp({
-        pool,
-        bus,
-        auth,
-        log,
-        registry,
-        config: { ALLOWED_ORIGINS: config.ALLOWED_ORIGINS, BODY_LIMIT_BYTES: config.BODY_LIMIT_BYTES },
+      const bus = shell.bus(config);
+      const shared = { log, auth, bus, registry };
+      // The variables as every part reads them, with the database and secret this process uses.
+      const resolved = { ...config, DATABASE_URL: database.url, SYNC_JWT_SECRET: secret };
+      // Migrations run once, with the API (MIGRATE_ON_START).
+      const api = createApiService({ ...shared, pool, config: resolved });
+      const delta = createDeltaService({
+        ...shared,
+        pool: readPool,
+        config: { ...resolved, MIGRATE_ON_START: false },
       });
-      const delta = createDeltaApp({
-        reader,
-        auth,
-        log,
-        registry,
-        config: {
-          allowedOrigins: config.ALLOWED_ORIGINS,
-          readRatePerSecond: 20,
-          readBurst: 100,
-          maxConcurrentBootstraps: 2,
-        },
-      });
-      // Retention as in the delta service: 30 days of log, 24 hours of idempotency keys.
-      const pruner = createPruner({
-        pool,
-        retentionDays: 30,
-        idempotencyRetentionHours: 24,
-        intervalMs: 300_000,
-        log,
-        metrics: deltaMetricsFor(registry),
-      });
-      pruner.start();
-      stopAll.unshift(() => pruner.stop());
 
       // With the generated dev secret, the console page carries a short-lived token for the demo
       // org, so it connects out of the box. With the operator's own secret nothing is embedded:
@@ -150,18 +121,7 @@ export function createStandalone(options: {
             Math.min(CONSOLE_TOKEN_TTL_SECONDS, config.SYNC_JWT_MAX_TTL_SECONDS ?? Infinity),
           );
       const devToken = await consoleToken?.fresh();
-      let staticFiles: StaticHandler | undefined;
-      if (config.SERVE_CONSOLE) {
-        const distDir = options.consoleDistDir ?? (await ensureConsoleBuilt()).distDir;
-        const assets = createConsoleAssets({
-          distDir,
-          config: () => (consoleToken ? { token: consoleToken.current() } : undefined),
-        });
-        staticFiles = async (request) => {
-          await consoleToken?.fresh();
-          return assets.handle(request);
-        };
-      }
+      const staticFiles = await consoleFiles(config, consoleToken, options.consoleDistDir);
       const http = async (request: Request): Promise<Response> => {
         const path = new URL(request.url).pathname;
         if (path.startsWith('/api/') || path === '/api') return api.fetch(request);
@@ -173,25 +133,27 @@ export function createStandalone(options: {
         );
       };
 
-      const gateway = createGateway({
-        config: gatewayDefaults({ PORT: config.PORT, SYNC_JWT_SECRET: secret, LOG_LEVEL: config.LOG_LEVEL }),
-        auth,
-        bus,
-        delta: reader,
-        log,
-        registry,
-        http,
-        // The bridge refuses a larger body before buffering it, with the API's own limit.
-        httpBodyLimitBytes: config.BODY_LIMIT_BYTES,
-        readiness: async () => ({ database: await pingDatabase(pool) }),
-        // DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends its own Host.
-        acceptsHost: (host) => acceptsHost(host),
-      });
       let acceptsHost = hostMatcher(config.ALLOWED_HOSTS, config.PORT);
-      const port = await gateway.listen(config.PORT, config.HOST);
+      const gateway = createGatewayService({
+        ...shared,
+        config: resolved,
+        delta: delta.reader,
+        host: config.HOST,
+        serving: {
+          http,
+          // The bridge refuses a larger body before buffering it, with the API's own limit.
+          httpBodyLimitBytes: config.BODY_LIMIT_BYTES,
+          readiness: async () => ({ database: await pingDatabase(pool) }),
+          // DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends its own Host.
+          acceptsHost: (host) => acceptsHost(host),
+        },
+      });
+      // The shell's pools and bus are stopped after every part that uses them.
+      parts.push(shell.lifecycle({}), api, delta, gateway);
+      running = { api, delta, gateway };
+      await whole.start();
+      const port = gateway.gateway.port;
       acceptsHost = hostMatcher(config.ALLOWED_HOSTS, port);
-      gatewayDrain = () => gateway.drain();
-      stopAll.unshift(() => gateway.stop());
 
       const host = ['127.0.0.1', '0.0.0.0', '::', '::1'].includes(config.HOST) ? 'localhost' : config.HOST;
       info = {
@@ -199,20 +161,57 @@ export function createStandalone(options: {
         url: `http://${host}:${port}`,
         wsUrl: `ws://${host}:${port}/sync`,
         devToken,
-        database,
+        database: database.description,
         bus: config.REDIS_URL ? 'Redis (REDIS_URL)' : 'in-process',
       };
     },
-    async drain() {
-      await gatewayDrain?.();
-    },
+    drain: () => whole.drain(),
     async stop() {
-      const steps = stopAll;
-      stopAll = [];
-      for (const step of steps) {
-        await step().catch((err: unknown) => log.warn({ err }, 'error while stopping'));
-      }
+      await whole.stop().catch((err: unknown) => log.warn({ err }, 'error while stopping'));
     },
+  };
+}
+
+/** DATABASE_URL, or an embedded PostgreSQL under DATA_DIR, as a part to stop last. */
+async function openDatabase(
+  config: StandaloneConfig,
+  log: Logger,
+): Promise<{ url: string; description: string; part: Service }> {
+  const idle = async () => {};
+  if (config.DATABASE_URL) {
+    return {
+      url: config.DATABASE_URL,
+      description: 'DATABASE_URL',
+      part: { start: idle, drain: idle, stop: idle },
+    };
+  }
+  const embedded = await startEmbeddedPostgres({
+    dataDir: config.DATA_DIR,
+    port: config.EMBEDDED_PG_PORT,
+    onLog: (line) => log.debug({ postgres: line }, 'embedded postgres'),
+  });
+  return {
+    url: embedded.url,
+    description: `embedded PostgreSQL (${config.DATA_DIR}/pg, port ${config.EMBEDDED_PG_PORT})`,
+    part: { start: idle, drain: idle, stop: () => embedded.stop() },
+  };
+}
+
+/** The console's files (built on first use), each page given a fresh token when there is one. */
+async function consoleFiles(
+  config: StandaloneConfig,
+  consoleToken: ReturnType<typeof createConsoleTokenSource> | undefined,
+  consoleDistDir: string | undefined,
+): Promise<StaticHandler | undefined> {
+  if (!config.SERVE_CONSOLE) return undefined;
+  const distDir = consoleDistDir ?? (await ensureConsoleBuilt()).distDir;
+  const assets = createConsoleAssets({
+    distDir,
+    config: () => (consoleToken ? { token: consoleToken.current() } : undefined),
+  });
+  return async (request) => {
+    await consoleToken?.fresh();
+    return assets.handle(request);
   };
 }
 
