@@ -22,7 +22,8 @@ export const BACKOFF_DEFAULTS: Readonly<BackoffOptions> = Object.freeze({
   initialDelayMs: 500,
   multiplier: 2,
   maxDelayMs: 30_000,
-  random: Math.random,
+  // Looked up at each call, so a test that stubs Math.random steers servers' backoffs too.
+  random: () => Math.random(),
 });
 
 /**

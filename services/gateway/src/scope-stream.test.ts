@@ -115,6 +115,8 @@ describe('ScopeStream', () => {
   });
 
   it('backs off its gap fills while the log fails, and fills once it answers', async () => {
+    // The backoff is jittered (a uniform draw under a doubling bound): the middle of each window.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
     const { stream, delivered, receive, log } = setup();
     log.append(2);
     log.fail('unavailable', 'unavailable');
@@ -122,13 +124,14 @@ describe('ScopeStream', () => {
     receive(event(2));
     await vi.advanceTimersByTimeAsync(HOLD_MS); // first fill: fails
     expect(log.count('fresh')).toBe(1);
-    await vi.advanceTimersByTimeAsync(2 * HOLD_MS - 1); // the second waits twice as long
+    await vi.advanceTimersByTimeAsync(2 * HOLD_MS - 1); // the second: the hold plus half of 2 holds
     expect(log.count('fresh')).toBe(1);
     await vi.advanceTimersByTimeAsync(1); // second fill: fails
     expect(log.count('fresh')).toBe(2);
     await vi.advanceTimersByTimeAsync(4 * HOLD_MS); // third: answers
     expect(log.count('fresh')).toBe(3);
     expect(delivered()).toEqual([1, 2]);
+    random.mockRestore();
   });
 
   it('restarts every subscriber from its position when the log pruned its cursor', async () => {

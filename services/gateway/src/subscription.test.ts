@@ -199,12 +199,14 @@ describe('Subscription', () => {
   });
 
   it('retries its catch-up while the log is unavailable, with growing delays', async () => {
+    // Full jitter under a doubling bound (500 ms, then 1 s): the middle of each window.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
     const t = setup();
     t.log.fail('unavailable', 'unavailable');
     void t.subscription.start(undefined);
     await settle();
     expect(t.log.count('bootstrap')).toBe(1);
-    await vi.advanceTimersByTimeAsync(199);
+    await vi.advanceTimersByTimeAsync(249);
     expect(t.log.count('bootstrap')).toBe(1);
     await vi.advanceTimersByTimeAsync(1);
     expect(t.log.count('bootstrap')).toBe(2);
@@ -212,6 +214,7 @@ describe('Subscription', () => {
     expect(t.log.count('bootstrap')).toBe(2);
     await vi.advanceTimersByTimeAsync(1);
     expect(t.kinds()).toEqual(['bootstrap', 'subscribed']);
+    random.mockRestore();
   });
 
   it('a cursor the log no longer covers gets a bootstrap with reset: true', async () => {
