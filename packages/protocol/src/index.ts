@@ -46,9 +46,10 @@ export {
   MutationBatch,
   MutationBatchResult,
   MutationEntry,
+  mutationBatchSchema,
   WriteResult,
 } from './http';
-export type { AnyRecord, CreateInput, ModelRecords, UpdateInput } from './models';
+export type { AnyRecord, AppendField, CreateInput, ModelRecords, UpdateInput } from './models';
 export {
   Agent,
   AgentStatus,
@@ -60,6 +61,8 @@ export {
   MessageRole,
   MODEL_NAMES,
   MODEL_PATHS,
+  MODEL_REGISTRY,
+  MODELS,
   ModelName,
   modelForPath,
   Payment,
@@ -68,7 +71,28 @@ export {
   recordSchemas,
   SCOPE_KEYS,
   scopeOf,
+  ToolCall,
+  ToolCallStatus,
   updateSchemas,
 } from './models';
+export type {
+  AnyField,
+  AppendFieldOf,
+  BaseRecord,
+  Field,
+  FieldKind,
+  IndexDef,
+  InsertInputOf,
+  InsertOf,
+  Json,
+  JsonValue,
+  ModelDef,
+  ModelRegistry,
+  RecordOf,
+  ResolvedField,
+  ScopeRule,
+  UpdateOf,
+} from './registry';
+export { defineModel, defineRegistry, field, jsonProblem, MAX_JSON_DEPTH, textProblem } from './registry';
 export { canonicalScope, canonicalScopePattern, SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
 export { unreachable } from './unreachable';

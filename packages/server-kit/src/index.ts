@@ -50,12 +50,22 @@ export {
 } from './metrics';
 export { MIGRATIONS_DIR, migrate } from './migrate';
 export { type MintTokenOptions, mintToken, parseTtl, type Ttl } from './mint-token';
+export {
+  columnType,
+  createTableSql,
+  currentSyncCommit,
+  indexesOf,
+  modelMigrationSql,
+  syncCommitOf,
+  syncCommitSql,
+} from './model-sql';
 export { createOpsRoutes, type DependencyCheck, type ReadinessCheck } from './ops';
 export { createRateLimiter, type RateDecision, type RateLimiter, type RateLimitOptions } from './rate-limit';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
 export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
+export { schemaDifferences } from './schema-check';
 export { loadConfigOrExit, serveHttpService } from './serve-http';
 export { serviceTokenSource } from './service-token';
 export { createSingleFlight, type SingleFlight } from './single-flight';
