@@ -91,6 +91,38 @@ describe('parseDriverArgs', () => {
     expect(still.rampMs).toBeUndefined();
   });
 
+  it('reads the stream options and refuses an unknown way of writing', () => {
+    const base = ['stream', '--base-url', 'http://x', '--secret', 's'];
+    const args = parseDriverArgs(
+      [
+        ...base,
+        '--replies',
+        '500',
+        '--tokens-per-second',
+        '30',
+        '--tokens',
+        '300',
+        '--viewers',
+        '3',
+        '--write',
+        'patch',
+      ],
+      {},
+    );
+    expect(args).toMatchObject({
+      scenario: 'stream',
+      replies: 500,
+      tokensPerSecond: 30,
+      tokens: 300,
+      viewers: 3,
+      write: 'patch',
+    });
+    expect(() => parseDriverArgs([...base, '--write', 'put'], {})).toThrow(/--write must be append or patch/);
+    expect(() => parseDriverArgs([...base, '--viewers', '0'], {})).toThrow(
+      /--viewers must be a positive number/,
+    );
+  });
+
   it('refuses a soak whose ramp is not shorter than the run, or a negative churn', () => {
     const base = ['soak', '--base-url', 'http://x', '--secret', 's'];
     expect(() => parseDriverArgs([...base, '--duration', '60', '--ramp', '60'], {})).toThrow(/--ramp/);

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isPeerKind, PEER_KINDS, type PeerKind } from '../peers/peer-kind';
 
-export const SCENARIOS = ['fanout', 'mutations', 'reconnect-storm', 'bootstrap', 'soak'] as const;
+export const SCENARIOS = ['fanout', 'mutations', 'reconnect-storm', 'bootstrap', 'soak', 'stream'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Where the load goes: the sync stack (one origin, or explicit services) or a peer. */
@@ -34,6 +34,12 @@ export interface DriverArgs {
   batch?: number;
   mode?: 'rate' | 'saturate';
   records?: number;
+  /** Stream: concurrent replies, tokens/s each, tokens per reply, viewers per reply, how tokens are written. */
+  replies?: number;
+  tokensPerSecond?: number;
+  tokens?: number;
+  viewers?: number;
+  write?: 'append' | 'patch';
   out?: string;
   json: boolean;
 }
@@ -57,6 +63,11 @@ load:
   --mode rate|saturate  fanout: fixed rate, or closed-loop publishers as fast as acknowledged
   --batch N             events per write (one transaction)
   --records N           bootstrap: records in the scope
+  --replies N           stream: replies streaming at once, each in its own agent (default 50)
+  --tokens-per-second N stream: tokens per second of each reply (default 30)
+  --tokens N            stream: tokens per reply (default 150)
+  --viewers N           stream: WebSocket viewers of each reply (default 3)
+  --write append|patch  stream: the stream writer's appends, or one whole-text PATCH per token
   --ramp S              soak: seconds over which subscribers connect (default a sixth of the run, ≤ 600)
   --churn P             soak: % of connections that drop and resume from their cursors per minute (default 3)
   --workers N           worker threads for client connections (default: cores)
@@ -106,6 +117,11 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
       mode: { type: 'string' },
       batch: { type: 'string' },
       records: { type: 'string' },
+      replies: { type: 'string' },
+      'tokens-per-second': { type: 'string' },
+      tokens: { type: 'string' },
+      viewers: { type: 'string' },
+      write: { type: 'string' },
       ramp: { type: 'string' },
       churn: { type: 'string' },
       workers: { type: 'string' },
@@ -148,6 +164,9 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     throw new Error('--ramp must be shorter than --duration (the whole run)');
   }
   const churn = nonNegative('churn', values.churn);
+  const write = values.write;
+  if (write !== undefined && write !== 'append' && write !== 'patch')
+    throw new Error('--write must be append or patch');
   const args: DriverArgs = {
     scenario: scenario as ScenarioName,
     target,
@@ -168,6 +187,16 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (ramp !== undefined) args.rampMs = ramp * 1000;
   if (churn !== undefined) args.churnPerMinute = churn / 100;
   if (mode !== undefined) args.mode = mode;
+  if (write !== undefined) args.write = write;
+  for (const [name, key] of [
+    ['replies', 'replies'],
+    ['tokens-per-second', 'tokensPerSecond'],
+    ['tokens', 'tokens'],
+    ['viewers', 'viewers'],
+  ] as const) {
+    const n = positive(name, values[name]);
+    if (n !== undefined) args[key] = key === 'tokensPerSecond' ? n : Math.floor(n);
+  }
   if (values.out !== undefined) args.out = values.out;
   return args;
 }

@@ -2,6 +2,7 @@ import { type Socket, io as socketIo } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { Histogram } from './histogram';
 import { ScopeCursors } from './scope-cursors';
+import { applyStreamEvents, type StreamEvent, type StreamTextCounters, StreamTexts } from './stream-text';
 import type { ConnectionSpec } from './worker-messages';
 
 /** Counters a connection adds to; owned by its worker. */
@@ -22,14 +23,17 @@ export interface ConnectionCounters {
   snapshotCovered: number;
   latency: Histogram;
   measureLatency: boolean;
+  /** When set, every connection keeps its own copy of the streamed message texts (stream scenario). */
+  streams?: StreamTextCounters;
 }
 
 interface IncomingFrame {
   type?: string;
   scope?: string;
   lastSyncId?: number;
+  more?: boolean;
   models?: Record<string, unknown[]>;
-  events?: { id: number; created_at: string }[];
+  events?: ({ id: number; created_at: string } & StreamEvent)[];
   code?: string;
 }
 
@@ -50,11 +54,14 @@ export class ClientConnection {
   #dropped = false;
   #closed = false;
   #reconnectTimer: NodeJS.Timeout | undefined;
+  /** This viewer's streamed texts, when the counters ask for them. */
+  readonly texts: StreamTexts | undefined;
 
   constructor(spec: ConnectionSpec, counters: ConnectionCounters, onProgress: (c: ClientConnection) => void) {
     this.#spec = spec;
     this.#counters = counters;
     this.#onProgress = onProgress;
+    this.texts = counters.streams ? new StreamTexts(counters.streams) : undefined;
   }
 
   /** host:port of the node this connection talks to. */
@@ -175,9 +182,17 @@ export class ClientConnection {
         const at = frame.lastSyncId ?? 0;
         if (before !== undefined && at > before) counters.snapshotCovered += at - before;
         this.cursors.baseline(scope, at);
-        this.#readyScopes.add(scope);
+        // A paged bootstrap (v1.1) is complete with its last page, the one without `more`.
+        if (!frame.more) this.#readyScopes.add(scope);
         counters.bootstrapFrames++;
         for (const records of Object.values(frame.models ?? {})) counters.bootstrapRecords += records.length;
+        if (this.texts) {
+          const now = Date.now();
+          for (const m of (frame.models?.Message ?? []) as { id?: unknown; content?: unknown }[]) {
+            if (typeof m.id === 'string' && typeof m.content === 'string')
+              this.texts.replace(m.id, m.content, now);
+          }
+        }
         break;
       }
       case 'subscribed':
@@ -186,6 +201,7 @@ export class ClientConnection {
         break;
       case 'sync': {
         const events = frame.events ?? [];
+        const cursorBefore = this.cursors.cursor(scope);
         const outcome = this.cursors.apply(
           scope,
           events.map((e) => e.id),
@@ -193,6 +209,11 @@ export class ClientConnection {
         counters.delivered += outcome.accepted;
         counters.duplicates += outcome.duplicates;
         counters.lost += outcome.lost;
+        // Only events past the cursor reach the texts, as in a client: a duplicate is not re-applied.
+        if (this.texts) {
+          const fresh = cursorBefore === undefined ? events : events.filter((e) => e.id > cursorBefore);
+          applyStreamEvents(this.texts, fresh, Date.now());
+        }
         if (counters.measureLatency) {
           const now = Date.now();
           for (const e of events) counters.latency.record(now - Date.parse(e.created_at));

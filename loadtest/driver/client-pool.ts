@@ -1,15 +1,27 @@
 import { Worker } from 'node:worker_threads';
 import { Histogram } from './histogram';
-import type { ConnectionSpec, WorkerCommand, WorkerReply, WorkerSnapshot } from './worker-messages';
+import type {
+  ConnectionSpec,
+  StreamSnapshot,
+  WorkerCommand,
+  WorkerReply,
+  WorkerSnapshot,
+} from './worker-messages';
 
 /** Distributive Omit over the command union, so each variant keeps its own fields. */
 type CommandBody = WorkerCommand extends infer C ? (C extends WorkerCommand ? Omit<C, 'seq'> : never) : never;
 
 /** Everything the workers counted, summed, with the latency histogram merged. */
-export interface PoolSnapshot extends Omit<WorkerSnapshot, 'latency' | 'caughtUpAt'> {
+export interface PoolSnapshot extends Omit<WorkerSnapshot, 'latency' | 'caughtUpAt' | 'streams'> {
   latency: Histogram;
+  /** The viewers' streamed texts, merged over workers (when the connections track them). */
+  streams?: PoolStreams;
   /** When the last connection caught up (null while any lags). */
   caughtUpAt: number | null;
+}
+
+export interface PoolStreams extends Omit<StreamSnapshot, 'latency'> {
+  latency: Histogram;
 }
 
 const WORKER_URL = new URL('./client-worker.ts', import.meta.url).href;
@@ -74,7 +86,7 @@ export class ClientPool {
    */
   async open(
     specs: readonly ConnectionSpec[],
-    options: { measureLatency: boolean; timeoutMs: number; keepCounters?: boolean },
+    options: { measureLatency: boolean; timeoutMs: number; keepCounters?: boolean; streams?: boolean },
   ): Promise<{ ready: number; failed: number; firstError?: string }> {
     const shares: ConnectionSpec[][] = this.#workers.map(() => []);
     for (const spec of specs) {
@@ -92,6 +104,7 @@ export class ClientPool {
             measureLatency: options.measureLatency,
             timeoutMs: options.timeoutMs,
             ...(options.keepCounters ? { keepCounters: true } : {}),
+            ...(options.streams ? { streams: true } : {}),
           },
           options.timeoutMs + 10_000,
         ),
@@ -196,6 +209,7 @@ export class ClientPool {
       total.bootstrapFrames += s.bootstrapFrames;
       total.snapshotCovered += s.snapshotCovered;
       for (const p of s.resumePairs) pairs.add(p);
+      if (s.streams) mergeStreams(total, s.streams);
     }
     total.resumePairs = [...pairs];
     return total;
@@ -219,5 +233,19 @@ export class ClientPool {
   async close(): Promise<void> {
     await this.#all({ type: 'close' }, 10_000).catch(() => {});
     await Promise.all(this.#workers.map((w) => w.terminate()));
+  }
+}
+
+function mergeStreams(total: PoolSnapshot, s: StreamSnapshot): void {
+  total.streams ??= { tokens: 0, skipped: 0, gaps: 0, latency: new Histogram(), texts: [] };
+  const into = total.streams;
+  into.tokens += s.tokens;
+  into.skipped += s.skipped;
+  into.gaps += s.gaps;
+  into.latency.merge(s.latency);
+  for (const text of s.texts) {
+    const same = into.texts.find((t) => t[0] === text[0] && t[2] === text[2]);
+    if (same) same[3] += text[3];
+    else into.texts.push([...text]);
   }
 }

@@ -6,7 +6,13 @@ import { parentPort } from 'node:worker_threads';
 import { unreachable } from '@openagents/sync-protocol';
 import { ClientConnection, type ConnectionCounters } from './client-connection';
 import { Histogram } from './histogram';
-import type { ConnectionSpec, WorkerCommand, WorkerReply, WorkerSnapshot } from './worker-messages';
+import type {
+  ConnectionSpec,
+  StreamSnapshot,
+  WorkerCommand,
+  WorkerReply,
+  WorkerSnapshot,
+} from './worker-messages';
 
 const port = parentPort!;
 const RESUME_HANDSHAKES_IN_FLIGHT = 256;
@@ -17,8 +23,9 @@ const caughtUp = new Set<ClientConnection>();
 let caughtUpAt: number | null = null;
 let resumePairs: string[] = [];
 
-function freshCounters(measureLatency: boolean): ConnectionCounters {
+function freshCounters(measureLatency: boolean, streams = false): ConnectionCounters {
   return {
+    ...(streams ? { streams: { tokens: 0, skipped: 0, gaps: 0, latency: new Histogram() } } : {}),
     delivered: 0,
     duplicates: 0,
     lost: 0,
@@ -81,6 +88,26 @@ function snapshot(): WorkerSnapshot {
     bootstrapFrames: counters.bootstrapFrames,
     snapshotCovered: counters.snapshotCovered,
     resumePairs,
+    ...(counters.streams ? { streams: streamSnapshot(counters.streams) } : {}),
+  };
+}
+
+function streamSnapshot(streams: NonNullable<ConnectionCounters['streams']>): StreamSnapshot {
+  const texts = new Map<string, [string, number, string, number]>();
+  for (const c of connections) {
+    for (const [id, length, hash] of c.texts?.digests() ?? []) {
+      const key = `${id}|${hash}`;
+      const seen = texts.get(key);
+      if (seen) seen[3]++;
+      else texts.set(key, [id, length, hash, 1]);
+    }
+  }
+  return {
+    tokens: streams.tokens,
+    skipped: streams.skipped,
+    gaps: streams.gaps,
+    latency: streams.latency.toData(),
+    texts: [...texts.values()],
   };
 }
 
@@ -128,7 +155,10 @@ port.on('message', async (command: WorkerCommand) => {
   switch (command.type) {
     case 'open': {
       if (command.keepCounters) counters.measureLatency = command.measureLatency;
-      else Object.assign(counters, freshCounters(command.measureLatency));
+      else {
+        delete counters.streams;
+        Object.assign(counters, freshCounters(command.measureLatency, command.streams));
+      }
       const added = command.specs.map(
         (spec: ConnectionSpec) => new ClientConnection(spec, counters, onProgress),
       );
@@ -144,6 +174,12 @@ port.on('message', async (command: WorkerCommand) => {
       counters.lost = 0;
       counters.frames = 0;
       counters.latency.reset();
+      if (counters.streams) {
+        counters.streams.latency.reset();
+        counters.streams.tokens = 0;
+        counters.streams.skipped = 0;
+        counters.streams.gaps = 0;
+      }
       reply({ type: 'done', seq: command.seq });
       return;
     case 'drop': {

@@ -10,6 +10,7 @@ import { FANOUT_DEFAULTS, runFanout } from './scenarios/fanout';
 import { MUTATIONS_DEFAULTS, runMutations } from './scenarios/mutations';
 import { RECONNECT_STORM_DEFAULTS, runReconnectStorm } from './scenarios/reconnect-storm';
 import { runSoak, SOAK_DEFAULTS } from './scenarios/soak';
+import { runStream, STREAM_DEFAULTS } from './scenarios/stream';
 import { createSyncTarget, type SyncTarget } from './sync-target';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,7 +28,12 @@ describe('load driver against the stack', () => {
   let target: SyncTarget;
 
   beforeAll(async () => {
-    stack = await startLocalStack({ apiWorkers: 1, gateways: 2 });
+    // Small bootstrap pages, so the bootstrap scenario's 600 records come in several pages (v1.1).
+    stack = await startLocalStack({
+      apiWorkers: 1,
+      gateways: 2,
+      env: { BOOTSTRAP_PAGE_BYTES: String(32 * 1024) },
+    });
     target = createSyncTarget({
       apiUrls: stack.apiUrls,
       gatewayUrls: stack.gatewayUrls,
@@ -75,6 +81,32 @@ describe('load driver against the stack', () => {
     expect(failures(result)).toEqual([]);
   }, 60_000);
 
+  it('stream (append): every viewer ends with the writer text, every token durable', async () => {
+    const result = await runStream(
+      target,
+      { ...STREAM_DEFAULTS, replies: 4, tokens: 40, tokensPerSecond: 100, viewers: 2 },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.tokens_written).toMatchObject({ value: 160 });
+    // Every token reached both viewers of its reply, and each of them was counted once.
+    expect(result.metrics.tokens_to_viewers).toMatchObject({ value: 320 });
+    expect(result.metrics.token_to_viewer_ms).toMatchObject({ count: 320 });
+    expect(result.metrics.token_durable_ms).toMatchObject({ count: 160 });
+    expect((result.metrics.api_commits as { value: number }).value).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('stream (patch): the whole-text way is checked the same way', async () => {
+    const result = await runStream(
+      target,
+      { ...STREAM_DEFAULTS, replies: 2, tokens: 20, tokensPerSecond: 100, viewers: 2, mode: 'patch' },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.write_requests).toMatchObject({ value: 40 });
+    expect(result.metrics.tokens_to_viewers).toMatchObject({ value: 80 });
+  }, 60_000);
+
   it('reconnect-storm: every client resumes from its cursor and catches up', async () => {
     const result = await runReconnectStorm(
       target,
@@ -99,6 +131,7 @@ describe('load driver against the stack', () => {
       env,
     );
     expect(failures(result)).toEqual([]);
+    expect((result.metrics.bootstrap_ws_frames as { value: number }).value).toBeGreaterThan(2 * 2);
   }, 60_000);
 
   it('soak: clients ramp up, some drop and resume while events flow, all end with every event', async () => {

@@ -15,6 +15,7 @@ import { MUTATIONS_DEFAULTS, runMutations } from './scenarios/mutations';
 import { RECONNECT_STORM_DEFAULTS, runReconnectStorm } from './scenarios/reconnect-storm';
 import type { RunEnv } from './scenarios/run-env';
 import { runSoak, SOAK_DEFAULTS } from './scenarios/soak';
+import { runStream, STREAM_DEFAULTS } from './scenarios/stream';
 import { formatSummary } from './summary';
 import { createSyncTarget, type SyncTarget } from './sync-target';
 import type { LoadTarget } from './target';
@@ -91,6 +92,20 @@ async function run(args: DriverArgs): Promise<ScenarioResult> {
         env,
       );
     }
+    case 'stream':
+      if (!sync) throw new Error('the stream scenario needs the sync stack');
+      return runStream(
+        sync,
+        {
+          ...STREAM_DEFAULTS,
+          replies: args.replies ?? STREAM_DEFAULTS.replies,
+          tokensPerSecond: args.tokensPerSecond ?? STREAM_DEFAULTS.tokensPerSecond,
+          tokens: args.tokens ?? STREAM_DEFAULTS.tokens,
+          viewers: args.viewers ?? STREAM_DEFAULTS.viewers,
+          mode: args.write ?? STREAM_DEFAULTS.mode,
+        },
+        env,
+      );
     default:
       return unreachable(args.scenario);
   }

@@ -25,11 +25,20 @@ export interface SyncTargetOptions {
 
 /** The sync stack as a load target: scopes are agents, a publish is a Message write. */
 export interface SyncTarget extends LoadTarget {
-  /** The bearer token the driver writes and reads with. */
+  /** The bearer token the driver reads with. */
   token(): Promise<string>;
+  /** A writer's token: writes rotate over several subjects, as many users would. */
+  writerToken(): Promise<string>;
+  /** The next mutation worker, round-robin. */
   apiUrl(): string;
+  readonly apiUrls: readonly string[];
+  /**
+   * Commits (Postgres transactions) the mutation workers made so far: `sync_commit_duration_seconds`
+   * counts summed over every worker's /metrics; undefined when one cannot be read.
+   */
+  apiCommits(): Promise<number | undefined>;
   readonly deltaUrl: string;
-  /** GET /sync/bootstrap?scope= */
+  /** GET /sync/bootstrap?scope= — every page, merged (`nextCursor` followed to the last). */
   bootstrap(scope: string): Promise<BootstrapResponse>;
   /** GET /sync/delta?scope=&lastSyncId=&limit= */
   delta(scope: string, lastSyncId: number, limit?: number): Promise<DeltaResponse>;
@@ -73,7 +82,21 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
   return {
     name: 'sync',
     token,
+    writerToken,
     apiUrl,
+    apiUrls: options.apiUrls,
+    async apiCommits() {
+      const readings = await Promise.all(
+        options.apiUrls.map((url) =>
+          fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })
+            .then((r) => r.text())
+            .then((text) => sumMetric(text, 'sync_commit_duration_seconds_count'))
+            .catch(() => undefined),
+        ),
+      );
+      if (readings.some((r) => r === undefined)) return undefined;
+      return readings.reduce((sum: number, r) => sum + r!, 0);
+    },
     deltaUrl: options.deltaUrl,
     createAgent,
     async prepareScopes(count) {
@@ -153,10 +176,20 @@ export function createSyncTarget(options: SyncTargetOptions): SyncTarget {
       return readings.reduce((sum: number, r) => sum + r!, 0);
     },
     async bootstrap(scope) {
-      return requestJson<BootstrapResponse>(
-        `${options.deltaUrl}/sync/bootstrap?scope=${encodeURIComponent(scope)}`,
-        { token: await token(), timeoutMs: 60_000 },
-      );
+      // Every page (contract v1.1: bounded answers), merged as a client would apply them.
+      const base = `${options.deltaUrl}/sync/bootstrap?scope=${encodeURIComponent(scope)}`;
+      let page = await requestJson<BootstrapResponse>(base, { token: await token(), timeoutMs: 60_000 });
+      const models: BootstrapResponse['models'] = { ...page.models };
+      while (page.nextCursor !== undefined) {
+        page = await requestJson<BootstrapResponse>(`${base}&cursor=${encodeURIComponent(page.nextCursor)}`, {
+          token: await token(),
+          timeoutMs: 60_000,
+        });
+        for (const model of Object.keys(page.models) as (keyof typeof models)[]) {
+          models[model] = [...(models[model] ?? []), ...page.models[model]];
+        }
+      }
+      return { ...page, models };
     },
     async delta(scope, lastSyncId, limit) {
       const q = `scope=${encodeURIComponent(scope)}&lastSyncId=${lastSyncId}${limit ? `&limit=${limit}` : ''}`;

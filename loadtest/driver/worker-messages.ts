@@ -18,6 +18,8 @@ export type WorkerCommand =
       timeoutMs: number;
       /** Add to the connections already open without resetting the counters (a ramp in steps). */
       keepCounters?: boolean;
+      /** Keep each connection's copy of the streamed message texts (the stream scenario). */
+      streams?: boolean;
     }
   /** Forget counters and latency samples so far: the measurement window starts now. */
   | { type: 'window'; seq: number }
@@ -62,6 +64,19 @@ export interface WorkerSnapshot {
   snapshotCovered: number;
   /** Distinct `host|scope@cursor` at the last drop: what a resume must replay, per node. */
   resumePairs: string[];
+  /** The stream scenario's view of the texts, when the connections track them. */
+  streams?: StreamSnapshot;
+}
+
+/** What the viewers saw of streamed texts: tokens, token latency, and each final text's digest. */
+export interface StreamSnapshot {
+  tokens: number;
+  skipped: number;
+  gaps: number;
+  /** Token generation (at the writer) to arrival in a viewer's text. */
+  latency: HistogramData;
+  /** `[message id, length, sha1, viewers]`: how many viewers hold that exact text. */
+  texts: [string, number, string, number][];
 }
 
 export type WorkerReply =

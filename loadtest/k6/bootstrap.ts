@@ -55,17 +55,31 @@ export function setup(): SetupData {
 }
 
 export function httpBootstrap(data: SetupData): void {
-  const res = http.get(`${DELTA_URL}/sync/bootstrap?scope=${encodeURIComponent(data.scope)}`, {
-    headers: { authorization: `Bearer ${tokenFor(`k6-reader-${__VU}`, ['agent:*'])}` },
-    tags: { name: 'bootstrap' },
-    timeout: '60s',
-  });
-  check(res, {
-    'bootstrap 200': (r) => r.status === 200,
-    'bootstrap holds every record at the head': (r) => {
-      const body = r.json() as unknown as { models: { Message?: unknown[] }; lastSyncId: number };
-      return body.models.Message?.length === RECORDS && body.lastSyncId === RECORDS;
-    },
+  // Every page (contract v1.1: a large scope answers in pages linked by nextCursor).
+  const token = tokenFor(`k6-reader-${__VU}`, ['agent:*']);
+  const base = `${DELTA_URL}/sync/bootstrap?scope=${encodeURIComponent(data.scope)}`;
+  let records = 0;
+  let lastSyncId = -1;
+  let cursor: string | undefined;
+  for (let page = 0; page < 10_000; page++) {
+    const res = http.get(cursor === undefined ? base : `${base}&cursor=${encodeURIComponent(cursor)}`, {
+      headers: { authorization: `Bearer ${token}` },
+      tags: { name: 'bootstrap' },
+      timeout: '60s',
+    });
+    if (!check(res, { 'bootstrap 200': (r) => r.status === 200 })) return;
+    const body = res.json() as unknown as {
+      models: { Message?: unknown[] };
+      lastSyncId: number;
+      nextCursor?: string;
+    };
+    records += body.models.Message?.length ?? 0;
+    lastSyncId = body.lastSyncId;
+    cursor = body.nextCursor;
+    if (cursor === undefined) break;
+  }
+  check(records, {
+    'bootstrap holds every record at the head': (n) => n === RECORDS && lastSyncId === RECORDS,
   });
 }
 
@@ -77,10 +91,16 @@ export async function wsBootstrap(data: SetupData): Promise<void> {
     const socket = openSocket(token);
     socket.onopen = () => socket.send(JSON.stringify({ type: 'subscribe', scope: data.scope }));
     socket.onmessage = (event) => {
-      const frame = JSON.parse(String(event?.data)) as { type: string; models?: { Message?: unknown[] } };
+      const frame = JSON.parse(String(event?.data)) as {
+        type: string;
+        more?: boolean;
+        models?: { Message?: unknown[] };
+      };
       if (frame.type !== 'bootstrap') return;
+      records = Math.max(records, 0) + (frame.models?.Message?.length ?? 0);
+      // Pages (v1.1) carry `more: true` until the last one.
+      if (frame.more) return;
       wsBootstrapMs.add(Date.now() - started);
-      records = frame.models?.Message?.length ?? 0;
       socket.close();
     };
     socket.onclose = () => resolve();

@@ -17,6 +17,7 @@ const SCRIPTS = {
   'reconnect-storm.ts': ['options', 'setup', 'client', 'writer', 'handleSummary'],
   'bootstrap.ts': ['options', 'setup', 'httpBootstrap', 'wsBootstrap', 'handleSummary'],
   'soak.ts': ['options', 'setup', 'subscriber', 'writer', 'handleSummary'],
+  'stream.ts': ['options', 'setup', 'writer', 'viewer', 'handleSummary'],
 } as const;
 
 /** Bundles a script as k6 would run it: ESM, k6 modules left as imports, nothing from Node. */

@@ -1,8 +1,16 @@
-import { APPENDABLE_FIELDS, MODEL_PATHS, type ModelName, WriteResult } from '@openagents/sync-protocol';
+import {
+  APPEND_STREAM_SEGMENT,
+  APPENDABLE_FIELDS,
+  MODEL_PATHS,
+  type ModelName,
+  type StreamAck,
+  WriteResult,
+} from '@openagents/sync-protocol';
 import { type BackoffOptions, backoff } from './backoff';
 import { MutationError, SyncClosedError } from './errors';
 import { type HttpFailure, httpFailure, networkFailure } from './http-failure';
 import { randomUuid } from './random-uuid';
+import { UploadStream } from './stream-writer-upload';
 import { TokenSource } from './token-source';
 
 /** Models with at least one field that accepts appends (contract v1.1 §4). */
@@ -19,7 +27,7 @@ export interface StreamResult {
   length: number;
   /** The log id of the last append's event; undefined when nothing was sent. */
   syncId: number | undefined;
-  /** How many append requests carried the pieces (retries not counted). */
+  /** How many requests carried the pieces: append requests, or streaming uploads opened. */
   requests: number;
 }
 
@@ -86,9 +94,28 @@ export interface StreamWriterOptions<M extends AppendableModel = AppendableModel
   /** Aborting stops the writer as `close()` does. */
   signal?: AbortSignal;
   hooks?: StreamWriterHooks;
+  /**
+   * How the pieces travel (docs/client.md, "Streaming a reply"):
+   * - `stream`: one streaming upload per reply (`…/append-stream`, NDJSON pieces in, acks out),
+   *   reopened after a cut and resumed from the acknowledged length; falls back to `append` when
+   *   the server or a proxy does not offer it (404/405/415, or no answer within `openTimeoutMs`).
+   * - `append`: one `…/append` request per batch of pieces (batched while one is in flight).
+   * - `auto` (default): `stream` in Node with its own fetch; `append` in browsers (they cannot
+   *   read an answer while still sending the body) and with a custom `fetch`, which may not
+   *   stream request bodies (pass `stream` to use it anyway).
+   */
+  upload?: 'auto' | 'stream' | 'append';
+  /** Streaming upload: without an answer this long, a proxy buffers the body; fall back. */
+  openTimeoutMs?: number;
 }
 
-export const STREAM_WRITER_DEFAULTS = Object.freeze({ maxPieceLength: 65_536 });
+export const STREAM_WRITER_DEFAULTS = Object.freeze({ maxPieceLength: 65_536, openTimeoutMs: 5_000 });
+
+/** Where the streaming upload works: Node's fetch sends a body and reads the answer at once. */
+function streamingUploadAvailable(): boolean {
+  const g = globalThis as { process?: { versions?: { node?: unknown } }; document?: unknown };
+  return typeof g.process?.versions?.node === 'string' && g.document === undefined;
+}
 
 /**
  * A stream writer for agents: keeps the offset, batches pieces while a request is in flight,
@@ -127,6 +154,15 @@ class StreamWriterImpl implements StreamWriter {
   #settled = false;
   #syncId: number | undefined;
   #requests = 0;
+  #mode: 'stream' | 'append';
+  #streamUrl: string;
+  /** Streaming upload in progress, if any. */
+  #upload: UploadStream | undefined;
+  /** Pieces sent on streaming uploads and not acknowledged yet, as sent (resent the same way). */
+  #sent: { offset: number; text: string }[] = [];
+  /** Pieces to send again, with their boundaries, before the buffer (after a fallback to append). */
+  #replay: string[] = [];
+  #feedQueued = false;
   /** The request in flight, to cut it on close(). One per request: Node's fetch leaves its abort
    *  listener on the signal, so one signal shared by thousands of requests would pile them up. */
   #inflight: AbortController | undefined;
@@ -142,7 +178,14 @@ class StreamWriterImpl implements StreamWriter {
     const start = options.offset ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) throw new TypeError(`bad offset ${String(start)}`);
     this.#o = options;
-    this.#url = `${options.baseUrl.replace(/\/+$/, '')}/api/${MODEL_PATHS[options.model]}/${encodeURIComponent(options.id.toLowerCase())}/append`;
+    const record = `${options.baseUrl.replace(/\/+$/, '')}/api/${MODEL_PATHS[options.model]}/${encodeURIComponent(options.id.toLowerCase())}`;
+    this.#url = `${record}/append`;
+    this.#streamUrl = `${record}/${APPEND_STREAM_SEGMENT}`;
+    this.#mode =
+      options.upload === 'stream' ||
+      (options.upload !== 'append' && options.fetch === undefined && streamingUploadAvailable())
+        ? 'stream'
+        : 'append';
     this.#tokens =
       options.tokens ??
       new TokenSource({
@@ -193,25 +236,156 @@ class StreamWriterImpl implements StreamWriter {
     if (this.#settled) return;
     this.#fail(new SyncClosedError());
     this.#inflight?.abort();
+    this.#upload?.abort();
     this.#wake?.();
   }
 
   #kick(): void {
+    if (this.#upload) {
+      // A streaming upload is open: the new pieces go onto it (same-tick pieces as one line).
+      if (this.#feedQueued) return;
+      this.#feedQueued = true;
+      queueMicrotask(() => {
+        this.#feedQueued = false;
+        this.#feed();
+      });
+      return;
+    }
     if (this.#running || this.#settled) return;
     this.#running = true;
     // A microtask first, so pieces written in the same tick go out as one request.
     void Promise.resolve()
       .then(() => this.#o.after)
       .catch(() => {})
-      .then(() => this.#pump());
+      .then(() => (this.#mode === 'stream' ? this.#pumpStream() : this.#pump()));
+  }
+
+  /** Streaming upload: one request at a time, reopened and resumed until everything is durable. */
+  async #pumpStream(): Promise<void> {
+    let attempts = 0;
+    let refreshed = false;
+    try {
+      while (!this.#settled) {
+        if (this.#sent.length === 0 && this.#take() === '') {
+          if (this.#ended && this.#buffer === '') this.#finish();
+          return;
+        }
+        const token = await this.#tokens.get();
+        if (this.#settled) return;
+        const upload = new UploadStream({
+          url: this.#streamUrl,
+          token,
+          fetch: this.#fetch,
+          openTimeoutMs: this.#o.openTimeoutMs ?? STREAM_WRITER_DEFAULTS.openTimeoutMs,
+          onAck: (ack) => {
+            attempts = 0;
+            this.#acknowledged(ack);
+          },
+        });
+        this.#upload = upload;
+        this.#requests++;
+        // Resent as they were first sent: the server answers those already there as exact retries.
+        for (const p of this.#sent) upload.send(p.offset, this.#o.field, p.text);
+        this.#feed();
+        const end = await upload.result;
+        this.#upload = undefined;
+        if (this.#settled) return;
+        switch (end.kind) {
+          case 'done':
+            attempts = 0;
+            break;
+          case 'unsupported':
+            this.#replay = this.#sent.map((p) => p.text);
+            this.#sent = [];
+            this.#mode = 'append';
+            await this.#pump();
+            return;
+          case 'error': {
+            const code = (end.body as { error?: { code?: unknown; details?: { length?: unknown } } } | null)
+              ?.error;
+            if (
+              code?.code === 'offset_mismatch' &&
+              code.details?.length === this.#offset - this.#buffer.length
+            ) {
+              // Everything sent is already there (answers lost before): durable.
+              this.#acknowledged({ offset: this.#durable, length: code.details.length as number });
+              break;
+            }
+            if (end.status === 401 && !refreshed) {
+              refreshed = true;
+              await this.#tokens.refresh();
+              break;
+            }
+            if (end.status !== 429 && end.status < 500) {
+              throw new MutationError(this.#streamId, end.status, end.body);
+            }
+            await this.#retryAfter(attempts++, end.status, `${end.status}`, end.retryAfterMs);
+            break;
+          }
+          case 'cut':
+            await this.#retryAfter(attempts++, 0, end.message, 0);
+            break;
+          default:
+            unreachable(end);
+        }
+      }
+    } catch (error) {
+      this.#failWith(error);
+    } finally {
+      this.#upload = undefined;
+      this.#running = false;
+    }
+  }
+
+  /** Moves buffered pieces onto the open upload; closes its body once everything is on it. */
+  #feed(): void {
+    const upload = this.#upload;
+    if (!upload || this.#settled) return;
+    for (let text = this.#take(); text !== ''; text = this.#take()) {
+      this.#buffer = this.#buffer.slice(text.length);
+      const offset = this.#offset - this.#buffer.length - text.length;
+      this.#sent.push({ offset, text });
+      upload.send(offset, this.#o.field, text);
+    }
+    if (this.#ended && this.#buffer === '') upload.end();
+  }
+
+  #acknowledged(ack: StreamAck): void {
+    if (ack.length <= this.#durable) return;
+    const offset = this.#durable;
+    let text = '';
+    while (this.#sent.length > 0 && this.#sent[0]!.offset + this.#sent[0]!.text.length <= ack.length) {
+      text += this.#sent.shift()!.text;
+    }
+    this.#durable = ack.length;
+    if (ack.syncId !== undefined) this.#syncId = ack.syncId;
+    this.#o.hooks?.appended?.({ offset, text, syncId: ack.syncId });
+  }
+
+  /** Waits before the next attempt, or throws once `maxRetries` are spent. */
+  async #retryAfter(attempts: number, status: number, message: string, retryAfterMs: number): Promise<void> {
+    if (attempts >= (this.#o.maxRetries ?? Number.POSITIVE_INFINITY)) {
+      const code = status === 0 ? 'network_error' : `http_${status}`;
+      throw new MutationError(this.#streamId, status, errorBody(code, message));
+    }
+    this.#o.hooks?.retrying?.(attempts + 1, message);
+    await this.#sleep(Math.max(backoff(attempts, this.#o.backoff ?? {}), retryAfterMs));
+  }
+
+  #finish(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve({ length: this.#durable, syncId: this.#syncId, requests: this.#requests });
   }
 
   async #pump(): Promise<void> {
     try {
       while (!this.#settled) {
-        const text = this.#take();
+        const replayed = this.#replay.length > 0;
+        const text = replayed ? this.#replay[0]! : this.#take();
         if (text === '') break;
-        this.#buffer = this.#buffer.slice(text.length);
+        if (replayed) this.#replay.shift();
+        else this.#buffer = this.#buffer.slice(text.length);
         const offset = this.#durable;
         this.#requests++;
         const syncId = await this.#deliver(offset, text);
@@ -220,16 +394,9 @@ class StreamWriterImpl implements StreamWriter {
         if (syncId !== undefined) this.#syncId = syncId;
         this.#o.hooks?.appended?.({ offset, text, syncId });
       }
-      if (this.#ended && this.#buffer === '' && !this.#settled) {
-        this.#settled = true;
-        this.#resolve({ length: this.#durable, syncId: this.#syncId, requests: this.#requests });
-      }
+      if (this.#ended && this.#buffer === '' && this.#replay.length === 0) this.#finish();
     } catch (error) {
-      this.#fail(
-        error instanceof MutationError || error instanceof SyncClosedError
-          ? error
-          : new MutationError(this.#streamId, 0, errorBody('stream_failed', String(error))),
-      );
+      this.#failWith(error);
     } finally {
       this.#running = false;
     }
@@ -247,6 +414,15 @@ class StreamWriterImpl implements StreamWriter {
       if (last >= 0xd800 && last <= 0xdbff) text = text.slice(0, -1);
     }
     return text;
+  }
+
+  /** Fails with what a pump caught: our own errors as they are, anything else as `stream_failed`. */
+  #failWith(error: unknown): void {
+    this.#fail(
+      error instanceof MutationError || error instanceof SyncClosedError
+        ? error
+        : new MutationError(this.#streamId, 0, errorBody('stream_failed', String(error))),
+    );
   }
 
   #fail(error: MutationError | SyncClosedError): void {

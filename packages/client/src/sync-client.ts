@@ -137,7 +137,7 @@ export interface SyncClient {
     model: M,
     id: string,
     field: AppendableField<M>,
-    options?: { offset?: number },
+    options?: { offset?: number; upload?: 'auto' | 'stream' | 'append' },
   ): StreamWriter;
   connect(): void;
   disconnect(): void;
@@ -436,7 +436,7 @@ class SyncClientImpl implements SyncClient {
     model: M,
     id: string,
     field: AppendableField<M>,
-    options: { offset?: number } = {},
+    options: { offset?: number; upload?: 'auto' | 'stream' | 'append' } = {},
   ): StreamWriter {
     const key = id.toLowerCase();
     const record = this.getState().records.get(model, key) as Record<string, unknown> | undefined;
@@ -446,7 +446,9 @@ class SyncClientImpl implements SyncClient {
       .map((p) => this.#answered.get(p.mutationId));
     const writer = createStreamWriter<M>({
       baseUrl: this.#base,
-      fetch: this.#fetch,
+      // The platform's fetch unless the application gave one: `auto` then streams in Node.
+      ...(this.#options.fetch ? { fetch: this.#fetch } : {}),
+      ...(options.upload ? { upload: options.upload } : {}),
       tokens: this.#tokens,
       backoff: this.#options.backoff ?? {},
       model,

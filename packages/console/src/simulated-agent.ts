@@ -9,8 +9,10 @@ import { newId } from './new-id';
  *
  * 1. the agent goes `running`, and a first reasoning step appears;
  * 2. an empty assistant message is created, then its text is streamed into it with the client's
- *    stream writer, one token every 30–60 ms: offset-checked appends whose events carry only the
- *    new piece, tokens written while a request is in flight going out together as one append;
+ *    stream writer, one token every 30–60 ms: offset-checked pieces whose events carry only the
+ *    new text — on ONE streaming upload per reply where the runtime can stream a request body
+ *    (Node: a worker-side agent, the load driver), else as appends, tokens written while a
+ *    request is in flight going out together as one append (browsers);
  * 3. more reasoning steps are interleaved; a code change and/or a payment are proposed when the
  *    prompt asks for one (or, now and then, at random);
  * 4. the agent goes back to `idle` (or `error` if a write failed for good).
@@ -25,6 +27,12 @@ export interface SimulatedReplyOptions {
   /** What the user wrote; the reply, reasoning and side effects are derived from it. */
   prompt: string;
   fetch?: typeof fetch;
+  /**
+   * How the tokens travel (the stream writer's `upload`): `auto` (default) streams them on one
+   * request in Node with its own fetch and appends them in browsers; `stream` forces the streaming
+   * upload (falling back to appends if the server has none), `append` one request per batch.
+   */
+  upload?: 'auto' | 'stream' | 'append';
   /** Milliseconds between two tokens; the default streams at 30–60 ms. */
   tokenDelayMs?: { min: number; max: number };
   /** Source of randomness in [0, 1); injectable so tests are deterministic. */
@@ -48,7 +56,10 @@ export interface SimulatedReplyResult {
   paymentId: string | null;
   /** How many tokens were written into the message. */
   tokens: number;
-  /** How many append requests carried them (fewer than tokens when the API is slower than the stream). */
+  /**
+   * How many requests carried them: streaming uploads opened (1 unless one was cut), or append
+   * requests (fewer than tokens when the API is slower than the stream).
+   */
   appendRequests: number;
 }
 
@@ -109,6 +120,7 @@ export async function runSimulatedReply(options: SimulatedReplyOptions): Promise
       token: options.token,
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.upload ? { upload: options.upload } : {}),
       model: 'Message',
       id: messageId,
       field: 'content',

@@ -45,6 +45,8 @@ export type WsErrorCode = (typeof WS_ERROR_CODES)[number];
 /** WebSocket close codes used by the gateway. */
 export const CLOSE_CODES = {
   normal: 1000,
+  /** The server is stopping (or the page going away): reconnect, elsewhere if need be. */
+  goingAway: 1001,
   /** Policy violation, e.g. the token expired while connected: reconnect with a fresh token. */
   policyViolation: 1008,
   /** A frame exceeded the size limit. */
@@ -55,4 +57,9 @@ export const CLOSE_CODES = {
   serviceRestart: 1012,
   /** Overloaded, e.g. the client could not keep up with its stream: resume from the cursor. */
   tryAgainLater: 1013,
+  /**
+   * Application range (4000–4999), set by the client on its own socket, never sent by a server:
+   * no pong arrived in time, so the client dropped the connection and reconnects.
+   */
+  pingTimeout: 4000,
 } as const;

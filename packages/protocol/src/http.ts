@@ -77,6 +77,8 @@ export type DeltaResponse = z.infer<typeof DeltaResponse>;
 
 export const DEFAULT_DELTA_LIMIT = 1000;
 export const MAX_DELTA_LIMIT = 10_000;
+/** The most scopes one `GET /sync/heads` may ask about (the delta service refuses more). */
+export const MAX_HEADS_SCOPES = 1000;
 
 /**
  * `POST /api/<path>/<id>/append` (and a batch entry's `data` with `action: "append"`): `text` is

@@ -41,6 +41,7 @@ export {
   IdempotencyKey,
   MAX_BATCH_MUTATIONS,
   MAX_DELTA_LIMIT,
+  MAX_HEADS_SCOPES,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MutationAction,
   MutationBatch,
@@ -95,4 +96,5 @@ export type {
 } from './registry';
 export { defineModel, defineRegistry, field, jsonProblem, MAX_JSON_DEPTH, textProblem } from './registry';
 export { canonicalScope, canonicalScopePattern, SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
+export { APPEND_STREAM_CONTENT_TYPE, APPEND_STREAM_SEGMENT, StreamAck, StreamDone } from './stream';
 export { unreachable } from './unreachable';

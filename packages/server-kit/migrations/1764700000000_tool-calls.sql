@@ -20,7 +20,10 @@ CREATE INDEX tool_calls_agent_id_idx ON tool_calls (agent_id, created_at);
 CREATE INDEX tool_calls_message_id_idx ON tool_calls (message_id) WHERE message_id IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION sync_commit(p_members jsonb, p_lock text[]) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
   h_scope text[] := '{}';
   h_last bigint[] := '{}';
@@ -816,4 +819,7 @@ BEGIN
   RETURN jsonb_build_object('results', to_jsonb(results), 'events', events);
 END
 $$;
+-- The settings of 1764600000000_commit-fast-path.sql, which CREATE OR REPLACE drops.
+ALTER FUNCTION sync_commit(jsonb, text[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION sync_commit(jsonb, text[]) SET enable_seqscan = off;
 DROP TABLE tool_calls;

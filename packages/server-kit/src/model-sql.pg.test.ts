@@ -35,6 +35,13 @@ describe('model registry and migrations', () => {
     expect(current).toBe(syncCommitSql(MODEL_REGISTRY));
   });
 
+  it('keeps the fast-path settings of sync_commit (1764600000000) across its regeneration', async () => {
+    const { rows } = await db.pool.query<{ proconfig: string[] }>(
+      "SELECT proconfig FROM pg_proc WHERE proname = 'sync_commit'",
+    );
+    expect(rows[0]!.proconfig.sort()).toEqual(['enable_seqscan=off', 'plan_cache_mode=force_generic_plan']);
+  });
+
   it('the migrated database has the tables, columns, types, nullability, references and indexes the registry declares', async () => {
     expect(await schemaDifferences(db.pool, MODEL_REGISTRY)).toEqual([]);
   });

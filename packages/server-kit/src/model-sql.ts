@@ -279,13 +279,17 @@ function commitParts(registry: ModelRegistry) {
 /**
  * `CREATE OR REPLACE FUNCTION sync_commit(...)` for a registry: the commit pipeline's transaction
  * (see migration 1764590000000_commit-pipeline.sql for its contract), with one static statement
- * per model and action.
+ * per model and action. It carries the settings of 1764600000000_commit-fast-path.sql (generic
+ * plans, no sequential scans), which a CREATE OR REPLACE would otherwise drop.
  */
 export function syncCommitSql(registry: ModelRegistry): string {
   const { insertScope, updates, deletes, appendLocks, existingScope, appendUpdates, inserts } =
     commitParts(registry);
   return `CREATE OR REPLACE FUNCTION sync_commit(p_members jsonb, p_lock text[]) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
   h_scope text[] := '{}';
   h_last bigint[] := '{}';
@@ -631,6 +635,9 @@ export function modelMigrationSql(options: {
     '',
     '-- Down Migration',
     options.previousSyncCommit,
+    '-- The settings of 1764600000000_commit-fast-path.sql, which CREATE OR REPLACE drops.',
+    'ALTER FUNCTION sync_commit(jsonb, text[]) SET plan_cache_mode = force_generic_plan;',
+    'ALTER FUNCTION sync_commit(jsonb, text[]) SET enable_seqscan = off;',
     ...(options.downStatements ? [options.downStatements] : []),
     ...[...create].reverse().map((m) => `DROP TABLE ${m.table};`),
     '',

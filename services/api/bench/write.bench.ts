@@ -12,7 +12,8 @@
  * one agent, beside pgbench on one scope). Prints the rows, the ratios API / pgbench and p99,
  * and writes them to docs/benchmarks.md (section `write`).
  *
- * Environment: BENCH_SECONDS (default 5 per run), BENCH_DEPTH / BENCH_GROUP (pipeline settings),
+ * Environment: BENCH_SECONDS (default 5 per run), BENCH_DEPTH / BENCH_GROUP (pipeline settings;
+ * without BENCH_DEPTH the one-worker rows are also run at WRITE_PIPELINE_DEPTH=1),
  * BENCH_ONLY=mixed (only the 100-scope and one-worker rows), BENCH_PROFILE=<dir> (worker CPU profiles).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -47,6 +48,10 @@ interface RunResult {
   perTxn?: number;
   /** CPU milliseconds the worker processes spent per acknowledged write. */
   cpuMsPerWrite?: number;
+  /** CPU milliseconds of the Postgres backends serving the run, per write (or pgbench transaction). */
+  dbCpuMsPerWrite?: number;
+  /** CPU milliseconds of the load generator (HTTP clients, or pgbench itself), per write. */
+  clientCpuMsPerWrite?: number;
   /** Mean time of one commit statement (a group) as the worker saw it, ms. */
   txnMs?: number;
 }
@@ -60,6 +65,37 @@ async function seed(db: TestDatabase): Promise<void> {
     `INSERT INTO agents (id, org_id, name) SELECT a, $2, 'bench' FROM unnest($1::uuid[]) AS a`,
     [agents, randomUUID()],
   );
+}
+
+/* CPU accounting --------------------------------------------------------------------------------- */
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU milliseconds (user + system, every thread) a process has used so far, from /proc; 0 once it is gone. */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU milliseconds so far of each Postgres backend connected to `db` as `applicationName`. */
+async function backendsCpu(db: TestDatabase, applicationName: string): Promise<Map<number, number>> {
+  const { rows } = await db.pool.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+    [applicationName],
+  );
+  return new Map(rows.map((r) => [r.pid, processCpuMs(r.pid)]));
+}
+
+/** CPU the backends used between two samples; a backend that appeared in between counts from zero. */
+function backendsDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let ms = 0;
+  for (const [pid, cpu] of after) ms += cpu - (before.get(pid) ?? 0);
+  return ms;
 }
 
 /* pgbench -------------------------------------------------------------------------------------- */
@@ -80,14 +116,20 @@ END;
 `;
 }
 
-async function pgbench(dbName: string, clients: number, hotOnly: boolean, label: string): Promise<RunResult> {
+async function pgbench(
+  db: TestDatabase,
+  clients: number,
+  hotOnly: boolean,
+  label: string,
+): Promise<RunResult> {
+  const dbName = new URL(db.url).pathname.slice(1);
   const dir = mkdtempSync(join(tmpdir(), 'pgbench-'));
   chmodSync(dir, 0o777);
   const script = join(dir, 'sync-mutation.sql');
   writeFileSync(script, pgbenchScript(hotOnly));
   chmodSync(script, 0o644);
   try {
-    const { stdout } = await run(
+    const running = run(
       'runuser',
       [
         '-u',
@@ -115,15 +157,43 @@ async function pgbench(dbName: string, clients: number, hotOnly: boolean, label:
       ],
       { maxBuffer: 16 * 1024 * 1024 },
     );
+    // CPU of pgbench and of its backends over a window inside the run (backends exit with
+    // pgbench, so the window closes before the end); divided by the transactions that ended in it.
+    const sample = async () => {
+      const client = Number(
+        readFileSync(`/proc/${running.child.pid}/task/${running.child.pid}/children`, 'utf8').trim() || 0,
+      );
+      return {
+        at: Date.now(),
+        client: client ? processCpuMs(client) : 0,
+        backends: await backendsCpu(db, 'pgbench'),
+      };
+    };
+    const windowStart = new Promise<Awaited<ReturnType<typeof sample>>>((resolve, reject) =>
+      setTimeout(() => sample().then(resolve, reject), Math.min(1000, SECONDS * 200)),
+    );
+    const windowEnd = new Promise<Awaited<ReturnType<typeof sample>>>((resolve, reject) =>
+      setTimeout(() => sample().then(resolve, reject), SECONDS * 1000 - 400),
+    );
+    const [{ stdout, stderr }, w1, w2] = await Promise.all([running, windowStart, windowEnd]);
     const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN);
+    if (Number.isNaN(tps))
+      process.stderr.write(`pgbench (${label}, ${clients} clients) gave no rate:\n${stdout}\n${stderr}\n`);
     const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
     const latenciesMs: number[] = [];
+    let inWindow = 0;
     for (const file of readdirSync(dir).filter((f) => f.startsWith('log'))) {
       for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
-        const us = Number(line.split(' ')[2]);
+        // client_id transaction_no latency_us script_no end_epoch_s end_us
+        const fields = line.split(' ');
+        const us = Number(fields[2]);
         if (Number.isFinite(us) && line) latenciesMs.push(us / 1000);
+        const endMs = Number(fields[4]) * 1000 + Number(fields[5]) / 1000;
+        if (endMs >= w1.at && endMs < w2.at) inWindow++;
       }
     }
+    // Too few transactions in the window (a collapsed run) make the quotient meaningless.
+    const perTxn = (ms: number) => (inWindow >= 100 ? ms / inWindow : undefined);
     return {
       setup: label,
       clients,
@@ -131,6 +201,8 @@ async function pgbench(dbName: string, clients: number, hotOnly: boolean, label:
       errors: failed,
       seconds: SECONDS,
       latenciesMs,
+      dbCpuMsPerWrite: perTxn(backendsDelta(w1.backends, w2.backends)),
+      clientCpuMsPerWrite: perTxn(w2.client - w1.client),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -144,7 +216,11 @@ interface WorkerProcess {
   child: ChildProcess;
 }
 
-async function startWorker(databaseUrl: string, channelPrefix: string): Promise<WorkerProcess> {
+async function startWorker(
+  databaseUrl: string,
+  channelPrefix: string,
+  depth = process.env.BENCH_DEPTH,
+): Promise<WorkerProcess> {
   const port = await freePort();
   // BENCH_PROFILE=<dir>: each worker writes a V8 CPU profile there when it exits.
   const profile = process.env.BENCH_PROFILE
@@ -161,7 +237,7 @@ async function startWorker(databaseUrl: string, channelPrefix: string): Promise<
       RATE_LIMIT_PER_SECOND: '0',
       LOG_LEVEL: 'warn',
       MIGRATE_ON_START: 'false',
-      ...(process.env.BENCH_DEPTH ? { WRITE_PIPELINE_DEPTH: process.env.BENCH_DEPTH } : {}),
+      ...(depth ? { WRITE_PIPELINE_DEPTH: depth } : {}),
       ...(process.env.BENCH_GROUP ? { WRITE_GROUP_MAX: process.env.BENCH_GROUP } : {}),
     },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -200,44 +276,94 @@ async function commitCounts(
 
 /**
  * The HTTP load generator, in a worker thread so this process's event loop stays free (plain JS:
- * the worker evaluates it as a string). Client i talks to urls[i % urls.length].
+ * the worker evaluates it as a string). Client i talks to urls[i % urls.length] over its own
+ * keep-alive HTTP/1.1 connection, one request at a time (closed loop, no pipelining), like wrk:
+ * the request is written as bytes and the answer read up to its Content-Length (or the chunked
+ * terminator) and its status checked. node:http's client cost as much CPU per request as the
+ * worker serving it (1-2 ms under load), and it runs on the same two cores, so it was charged to
+ * the API's side of the comparison; pgbench, the baseline, is a lean C client.
  */
 const LOAD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const http = require('node:http');
+const net = require('node:net');
 const { randomUUID } = require('node:crypto');
 const { urls, token, agents, hot, hotOnly, seconds, clients, content } = workerData;
 const targets = urls.map((u) => new URL(u));
-const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
 const pick = () => hotOnly ? agents[0] : Math.random() < 0.5 ? agents[Math.floor(Math.random() * hot)]
   : agents[hot + Math.floor(Math.random() * (agents.length - hot))];
-const post = (target, body) => new Promise((resolve, reject) => {
-  const req = http.request({ host: target.hostname, port: target.port, path: '/api/messages', method: 'POST', agent,
-    headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json',
-      'idempotency-key': randomUUID(), 'content-length': Buffer.byteLength(body) } }, (res) => {
-    res.on('data', () => {});
-    res.on('end', () => resolve(res.statusCode));
-  });
-  req.on('error', reject);
-  req.end(body);
-});
+const HEAD_END = Buffer.from('\\r\\n\\r\\n');
+const CHUNKED_END = Buffer.from('0\\r\\n\\r\\n');
+/** One keep-alive connection; send(body) resolves with the status once the whole answer is in. */
+function connection(target) {
+  let socket = null;
+  let pending = null;
+  let buffered = Buffer.alloc(0);
+  const open = () => {
+    const own = net.connect(Number(target.port), target.hostname);
+    socket = own;
+    own.setNoDelay(true);
+    own.on('data', (chunk) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      const head = buffered.indexOf(HEAD_END);
+      if (head < 0 || !pending) return;
+      const headers = buffered.subarray(0, head).toString('latin1');
+      const status = Number(headers.slice(9, 12));
+      const length = /\\r\\ncontent-length: *(\\d+)/i.exec(headers);
+      let end;
+      if (length) end = head + 4 + Number(length[1]);
+      else if (/\\r\\ntransfer-encoding: *chunked/i.test(headers)) {
+        const at = buffered.indexOf(CHUNKED_END, head + 4);
+        end = at < 0 ? Infinity : at + CHUNKED_END.length;
+      } else end = head + 4;
+      if (buffered.length < end) return;
+      buffered = buffered.subarray(end);
+      const done = pending;
+      pending = null;
+      done.resolve(status);
+    });
+    const fail = (err) => {
+      if (socket !== own) return;
+      socket = null;
+      buffered = Buffer.alloc(0);
+      const done = pending;
+      pending = null;
+      if (done) done.reject(err);
+    };
+    own.on('error', fail);
+    own.on('close', () => fail(new Error('connection closed')));
+  };
+  const prefix = 'POST /api/messages HTTP/1.1\\r\\nHost: ' + target.host + '\\r\\nAuthorization: Bearer ' + token +
+    '\\r\\nContent-Type: application/json\\r\\nIdempotency-Key: ';
+  return {
+    send(body) {
+      if (!socket) open();
+      return new Promise((resolve, reject) => {
+        pending = { resolve, reject };
+        socket.write(prefix + randomUUID() + '\\r\\nContent-Length: ' + Buffer.byteLength(body) + '\\r\\n\\r\\n' + body);
+      });
+    },
+    close() { if (socket) socket.destroy(); },
+  };
+}
 (async () => {
   const latencies = [];
   let ok = 0, errors = 0;
   const started = performance.now();
   const deadline = started + seconds * 1000;
+  const conns = [];
   await Promise.all(Array.from({ length: clients }, async (_, i) => {
-    const target = targets[i % targets.length];
+    const conn = connection(targets[i % targets.length]);
+    conns.push(conn);
     while (performance.now() < deadline) {
       const t = performance.now();
       try {
-        const status = await post(target, JSON.stringify({ agent_id: pick(), role: 'assistant', content }));
+        const status = await conn.send(JSON.stringify({ agent_id: pick(), role: 'assistant', content }));
         if (status === 201) ok++; else errors++;
       } catch { errors++; }
       latencies.push(performance.now() - t);
     }
   }));
-  agent.destroy();
+  for (const conn of conns) conn.close();
   parentPort.postMessage({ ok, errors, latencies, seconds: (performance.now() - started) / 1000 });
 })();
 `;
@@ -278,10 +404,11 @@ async function benchApi(
   setup: string,
   workers: number,
   hotOnly: boolean,
+  depth?: string,
 ): Promise<RunResult[]> {
   const prefix = uniqueChannelPrefix();
   const procs: WorkerProcess[] = [];
-  for (let i = 0; i < workers; i++) procs.push(await startWorker(db.url, prefix));
+  for (let i = 0; i < workers; i++) procs.push(await startWorker(db.url, prefix, depth));
   const urls = procs.map((p) => p.url);
   const token = await tokenFor(['*'], 'bench');
   const results: RunResult[] = [];
@@ -289,7 +416,11 @@ async function benchApi(
     await driveHttp(`${setup} (warm-up)`, 16, urls, token, hotOnly, 1);
     for (const clients of CONCURRENCY) {
       const before = await Promise.all(procs.map(commitCounts));
+      const dbBefore = await backendsCpu(db, 'sync-api');
+      const clientBefore = process.cpuUsage();
       const result = await driveHttp(setup, clients, urls, token, hotOnly);
+      const clientCpu = process.cpuUsage(clientBefore);
+      const dbAfter = await backendsCpu(db, 'sync-api');
       const after = await Promise.all(procs.map(commitCounts));
       const writes = after.reduce((n, a, i) => n + a.sum - before[i]!.sum, 0);
       const txns = after.reduce((n, a, i) => n + a.count - before[i]!.count, 0);
@@ -299,6 +430,9 @@ async function benchApi(
         ...result,
         perTxn: writes / Math.max(1, txns),
         cpuMsPerWrite: (cpu * 1000) / Math.max(1, result.ok),
+        dbCpuMsPerWrite: backendsDelta(dbBefore, dbAfter) / Math.max(1, result.ok),
+        // This process is idle while the load generator's thread runs: its CPU is the clients'.
+        clientCpuMsPerWrite: (clientCpu.user + clientCpu.system) / 1000 / Math.max(1, result.ok),
         txnMs: (inCommit * 1000) / Math.max(1, txns),
       });
     }
@@ -315,20 +449,24 @@ const loadAtStart = loadavg()
   .join(' / ');
 const pgbenchDb = await createTestDatabase('bench_pgbench');
 await seed(pgbenchDb);
-const pgbenchName = new URL(pgbenchDb.url).pathname.slice(1);
 const baseline: RunResult[] = [];
 for (const clients of CONCURRENCY)
-  baseline.push(await pgbench(pgbenchName, clients, false, 'pgbench, 100 scopes'));
+  baseline.push(await pgbench(pgbenchDb, clients, false, 'pgbench, 100 scopes'));
 // BENCH_ONLY=mixed runs just the 100-scope and one-worker mixed rows (to try pipeline settings).
 const only = process.env.BENCH_ONLY;
 const baselineHot: RunResult[] = [];
 for (const clients of only ? [] : CONCURRENCY)
-  baselineHot.push(await pgbench(pgbenchName, clients, true, 'pgbench, one scope'));
+  baselineHot.push(await pgbench(pgbenchDb, clients, true, 'pgbench, one scope'));
 await pgbenchDb.drop();
 
 const apiDb = await createTestDatabase('bench_write');
 await seed(apiDb);
 const one = await benchApi(apiDb, 'API, 1 worker, half on 4 hot agents', 1, false);
+// The same with one transaction in flight instead of the default two: bigger groups, less CPU per
+// write, no overlap of one group's WAL flush with the next group's work (docs/benchmarks.md).
+const depthOne = process.env.BENCH_DEPTH
+  ? []
+  : await benchApi(apiDb, 'API, 1 worker, half on 4 hot agents, WRITE_PIPELINE_DEPTH=1', 1, false, '1');
 const two = only ? [] : await benchApi(apiDb, 'API, 2 workers, half on 4 hot agents', 2, false);
 const hot = only ? [] : await benchApi(apiDb, 'API, 1 worker, every client on one agent', 1, true);
 const { rows } = await apiDb.pool.query<{ events: number; messages: number; keys: number }>(
@@ -343,6 +481,12 @@ const loadAtEnd = loadavg()
 const rate = (r: RunResult) => r.ok / r.seconds;
 const p = (r: RunResult, q: number) => percentile(r.latenciesMs, q).toFixed(1);
 const against = (r: RunResult, base: RunResult[]) => base.find((b) => b.clients === r.clients)!;
+const ms = (v: number | undefined) => (v === undefined ? '' : v.toFixed(2));
+/** Every measured CPU of one write: worker (none for pgbench), Postgres backends, client. */
+const sumCpu = (r: RunResult) =>
+  r.dbCpuMsPerWrite === undefined || r.clientCpuMsPerWrite === undefined
+    ? undefined
+    : (r.cpuMsPerWrite ?? 0) + r.dbCpuMsPerWrite + r.clientCpuMsPerWrite;
 const rowsOf = (results: RunResult[], base: RunResult[]) =>
   results.map((r) => [
     r.setup,
@@ -352,7 +496,10 @@ const rowsOf = (results: RunResult[], base: RunResult[]) =>
     p(r, 99),
     r.errors,
     r.perTxn === undefined ? '' : r.perTxn.toFixed(1),
-    r.cpuMsPerWrite === undefined ? '' : r.cpuMsPerWrite.toFixed(2),
+    ms(r.cpuMsPerWrite),
+    ms(r.dbCpuMsPerWrite),
+    ms(r.clientCpuMsPerWrite),
+    ms(sumCpu(r)),
     r.txnMs === undefined ? '' : r.txnMs.toFixed(1),
     base === baseline && r.setup.startsWith('pgbench')
       ? '1.00'
@@ -368,18 +515,22 @@ const table = markdownTable(
     'errors',
     'writes/txn',
     'worker CPU ms/write',
+    'Postgres CPU ms/write',
+    'client CPU ms/write',
+    'CPU ms/write, sum',
     'ms/txn',
     'ratio vs pgbench',
   ],
   [
     ...rowsOf(baseline, baseline),
     ...rowsOf(one, baseline),
+    ...rowsOf(depthOne, baseline),
     ...rowsOf(two, baseline),
-    ...rowsOf(baselineHot, baselineHot).map((r) => [...r.slice(0, 9), '1.00']),
+    ...rowsOf(baselineHot, baselineHot).map((r) => [...r.slice(0, -1), '1.00']),
     ...rowsOf(hot, baselineHot),
   ],
 );
-const ratioLines = [...one, ...two, ...hot]
+const ratioLines = [...one, ...depthOne, ...two, ...hot]
   .map((r) => {
     const base = r.setup.includes('one agent') ? baselineHot : baseline;
     return `- ${r.setup}, ${r.clients} clients: **${(rate(r) / rate(against(r, base))).toFixed(2)}×** pgbench, p99 ${p(r, 99)} ms`;
@@ -393,9 +544,14 @@ Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpu
 pgbench: the sync mutation (insert a message, bump its scope head, append its event) as one
 transaction, \`-M prepared\`, over ${SCOPES} scopes (and over one scope for the hot rows). API:
 worker processes (Redis bus) answering \`POST /api/messages\` (200-character content, an
-Idempotency-Key on every request) from keep-alive HTTP clients in a worker thread; half the
-writes on ${HOT_AGENTS} hot agents and half over the other ${SCOPES - HOT_AGENTS}, or every write on one agent.
+Idempotency-Key on every request) from keep-alive HTTP/1.1 clients (raw sockets, one request at
+a time each, in a worker thread); half the writes on ${HOT_AGENTS} hot agents and half over the other
+${SCOPES - HOT_AGENTS}, or every write on one agent. Default pipeline (\`WRITE_PIPELINE_DEPTH\` ${process.env.BENCH_DEPTH ?? 2},
+\`WRITE_GROUP_MAX\` ${process.env.BENCH_GROUP ?? 32}) unless the row says otherwise.
 The ratio is API / pgbench at the same client count (hot rows against pgbench on one scope).
+CPU columns: milliseconds of CPU (user + system, from /proc) per write of the worker processes,
+of the Postgres backends serving them, and of the load generator (for pgbench: its backends and
+pgbench itself, over a window inside the run); their sum is what one write costs the machine.
 After the API runs: ${rows[0]!.messages} messages, ${rows[0]!.events} events, ${rows[0]!.keys} idempotency keys (one each per acknowledged write).
 
 ${table}

@@ -37,6 +37,7 @@ import {
 } from './mutation-plan';
 import { createRateLimiter } from './rate-limit';
 import { readJsonBody } from './read-body';
+import { APPEND_STREAM_DEFAULTS, type AppendStreamOptions, createAppendStreams } from './stream-upload';
 import { createTokenCache } from './token-cache';
 
 /** The knobs of the app itself (the rest of ApiConfig is about connections and ports). */
@@ -53,6 +54,10 @@ export interface ApiAppConfig {
   ALLOWED_ORIGINS?: readonly string[];
   /** Transactions of this worker in flight at once (the commit pipeline's depth). Default 2. */
   WRITE_PIPELINE_DEPTH?: number;
+  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 70. */
+  STREAM_COALESCE_MS?: number;
+  /** Other limits of the streaming upload (stream-upload.ts), for tests and tuning. */
+  APPEND_STREAM?: Partial<Omit<AppendStreamOptions, 'maxLineBytes'>>;
 }
 
 export interface ApiAppDeps {
@@ -127,8 +132,12 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const given = c.req.header('x-request-id');
     const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
     c.set('requestId', requestId);
-    await next();
+    // Set before the handler builds its response: a header added to a finished response makes
+    // Hono rebuild it as a web-stream Response (about a third of a write's worker CPU in the
+    // bench profile, see docs/benchmarks.md), while one set here is part of the response from
+    // the start and @hono/node-server writes it straight to the socket.
     c.header('X-Request-Id', requestId);
+    await next();
     const seconds = (performance.now() - started) / 1000;
     const pattern = routePath(c, -1);
     const route = pattern === '*' || pattern === '/*' ? '(unmatched)' : pattern;
@@ -256,6 +265,32 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     if (outcome.replayed) c.header('Idempotent-Replayed', 'true');
     return c.json(outcome.body, outcome.status);
   };
+
+  // The streaming upload of appends (stream-upload.ts): one request per reply, one commit per window.
+  const appendStreams = createAppendStreams(
+    {
+      commit: (member) => pipeline.commit(member),
+      charge: (sub) => limiter.take(sub),
+      count: (model, result) => metrics.mutations.inc({ model, action: 'append', result }),
+      log,
+      isDraining: deps.isDraining ?? (() => false),
+    },
+    {
+      ...APPEND_STREAM_DEFAULTS,
+      coalesceMs: deps.config?.STREAM_COALESCE_MS ?? APPEND_STREAM_DEFAULTS.coalesceMs,
+      ...deps.config?.APPEND_STREAM,
+      maxLineBytes: bodyLimit,
+    },
+  );
+  app.post('/api/:model/:id/append-stream', async (c) => {
+    const model = modelOf(c, 'append');
+    const principal = await authenticate(c);
+    const id = parsePathId(c.req.param('id'));
+    c.set('recordIds', [id]);
+    // Counted per commit by the stream itself, not per request.
+    c.set('mutationLabels', []);
+    return appendStreams.open(c.req.raw, principal, model, id);
+  });
 
   // The batch route comes first so `mutations` is never taken for a model path.
   app.post('/api/mutations', async (c) => {

@@ -58,6 +58,27 @@ describe('audit', () => {
       recordIds: [data.id],
     });
 
+    // Refused and unrouted requests carry their id too (it is set before the handler runs).
+    const refused = await h.request(
+      'PATCH',
+      `/api/agents/${data.id}`,
+      { name: 5 },
+      {
+        token,
+        headers: { 'x-request-id': 'req-audit-bad' },
+      },
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('x-request-id')).toBe('req-audit-bad');
+    const unrouted = await h.request(
+      'POST',
+      '/api/nowhere/1/2/3',
+      {},
+      { token, headers: { 'x-request-id': 'req-404' } },
+    );
+    expect(unrouted.status).toBe(404);
+    expect(unrouted.headers.get('x-request-id')).toBe('req-404');
+
     const { rows } = await h.db.pool.query(
       'SELECT action, actor FROM sync_events WHERE scope = $1 ORDER BY id',
       [`org:${org}`],

@@ -57,6 +57,10 @@ export type MemberAnswer = { ok: true; outcomes: MutationOutcome[] } | { ok: fal
  * cannot deadlock on them), the events are inserted, the responses of the claimed keys are
  * stored, and the statement commits.
  *
+ * `onCommitted` is called once the statement has committed and the group's publishes have been
+ * handed to the bus, before they are acknowledged: the commit pipeline starts its next
+ * transaction then, instead of after a Redis round trip.
+ *
  * Only after COMMIT are the events published, one message per scope. A failed publish does not
  * fail the write: the log is the truth and gateways catch up from it; it is counted in
  * `sync_bus_publish_failures_total`. An error of the whole statement (database down, deadlock)
@@ -65,16 +69,32 @@ export type MemberAnswer = { ok: true; outcomes: MutationOutcome[] } | { ok: fal
 export async function commitGroup(
   deps: CommitDeps,
   members: readonly CommitMember[],
+  onCommitted?: () => void,
 ): Promise<MemberAnswer[]> {
   const started = performance.now();
   const { results, events } = await runCommitGroup(deps.pool, members.map(toInput), expectedScopes(members));
   deps.metrics.commitDuration.observe((performance.now() - started) / 1000);
   deps.metrics.commitSize.observe(members.reduce((n, m) => n + m.mutations.length, 0));
-  await publishCommitted(deps, events);
+  // The publishes are issued (written to the bus connection, in commit order) before
+  // `onCommitted` lets the next transaction of these scopes start, and awaited before answering.
+  const published = publishCommitted(deps, events);
+  onCommitted?.();
+  await published;
+  // Only a foreign-key refusal needs another read (below); every other answer is ready.
+  if (!results.some((r) => 'err' in r && r.err.state === '23503')) {
+    return results.map((result, i) => toAnswer(result, members[i]!));
+  }
+  // The statement has committed: a failing re-read answers its own member (whose mutation rolled
+  // back, so a retry is safe) and must not fail the group, which the pipeline would then run
+  // again member by member, writing the committed members a second time.
   return Promise.all(
-    results.map(async (result, i) => {
+    results.map(async (result, i): Promise<MemberAnswer> => {
       const member = members[i]!;
-      return (await foreignReferenced(deps.pool, result, member)) ?? toAnswer(result, member);
+      try {
+        return (await foreignReferenced(deps.pool, result, member)) ?? toAnswer(result, member);
+      } catch (error) {
+        return { ok: false, error };
+      }
     }),
   );
 }

@@ -48,6 +48,8 @@ export const ApiConfigSchema = z.object({
   WRITE_GROUP_MAX: positiveInt.max(64).default(32),
   /** Transactions of one worker in flight at once; writes arriving meanwhile form the next group. */
   WRITE_PIPELINE_DEPTH: positiveInt.max(64).default(2),
+  /** Milliseconds a piece of a streaming upload waits for more of its reply before it commits. */
+  STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(70),
   /** Apply pending migrations before serving. */
   MIGRATE_ON_START: bool.default(true),
 });

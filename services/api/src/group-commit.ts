@@ -58,7 +58,7 @@ const RETRY_GROUP = new Set(['40001', '40P01']);
  *
  * - A write that arrives while fewer than `depth` transactions are in flight starts one at once:
  *   a lone write is never delayed, and never waits for a timer.
- * - Otherwise it waits; when a transaction ends, everything that waits (up to `maxGroup`
+ * - Otherwise it waits; when a transaction commits, everything that waits (up to `maxGroup`
  *   requests and `maxGroupMutations` mutations, in arrival order) becomes the next one. The added
  *   latency is therefore bounded by one transaction of at most that size.
  * - A write whose scope a transaction in flight is writing waits for that transaction instead of
@@ -110,12 +110,14 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
     }
   };
 
-  const runGroup = async (group: Waiting[]) => {
+  /** `release` frees the group's pipeline slot and scopes: once committed, or at the very end. */
+  const runGroup = async (group: Waiting[], release: () => void) => {
     for (let attempt = 1; ; attempt++) {
       try {
         const answers = await commitGroup(
           deps,
           group.map((w) => w.member),
+          release,
         );
         group.forEach((waiting, i) => {
           settle(waiting, answers[i]!);
@@ -166,7 +168,10 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
       const scopes = new Set(group.flatMap((w) => w.scopes));
       for (const s of scopes) busy.set(s, (busy.get(s) ?? 0) + 1);
       inFlight++;
-      void runGroup(group).finally(() => {
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
         inFlight--;
         for (const s of scopes) {
           const n = busy.get(s)! - 1;
@@ -174,7 +179,8 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
           else busy.set(s, n);
         }
         pump();
-      });
+      };
+      void runGroup(group, release).finally(release);
     }
   };
 

@@ -3,6 +3,7 @@ import {
   AppendBody,
   MODEL_REGISTRY,
   type ModelDef,
+  type ModelName,
   type ModelRegistry,
   type MutationAction,
   MutationBatch,
@@ -156,6 +157,11 @@ function canonicalUuids(def: ModelDef, values: Record<string, unknown>): Record<
   return values;
 }
 
+/** A model's declaration: given, or by name from the built-in registry. */
+function defOf(model: ModelDef | ModelName): ModelDef {
+  return typeof model === 'string' ? MODEL_REGISTRY.get(model)! : model;
+}
+
 /** Validates an id taken from the URL path. */
 export function parsePathId(id: string): string {
   if (!Uuid.safeParse(id).success) {
@@ -172,10 +178,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /** `POST /api/<path>`: validates a create body; the id is the client's or a fresh uuid. */
 export function planCreate(
-  def: ModelDef,
+  model: ModelDef | ModelName,
   body: unknown,
   options: { key: string | null; method: string; path: string },
 ): PlannedInsert {
+  const def = defOf(model);
   const values = validateCreate(def, body, SINGLE);
   return {
     action: 'insert',
@@ -192,11 +199,12 @@ export function planCreate(
 
 /** `PATCH /api/<path>/:id`: validates the given fields (at least one; never a scope field). */
 export function planUpdate(
-  def: ModelDef,
+  model: ModelDef | ModelName,
   id: string,
   body: unknown,
   options: { key: string | null; method: string; path: string },
 ): PlannedUpdate {
+  const def = defOf(model);
   const fields = validateUpdate(def, body, SINGLE);
   return {
     action: 'update',
@@ -213,11 +221,12 @@ export function planUpdate(
 
 /** `POST /api/<path>/:id/append`: a piece of text for a field, at the offset the client saw. */
 export function planAppend(
-  def: ModelDef,
+  model: ModelDef | ModelName,
   id: string,
   body: unknown,
   options: { key: string | null; method: string; path: string },
 ): PlannedAppend {
+  const def = defOf(model);
   return {
     action: 'append',
     model: def.name,
@@ -231,7 +240,8 @@ export function planAppend(
   };
 }
 
-function validateAppend(def: ModelDef, body: unknown, at: MutationLocation): AppendBody {
+export function validateAppend(model: ModelDef | ModelName, body: unknown, at: MutationLocation): AppendBody {
+  const def = defOf(model);
   const parsed = AppendBody.safeParse(body);
   if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
   const fields = def.appendableFields;
@@ -247,10 +257,11 @@ function validateAppend(def: ModelDef, body: unknown, at: MutationLocation): App
 
 /** `DELETE /api/<path>/:id`. */
 export function planDelete(
-  def: ModelDef,
+  model: ModelDef | ModelName,
   id: string,
   options: { key: string | null; method: string; path: string },
 ): PlannedDelete {
+  const def = defOf(model);
   return {
     action: 'delete',
     model: def.name,

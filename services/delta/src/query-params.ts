@@ -1,10 +1,15 @@
-import { canonicalScope, DEFAULT_DELTA_LIMIT, MAX_DELTA_LIMIT } from '@openagents/sync-protocol';
+import {
+  canonicalScope,
+  DEFAULT_DELTA_LIMIT,
+  MAX_DELTA_LIMIT,
+  MAX_HEADS_SCOPES,
+} from '@openagents/sync-protocol';
 import { AppError } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 import { MAX_CURSOR_LENGTH } from './bootstrap-cursor';
 
-/** The most scopes one `GET /sync/heads` may ask about. */
-export const MAX_HEADS_SCOPES = 1000;
+/** The most scopes one `GET /sync/heads` may ask about (shared with the gateway's heads client). */
+export { MAX_HEADS_SCOPES };
 
 // Integers arrive as decimal strings. Only plain digits: "1e3", "0x10", " 1", "+1" and "1.0" are
 // not cursors. Sixteen digits bounds the value near 2^53, then the safe-integer check is exact.

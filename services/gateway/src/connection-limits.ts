@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { GatewayConfig } from './config';
-import { hasToken, newTokenBucket, type TokenBucket, takeToken } from './rate-limiter';
+import { hasToken, newTokenBucket, type TokenBucket, takeToken } from './token-bucket';
 
 /** Client IPs whose upgrade and failed-auth buckets are remembered (least recently seen go first). */
 export const MAX_TRACKED_IPS = 100_000;

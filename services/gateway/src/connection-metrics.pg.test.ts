@@ -3,8 +3,14 @@ import { createMemoryBus } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
+import {
+  newScope,
+  pgDeltaSource,
+  startGateway,
+  TestClient,
+  writeEvents,
+} from '../test/support/gateway-harness';
 import { closeCodeLabel } from './metrics';
-import { newScope, pgDeltaSource, startGateway, TestClient, writeEvents } from './test-harness';
 
 // The connection signals an on-call needs and logs alone did not give: disconnects by close code,
 // connection lifetime, and the bytes waiting in send buffers.

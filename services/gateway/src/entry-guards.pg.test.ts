@@ -3,8 +3,16 @@ import { type Auth, type BusMessage, createMemoryBus, type DeltaSource } from '@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
+import {
+  auth,
+  newScope,
+  pgDeltaSource,
+  range,
+  startGateway,
+  TestClient,
+  writeEvents,
+} from '../test/support/gateway-harness';
 import { MAX_EVENT_DEPTH } from './bus-message';
-import { auth, newScope, pgDeltaSource, range, startGateway, TestClient, writeEvents } from './test-harness';
 
 let db: TestDatabase;
 const bus = createMemoryBus();

@@ -18,7 +18,13 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
-import { newScope, pgDeltaSource, startGateway, TestClient, writeEvents } from './test-harness';
+import {
+  newScope,
+  pgDeltaSource,
+  startGateway,
+  TestClient,
+  writeEvents,
+} from '../test/support/gateway-harness';
 
 const MAX_FRAME_BYTES = 16 * 1024;
 let db: TestDatabase;

@@ -3,7 +3,14 @@ import { createMemoryBus } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
-import { newScope, pgDeltaSource, range, startGateway, TestClient, writeEvents } from './test-harness';
+import {
+  newScope,
+  pgDeltaSource,
+  range,
+  startGateway,
+  TestClient,
+  writeEvents,
+} from '../test/support/gateway-harness';
 
 let db: TestDatabase;
 const bus = createMemoryBus();

@@ -1,8 +1,8 @@
 import { connect } from 'node:net';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quietLog } from '../test/support/gateway-harness';
 import { bridgeHttp, INTERNAL_ORIGIN } from './http-bridge';
-import { quietLog } from './test-harness';
 import { type us_listen_socket, uWS } from './uws';
 
 const LIMIT = 1024 * 1024;

@@ -1,4 +1,4 @@
-import { BootstrapResponse, DeltaResponse, ErrorBody } from '@openagents/sync-protocol';
+import { BootstrapResponse, DeltaResponse, ErrorBody, MAX_HEADS_SCOPES } from '@openagents/sync-protocol';
 import { AppError, type DeltaSource, type ReadOptions } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
@@ -96,8 +96,8 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
       if (scopes.length === 0) return heads;
       // POST carries long lists; more than the service's per-request maximum are split.
       const chunks: string[][] = [];
-      for (let i = 0; i < scopes.length; i += HEADS_PER_REQUEST) {
-        chunks.push(scopes.slice(i, i + HEADS_PER_REQUEST));
+      for (let i = 0; i < scopes.length; i += MAX_HEADS_SCOPES) {
+        chunks.push(scopes.slice(i, i + MAX_HEADS_SCOPES));
       }
       const answers = await Promise.all(
         chunks.map((chunk) => get('/sync/heads', HeadsResponse, { scopes: chunk })),
@@ -112,6 +112,3 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
     },
   };
 }
-
-/** Scopes per heads request: the delta service's MAX_HEADS_SCOPES. */
-const HEADS_PER_REQUEST = 1000;

@@ -5,7 +5,6 @@ import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
-import { createHttpDeltaSource } from './http-delta-source';
 import {
   auth,
   newScope,
@@ -15,7 +14,8 @@ import {
   startGateway,
   TestClient,
   writeEvents,
-} from './test-harness';
+} from '../test/support/gateway-harness';
+import { createHttpDeltaSource } from './http-delta-source';
 
 let db: TestDatabase;
 beforeAll(async () => {

@@ -6,7 +6,7 @@ import { freePort } from '../../../test/support/ports';
 import { TEST_REDIS_URL, uniqueChannelPrefix } from '../../../test/support/redis';
 import { startService } from '../../../test/support/stack';
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
-import { newScope, range, TestClient, writeEvents } from './test-harness';
+import { newScope, range, TestClient, writeEvents } from '../test/support/gateway-harness';
 
 const baseEnv = {
   REDIS_URL: TEST_REDIS_URL,
@@ -69,5 +69,6 @@ describe('gateway main', () => {
       await gateway.kill('SIGKILL');
       await delta.kill('SIGTERM');
     }
-  });
+    // Two service processes start here: 26 s at load average 30 on the 2-core box.
+  }, 90_000);
 });

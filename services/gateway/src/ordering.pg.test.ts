@@ -12,7 +12,7 @@ import {
   startGateway,
   TestClient,
   writeEvents,
-} from './test-harness';
+} from '../test/support/gateway-harness';
 
 let db: TestDatabase;
 

@@ -12,7 +12,13 @@ import {
   sortedSnapshot,
   updateRecord,
 } from '../../delta/test/writes';
-import { countingDeltaSource, pgDeltaSource, range, startGateway, TestClient } from './test-harness';
+import {
+  countingDeltaSource,
+  pgDeltaSource,
+  range,
+  startGateway,
+  TestClient,
+} from '../test/support/gateway-harness';
 
 let db: TestDatabase;
 beforeAll(async () => {

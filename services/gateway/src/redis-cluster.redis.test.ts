@@ -9,9 +9,9 @@ import { type RedisCluster, startRedisCluster } from '../../../test/support/redi
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
 import { createApiService, loadApiConfig } from '../../api/src/index';
 import { type ApiHarness, createApiHarness } from '../../api/test/api-harness';
+import { pgDeltaSource, quietLog, range, startGateway, TestClient } from '../test/support/gateway-harness';
 import { loadGatewayConfig } from './config';
 import { createGatewayService } from './service';
-import { pgDeltaSource, quietLog, range, startGateway, TestClient } from './test-harness';
 
 /**
  * The guarantee over a Redis Cluster: writes through the api app (its bus SPUBLISHes), a real

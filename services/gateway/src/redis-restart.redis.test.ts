@@ -11,7 +11,7 @@ import {
   startGateway,
   TestClient,
   writeEvents,
-} from './test-harness';
+} from '../test/support/gateway-harness';
 
 let db: TestDatabase;
 let redis: RedisServer;

@@ -1,8 +1,8 @@
 import type { SyncEvent } from '@openagents/sync-protocol';
 import type { Bus, BusMessage, Logger } from '@openagents/sync-server-kit';
 import { busMessageProblem } from './bus-message';
+import type { LogReads } from './log-reads';
 import type { GatewayMetrics } from './metrics';
-import type { SharedReads } from './shared-reads';
 
 /** Longest wait between gap fills while the log keeps failing to answer. */
 const MAX_HOLD_BACKOFF_MS = 5000;
@@ -21,7 +21,7 @@ export type GapFillReason = 'gap' | 'head_check' | 'reconnect';
 
 export interface ScopeStreamDeps {
   bus: Bus;
-  reads: SharedReads;
+  reads: LogReads;
   metrics: GatewayMetrics;
   log: Logger;
   holdMs: number;
@@ -46,7 +46,7 @@ export interface ScopeStreamDeps {
  */
 export class ScopeStream {
   readonly scope: string;
-  readonly subscribers = new Set<StreamSubscriber>();
+  readonly #subscribers = new Set<StreamSubscriber>();
   #lastId: number | null = null;
   readonly #pending = new Map<number, SyncEvent>();
   readonly #deps: ScopeStreamDeps;
@@ -57,13 +57,45 @@ export class ScopeStream {
   #closed = false;
   /** Fills that failed in a row: the hold before the next one backs off while the log is unreachable. */
   #failedFills = 0;
-  /** Resolves when the bus channel is joined; rejects when joining failed. */
-  ready: Promise<void> = Promise.resolve();
-  leaveBus: (() => Promise<void>) | undefined;
+  /** Settles when the bus channel is joined (resolves) or joining failed (rejects). */
+  readonly #joined: Promise<void>;
+  #leaveBus: (() => Promise<void>) | undefined;
 
-  constructor(scope: string, deps: ScopeStreamDeps) {
+  /**
+   * Joins the scope's bus channel at once; `onJoinFailed` runs (before `ready` rejects) when the
+   * bus refuses the join, so the owner can forget the stream.
+   */
+  constructor(scope: string, deps: ScopeStreamDeps, onJoinFailed?: (stream: ScopeStream) => void) {
     this.scope = scope;
     this.#deps = deps;
+    this.#joined = deps.bus.subscribe(scope, this.receive).then(
+      (leave) => {
+        this.#leaveBus = leave;
+      },
+      (err) => {
+        onJoinFailed?.(this);
+        throw err;
+      },
+    );
+    this.#joined.catch(() => {});
+  }
+
+  /** Resolves when the bus channel is joined; rejects when joining failed. */
+  get ready(): Promise<void> {
+    return this.#joined;
+  }
+
+  get subscriberCount(): number {
+    return this.#subscribers.size;
+  }
+
+  addSubscriber(subscriber: StreamSubscriber): void {
+    this.#subscribers.add(subscriber);
+  }
+
+  /** False when `subscriber` was not one. */
+  removeSubscriber(subscriber: StreamSubscriber): boolean {
+    return this.#subscribers.delete(subscriber);
   }
 
   /** Id of the last event emitted to subscribers, or null before the stream is anchored. */
@@ -73,7 +105,7 @@ export class ScopeStream {
 
   get liveCount(): number {
     let n = 0;
-    for (const s of this.subscribers) if (s.isLive) n++;
+    for (const s of this.#subscribers) if (s.isLive) n++;
     return n;
   }
 
@@ -132,10 +164,14 @@ export class ScopeStream {
     });
   }
 
+  /** Stops the stream and leaves its bus channel (once joined); errors are logged, never thrown. */
   close(): void {
     this.#closed = true;
     clearTimeout(this.#holdTimer);
     this.#pending.clear();
+    this.#joined
+      .then(() => this.#leaveBus?.())
+      .catch((err) => this.#deps.log.debug({ err: (err as Error).message }, 'leaving bus channel failed'));
   }
 
   async #runFill(): Promise<void> {
@@ -167,7 +203,7 @@ export class ScopeStream {
     const from = this.#lastId ?? 0;
     this.#lastId = null;
     this.#pending.clear();
-    for (const s of [...this.subscribers]) s.restart(from);
+    for (const s of [...this.#subscribers]) s.restart(from);
   }
 
   #hold(events: readonly SyncEvent[]): void {
@@ -235,6 +271,6 @@ export class ScopeStream {
 
   #emit(batch: SyncEvent[]): void {
     this.#deps.fanOut(this, batch);
-    for (const s of this.subscribers) if (!s.isLive) s.bufferEvents(batch);
+    for (const s of this.#subscribers) if (!s.isLive) s.bufferEvents(batch);
   }
 }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { testAuth, tokenFor } from '../../../test/support/tokens';
-import { pgDeltaSource, startGateway } from './test-harness';
+import { pgDeltaSource, startGateway } from '../test/support/gateway-harness';
 
 let db: TestDatabase;
 beforeAll(async () => {

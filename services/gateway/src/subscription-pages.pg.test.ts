@@ -4,11 +4,11 @@ import { createMemoryBus, createRegistry } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { insertRecord } from '../../delta/test/writes';
+import { countingDeltaSource, pgDeltaSource, quietLog } from '../test/support/gateway-harness';
+import { createLogReads } from './log-reads';
 import { createGatewayMetrics } from './metrics';
-import { ScopeStreams } from './scope-streams';
-import { createSharedReads } from './shared-reads';
+import { ScopeRegistry } from './scope-registry';
 import { type SubscriberChannel, Subscription } from './subscription';
-import { countingDeltaSource, pgDeltaSource, quietLog } from './test-harness';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -28,8 +28,8 @@ describe('Subscription, paged bootstrap', () => {
     }
     const { source, calls } = countingDeltaSource(pgDeltaSource(db.pool, { bootstrapPageBytes: 4000 }));
     const metrics = createGatewayMetrics(createRegistry('gateway-test', { defaultMetrics: false }));
-    const reads = createSharedReads(source, { metrics });
-    const streams = new ScopeStreams({
+    const reads = createLogReads(source, { metrics });
+    const streams = new ScopeRegistry({
       bus: createMemoryBus(),
       reads,
       metrics,

@@ -1,9 +1,9 @@
 import type { BootstrapResponse, ServerFrame, SyncEvent } from '@openagents/sync-protocol';
 import { AppError, type Logger, toAppError } from '@openagents/sync-server-kit';
+import type { LogReads } from './log-reads';
 import type { GatewayMetrics } from './metrics';
+import type { ScopeRegistry } from './scope-registry';
 import type { ScopeStream, StreamSubscriber } from './scope-stream';
-import type { ScopeStreams } from './scope-streams';
-import type { SharedReads } from './shared-reads';
 
 /** What a subscription needs from its connection. */
 export interface SubscriberChannel {
@@ -24,8 +24,8 @@ export interface SubscriberChannel {
 }
 
 export interface SubscriptionDeps {
-  streams: ScopeStreams;
-  reads: SharedReads;
+  streams: ScopeRegistry;
+  reads: LogReads;
   metrics: GatewayMetrics;
   log: Logger;
 }

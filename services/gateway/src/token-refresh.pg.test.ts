@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
-import { newScope, pgDeltaSource, startGateway, TestClient, writeEvents } from './test-harness';
+import {
+  newScope,
+  pgDeltaSource,
+  startGateway,
+  TestClient,
+  writeEvents,
+} from '../test/support/gateway-harness';
 
 let db: TestDatabase;
 const bus = createMemoryBus();

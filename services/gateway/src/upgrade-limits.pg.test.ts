@@ -2,8 +2,8 @@ import { createMemoryBus } from '@openagents/sync-server-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { tokenFor } from '../../../test/support/tokens';
+import { pgDeltaSource, startGateway, TestClient } from '../test/support/gateway-harness';
 import type { GatewayConfig } from './config';
-import { pgDeltaSource, startGateway, TestClient } from './test-harness';
 
 let db: TestDatabase;
 const bus = createMemoryBus();

@@ -7,6 +7,7 @@ export type {
   us_listen_socket,
   us_socket_context_t,
   WebSocket,
+  WebSocketBehavior,
 } from 'uWebSockets.js';
 
 /** Exports only the native addon has; the pure-JS fallback of the package lacks every one of them. */
@@ -34,3 +35,10 @@ export function assertNativeUws(mod: object = uWS): void {
 }
 
 export { uWS };
+
+/**
+ * What `WebSocket.send` returns: the message is buffered
+ * (`backpressure`), written (`success`), or refused because the send buffer is past
+ * `maxBackpressure` (`dropped`: the stream has a hole, so the socket must be closed).
+ */
+export const SEND_STATUS = { backpressure: 0, success: 1, dropped: 2 } as const;

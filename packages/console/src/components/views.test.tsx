@@ -28,8 +28,6 @@ function message(id: string, role: Message['role'], content: string): Message {
 
 describe('MessageList', () => {
   it('renders content as text, marks pending messages and the one still streaming', () => {
-    // jsdom has no layout; the list scrolls to its end on update.
-    Element.prototype.scrollIntoView = () => {};
     const hostile = '<img src=x onerror="alert(1)"> **not markdown**';
     const { container } = render(
       <MessageList

@@ -18,9 +18,9 @@ import {
   type Pool,
 } from '@openagents/sync-server-kit';
 import WebSocket from 'ws';
-import { TEST_JWT_SECRET } from '../../../test/support/tokens';
-import { type GatewayConfig, gatewayDefaults } from './config';
-import { createGateway, type Gateway, type GatewayDeps } from './gateway';
+import { TEST_JWT_SECRET } from '../../../../test/support/tokens';
+import { type GatewayConfig, gatewayDefaults } from '../../src/config';
+import { createGateway, type Gateway, type GatewayDeps } from '../../src/gateway';
 
 /** The log as the delta service serves it (its in-process reader), over the test's database. */
 export function pgDeltaSource(pool: Pool, options: { bootstrapPageBytes?: number } = {}): DeltaSource {

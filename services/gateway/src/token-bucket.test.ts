@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newTokenBucket, takeToken } from './rate-limiter';
+import { newTokenBucket, takeToken } from './token-bucket';
 
 const limits = { ratePerSecond: 10, burst: 3, closeAfter: 4 };
 

@@ -8,7 +8,7 @@ const PROBE_SCOPE = 'gateway:probe';
  * when its first local subscriber arrives and left after its last one goes (reference counted),
  * so a node holds one bus subscription per active scope however many clients share it.
  */
-export class ScopeStreams {
+export class ScopeRegistry {
   readonly #streams = new Map<string, ScopeStream>();
   readonly #deps: ScopeStreamDeps;
   #headCheckRunning = false;
@@ -35,22 +35,13 @@ export class ScopeStreams {
   async join(scope: string, subscriber: StreamSubscriber): Promise<ScopeStream> {
     let stream = this.#streams.get(scope);
     if (!stream) {
-      const created = new ScopeStream(scope, this.#deps);
-      stream = created;
-      this.#streams.set(scope, created);
+      stream = new ScopeStream(scope, this.#deps, (failed) => {
+        if (this.#streams.get(scope) === failed) this.#remove(failed);
+      });
+      this.#streams.set(scope, stream);
       this.#deps.metrics.activeScopes.set(this.#streams.size);
-      created.ready = this.#deps.bus.subscribe(scope, created.receive).then(
-        (leave) => {
-          created.leaveBus = leave;
-        },
-        (err) => {
-          if (this.#streams.get(scope) === created) this.#remove(created);
-          throw err;
-        },
-      );
-      created.ready.catch(() => {});
     }
-    stream.subscribers.add(subscriber);
+    stream.addSubscriber(subscriber);
     // While the bus is down a channel join waits for Redis to come back; a subscribe should not.
     // Reading the log without the join in place is safe then: the stream is filled from the log
     // when the bus reports 'up' again, and by every head check until then.
@@ -61,17 +52,14 @@ export class ScopeStreams {
   /** Removes a subscriber; the last one out closes the stream and leaves the bus channel. */
   leave(scope: string, subscriber: StreamSubscriber): void {
     const stream = this.#streams.get(scope);
-    if (!stream?.subscribers.delete(subscriber)) return;
-    if (stream.subscribers.size === 0) this.#remove(stream);
+    if (!stream?.removeSubscriber(subscriber)) return;
+    if (stream.subscriberCount === 0) this.#remove(stream);
   }
 
   #remove(stream: ScopeStream): void {
     stream.close();
     this.#streams.delete(stream.scope);
     this.#deps.metrics.activeScopes.set(this.#streams.size);
-    stream.ready
-      .then(() => stream.leaveBus?.())
-      .catch((err) => this.#deps.log.debug({ err: (err as Error).message }, 'leaving bus channel failed'));
   }
 
   /**

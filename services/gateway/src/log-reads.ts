@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import type { GatewayMetrics } from './metrics';
 
 /** How the gateway reads the log: the DeltaSource plus request sharing. */
-export interface SharedReads {
+export interface LogReads {
   /**
    * A resume read. Concurrent calls with the same (scope, cursor, limit) share one request, and
    * the answer is kept for `cacheMs`, so a thousand clients reconnecting to one scope at one
@@ -27,7 +27,7 @@ export interface SharedReads {
 type Kind = 'bootstrap' | 'delta' | 'heads';
 
 /** Wraps a DeltaSource with single-flight maps, a short resume cache and request metrics. */
-export function createSharedReads(
+export function createLogReads(
   source: DeltaSource,
   options: {
     metrics: GatewayMetrics;
@@ -41,7 +41,7 @@ export function createSharedReads(
     /** Bound of the bootstrap cache, in pages held (each at most the delta service's page bytes). */
     bootstrapCachePages?: number;
   },
-): SharedReads {
+): LogReads {
   const { metrics } = options;
   const flights = createSingleFlight<unknown>();
   const cache = new LRUCache<string, DeltaResponse>({

@@ -1,0 +1,145 @@
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { WriteResult } from '@openagents/sync-protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiHarness, createApiHarness } from '../test/api-harness';
+
+/**
+ * The streaming upload over a real socket (@hono/node-server, as a worker serves it): a client
+ * that goes away mid-stream, a body that never ends, a body that trickles forever. The worker
+ * ends each of them, keeps what arrived whole, and a writer resumes exactly.
+ */
+let h: ApiHarness;
+let base: string;
+let close: () => Promise<void>;
+
+beforeAll(async () => {
+  h = await createApiHarness({
+    label: 'api_stream_http',
+    config: { STREAM_COALESCE_MS: 0, APPEND_STREAM: { idleMs: 200, maxDurationMs: 1_500 } },
+  });
+  const server = serve({ fetch: h.app.fetch, port: 0, hostname: '127.0.0.1' });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+});
+afterAll(async () => {
+  await close?.();
+  await h?.close();
+});
+
+const encoder = new TextEncoder();
+const line = (offset: number, text: string) =>
+  encoder.encode(`${JSON.stringify({ field: 'content', offset, text })}\n`);
+
+async function newMessage(): Promise<string> {
+  const agent = await h.createAgent();
+  const res = await h.request('POST', '/api/messages', {
+    agent_id: agent.id,
+    role: 'assistant',
+    content: '',
+  });
+  return ((await res.json()) as WriteResult).data.id as string;
+}
+
+async function contentOf(id: string): Promise<string> {
+  const { rows } = await h.db.pool.query<{ content: string }>('SELECT content FROM messages WHERE id = $1', [
+    id,
+  ]);
+  return rows[0]!.content;
+}
+
+/**
+ * A stream over the socket: the body is written by the test, the answer read line by line.
+ * `first` goes out with the request: undici sends the request head only with the first chunk.
+ */
+async function open(id: string, first: Uint8Array, signal?: AbortSignal) {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => {
+      controller = c;
+      c.enqueue(first);
+    },
+  });
+  const res = await fetch(`${base}/api/messages/${id}/append-stream`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/x-ndjson' },
+    body,
+    duplex: 'half',
+    ...(signal ? { signal } : {}),
+  } as RequestInit);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('application/x-ndjson');
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  return {
+    send: (bytes: Uint8Array) => controller.enqueue(bytes),
+    end: () => controller.close(),
+    async next(): Promise<Record<string, unknown> | undefined> {
+      for (;;) {
+        const nl = buffered.indexOf('\n');
+        if (nl >= 0) {
+          const text = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          return JSON.parse(text) as Record<string, unknown>;
+        }
+        const { done, value } = await reader.read();
+        if (done) return undefined;
+        buffered += decoder.decode(value, { stream: true });
+      }
+    },
+  };
+}
+
+describe('append-stream over a socket', () => {
+  it('survives a client that goes away mid-stream; the resumed stream neither doubles nor loses', async () => {
+    const id = await newMessage();
+    const abort = new AbortController();
+    const first = await open(id, line(0, 'one'), abort.signal);
+    expect(await first.next()).toMatchObject({ offset: 0, length: 3 });
+    first.send(line(3, ' two'));
+    abort.abort();
+    await expect(first.next()).rejects.toThrow();
+    // The writer resumes from the acknowledged length with the same pieces, whether or not the
+    // worker committed ' two' before the connection went.
+    const second = await open(id, line(3, ' two'));
+    second.send(line(7, ' three'));
+    second.end();
+    const answers: Record<string, unknown>[] = [];
+    for (let a = await second.next(); a; a = await second.next()) answers.push(a);
+    expect(answers.at(-1)).toEqual({ done: true, length: 13 });
+    expect(await contentOf(id)).toBe('one two three');
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('ends a body that never ends once it is idle, keeping what it carried', async () => {
+    const id = await newMessage();
+    const s = await open(id, line(0, 'never ends'));
+    expect(await s.next()).toMatchObject({ offset: 0, length: 10 });
+    expect(await s.next()).toEqual({ done: true, length: 10 });
+    expect(await s.next()).toBeUndefined();
+    expect(await contentOf(id)).toBe('never ends');
+  });
+
+  it('ends a body that trickles forever once the stream is too old', async () => {
+    const id = await newMessage();
+    const s = await open(id, line(0, 'slow'));
+    expect(await s.next()).toMatchObject({ length: 4 });
+    // One byte of a line that never closes, more often than the idle limit: only the age cuts it.
+    const trickle = setInterval(() => {
+      try {
+        s.send(encoder.encode('x'));
+      } catch {
+        clearInterval(trickle);
+      }
+    }, 20);
+    try {
+      expect(await s.next()).toEqual({ done: true, length: 4 });
+      expect(await s.next()).toBeUndefined();
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(await contentOf(id)).toBe('slow');
+  });
+});

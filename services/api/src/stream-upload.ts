@@ -1,0 +1,465 @@
+import { APPEND_STREAM_CONTENT_TYPE, type ModelDef, type StreamAck } from '@openagents/sync-protocol';
+import { AppError, type Logger, type Principal, toAppError } from '@openagents/sync-server-kit';
+import type { CommitMember, MutationOutcome } from './commit';
+import type { MutationResult } from './metrics';
+import { type MutationLocation, type PlannedAppend, validateAppend } from './mutation-plan';
+import type { RateDecision } from './rate-limit';
+
+/** What a stream needs from the app it runs in. */
+export interface AppendStreamDeps {
+  /** The worker's commit pipeline: a stream's commit shares transactions with every other write. */
+  commit(member: CommitMember): Promise<MutationOutcome[]>;
+  /** Charges the subject's rate limit once per commit (a commit is what a request costs). */
+  charge(subject: string): RateDecision;
+  /** Counts one committed (or refused) append in `sync_mutations_total`. */
+  count(model: string, result: MutationResult): void;
+  log: Logger;
+  /** True while the worker drains: open streams end after their next commit. */
+  isDraining(): boolean;
+  /** Clock in ms (token expiry); replaceable in tests. */
+  now?: () => number;
+}
+
+export interface AppendStreamOptions {
+  /** Longest line (one piece) in bytes; the per-request body limit of the other endpoints. */
+  maxLineBytes: number;
+  /** Most bytes one stream may carry in all. */
+  maxStreamBytes: number;
+  /**
+   * How long the first piece of a commit waits for more pieces of the same reply, in ms. Every
+   * piece is durable at most this long plus one commit after it arrived; more pieces per commit
+   * means fewer transactions and fewer, larger events on every viewer's socket.
+   */
+  coalesceMs: number;
+  /** Pending text that is committed at once without waiting for the window (UTF-16 units). */
+  maxPendingLength: number;
+  /** A stream that carried no byte for this long ends (cleanly, with its `done` line). */
+  idleMs: number;
+  /** A stream ends (cleanly) once open this long; the writer opens the next one. */
+  maxDurationMs: number;
+}
+
+/**
+ * coalesceMs 70: at 30 tokens/s a commit carries 3 tokens, so the ~400 bytes of an event's
+ * envelope cost ~130 bytes per token on a viewer's socket instead of ~400, and a token is
+ * durable within 70 ms plus one commit. maxDurationMs 240 s stays below Node's default request
+ * timeout (300 s), which would otherwise cut a long reply with a 408.
+ */
+export const APPEND_STREAM_DEFAULTS: Omit<AppendStreamOptions, 'maxLineBytes'> = {
+  maxStreamBytes: 64 * 1024 * 1024,
+  coalesceMs: 70,
+  maxPendingLength: 65_536,
+  idleMs: 30_000,
+  maxDurationMs: 240_000,
+};
+
+/** Error paths of a streamed piece are those of the single append endpoint. */
+const LINE: MutationLocation = { data: '', id: 'id', key: 'Idempotency-Key' };
+
+/** The open streams of one worker, for metrics and tests. */
+export interface AppendStreams {
+  /**
+   * Answers one `POST /api/<path>/<id>/append-stream` whose caller is already authenticated and
+   * charged: checks the content type, then streams acknowledgements while the body streams in.
+   */
+  open(request: Request, principal: Principal, model: ModelDef, id: string): Response;
+  /** Streams open now. */
+  active(): number;
+}
+
+/**
+ * The streaming upload of appends (docs/api.md, "Streaming upload"): one long-lived request per
+ * reply whose body carries the pieces as NDJSON lines, each the body of the contract's append
+ * (`{ field, offset, text }`). A piece costs the worker a line split, a JSON parse, a validation
+ * and an array push; pieces that arrive within `coalesceMs` of each other go into the commit
+ * pipeline as ONE append, so they become one transaction member and one event.
+ *
+ * Every piece is still offset-checked: the stream's pieces must be contiguous (each starts where
+ * the previous one ended), and the first of every commit must land at the field's length in
+ * Postgres, or be an exact retry of text already there, exactly as the single append.
+ */
+export function createAppendStreams(deps: AppendStreamDeps, options: AppendStreamOptions): AppendStreams {
+  let active = 0;
+  return {
+    open(request, principal, model, id) {
+      const type = request.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
+      if (type !== APPEND_STREAM_CONTENT_TYPE && type !== 'application/jsonl') {
+        throw new AppError('unsupported_media_type', `The body must be ${APPEND_STREAM_CONTENT_TYPE}`);
+      }
+      const declared = request.headers.get('content-length');
+      if (declared !== null && Number(declared) > options.maxStreamBytes) {
+        throw new AppError('payload_too_large', `A stream carries at most ${options.maxStreamBytes} bytes`, {
+          details: { limit: options.maxStreamBytes },
+        });
+      }
+      const session = new AppendStreamSession(deps, options, principal, model, id);
+      active++;
+      const body = new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          session.run(request.body, controller).finally(() => active--);
+        },
+        cancel: () => session.clientGone(),
+      });
+      return new Response(body, {
+        status: 200,
+        headers: { 'content-type': APPEND_STREAM_CONTENT_TYPE, 'cache-control': 'no-store' },
+      });
+    },
+    active: () => active,
+  };
+}
+
+interface Pending {
+  offset: number;
+  parts: string[];
+  length: number;
+}
+
+const NEWLINE = 0x0a;
+const encoder = new TextEncoder();
+
+class AppendStreamSession {
+  #deps: AppendStreamDeps;
+  #o: AppendStreamOptions;
+  #principal: Principal;
+  #model: ModelDef;
+  #id: string;
+  #decoder = new TextDecoder('utf-8', { fatal: true });
+  #out: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** The field all pieces go to (set by the first line). */
+  #field: string | undefined;
+  /** Where the next piece must start; undefined before the first piece. */
+  #next: number | undefined;
+  #pending: Pending | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The window of the pending pieces is over: commit them as soon as none is in flight. */
+  #due = false;
+  #inflight: Promise<void> | undefined;
+  /** Why the stream ends with an error line (input or commit); pieces after it are not committed. */
+  #error: AppError | undefined;
+  /** A commit failed: what is pending is dropped, not committed. */
+  #commitFailed = false;
+  #gone = false;
+  #stopped = false;
+  #lines = 0;
+
+  constructor(
+    deps: AppendStreamDeps,
+    options: AppendStreamOptions,
+    principal: Principal,
+    model: ModelDef,
+    id: string,
+  ) {
+    this.#deps = deps;
+    this.#o = options;
+    this.#principal = principal;
+    this.#model = model;
+    this.#id = id;
+  }
+
+  /** Reads the body to its end (or to the first error), commits, answers, closes. */
+  async run(body: ReadableStream<Uint8Array> | null, out: ReadableStreamDefaultController<Uint8Array>) {
+    this.#out = out;
+    const lifetime = setTimeout(() => this.#stop(), this.#o.maxDurationMs);
+    try {
+      if (body) await this.#read(body);
+      await this.#drain();
+      if (this.#error) this.#send(this.#error.toBody());
+      else this.#send({ done: true, ...(this.#next !== undefined ? { length: this.#next } : {}) });
+    } catch (err) {
+      this.#deps.log.error({ err }, 'append stream failed');
+      this.#send(toAppError(err).toBody());
+    } finally {
+      clearTimeout(lifetime);
+      clearTimeout(this.#timer);
+      if (!this.#gone) {
+        try {
+          out.close();
+        } catch {}
+      }
+      // A body still arriving (the stream ended early) is not read any further.
+      this.#reader?.cancel().catch(() => {});
+    }
+  }
+
+  clientGone(): void {
+    this.#gone = true;
+    this.#stop();
+  }
+
+  /** Stops reading; the pieces already received are still committed. */
+  #stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#reader?.cancel().catch(() => {});
+  }
+
+  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
+    const reader = body.getReader();
+    this.#reader = reader;
+    if (this.#stopped) return;
+    let parts: Uint8Array[] = [];
+    let partBytes = 0;
+    let total = 0;
+    let idle = setTimeout(() => this.#stop(), this.#o.idleMs);
+    try {
+      while (!this.#stopped) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch {
+          // The client went away mid-body: what arrived whole is still committed.
+          this.#gone = true;
+          return;
+        }
+        if (chunk.done || this.#stopped) break;
+        clearTimeout(idle);
+        idle = setTimeout(() => this.#stop(), this.#o.idleMs);
+        const value = chunk.value;
+        total += value.byteLength;
+        if (total > this.#o.maxStreamBytes) {
+          this.#refuse(
+            new AppError('payload_too_large', `A stream carries at most ${this.#o.maxStreamBytes} bytes`, {
+              details: { limit: this.#o.maxStreamBytes },
+            }),
+          );
+          return;
+        }
+        for (let start = 0; ; ) {
+          const newline = value.indexOf(NEWLINE, start);
+          const end = newline < 0 ? value.byteLength : newline;
+          partBytes += end - start;
+          if (partBytes > this.#o.maxLineBytes) {
+            this.#refuse(this.#lineTooLarge());
+            return;
+          }
+          if (end > start) parts.push(value.subarray(start, end));
+          if (newline < 0) break;
+          const refusal = this.#line(parts, partBytes);
+          if (refusal) {
+            this.#refuse(refusal);
+            return;
+          }
+          parts = [];
+          partBytes = 0;
+          start = newline + 1;
+        }
+      }
+      // The last line needs no newline.
+      const refusal = !this.#stopped && partBytes > 0 ? this.#line(parts, partBytes) : undefined;
+      if (refusal) this.#refuse(refusal);
+    } finally {
+      clearTimeout(idle);
+    }
+  }
+
+  #refuse(error: AppError): void {
+    this.#error ??= error;
+    this.#stop();
+  }
+
+  #lineTooLarge(): AppError {
+    return new AppError('payload_too_large', `A line exceeds ${this.#o.maxLineBytes} bytes`, {
+      details: { limit: this.#o.maxLineBytes, line: this.#lines + 1 },
+    });
+  }
+
+  /** One line: a piece, validated and offset-checked against the stream, then queued. */
+  #line(parts: Uint8Array[], bytes: number): AppError | undefined {
+    this.#lines++;
+    const raw = parts.length === 1 ? parts[0]! : concat(parts, bytes);
+    let text: string;
+    try {
+      text = this.#decoder.decode(raw);
+    } catch {
+      return new AppError('bad_request', `Line ${this.#lines} is not valid UTF-8`, {
+        details: { line: this.#lines },
+      });
+    }
+    if (text.trim() === '') return undefined;
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      return new AppError('bad_request', `Line ${this.#lines} is not valid JSON`, {
+        details: [
+          {
+            path: '(body)',
+            line: this.#lines,
+            message: err instanceof Error ? err.message.slice(0, 200) : 'invalid JSON',
+          },
+        ],
+      });
+    }
+    let piece: { field: string; offset: number; text: string };
+    try {
+      piece = validateAppend(this.#model, body, LINE);
+    } catch (err) {
+      return toAppError(err);
+    }
+    if (this.#field !== undefined && piece.field !== this.#field) {
+      return new AppError('invalid_body', 'Every piece of a stream goes to the same field', {
+        details: [
+          { path: 'field', line: this.#lines, message: `must be ${this.#field} like the first piece` },
+        ],
+      });
+    }
+    if (this.#next !== undefined && piece.offset !== this.#next) {
+      return new AppError(
+        'offset_mismatch',
+        'A piece must start where the previous piece of the stream ended',
+        {
+          details: { length: this.#next, path: 'offset', line: this.#lines },
+        },
+      );
+    }
+    this.#field = piece.field;
+    this.#next = piece.offset + piece.text.length;
+    if (piece.text !== '') this.#queue(piece.offset, piece.text);
+    return undefined;
+  }
+
+  #queue(offset: number, text: string): void {
+    if (this.#pending) {
+      this.#pending.parts.push(text);
+      this.#pending.length += text.length;
+    } else {
+      this.#pending = { offset, parts: [text], length: text.length };
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#due = true;
+        this.#flush();
+      }, this.#o.coalesceMs);
+    }
+    if (this.#pending.length >= this.#o.maxPendingLength) {
+      this.#due = true;
+      this.#flush();
+    }
+  }
+
+  /** Commits the pending pieces as one append, unless a commit is in flight (then after it). */
+  #flush(): void {
+    if (this.#inflight || !this.#pending) return;
+    const pending = this.#pending;
+    this.#pending = undefined;
+    this.#due = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#inflight = this.#commit(pending).finally(() => {
+      this.#inflight = undefined;
+      if (this.#deps.isDraining()) this.#stop();
+      if (this.#pending && (this.#due || this.#stopped)) this.#flush();
+    });
+  }
+
+  /** Waits until nothing is pending or in flight (a failed commit drops what is pending). */
+  async #drain(): Promise<void> {
+    for (;;) {
+      if (this.#inflight) await this.#inflight;
+      else if (this.#pending && !this.#commitFailed) this.#flush();
+      else return;
+    }
+  }
+
+  async #commit(pending: Pending): Promise<void> {
+    if (this.#commitFailed) return;
+    const text = pending.parts.length === 1 ? pending.parts[0]! : pending.parts.join('');
+    const end = pending.offset + text.length;
+    const fail = (error: AppError) => {
+      this.#commitFailed = true;
+      this.#error ??= error;
+      this.#pending = undefined;
+      this.#stop();
+    };
+    if (this.#principal.exp * 1000 <= (this.#deps.now ?? Date.now)()) {
+      return fail(new AppError('unauthorized', 'The token expired; open a new stream with a fresh one'));
+    }
+    const decision = this.#deps.charge(this.#principal.sub);
+    if (!decision.allowed) {
+      return fail(
+        new AppError('rate_limited', 'Too many commits; retry later', {
+          details: { retryAfterSeconds: decision.retryAfterSeconds },
+        }),
+      );
+    }
+    try {
+      let outcomes: MutationOutcome[];
+      try {
+        outcomes = await this.#deps.commit({
+          principal: this.#principal,
+          mutations: [this.#plan(pending.offset, text)],
+        });
+      } catch (err) {
+        const split = this.#resumeSplit(err, pending, text);
+        if (!split) throw err;
+        // The field already holds the head of these pieces (committed before a lost answer, say):
+        // the head is checked as an exact retry and the rest appended, both in one member.
+        outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split });
+      }
+      this.#deps.count(this.#model.name, 'ok');
+      const syncId = outcomes.findLast((o) => o.body.syncId !== undefined)?.body.syncId;
+      this.#send({ offset: pending.offset, length: end, ...(syncId !== undefined ? { syncId } : {}) });
+    } catch (err) {
+      const error = toAppError(err);
+      this.#deps.count(
+        this.#model.name,
+        error.code === 'offset_mismatch' ? 'conflict' : error.status < 500 ? 'client_error' : 'error',
+      );
+      if (error.status >= 500) this.#deps.log.error({ err, id: this.#id }, 'append stream commit failed');
+      fail(error);
+    }
+  }
+
+  /**
+   * After `offset_mismatch` with a length at which one of the pending pieces starts: the pieces
+   * before it are checked as exact retries and the rest appended at the length, in one member —
+   * what sending each piece on its own would have done (a writer resuming after a lost answer
+   * sends the same pieces again). A length inside a piece stays a mismatch, as it would alone.
+   */
+  #resumeSplit(err: unknown, pending: Pending, text: string): PlannedAppend[] | undefined {
+    if (!(err instanceof AppError) || err.code !== 'offset_mismatch') return undefined;
+    const length = (err.details as { length?: unknown } | undefined)?.length;
+    if (typeof length !== 'number') return undefined;
+    let cut = 0;
+    for (const part of pending.parts) {
+      if (pending.offset + cut === length) break;
+      cut += part.length;
+    }
+    if (cut === 0 || cut >= text.length || pending.offset + cut !== length) return undefined;
+    return [this.#plan(pending.offset, text.slice(0, cut)), this.#plan(length, text.slice(cut))];
+  }
+
+  #plan(offset: number, text: string): PlannedAppend {
+    return {
+      action: 'append',
+      model: this.#model.name,
+      def: this.#model,
+      id: this.#id,
+      append: { field: this.#field!, offset, text },
+      scope: null,
+      mutationId: null,
+      requestHash: '',
+      at: LINE,
+    };
+  }
+
+  #send(line: StreamAck | object): void {
+    if (this.#gone || !this.#out) return;
+    try {
+      this.#out.enqueue(encoder.encode(`${JSON.stringify(line)}\n`));
+    } catch {
+      this.#gone = true;
+    }
+  }
+}
+
+function concat(parts: Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
