@@ -24,20 +24,30 @@ export const IdempotencyKey = z
 export const MutationAction = z.enum(['insert', 'update', 'delete', 'append']);
 export type MutationAction = z.infer<typeof MutationAction>;
 
-/** One entry of `POST /api/mutations`. `data` is validated per model and action by the server. */
-export const MutationEntry = z.strictObject({
-  mutationId: z.optional(IdempotencyKey),
-  model: ModelName,
-  action: MutationAction,
-  id: z.optional(z.uuid()),
-  data: z.optional(z.record(z.string(), z.unknown())),
-});
-export type MutationEntry = z.infer<typeof MutationEntry>;
+/**
+ * The batch schema for a set of model names: the built-in one below, or a deployment's own
+ * (a custom registry's `ModelName`). `data` is validated per model and action by the server.
+ */
+export function mutationBatchSchema<N extends string>(model: z.ZodMiniType<N>) {
+  const entry = z.strictObject({
+    mutationId: z.optional(IdempotencyKey),
+    model,
+    action: MutationAction,
+    id: z.optional(z.uuid()),
+    data: z.optional(z.record(z.string(), z.unknown())),
+  });
+  const batch = z.strictObject({
+    mutations: z.array(entry).check(z.minLength(1), z.maxLength(MAX_BATCH_MUTATIONS)),
+  });
+  return { entry, batch };
+}
 
 export const MAX_BATCH_MUTATIONS = 500;
-export const MutationBatch = z.strictObject({
-  mutations: z.array(MutationEntry).check(z.minLength(1), z.maxLength(MAX_BATCH_MUTATIONS)),
-});
+const builtIn = mutationBatchSchema(ModelName);
+/** One entry of `POST /api/mutations`. */
+export const MutationEntry = builtIn.entry;
+export type MutationEntry = z.infer<typeof MutationEntry>;
+export const MutationBatch = builtIn.batch;
 export type MutationBatch = z.infer<typeof MutationBatch>;
 
 export const MutationBatchResult = z.object({ results: z.array(WriteResult) });
@@ -82,11 +92,5 @@ export const AppendBody = z.strictObject({
 });
 export type AppendBody = z.infer<typeof AppendBody>;
 
-/** The fields of each model that can be appended to. */
-export const APPENDABLE_FIELDS = {
-  Agent: [],
-  Message: ['content'],
-  Payment: [],
-  CodeChange: [],
-  ReasoningStep: ['content'],
-} as const satisfies Record<ModelName, readonly string[]>;
+/** The fields of each model that can be appended to (declared in models.ts). */
+export { APPENDABLE_FIELDS } from './models';

@@ -48,9 +48,10 @@ export {
   MutationBatch,
   MutationBatchResult,
   MutationEntry,
+  mutationBatchSchema,
   WriteResult,
 } from './http';
-export type { AnyRecord, CreateInput, ModelRecords, UpdateInput } from './models';
+export type { AnyRecord, AppendField, CreateInput, ModelRecords, UpdateInput } from './models';
 export {
   Agent,
   AgentStatus,
@@ -62,6 +63,8 @@ export {
   MessageRole,
   MODEL_NAMES,
   MODEL_PATHS,
+  MODEL_REGISTRY,
+  MODELS,
   ModelName,
   modelForPath,
   Payment,
@@ -70,8 +73,29 @@ export {
   recordSchemas,
   SCOPE_KEYS,
   scopeOf,
+  ToolCall,
+  ToolCallStatus,
   updateSchemas,
 } from './models';
+export type {
+  AnyField,
+  AppendFieldOf,
+  BaseRecord,
+  Field,
+  FieldKind,
+  IndexDef,
+  InsertInputOf,
+  InsertOf,
+  Json,
+  JsonValue,
+  ModelDef,
+  ModelRegistry,
+  RecordOf,
+  ResolvedField,
+  ScopeRule,
+  UpdateOf,
+} from './registry';
+export { defineModel, defineRegistry, field, jsonProblem, MAX_JSON_DEPTH, textProblem } from './registry';
 export { canonicalScope, canonicalScopePattern, SCOPE_PATTERN, Scope, scopeAllowed } from './scope';
 export { APPEND_STREAM_CONTENT_TYPE, APPEND_STREAM_SEGMENT, StreamAck, StreamDone } from './stream';
 export { unreachable } from './unreachable';

@@ -56,6 +56,15 @@ export {
 } from './metrics';
 export { MIGRATIONS_DIR, migrate } from './migrate';
 export { type MintTokenOptions, mintToken, parseTtl, type Ttl } from './mint-token';
+export {
+  columnType,
+  createTableSql,
+  currentSyncCommit,
+  indexesOf,
+  modelMigrationSql,
+  syncCommitOf,
+  syncCommitSql,
+} from './model-sql';
 export { createOpsRoutes, type DependencyCheck, type ReadinessCheck } from './ops';
 export { createRateLimiter, type RateDecision, type RateLimiter, type RateLimitOptions } from './rate-limit';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
@@ -63,6 +72,7 @@ export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-clus
 export { parseRedisTarget, type RedisTarget, RedisUrlError } from './redis-target';
 export { createRequestTracker, type RequestTracker } from './request-tracker';
 export { type HttpServing, type ProcessIo, runService } from './run-service';
+export { schemaDifferences } from './schema-check';
 export { httpListener } from './serve-http';
 export {
   type BusConfig,

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import {
   IdempotencyKey,
-  MODEL_PATHS,
-  type ModelName,
+  MODEL_REGISTRY,
+  type ModelDef,
+  type ModelRegistry,
   type MutationBatchResult,
-  modelForPath,
 } from '@openagents/sync-protocol';
 import {
   AppError,
@@ -67,6 +67,8 @@ export interface ApiAppDeps {
   auth: Auth;
   log: Logger;
   registry: Registry;
+  /** The models this API writes (routes, validation); default the built-in MODEL_REGISTRY. */
+  models?: ModelRegistry;
   config?: ApiAppConfig;
   /** True while the owning service drains: /readyz answers 503. */
   isDraining?: () => boolean;
@@ -105,6 +107,7 @@ interface MutationLabel {
  */
 export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   const { pool, bus, auth, log, registry } = deps;
+  const models = deps.models ?? MODEL_REGISTRY;
   const bodyLimit = deps.config?.BODY_LIMIT_BYTES ?? DEFAULT_BODY_LIMIT_BYTES;
   const metrics = createApiMetrics(registry);
   const limiter = createRateLimiter({
@@ -222,14 +225,14 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     return parsed.data;
   };
 
-  const modelOf = (c: Context<Env>, action: string): ModelName => {
-    const model = modelForPath(c.req.param('model') ?? '');
+  const modelOf = (c: Context<Env>, action: string): ModelDef => {
+    const model = models.forPath(c.req.param('model') ?? '');
     if (!model) {
       throw new AppError('not_found', `Unknown model path /api/${c.req.param('model')}`, {
-        details: { known: Object.values(MODEL_PATHS) },
+        details: { known: models.models.map((m) => m.path) },
       });
     }
-    c.set('mutationLabels', [{ model, action }]);
+    c.set('mutationLabels', [{ model: model.name, action }]);
     return model;
   };
 
@@ -294,8 +297,8 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   app.post('/api/mutations', async (c) => {
     const principal = await authenticate(c);
     const body = await readJsonBody(c.req.raw, bodyLimit);
-    labelBatch(c, body);
-    const plans = planBatch(body);
+    labelBatch(c, body, models.names);
+    const plans = planBatch(body, models);
     const outcomes = await commitAndAnswer(c, principal, plans);
     const replayedAll = outcomes.every((o) => o.replayed);
     if (replayedAll) c.header('Idempotent-Replayed', 'true');
@@ -307,7 +310,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const principal = await authenticate(c);
     const key = idempotencyKey(c);
     const body = await readJsonBody(c.req.raw, bodyLimit);
-    const plan = planCreate(model, body, { key, method: 'POST', path: `/api/${MODEL_PATHS[model]}` });
+    const plan = planCreate(model, body, { key, method: 'POST', path: `/api/${model.path}` });
     return answerOne(c, await commitOne(c, principal, plan));
   });
 
@@ -321,7 +324,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const plan = planAppend(model, id, body, {
       key,
       method: 'POST',
-      path: `/api/${MODEL_PATHS[model]}/${id}/append`,
+      path: `/api/${model.path}/${id}/append`,
     });
     return answerOne(c, await commitOne(c, principal, plan));
   });
@@ -335,7 +338,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const plan = planUpdate(model, id, body, {
       key,
       method: 'PATCH',
-      path: `/api/${MODEL_PATHS[model]}/${id}`,
+      path: `/api/${model.path}/${id}`,
     });
     return answerOne(c, await commitOne(c, principal, plan));
   });
@@ -345,7 +348,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     const principal = await authenticate(c);
     const id = parsePathId(c.req.param('id'));
     const key = idempotencyKey(c);
-    const plan = planDelete(model, id, { key, method: 'DELETE', path: `/api/${MODEL_PATHS[model]}/${id}` });
+    const plan = planDelete(model, id, { key, method: 'DELETE', path: `/api/${model.path}/${id}` });
     return answerOne(c, await commitOne(c, principal, plan));
   });
 
@@ -353,7 +356,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
 }
 
 /** Labels a batch's entries for `sync_mutations_total` before validation can fail. */
-function labelBatch(c: Context<Env>, body: unknown): void {
+function labelBatch(c: Context<Env>, body: unknown, modelNames: readonly string[]): void {
   const entries = (body as { mutations?: unknown } | null)?.mutations;
   if (!Array.isArray(entries)) {
     c.set('mutationLabels', [{ model: 'unknown', action: 'unknown' }]);
@@ -364,7 +367,7 @@ function labelBatch(c: Context<Env>, body: unknown): void {
   c.set(
     'mutationLabels',
     entries.slice(0, 500).map((entry) => ({
-      model: known(entry?.model, Object.keys(MODEL_PATHS)),
+      model: known(entry?.model, modelNames),
       action: known(entry?.action, ['insert', 'update', 'delete', 'append']),
     })),
   );

@@ -146,7 +146,14 @@ describe('uuids in capitals', () => {
     const message = await h.createMessage(agent.id);
     const mask = fc.array(fc.boolean(), { minLength: 1, maxLength: 36 });
     const cases = fc.record({
-      model: fc.constantFrom<ModelName>('Agent', 'Message', 'Payment', 'CodeChange', 'ReasoningStep'),
+      model: fc.constantFrom<ModelName>(
+        'Agent',
+        'Message',
+        'Payment',
+        'CodeChange',
+        'ReasoningStep',
+        'ToolCall',
+      ),
       id: mask,
       scopeField: mask,
       ref: mask,
@@ -171,6 +178,11 @@ describe('uuids in capitals', () => {
             message_id: spell(message.id, c.ref),
             content: 'p',
           },
+          ToolCall: {
+            agent_id: spell(agent.id, c.scopeField),
+            message_id: spell(message.id, c.ref),
+            name: 'search',
+          },
         };
         const data = { ...bodies[c.model], id: spell(id, c.id) };
         const res = c.batch
@@ -194,6 +206,7 @@ const PATHS: Record<ModelName, string> = {
   Payment: 'payments',
   CodeChange: 'code-changes',
   ReasoningStep: 'reasoning-steps',
+  ToolCall: 'tool-calls',
 };
 const TABLE: Record<ModelName, string> = {
   Agent: 'agents',
@@ -201,6 +214,7 @@ const TABLE: Record<ModelName, string> = {
   Payment: 'payments',
   CodeChange: 'code_changes',
   ReasoningStep: 'reasoning_steps',
+  ToolCall: 'tool_calls',
 };
 
 describe('idempotent replay after the scope check', () => {

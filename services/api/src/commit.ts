@@ -1,6 +1,5 @@
 import {
   type ModelName,
-  SCOPE_KEYS,
   type SyncEvent,
   scopeAllowed,
   unreachable,
@@ -115,7 +114,7 @@ async function foreignReferenced(
   if ('ok' in result || result.err.state !== '23503') return undefined;
   const mutation = member.mutations[result.at]!;
   if (mutation.action !== 'delete' && mutation.action !== 'update') return undefined;
-  const scope = await selectRecordScope(pool, mutation.model, mutation.id);
+  const scope = await selectRecordScope(pool, mutation.def, mutation.id);
   if (scope === null || scopeAllowed(member.principal.scopes.map(canonicalPattern), scope)) return undefined;
   return { ok: false, error: memberError({ ...result.err, message: 'forbidden', detail: scope }, mutation) };
 }
@@ -214,7 +213,7 @@ function memberError(
         err.message === 'replay_forbidden'
           ? at.key
           : mutation.action === 'insert'
-            ? at.data + SCOPE_KEYS[model].field
+            ? at.data + mutation.def.scope.field
             : at.id;
       return new AppError('forbidden', `Token does not grant scope ${err.detail}`, {
         details: [{ path, message: `scope ${err.detail} is not granted by the token`, scope: err.detail }],

@@ -1,4 +1,4 @@
-import { MAX_BATCH_MUTATIONS } from '@openagents/sync-protocol';
+import { MAX_BATCH_MUTATIONS, MODEL_REGISTRY } from '@openagents/sync-protocol';
 import { AppError } from '@openagents/sync-server-kit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +37,7 @@ describe('single-record plans', () => {
     expect(plan).toEqual({
       action: 'insert',
       model: 'Agent',
+      def: MODEL_REGISTRY.get('Agent'),
       id: AGENT,
       values: { org_id: ORG, name: 'scout', id: AGENT, status: 'idle' },
       scope: `org:${ORG}`,

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import {
-  APPENDABLE_FIELDS,
   AppendBody,
-  createSchemas,
+  MODEL_REGISTRY,
+  type ModelDef,
   type ModelName,
+  type ModelRegistry,
   type MutationAction,
   MutationBatch,
-  type MutationEntry,
-  SCOPE_KEYS,
+  mutationBatchSchema,
   scopeOf,
+  textProblem,
   unreachable,
-  updateSchemas,
 } from '@openagents/sync-protocol';
 import { AppError } from '@openagents/sync-server-kit';
 import { z } from 'zod';
@@ -31,7 +31,9 @@ export interface FieldIssue {
 export type PlannedMutation = PlannedInsert | PlannedUpdate | PlannedDelete | PlannedAppend;
 
 interface PlannedBase {
-  model: ModelName;
+  /** The model's name; `def` is its declaration in the app's registry. */
+  model: string;
+  def: ModelDef;
   id: string;
   /** Idempotency key (header or batch entry mutationId); carried on the event as mutationId. */
   mutationId: string | null;
@@ -82,7 +84,7 @@ function batchLocation(index: number): MutationLocation {
 }
 
 /** Maps zod issues to field issues; unknown keys become one issue each, named by the key. */
-export function fieldIssues(error: z.core.$ZodError, prefix = ''): FieldIssue[] {
+export function fieldIssues(error: z.core.$ZodError, prefix = '', def?: ModelDef): FieldIssue[] {
   const issues: FieldIssue[] = [];
   for (const issue of error.issues) {
     const base = issue.path.map(String).join('.');
@@ -90,7 +92,7 @@ export function fieldIssues(error: z.core.$ZodError, prefix = ''): FieldIssue[] 
       for (const key of issue.keys) {
         issues.push({
           path: joinPath(prefix, base ? `${base}.${key}` : key),
-          message: unknownKeyMessage(key),
+          message: unknownKeyMessage(key, def),
         });
       }
     } else {
@@ -106,9 +108,14 @@ function joinPath(prefix: string, path: string): string {
   return prefix.endsWith('.') ? prefix + path : `${prefix}.${path}`;
 }
 
-function unknownKeyMessage(key: string): string {
-  const scopeFields: string[] = Object.values(SCOPE_KEYS).map((s) => s.field);
-  if (scopeFields.includes(key)) return `${key} decides the record's scope and cannot be changed`;
+/** Field names that decide a scope in some model of any registry in use (error wording only). */
+const scopeFields = new Set<string>(MODEL_REGISTRY.scopeFields);
+
+function unknownKeyMessage(key: string, def: ModelDef | undefined): string {
+  if (scopeFields.has(key) || def?.scope.field === key) {
+    return `${key} decides the record's scope and cannot be changed`;
+  }
+  if (def?.fields[key]?.isImmutable) return `${key} cannot be changed`;
   if (key === 'id' || key === 'created_at' || key === 'updated_at' || key === 'created_sync_id') {
     return `${key} cannot be set`;
   }
@@ -121,39 +128,38 @@ export function invalidBody(issues: FieldIssue[]): AppError {
 
 /**
  * Postgres text cannot hold NUL, and JSON with unpaired surrogates cannot become jsonb; both
- * would fail deep in the commit path as a 500, so they are rejected up front as a 400.
+ * would fail deep in the commit path as a 500, so they are rejected up front as a 400 (json
+ * fields check their strings in their schema).
  */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 function textIssues(values: Record<string, unknown>, prefix: string): FieldIssue[] {
   const issues: FieldIssue[] = [];
   for (const [key, value] of Object.entries(values)) {
     if (typeof value !== 'string') continue;
-    if (value.includes('\u0000'))
-      issues.push({ path: prefix + key, message: 'must not contain NUL characters' });
-    else if (LONE_SURROGATE.test(value)) {
-      issues.push({ path: prefix + key, message: 'must be well-formed Unicode (no lone surrogates)' });
-    }
+    const problem = textProblem(value);
+    if (problem) issues.push({ path: prefix + key, message: problem });
   }
   return issues;
 }
 
 const Uuid = z.uuid();
 
-/** The uuid fields of the models: ids are canonical (lowercase) before anything uses them. */
-const UUID_FIELDS = ['id', 'org_id', 'agent_id', 'message_id'] as const;
-
 /**
- * Lowercases every uuid field in place. The schemas accept a uuid in either case; Postgres stores
- * it lowercase, and scopes (`org:<uuid>`) are compared as strings, so one spelling must be chosen
- * before a scope is derived, a hash is computed or a key is looked up.
+ * Lowercases every uuid field of the model in place. The schemas accept a uuid in either case;
+ * Postgres stores it lowercase, and scopes (`org:<uuid>`) are compared as strings, so one spelling
+ * must be chosen before a scope is derived, a hash is computed or a key is looked up.
  */
-function canonicalUuids(values: Record<string, unknown>): Record<string, unknown> {
-  for (const field of UUID_FIELDS) {
-    const value = values[field];
-    if (typeof value === 'string') values[field] = value.toLowerCase();
+function canonicalUuids(def: ModelDef, values: Record<string, unknown>): Record<string, unknown> {
+  for (const [name, value] of Object.entries(values)) {
+    if (typeof value === 'string' && (name === 'id' || def.fields[name]?.kind === 'uuid')) {
+      values[name] = value.toLowerCase();
+    }
   }
   return values;
+}
+
+/** A model's declaration: given, or by name from the built-in registry. */
+function defOf(model: ModelDef | ModelName): ModelDef {
+  return typeof model === 'string' ? MODEL_REGISTRY.get(model)! : model;
 }
 
 /** Validates an id taken from the URL path. */
@@ -172,17 +178,19 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /** `POST /api/<path>`: validates a create body; the id is the client's or a fresh uuid. */
 export function planCreate(
-  model: ModelName,
+  model: ModelDef | ModelName,
   body: unknown,
   options: { key: string | null; method: string; path: string },
 ): PlannedInsert {
-  const values = validateCreate(model, body, SINGLE);
+  const def = defOf(model);
+  const values = validateCreate(def, body, SINGLE);
   return {
     action: 'insert',
-    model,
+    model: def.name,
+    def,
     id: values.id as string,
     values,
-    scope: scopeOf(model, values),
+    scope: scopeOf(def, values),
     mutationId: options.key,
     requestHash: requestHash(options.method, options.path, body),
     at: SINGLE,
@@ -191,15 +199,17 @@ export function planCreate(
 
 /** `PATCH /api/<path>/:id`: validates the given fields (at least one; never a scope field). */
 export function planUpdate(
-  model: ModelName,
+  model: ModelDef | ModelName,
   id: string,
   body: unknown,
   options: { key: string | null; method: string; path: string },
 ): PlannedUpdate {
-  const fields = validateUpdate(model, body, SINGLE);
+  const def = defOf(model);
+  const fields = validateUpdate(def, body, SINGLE);
   return {
     action: 'update',
-    model,
+    model: def.name,
+    def,
     id: id.toLowerCase(),
     fields,
     scope: null,
@@ -211,16 +221,18 @@ export function planUpdate(
 
 /** `POST /api/<path>/:id/append`: a piece of text for a field, at the offset the client saw. */
 export function planAppend(
-  model: ModelName,
+  model: ModelDef | ModelName,
   id: string,
   body: unknown,
   options: { key: string | null; method: string; path: string },
 ): PlannedAppend {
+  const def = defOf(model);
   return {
     action: 'append',
-    model,
+    model: def.name,
+    def,
     id: id.toLowerCase(),
-    append: validateAppend(model, body, SINGLE),
+    append: validateAppend(def, body, SINGLE),
     scope: null,
     mutationId: options.key,
     requestHash: requestHash(options.method, options.path, body),
@@ -228,13 +240,14 @@ export function planAppend(
   };
 }
 
-export function validateAppend(model: ModelName, body: unknown, at: MutationLocation): AppendBody {
+export function validateAppend(model: ModelDef | ModelName, body: unknown, at: MutationLocation): AppendBody {
+  const def = defOf(model);
   const parsed = AppendBody.safeParse(body);
   if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
-  const fields: readonly string[] = APPENDABLE_FIELDS[model];
+  const fields = def.appendableFields;
   if (!fields.includes(parsed.data.field)) {
     const message =
-      fields.length === 0 ? `${model} has no field to append to` : `must be one of: ${fields.join(', ')}`;
+      fields.length === 0 ? `${def.name} has no field to append to` : `must be one of: ${fields.join(', ')}`;
     throw invalidBody([{ path: `${at.data}field`, message }]);
   }
   const issues = textIssues({ text: parsed.data.text }, at.data);
@@ -244,13 +257,15 @@ export function validateAppend(model: ModelName, body: unknown, at: MutationLoca
 
 /** `DELETE /api/<path>/:id`. */
 export function planDelete(
-  model: ModelName,
+  model: ModelDef | ModelName,
   id: string,
   options: { key: string | null; method: string; path: string },
 ): PlannedDelete {
+  const def = defOf(model);
   return {
     action: 'delete',
-    model,
+    model: def.name,
+    def,
     id: id.toLowerCase(),
     scope: null,
     mutationId: options.key,
@@ -259,20 +274,21 @@ export function planDelete(
   };
 }
 
-function validateCreate(model: ModelName, body: unknown, at: MutationLocation): Record<string, unknown> {
-  const parsed = createSchemas[model].safeParse(body);
-  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
-  const values = canonicalUuids({ ...(parsed.data as Record<string, unknown>) });
+function validateCreate(def: ModelDef, body: unknown, at: MutationLocation): Record<string, unknown> {
+  const parsed = def.create.safeParse(body);
+  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data, def));
+  const values = canonicalUuids(def, { ...(parsed.data as Record<string, unknown>) });
   const issues = textIssues(values, at.data);
   if (issues.length > 0) throw invalidBody(issues);
   values.id = typeof values.id === 'string' ? values.id.toLowerCase() : randomUUID();
   return values;
 }
 
-function validateUpdate(model: ModelName, body: unknown, at: MutationLocation): Record<string, unknown> {
-  const parsed = updateSchemas[model].safeParse(body);
-  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data));
+function validateUpdate(def: ModelDef, body: unknown, at: MutationLocation): Record<string, unknown> {
+  const parsed = def.update.safeParse(body);
+  if (!parsed.success) throw invalidBody(fieldIssues(parsed.error, at.data, def));
   const fields = canonicalUuids(
+    def,
     Object.fromEntries(
       Object.entries(parsed.data as Record<string, unknown>).filter(([, v]) => v !== undefined),
     ),
@@ -289,8 +305,8 @@ function validateUpdate(model: ModelName, body: unknown, at: MutationLocation): 
  * `POST /api/mutations`: validates the whole batch before anything touches the database, so a
  * bad entry anywhere rejects the batch with paths like `mutations.3.data.name`.
  */
-export function planBatch(body: unknown): PlannedMutation[] {
-  const parsed = MutationBatch.safeParse(body);
+export function planBatch(body: unknown, models: ModelRegistry = MODEL_REGISTRY): PlannedMutation[] {
+  const parsed = batchSchemaOf(models).safeParse(body);
   if (!parsed.success) throw invalidBody(fieldIssues(parsed.error));
   const seen = new Map<string, number>();
   const issues: FieldIssue[] = [];
@@ -306,7 +322,7 @@ export function planBatch(body: unknown): PlannedMutation[] {
       seen.set(entry.mutationId, index);
     }
     try {
-      plans.push(planEntry(entry, index, at));
+      plans.push(planEntry(models.get(entry.model)!, entry, index, at));
     } catch (err) {
       if (err instanceof AppError && Array.isArray(err.details))
         issues.push(...(err.details as FieldIssue[]));
@@ -317,10 +333,31 @@ export function planBatch(body: unknown): PlannedMutation[] {
   return plans;
 }
 
-function planEntry(entry: MutationEntry, index: number, at: MutationLocation): PlannedMutation {
+/** The batch schema of a registry: its model names (the built-in one for the built-in registry). */
+const batchSchemas = new WeakMap<ModelRegistry, typeof MutationBatch>();
+function batchSchemaOf(models: ModelRegistry): typeof MutationBatch {
+  if (models === (MODEL_REGISTRY as ModelRegistry)) return MutationBatch;
+  let schema = batchSchemas.get(models);
+  if (!schema) {
+    schema = mutationBatchSchema(models.ModelName).batch as unknown as typeof MutationBatch;
+    batchSchemas.set(models, schema);
+  }
+  return schema;
+}
+
+interface BatchEntry {
+  mutationId?: string | undefined;
+  model: string;
+  action: MutationAction;
+  id?: string | undefined;
+  data?: Record<string, unknown> | undefined;
+}
+
+function planEntry(def: ModelDef, entry: BatchEntry, index: number, at: MutationLocation): PlannedMutation {
   // Hashed only after validation: by then data is a flat record, never hostile nesting.
   const base = () => ({
-    model: entry.model,
+    model: def.name,
+    def,
     mutationId: entry.mutationId ?? null,
     requestHash: requestHash(
       'MUTATION',
@@ -341,13 +378,13 @@ function planEntry(entry: MutationEntry, index: number, at: MutationLocation): P
         throw invalidBody([{ path: `${at.data}id`, message: `differs from mutations.${index}.id` }]);
       }
       const input = entry.id === undefined ? entry.data : { ...entry.data, id: entry.id };
-      const values = validateCreate(entry.model, input, at);
+      const values = validateCreate(def, input, at);
       return {
         ...base(),
         action: 'insert',
         id: values.id as string,
         values,
-        scope: scopeOf(entry.model, values),
+        scope: scopeOf(def, values),
       };
     }
     case 'update': {
@@ -355,7 +392,7 @@ function planEntry(entry: MutationEntry, index: number, at: MutationLocation): P
       if (!isPlainObject(entry.data)) {
         throw invalidBody([{ path: `mutations.${index}.data`, message: 'update needs data' }]);
       }
-      const fields = validateUpdate(entry.model, entry.data, at);
+      const fields = validateUpdate(def, entry.data, at);
       return { ...base(), action: 'update', id: entry.id.toLowerCase(), fields, scope: null };
     }
     case 'delete': {
@@ -367,7 +404,7 @@ function planEntry(entry: MutationEntry, index: number, at: MutationLocation): P
     }
     case 'append': {
       if (entry.id === undefined) throw invalidBody([{ path: at.id, message: 'append needs an id' }]);
-      const append = validateAppend(entry.model, entry.data, at);
+      const append = validateAppend(def, entry.data, at);
       return { ...base(), action: 'append', id: entry.id.toLowerCase(), append, scope: null };
     }
     default:

@@ -1,4 +1,4 @@
-import type { ModelName, SyncEvent, WriteResult } from '@openagents/sync-protocol';
+import type { ModelDef, SyncEvent, WriteResult } from '@openagents/sync-protocol';
 import type { Pool } from '@openagents/sync-server-kit';
 
 /**
@@ -15,7 +15,7 @@ export interface CommitMemberInput {
   /** The token's scope patterns, canonical. */
   scopes: string[];
   muts: {
-    m: ModelName;
+    m: string;
     a: 'insert' | 'update' | 'delete' | 'append';
     id: string;
     /** Values of an insert, fields of an update, `{ field, offset, text }` of an append, null for a delete. */
@@ -49,29 +49,15 @@ export async function runCommitGroup(
 
 /* Scope of an existing record ---------------------------------------------------------------- */
 
-const TABLES: Record<ModelName, string> = {
-  Agent: 'agents',
-  Message: 'messages',
-  Payment: 'payments',
-  CodeChange: 'code_changes',
-  ReasoningStep: 'reasoning_steps',
-};
-const SCOPE_SQL: Record<ModelName, string> = {
-  Agent: "'org:' || org_id",
-  Message: "'agent:' || agent_id",
-  Payment: "'org:' || org_id",
-  CodeChange: "'agent:' || agent_id",
-  ReasoningStep: "'agent:' || agent_id",
-};
-
 /**
  * The scope of a stored record, or null when there is none. Read outside any write transaction:
- * the fields a scope derives from never change, so the answer cannot go stale.
+ * the fields a scope derives from never change, so the answer cannot go stale. The table and the
+ * scope column come from the model's declaration (identifiers, never input).
  */
-export async function selectRecordScope(pool: Pool, model: ModelName, id: string): Promise<string | null> {
+export async function selectRecordScope(pool: Pool, model: ModelDef, id: string): Promise<string | null> {
   const { rows } = await pool.query<{ scope: string }>(
-    `SELECT ${SCOPE_SQL[model]} AS scope FROM ${TABLES[model]} WHERE id = $1`,
-    [id],
+    `SELECT $2 || ${model.scope.field} AS scope FROM ${model.table} WHERE id = $1`,
+    [id, `${model.scope.prefix}:`],
   );
   return rows[0]?.scope ?? null;
 }

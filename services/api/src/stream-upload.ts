@@ -1,4 +1,4 @@
-import { APPEND_STREAM_CONTENT_TYPE, type ModelName, type StreamAck } from '@openagents/sync-protocol';
+import { APPEND_STREAM_CONTENT_TYPE, type ModelDef, type StreamAck } from '@openagents/sync-protocol';
 import {
   AppError,
   type Logger,
@@ -17,7 +17,7 @@ export interface AppendStreamDeps {
   /** Charges the subject's rate limit once per commit (a commit is what a request costs). */
   charge(subject: string): RateDecision;
   /** Counts one committed (or refused) append in `sync_mutations_total`. */
-  count(model: ModelName, result: MutationResult): void;
+  count(model: string, result: MutationResult): void;
   log: Logger;
   /** True while the worker drains: open streams end after their next commit. */
   isDraining(): boolean;
@@ -67,7 +67,7 @@ export interface AppendStreams {
    * Answers one `POST /api/<path>/<id>/append-stream` whose caller is already authenticated and
    * charged: checks the content type, then streams acknowledgements while the body streams in.
    */
-  open(request: Request, principal: Principal, model: ModelName, id: string): Response;
+  open(request: Request, principal: Principal, model: ModelDef, id: string): Response;
   /** Streams open now. */
   active(): number;
 }
@@ -127,7 +127,7 @@ class AppendStreamSession {
   #deps: AppendStreamDeps;
   #o: AppendStreamOptions;
   #principal: Principal;
-  #model: ModelName;
+  #model: ModelDef;
   #id: string;
   #decoder = new TextDecoder('utf-8', { fatal: true });
   #out: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -153,7 +153,7 @@ class AppendStreamSession {
     deps: AppendStreamDeps,
     options: AppendStreamOptions,
     principal: Principal,
-    model: ModelName,
+    model: ModelDef,
     id: string,
   ) {
     this.#deps = deps;
@@ -402,13 +402,13 @@ class AppendStreamSession {
         // the head is checked as an exact retry and the rest appended, both in one member.
         outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split });
       }
-      this.#deps.count(this.#model, 'ok');
+      this.#deps.count(this.#model.name, 'ok');
       const syncId = outcomes.findLast((o) => o.body.syncId !== undefined)?.body.syncId;
       this.#send({ offset: pending.offset, length: end, ...(syncId !== undefined ? { syncId } : {}) });
     } catch (err) {
       const error = toAppError(err);
       this.#deps.count(
-        this.#model,
+        this.#model.name,
         error.code === 'offset_mismatch' ? 'conflict' : error.status < 500 ? 'client_error' : 'error',
       );
       if (error.status >= 500) this.#deps.log.error({ err, id: this.#id }, 'append stream commit failed');
@@ -438,7 +438,8 @@ class AppendStreamSession {
   #plan(offset: number, text: string): PlannedAppend {
     return {
       action: 'append',
-      model: this.#model,
+      model: this.#model.name,
+      def: this.#model,
       id: this.#id,
       append: { field: this.#field!, offset, text },
       scope: null,

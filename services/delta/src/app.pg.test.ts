@@ -70,6 +70,7 @@ describe('delta HTTP app', () => {
       'Message',
       'Payment',
       'ReasoningStep',
+      'ToolCall',
     ]);
   });
 

@@ -72,7 +72,14 @@ describe('bootstrap pages', () => {
   };
 
   const union = (pages: readonly BootstrapResponse[]): ModelsSnapshot => {
-    const all: ModelsSnapshot = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+    const all: ModelsSnapshot = {
+      Agent: [],
+      Message: [],
+      Payment: [],
+      CodeChange: [],
+      ReasoningStep: [],
+      ToolCall: [],
+    };
     for (const page of pages) {
       for (const [model, records] of Object.entries(page.models) as [
         ModelName,

@@ -1,3 +1,4 @@
+import { MODEL_REGISTRY, type ModelDef, type ModelName } from '@openagents/sync-protocol';
 import type { Queryable } from '@openagents/sync-server-kit';
 
 /**
@@ -9,62 +10,48 @@ import type { Queryable } from '@openagents/sync-server-kit';
 /** A row as pg returns it: timestamps are Dates, bigints numbers (server-kit's int8 parser). */
 export type Row = Record<string, unknown>;
 
-// Column lists are explicit so that a column added later is a deliberate wire change.
-
-/** What a bootstrap page needs to know about one model's table. Identifiers, never input. */
-interface ModelTable {
+/**
+ * What a bootstrap page needs to know about one model's table, derived from its declaration in
+ * the model registry (packages/protocol/src/models.ts). Identifiers, never input. Column lists
+ * are explicit, so a column exists on the wire exactly when the model declares it.
+ */
+export interface ModelTable {
   table: string;
   /** The column a scope selects rows by (`org:<id>` → org_id, `agent:<id>` → agent_id). */
-  scopeColumn: 'org_id' | 'agent_id';
+  scopeColumn: string;
   columns: readonly string[];
-  /** Text columns whose length dominates a record's JSON: the page's size estimate in SQL. */
+  /**
+   * Size estimates (SQL expressions) of the columns whose length dominates a record's JSON: the
+   * page's size estimate in SQL (text: its octets; json: its stored size).
+   */
   sizedColumns: readonly string[];
 }
 
-export const MODEL_TABLES = {
-  Agent: {
-    table: 'agents',
-    scopeColumn: 'org_id',
-    columns: ['id', 'org_id', 'name', 'status', 'created_at', 'updated_at', 'created_sync_id'],
-    sizedColumns: ['name', 'status'],
-  },
-  Payment: {
-    table: 'payments',
-    scopeColumn: 'org_id',
-    columns: [
-      'id',
-      'org_id',
-      'agent_id',
-      'amount',
-      'currency',
-      'status',
-      'created_at',
-      'updated_at',
-      'created_sync_id',
-    ],
-    sizedColumns: ['currency', 'status'],
-  },
-  Message: {
-    table: 'messages',
-    scopeColumn: 'agent_id',
-    columns: ['id', 'agent_id', 'role', 'content', 'created_at', 'updated_at', 'created_sync_id'],
-    sizedColumns: ['role', 'content'],
-  },
-  CodeChange: {
-    table: 'code_changes',
-    scopeColumn: 'agent_id',
-    columns: ['id', 'agent_id', 'path', 'diff', 'status', 'created_at', 'updated_at', 'created_sync_id'],
-    sizedColumns: ['path', 'diff', 'status'],
-  },
-  ReasoningStep: {
-    table: 'reasoning_steps',
-    scopeColumn: 'agent_id',
-    columns: ['id', 'agent_id', 'message_id', 'content', 'created_at', 'updated_at', 'created_sync_id'],
-    sizedColumns: ['content'],
-  },
-} as const satisfies Record<string, ModelTable>;
+const tables = new WeakMap<ModelDef, ModelTable>();
 
-export type PagedModel = keyof typeof MODEL_TABLES;
+/** The snapshot query's view of a model (computed once per declaration). */
+export function modelTable(model: ModelDef): ModelTable {
+  let t = tables.get(model);
+  if (!t) {
+    const fields = Object.values(model.fields);
+    t = {
+      table: model.table,
+      scopeColumn: model.scope.field,
+      columns: model.columns,
+      sizedColumns: [
+        ...fields.filter((f) => f.kind === 'text' || f.kind === 'enum').map((f) => `octet_length(${f.name})`),
+        ...fields.filter((f) => f.kind === 'json').map((f) => `pg_column_size(${f.name})`),
+      ],
+    };
+    tables.set(model, t);
+  }
+  return t;
+}
+
+/** The built-in models' tables, by model name. */
+export const MODEL_TABLES = Object.fromEntries(
+  MODEL_REGISTRY.models.map((m) => [m.name, modelTable(m)]),
+) as Record<ModelName, ModelTable>;
 
 /** A row of a bootstrap page with its keyset position, which is not part of the record. */
 export interface PageRow {
@@ -87,18 +74,17 @@ const RECORD_OVERHEAD_BYTES = 200;
  */
 export async function selectModelPage(
   db: Queryable,
-  model: PagedModel,
+  model: ModelDef,
   scopeId: string,
   after: { createdUs: number; id: string } | undefined,
   budgetBytes: number,
   maxRows: number,
 ): Promise<{ rows: PageRow[]; exhausted: boolean }> {
-  const t: ModelTable = MODEL_TABLES[model];
+  const t = modelTable(model);
   const columns = t.columns.join(', ');
-  const estimate = [
-    String(RECORD_OVERHEAD_BYTES),
-    ...t.sizedColumns.map((c) => `coalesce(octet_length(${c}), 0)`),
-  ].join(' + ');
+  const estimate = [String(RECORD_OVERHEAD_BYTES), ...t.sizedColumns.map((c) => `coalesce(${c}, 0)`)].join(
+    ' + ',
+  );
   // The row comparison picks up exactly after the cursor; the plain `created_at >=` lets the
   // index start there instead of at the scope's first row.
   const position = after

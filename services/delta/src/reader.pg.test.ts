@@ -48,6 +48,7 @@ describe('delta reader', () => {
       'Message',
       'Payment',
       'ReasoningStep',
+      'ToolCall',
     ]);
     expect(snap.models.Message).toEqual([]);
     expect(snap.models.Agent).toHaveLength(1);
@@ -84,7 +85,7 @@ describe('delta reader', () => {
   it('replays the log from 0 to the same state as the snapshot', async () => {
     const snap = await reader.bootstrap(agent);
     const page = await reader.delta(agent, 0);
-    const empty = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+    const empty = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [], ToolCall: [] };
     expect(applyEvents(empty, page.events)).toEqual(sortedSnapshot(snap.models));
   });
 

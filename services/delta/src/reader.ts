@@ -3,8 +3,9 @@ import {
   DEFAULT_DELTA_LIMIT,
   type DeltaResponse,
   MAX_DELTA_LIMIT,
-  type ModelName,
-  unreachable,
+  MODEL_REGISTRY,
+  type ModelDef,
+  type ModelRegistry,
 } from '@openagents/sync-protocol';
 import {
   AppError,
@@ -16,7 +17,7 @@ import {
   readHeads,
 } from '@openagents/sync-server-kit';
 import { type BootstrapCursor, decodeCursor, encodeCursor, type KeysetPosition } from './bootstrap-cursor';
-import { type PagedModel, selectModelPage } from './queries';
+import { selectModelPage } from './queries';
 import { toRecord } from './records';
 import { type ScopeTarget, scopeTarget } from './scope-target';
 
@@ -31,6 +32,8 @@ export interface DeltaReaderOptions {
   bootstrapPageBytes?: number;
   /** Most bytes of events in one delta page (DELTA_PAGE_BYTES); one event always fits. */
   deltaPageBytes?: number;
+  /** The models whose records bootstrap serves; default the built-in MODEL_REGISTRY. */
+  models?: ModelRegistry;
 }
 
 /**
@@ -47,26 +50,21 @@ export function createDeltaReader(options: DeltaReaderOptions): DeltaSource {
   const { pool } = options;
   const pageBytes = options.bootstrapPageBytes ?? DEFAULT_PAGE_BYTES;
   const deltaBytes = options.deltaPageBytes ?? DEFAULT_PAGE_BYTES;
+  const models = options.models ?? MODEL_REGISTRY;
   return {
-    bootstrap: (scope, read) => readBootstrapPage(pool, scope, read?.cursor, pageBytes),
+    bootstrap: (scope, read) => readBootstrapPage(pool, models, scope, read?.cursor, pageBytes),
     delta: (scope, lastSyncId, limit = DEFAULT_DELTA_LIMIT) =>
       readDelta(pool, scope, lastSyncId, limit, deltaBytes),
     heads: (scopes) => readHeads(pool, scopes),
   };
 }
 
-/** The models a scope owns, in the order bootstrap pages walk them (a cursor's `model` indexes it). */
-function scopeModels(target: ScopeTarget): readonly PagedModel[] {
-  switch (target.kind) {
-    case 'org':
-      return ['Agent', 'Payment'];
-    case 'agent':
-      return ['Message', 'CodeChange', 'ReasoningStep'];
-    case 'none':
-      return [];
-    default:
-      return unreachable(target);
-  }
+/**
+ * The models a scope owns, in the order bootstrap pages walk them (a cursor's `model` indexes it):
+ * the registry's declaration order, so a model added at the end keeps existing cursors valid.
+ */
+function scopeModels(models: ModelRegistry, target: ScopeTarget): readonly ModelDef[] {
+  return target.kind === 'records' ? models.modelsOf(target.prefix) : [];
 }
 
 /**
@@ -83,19 +81,20 @@ function scopeModels(target: ScopeTarget): readonly PagedModel[] {
  */
 async function readBootstrapPage(
   pool: Pool,
+  registry: ModelRegistry,
   scope: string,
   cursorText: string | undefined,
   pageBytes: number,
 ): Promise<BootstrapResponse> {
-  const target = scopeTarget(scope);
-  const models = scopeModels(target);
+  const target = scopeTarget(scope, registry);
+  const models = scopeModels(registry, target);
   const cursor = cursorText === undefined ? undefined : decodeCursor(scope, cursorText);
   if (cursor && cursor.model > models.length) {
     throw new AppError('bad_request', 'Invalid bootstrap cursor: no such position; start again without one', {
       details: [{ path: 'cursor', message: 'no such position' }],
     });
   }
-  const scopeId = target.kind === 'org' ? target.orgId : target.kind === 'agent' ? target.agentId : '';
+  const scopeId = target.kind === 'records' ? target.id : '';
   return inTransaction(
     pool,
     async (client) => {
@@ -121,13 +120,10 @@ async function readBootstrapPage(
         lastSyncId = cursor.lastSyncId;
       }
 
-      const out: Record<ModelName, Record<string, unknown>[]> = {
-        Agent: [],
-        Message: [],
-        Payment: [],
-        CodeChange: [],
-        ReasoningStep: [],
-      };
+      // Every model of the registry, empty or not (the snapshot names them all).
+      const out: Record<string, Record<string, unknown>[]> = Object.fromEntries(
+        registry.names.map((name) => [name, []]),
+      );
       let remaining = pageBytes;
       let taken = 0;
       let m = cursor?.model ?? 0;
@@ -152,7 +148,7 @@ async function readBootstrapPage(
             complete = false;
             break;
           }
-          out[model].push(record);
+          out[model.name]!.push(record);
           remaining -= bytes;
           taken++;
           after = { createdUs, id };

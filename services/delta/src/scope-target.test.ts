@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { scopeTarget } from './scope-target';
 
 describe('scopeTarget', () => {
-  it('maps org and agent scopes with canonical uuids to their rows', () => {
+  it("maps the registry's scope prefixes (org, agent) with canonical uuids to their rows", () => {
     const id = randomUUID();
-    expect(scopeTarget(`org:${id}`)).toEqual({ kind: 'org', orgId: id });
-    expect(scopeTarget(`agent:${id}`)).toEqual({ kind: 'agent', agentId: id });
+    expect(scopeTarget(`org:${id}`)).toEqual({ kind: 'records', prefix: 'org', id });
+    expect(scopeTarget(`agent:${id}`)).toEqual({ kind: 'records', prefix: 'agent', id });
   });
 
   it('selects nothing for other kinds, non-uuids and non-canonical spellings', () => {

@@ -22,6 +22,7 @@ const TABLES: Record<ModelName, string> = {
   Payment: 'payments',
   CodeChange: 'code_changes',
   ReasoningStep: 'reasoning_steps',
+  ToolCall: 'tool_calls',
 };
 
 export interface Written {
@@ -147,7 +148,14 @@ export function sortedSnapshot(models: ModelsSnapshot): ModelsSnapshot {
   return sorted;
 }
 
-const EMPTY: ModelsSnapshot = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+const EMPTY: ModelsSnapshot = {
+  Agent: [],
+  Message: [],
+  Payment: [],
+  CodeChange: [],
+  ReasoningStep: [],
+  ToolCall: [],
+};
 
 /**
  * The scope's rows read straight from the tables (every column, sorted by id): an oracle that
@@ -170,6 +178,7 @@ export async function scopeTables(pool: Pool, scope: string): Promise<ModelsSnap
       Message: await rows('messages', 'agent_id'),
       CodeChange: await rows('code_changes', 'agent_id'),
       ReasoningStep: await rows('reasoning_steps', 'agent_id'),
+      ToolCall: await rows('tool_calls', 'agent_id'),
     });
   }
   return EMPTY;
@@ -177,5 +186,5 @@ export async function scopeTables(pool: Pool, scope: string): Promise<ModelsSnap
 
 /** A snapshot with no records, to replay a whole log onto. */
 export function emptySnapshot(): ModelsSnapshot {
-  return { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+  return { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [], ToolCall: [] };
 }

@@ -1,6 +1,6 @@
 import uWS from 'uWebSockets.js';
 import { writeHeapSnapshot } from 'node:v8';
-import type { BootstrapResponse, ModelsSnapshot } from '@openagents/sync-protocol';
+import { type BootstrapResponse, MODEL_NAMES, type ModelsSnapshot } from '@openagents/sync-protocol';
 import {
   createAuth,
   createLogger,
@@ -36,7 +36,7 @@ export type MemoryReport =
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with --expose-gc');
 
-const EMPTY: ModelsSnapshot = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+const EMPTY = Object.fromEntries(MODEL_NAMES.map((name) => [name, []])) as unknown as ModelsSnapshot;
 /** An empty log: every scope bootstraps at 0 and has no events. */
 const emptyLog: DeltaSource = {
   bootstrap: async (scope): Promise<BootstrapResponse> => ({ scope, models: EMPTY, lastSyncId: 0 }),

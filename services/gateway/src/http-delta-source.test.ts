@@ -7,7 +7,7 @@ import { createHttpDeltaSource } from './http-delta-source';
 // A stand-in HTTP server with canned answers: this tests the HTTP mapping only (the delta
 // service's own tests cover what it reads from Postgres).
 let server: Server;
-const models = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
+const models = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [], ToolCall: [] };
 let base = '';
 const requests: { url: string; auth: string | undefined; cacheControl?: string; scopes?: number }[] = [];
 const event = (id: number) => ({

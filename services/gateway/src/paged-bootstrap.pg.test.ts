@@ -45,7 +45,14 @@ function clientState(pages: readonly BootstrapFrame[], events: readonly SyncEven
     else if (e.action === 'delete') rows.delete(e.model_id);
     else if (rows.has(e.model_id)) rows.set(e.model_id, { ...rows.get(e.model_id), ...e.data });
   }
-  const out = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] } as ModelsSnapshot;
+  const out = {
+    Agent: [],
+    Message: [],
+    Payment: [],
+    CodeChange: [],
+    ReasoningStep: [],
+    ToolCall: [],
+  } as ModelsSnapshot;
   for (const [model, rows] of byModel) out[model as keyof ModelsSnapshot] = [...rows.values()];
   return sortedSnapshot(out);
 }

@@ -116,6 +116,7 @@ export class FakeLog implements LogReads {
           Payment: [],
           CodeChange: [],
           ReasoningStep: [],
+          ToolCall: [],
         },
         lastSyncId,
         ...(more ? { nextCursor: `${lastSyncId}:${page + 1}` } : {}),
