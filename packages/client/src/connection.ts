@@ -71,10 +71,6 @@ export interface ConnectionOptions {
 }
 
 const OPEN = 1;
-/** Our own close code for a socket we gave up on (no pong): 4000–4999 is for applications. */
-const CLOSE_PING_TIMEOUT = 4000;
-/** Our own close code for a socket dropped because the device went offline. */
-const CLOSE_NETWORK_LOST = 4001;
 
 /**
  * One WebSocket, kept alive: opens it with the current token, pings it, notices when it dies and
@@ -97,7 +93,7 @@ const CLOSE_NETWORK_LOST = 4001;
  * an `auth` frame, so a long-lived connection is not closed (1008) at the old token's `exp`.
  */
 export class Connection {
-  #o: ConnectionOptions;
+  #options: ConnectionOptions;
   #ws: WebSocketLike | undefined;
   #status: ConnectionStatus = 'idle';
   #wanted = false;
@@ -115,7 +111,7 @@ export class Connection {
   #tokenTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ConnectionOptions) {
-    this.#o = options;
+    this.#options = options;
     // A refreshed token goes to the open socket as an `auth` frame: the connection keeps its
     // subscriptions instead of being closed (1008) at the old token's expiry and reconnecting.
     options.tokens.onRefresh((token) => {
@@ -170,10 +166,10 @@ export class Connection {
     this.#detach();
     if (ws) {
       try {
-        ws.close(CLOSE_NETWORK_LOST, 'network offline');
+        ws.close(CLOSE_CODES.networkLost, 'network offline');
       } catch {}
     }
-    if (wasOpen) this.#o.hooks.dropped();
+    if (wasOpen) this.#options.hooks.dropped();
     this.#waitForOnline();
   }
 
@@ -192,17 +188,17 @@ export class Connection {
     this.#opening = true;
     let token: string | undefined;
     try {
-      token = refresh ? await this.#o.tokens.refresh() : await this.#o.tokens.get();
+      token = refresh ? await this.#options.tokens.refresh() : await this.#options.tokens.get();
     } finally {
       this.#opening = false;
     }
     if (!this.#wanted || this.#ws || this.#retryTimer || this.#onlineListener) return;
-    const url = token ? `${this.#o.url}?token=${encodeURIComponent(token)}` : this.#o.url;
+    const url = token ? `${this.#options.url}?token=${encodeURIComponent(token)}` : this.#options.url;
     let ws: WebSocketLike;
     try {
-      ws = new this.#o.WebSocket(url);
+      ws = new this.#options.WebSocket(url);
     } catch (error) {
-      this.#o.hooks.report({ kind: 'connection', code: 'socket_error', message: String(error) });
+      this.#options.hooks.report({ kind: 'connection', code: 'socket_error', message: String(error) });
       this.#scheduleReconnect(this.#nextBackoff());
       return;
     }
@@ -216,7 +212,7 @@ export class Connection {
       this.#setStatus('open');
       this.#startPing();
       this.#armTokenRefresh();
-      this.#o.hooks.opened();
+      this.#options.hooks.opened();
     };
     ws.onmessage = (ev) => {
       if (this.#pongTimer) {
@@ -227,8 +223,13 @@ export class Connection {
         heard = true;
         this.#attempt = 0;
       }
-      if (typeof ev.data === 'string') this.#o.hooks.message(ev.data);
-      else this.#o.hooks.report({ kind: 'frame', code: 'binary_frame', message: 'ignored a non-text frame' });
+      if (typeof ev.data === 'string') this.#options.hooks.message(ev.data);
+      else
+        this.#options.hooks.report({
+          kind: 'frame',
+          code: 'binary_frame',
+          message: 'ignored a non-text frame',
+        });
     };
     ws.onerror = () => {};
     ws.onclose = (ev) => {
@@ -239,19 +240,19 @@ export class Connection {
 
   #afterClose(code: number, reason: string, opened: boolean): void {
     this.#detach();
-    if (opened) this.#o.hooks.dropped();
+    if (opened) this.#options.hooks.dropped();
     if (!this.#wanted) return;
     let delay: number;
     switch (code) {
       case CLOSE_CODES.serviceRestart:
-        delay = backoff(0, { ...this.#o.backoff, initialDelayMs: this.#o.drainJitterMs });
+        delay = backoff(0, { ...this.#options.backoff, initialDelayMs: this.#options.drainJitterMs });
         break;
       case CLOSE_CODES.policyViolation:
         this.#refreshToken = true;
         delay = this.#nextBackoff();
         break;
       case CLOSE_CODES.messageTooBig:
-        this.#o.hooks.report({
+        this.#options.hooks.report({
           kind: 'connection',
           code: 'message_too_big',
           message: reason || 'close 1009',
@@ -259,7 +260,7 @@ export class Connection {
         delay = this.#nextBackoff();
         break;
       default:
-        if (!opened && ++this.#failedUpgrades >= this.#o.refreshAfterFailures) {
+        if (!opened && ++this.#failedUpgrades >= this.#options.refreshAfterFailures) {
           this.#failedUpgrades = 0;
           this.#refreshToken = true;
         }
@@ -268,9 +269,9 @@ export class Connection {
     if (
       code !== CLOSE_CODES.serviceRestart &&
       code !== CLOSE_CODES.tryAgainLater &&
-      code !== CLOSE_PING_TIMEOUT
+      code !== CLOSE_CODES.pingTimeout
     ) {
-      this.#o.hooks.report({
+      this.#options.hooks.report({
         kind: 'connection',
         code: opened ? `close_${code}` : 'connect_failed',
         message: reason || (opened ? `socket closed (${code})` : 'could not open the socket'),
@@ -280,11 +281,11 @@ export class Connection {
   }
 
   #nextBackoff(): number {
-    return backoff(this.#attempt++, this.#o.backoff);
+    return backoff(this.#attempt++, this.#options.backoff);
   }
 
   #scheduleReconnect(delay: number): void {
-    if (this.#o.network?.onLine === false) {
+    if (this.#options.network?.onLine === false) {
       this.#waitForOnline();
       return;
     }
@@ -296,7 +297,7 @@ export class Connection {
   }
 
   #waitForOnline(): void {
-    const network = this.#o.network;
+    const network = this.#options.network;
     if (!network) {
       this.#scheduleReconnect(this.#nextBackoff());
       return;
@@ -316,20 +317,20 @@ export class Connection {
       this.#pongTimer ??= setTimeout(() => {
         this.#pongTimer = undefined;
         // No frame at all since the ping: the connection is dead even if TCP has not noticed.
-        this.#o.hooks.report({ kind: 'connection', code: 'ping_timeout', message: 'no pong in time' });
+        this.#options.hooks.report({ kind: 'connection', code: 'ping_timeout', message: 'no pong in time' });
         const ws = this.#ws;
         if (!ws) return;
         this.#detach();
         try {
-          ws.close(CLOSE_PING_TIMEOUT, 'ping timeout');
+          ws.close(CLOSE_CODES.pingTimeout, 'ping timeout');
         } catch {}
         this.#afterCloseFromTimeout();
-      }, this.#o.pongTimeoutMs);
-    }, this.#o.pingIntervalMs);
+      }, this.#options.pongTimeoutMs);
+    }, this.#options.pingIntervalMs);
   }
 
   #afterCloseFromTimeout(): void {
-    this.#o.hooks.dropped();
+    this.#options.hooks.dropped();
     if (this.#wanted) this.#scheduleReconnect(this.#nextBackoff());
   }
 
@@ -337,13 +338,13 @@ export class Connection {
   #armTokenRefresh(): void {
     if (this.#tokenTimer) clearTimeout(this.#tokenTimer);
     this.#tokenTimer = undefined;
-    const delay = this.#o.tokens.refreshDelay();
+    const delay = this.#options.tokens.refreshDelay();
     if (delay === undefined) return;
     this.#tokenTimer = setTimeout(() => {
       this.#tokenTimer = undefined;
       // A new token reaches the socket through onRefresh; an unchanged one (getToken failed)
       // is left to expire: the server then closes with 1008 and the reconnect refreshes again.
-      if (this.#ws?.readyState === OPEN) void this.#o.tokens.refresh();
+      if (this.#ws?.readyState === OPEN) void this.#options.tokens.refresh();
     }, delay);
   }
 
@@ -380,18 +381,18 @@ export class Connection {
         ws.close(code, reason);
       } catch {}
     }
-    if (wasOpen) this.#o.hooks.dropped();
+    if (wasOpen) this.#options.hooks.dropped();
   }
 
   #clearOnline(): void {
     if (!this.#onlineListener) return;
-    this.#o.network?.removeEventListener('online', this.#onlineListener);
+    this.#options.network?.removeEventListener('online', this.#onlineListener);
     this.#onlineListener = undefined;
   }
 
   #setStatus(status: ConnectionStatus): void {
     if (this.#status === status) return;
     this.#status = status;
-    this.#o.hooks.status(status);
+    this.#options.hooks.status(status);
   }
 }

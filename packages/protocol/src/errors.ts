@@ -62,4 +62,6 @@ export const CLOSE_CODES = {
    * no pong arrived in time, so the client dropped the connection and reconnects.
    */
   pingTimeout: 4000,
+  /** Application range, set by the client: the device went offline, so it dropped the socket. */
+  networkLost: 4001,
 } as const;
