@@ -80,7 +80,9 @@ describe('a Redis outage under load', () => {
         }
       })();
 
-      await new Promise((r) => setTimeout(r, 500));
+      // Writes are flowing before Redis goes.
+      const flowing = workload.counts.messages;
+      await waitUntil(() => workload.counts.messages >= flowing + 5, 20_000, 'writes flow before the outage');
       await s.redis.stop();
       await waitUntil(
         async () =>
@@ -132,7 +134,13 @@ describe('a Redis outage under load', () => {
         20_000,
         'every gateway and worker reports redis up again',
       );
-      await new Promise((r) => setTimeout(r, 500));
+      // And they keep flowing once it is back.
+      const recovered = workload.counts.messages;
+      await waitUntil(
+        () => workload.counts.messages >= recovered + 5,
+        20_000,
+        'writes flow after the outage',
+      );
       writing = false;
       await writes;
       polling = false;

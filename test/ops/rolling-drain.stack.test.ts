@@ -94,7 +94,12 @@ describe('rolling restart of the gateways', () => {
       }[] = [];
       for (const index of [0, 1]) {
         // Let writes flow on a settled cluster before each drain.
-        await new Promise((r) => setTimeout(r, 500));
+        const flowing = workload.counts.messages;
+        await waitUntil(
+          () => workload.counts.messages >= flowing + 5,
+          20_000,
+          'writes flow before the drain',
+        );
         const url = s.gatewayUrls[index]!;
         const onIt = direct.filter((p) => p.url === url).length;
         const since = Date.now();
