@@ -30,6 +30,11 @@ export interface StreamOptions {
   mode: 'append' | 'patch';
   /** Replies start spread over this window, as users' questions would. */
   startSpreadMs: number;
+  /**
+   * Called as the writers start and once every token is durable: the window a benchmark charges
+   * CPU to (setup — agents, messages, viewers' bootstraps — and the final checks stay outside).
+   */
+  onStreaming?: (phase: 'start' | 'end') => void;
 }
 
 export const STREAM_DEFAULTS: StreamOptions = {
@@ -92,6 +97,7 @@ export async function runStream(
     const commitsBefore = await target.apiCommits();
 
     const stats: WriterStats = { durable: new Histogram(), failures: 0, requests: 0 };
+    options.onStreaming?.('start');
     const began = Date.now();
     replies.forEach((r, i) => {
       r.startAt = began + (options.startSpreadMs * i) / replies.length;
@@ -128,6 +134,7 @@ export async function runStream(
     const writingMs = Date.now() - began;
     await Promise.all(replies.map((r) => finish(r, stats)));
     const durableMs = Date.now() - began;
+    options.onStreaming?.('end');
     env.progress.stop();
     const commitsAfter = await target.apiCommits();
 
@@ -157,7 +164,7 @@ export async function runStream(
       target: target.name,
       startedAt: startedAt.toISOString(),
       durationMs: performance.now() - t0,
-      options: { ...options },
+      options: { ...options, onStreaming: undefined },
       metrics: {
         tokens_written: counter(tokensWritten, seconds),
         tokens_to_viewers: counter(viewerTokens, seconds),
