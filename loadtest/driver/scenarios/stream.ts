@@ -207,7 +207,9 @@ export async function runStream(
 async function createReplies(target: SyncTarget, scopes: readonly string[]): Promise<Reply[]> {
   return mapLimited(scopes, 16, async (scope) => {
     const baseUrl = target.apiUrl();
-    const token = await target.writerToken();
+    // One agent backend writes every reply with its own token, as a deployment does: the worker
+    // joins the commits of one token holder's replies (append-batcher.ts).
+    const token = await target.token();
     const created = await requestJson<WriteResult>(`${baseUrl}/api/messages`, {
       body: { agent_id: scope.slice('agent:'.length), role: 'assistant', content: '' },
       token,

@@ -1,5 +1,5 @@
 import type { Principal } from '@openagents/sync-server-kit';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createAppendBatcher } from './append-batcher';
 import type { CommitMember, MutationOutcome } from './commit';
 import type { PlannedMutation } from './mutation-plan';
@@ -98,11 +98,34 @@ describe('append batcher', () => {
 
   it('caps a member at maxAppends', async () => {
     const c = recordingCommit();
-    const commit = createAppendBatcher(c.commit, { maxAppends: 2 });
+    const commit = createAppendBatcher(c.commit, { maxAppends: 2, minRoundIntervalMs: 0 });
     await Promise.all(
       ['a', 'b', 'c', 'd', 'e'].map((id) => commit({ principal: agent, mutations: [appendTo(id)] })),
     );
     expect(c.members.map((m) => m.mutations.length)).toEqual([2, 2, 1]);
+  });
+
+  it('starts back-to-back rounds at least minRoundIntervalMs apart', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const c = recordingCommit();
+      const commit = createAppendBatcher(c.commit, { maxAppends: 512, minRoundIntervalMs: 10 });
+      c.hold();
+      const first = commit({ principal: agent, mutations: [appendTo('a')] });
+      await turn();
+      const second = commit({ principal: agent, mutations: [appendTo('b')] });
+      c.release();
+      await first;
+      await turn();
+      expect(c.members).toHaveLength(1); // the next round waits out the interval
+      await vi.advanceTimersByTimeAsync(9);
+      expect(c.members).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(c.members).toHaveLength(2);
+      expect(ids(await second)).toEqual(['b']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('commits each append alone when the joined member fails, each with its own answer', async () => {

@@ -3,6 +3,12 @@ import type { CommitMember, MutationOutcome } from './commit';
 export interface AppendBatcherOptions {
   /** Most appends joined into one member (one subtransaction of a commit). */
   maxAppends: number;
+  /**
+   * Least time between the starts of two rounds, in ms: with replies streaming all the time,
+   * rounds follow each other back to back, and this bounds a worker's stream transactions to
+   * 1000 / minRoundIntervalMs per second. A round that finds nothing in flight starts at once.
+   */
+  minRoundIntervalMs: number;
 }
 
 /**
@@ -11,7 +17,7 @@ export interface AppendBatcherOptions {
  * backend, which is why the pipeline caps a group at 32 members); the statement it becomes stays
  * a few hundred kilobytes.
  */
-export const APPEND_BATCHER_DEFAULTS: AppendBatcherOptions = { maxAppends: 512 };
+export const APPEND_BATCHER_DEFAULTS: AppendBatcherOptions = { maxAppends: 512, minRoundIntervalMs: 10 };
 
 interface Waiting {
   member: CommitMember;
@@ -65,7 +71,12 @@ export function createAppendBatcher(
   };
 
   const runRound = async (): Promise<void> => {
+    let startedAt = 0;
     while (waiting.length > 0) {
+      // Back-to-back rounds: the next one waits out the interval, collecting more meanwhile.
+      const wait = startedAt + options.minRoundIntervalMs - Date.now();
+      if (startedAt > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      startedAt = Date.now();
       const now = waiting;
       waiting = [];
       const chunks: Waiting[][] = [];
