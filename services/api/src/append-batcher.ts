@@ -80,7 +80,8 @@ export function createAppendBatcher(
       const now = waiting;
       waiting = [];
       const chunks: Waiting[][] = [];
-      const open = new Map<string, Waiting[]>();
+      /** Per token holder: the chunk being filled and how many appends it holds. */
+      const open = new Map<string, { entries: Waiting[]; appends: number }>();
       const records = new Set<string>();
       for (const w of now) {
         // Two commits of one record in one member would be checked against the same length.
@@ -92,12 +93,13 @@ export function createAppendBatcher(
         for (const id of ids) records.add(id);
         const key = principalKey(w.member);
         let chunk = open.get(key);
-        if (!chunk || countAppends(chunk) + w.member.mutations.length > options.maxAppends) {
-          chunk = [];
+        if (!chunk || chunk.appends + w.member.mutations.length > options.maxAppends) {
+          chunk = { entries: [], appends: 0 };
           open.set(key, chunk);
-          chunks.push(chunk);
+          chunks.push(chunk.entries);
         }
-        chunk.push(w);
+        chunk.entries.push(w);
+        chunk.appends += w.member.mutations.length;
       }
       await Promise.all(chunks.map(commitJoined));
     }
@@ -129,8 +131,4 @@ function joinable(member: CommitMember): boolean {
 function principalKey(member: CommitMember): string {
   const p = member.principal;
   return JSON.stringify([p.sub, p.use ?? 'client', p.scopes]);
-}
-
-function countAppends(chunk: readonly Waiting[]): number {
-  return chunk.reduce((n, w) => n + w.member.mutations.length, 0);
 }
