@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureConsoleBuilt } from '@openagents/sync-console';
-import chromium from '@sparticuz/chromium';
-import { type Browser, type BrowserContext, type Page, chromium as playwright } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './support/chromium';
 import { createTestDatabase, type TestDatabase } from './support/pg';
 import { freePort } from './support/ports';
 import { type ServiceProcess, startService } from './support/stack';
@@ -59,22 +59,7 @@ beforeAll(async () => {
     env: { DATABASE_URL: db.url, SYNC_JWT_SECRET: TEST_JWT_SECRET, DATA_DIR: dataDir },
     readyTimeoutMs: 60_000,
   });
-  browser = await playwright.launch({
-    executablePath: await chromium.executablePath(),
-    // --single-process (in @sparticuz/chromium's defaults, meant for AWS Lambda) is dropped: with
-    // it, the page of the second browser context never rendered here (its first wait timed out).
-    args: [
-      ...chromium.args.filter((arg) => arg !== '--single-process'),
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    headless: true,
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
   // Two contexts, so each page has its own network switch and its own IndexedDB.
   contextA = await newContext();
   contextB = await newContext();
