@@ -169,9 +169,9 @@ describe('bootstrap pages', () => {
             pages.push(page);
             let step = 0;
             while (page.nextCursor) {
-              // Writes land between the first pages only: inserts after every page could outgrow
-              // a one-record page forever (the reader chases records created after it began).
-              for (const w of between[step++] ?? []) await apply(w);
+              // Writes land after every page (cycling through `between`): records inserted after
+              // the bootstrap began are not walked, so this ends however much is inserted.
+              for (const w of between[step++ % between.length]!) await apply(w);
               page = await reader.bootstrap(scope, { cursor: page.nextCursor });
               pages.push(page);
             }
@@ -201,6 +201,28 @@ describe('bootstrap pages', () => {
     );
     // 25 runs of a few hundred real writes each: minutes on a loaded machine, seconds on a quiet one.
   }, 180_000);
+
+  it('ends a bootstrap of a scope that receives inserts faster than pages are fetched', async () => {
+    const orgId = randomUUID();
+    const agent = await insertRecord(db.pool, 'Agent', { org_id: orgId, name: 'root' });
+    const agentId = String(agent.record.id);
+    const scope = `agent:${agentId}`;
+    const message = (i: number) => ({ agent_id: agentId, role: 'user', content: `m${i} ${'x'.repeat(300)}` });
+    for (let i = 0; i < 6; i++) await insertRecord(db.pool, 'Message', message(i));
+    // A page holds one message; two more arrive after every page.
+    const reader = createDeltaReader({ pool: db.pool, bootstrapPageBytes: 200 });
+    const pages: BootstrapResponse[] = [await reader.bootstrap(scope)];
+    let inserted = 6;
+    while (pages.at(-1)!.nextCursor && pages.length < 40) {
+      for (let k = 0; k < 2; k++) await insertRecord(db.pool, 'Message', message(inserted++));
+      pages.push(await reader.bootstrap(scope, { cursor: pages.at(-1)!.nextCursor! }));
+    }
+    // The six messages at L, one per page (and an empty page at most where a model ends).
+    expect(pages.at(-1)!.nextCursor).toBeUndefined();
+    expect(union(pages).Message).toHaveLength(6);
+    const events = await readEvents(db.pool, scope, pages[0]!.lastSyncId, 100_000);
+    expect(applyLikeClient(union(pages), events)).toEqual(await scopeTables(db.pool, scope));
+  });
 
   it('serves pages over HTTP with nextCursor until the last, and refuses hostile cursors with 400', async () => {
     const orgId = randomUUID();

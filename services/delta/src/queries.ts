@@ -71,6 +71,11 @@ const RECORD_OVERHEAD_BYTES = 200;
  * the exact JSON and may send fewer. `exhausted` is true when no row of the model follows the
  * ones returned. (created_at, id) is immutable for a record and unique, so pages never overlap
  * and never skip a record that exists throughout; the (scope column, created_at) index serves it.
+ *
+ * Only records inserted at or before `throughSyncId` (the bootstrap's L) are walked: a record
+ * inserted later reaches the client as its insert event after L, so a scope that receives
+ * inserts faster than a client fetches pages still ends its bootstrap. Rows without
+ * `created_sync_id` (written before the column existed, or by hand) count as older than any L.
  */
 export async function selectModelPage(
   db: Queryable,
@@ -79,6 +84,7 @@ export async function selectModelPage(
   after: { createdUs: number; id: string } | undefined,
   budgetBytes: number,
   maxRows: number,
+  throughSyncId: number,
 ): Promise<{ rows: PageRow[]; exhausted: boolean }> {
   const t = modelTable(model);
   const columns = t.columns.join(', ');
@@ -88,8 +94,8 @@ export async function selectModelPage(
   // The row comparison picks up exactly after the cursor; the plain `created_at >=` lets the
   // index start there instead of at the scope's first row.
   const position = after
-    ? `AND created_at >= timestamptz 'epoch' + $4::bigint * interval '1 microsecond'
-       AND (created_at, id) > (timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid)`
+    ? `AND created_at >= timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
+       AND (created_at, id) > (timestamptz 'epoch' + $5::bigint * interval '1 microsecond', $6::uuid)`
     : '';
   const { rows } = await db.query<Row & { created_us: number; fetched: number }>(
     `SELECT ${columns}, created_us, fetched FROM (
@@ -99,12 +105,13 @@ export async function selectModelPage(
          SELECT ${columns}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us,
                 ${estimate} AS est
          FROM ${t.table} WHERE ${t.scopeColumn} = $1 ${position}
+           AND (created_sync_id IS NULL OR created_sync_id <= $4::bigint)
          ORDER BY created_at, id LIMIT $2
        ) candidates
      ) sized WHERE before = 0 OR before + est <= $3 ORDER BY created_at, id`,
     after
-      ? [scopeId, maxRows + 1, budgetBytes, after.createdUs, after.id]
-      : [scopeId, maxRows + 1, budgetBytes],
+      ? [scopeId, maxRows + 1, budgetBytes, throughSyncId, after.createdUs, after.id]
+      : [scopeId, maxRows + 1, budgetBytes, throughSyncId],
   );
   const fetched = rows[0]?.fetched ?? 0;
   const exhausted = fetched <= maxRows && rows.length === fetched;

@@ -138,6 +138,7 @@ async function readBootstrapPage(
           after,
           Math.max(1, remaining),
           MAX_ROWS_PER_QUERY,
+          lastSyncId,
         );
         let complete = page.exhausted;
         for (const { row, createdUs, id } of page.rows) {

@@ -49,11 +49,23 @@ export async function insertRecord(
        VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING *`,
       columns.map((c) => row[c]),
     );
-    const record = toRecord(rows[0]!);
-    const scope = scopeOf(model, record);
+    const scope = scopeOf(model, toRecord(rows[0]!));
+    // The record carries the id of the event that inserts it, as sync_commit writes it: the
+    // scope's head (locked until commit) plus one.
+    const head = await client.query<{ last_id: number }>(
+      'SELECT last_id FROM sync_scopes WHERE scope = $1 FOR UPDATE',
+      [scope],
+    );
+    const stamped = await client.query(
+      `UPDATE ${TABLES[model]} SET created_sync_id = $2 WHERE id = $1 RETURNING *`,
+      [row.id, (head.rows[0]?.last_id ?? 0) + 1],
+    );
+    const record = toRecord(stamped.rows[0]!);
     const [event] = await appendEvents(client, scope, [
       { model, model_id: String(record.id), action: 'insert', data: record, mutationId: null },
     ]);
+    if (event!.id !== record.created_sync_id)
+      throw new Error('insertRecord: created_sync_id is not its event id');
     return { record, scope, event: event! };
   });
 }
