@@ -166,7 +166,9 @@ describe('over a Redis Cluster', () => {
       await gatewayBus.close();
       await h.close();
     }
-  });
+    // Failure detection (cluster-node-timeout), the replica's election and the repair of lost
+    // publishes take ~10 s on a quiet machine and over 30 s on a loaded one.
+  }, 90_000);
 });
 
 describe('configured through the environment only', () => {
