@@ -3,9 +3,10 @@
  * Postgres itself does with the same work, measured in the same run.
  *
  * Baseline: pgbench (`runuser -u postgres -- pgbench`, shipped with the PostgreSQL server) in a
- * throwaway database with our schema, running the sync mutation as one transaction — insert a
- * message, bump its scope's head, append its event — over 100 scopes, `-M prepared`, 16 and 64
- * clients. Then the API: real worker processes (`services/api/src/main.ts`, Redis bus) on a
+ * throwaway database with our schema, running the sync mutation as one transaction — bump the
+ * scope's head, insert the message, append its event, store the idempotency key with its answer
+ * (what the API's transaction writes for a keyed create) — over 100 scopes, `-M prepared`, 16 and
+ * 64 clients. Then the API: real worker processes (`services/api/src/main.ts`, Redis bus) on a
  * fresh database, 16 and 64 keep-alive HTTP clients (in a worker thread of this process) each
  * creating messages in a loop with an Idempotency-Key on every request, half of them on 4 hot
  * agents and half over 96 others: one worker, two workers, and hot-scope-only (every client on
@@ -555,12 +556,13 @@ const markdown = `## Write path (\`npm run bench:write\`)
 
 Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} shared cores; load average
 (1 / 5 / 15 min) **${loadAtStart}** at the start, ${loadAtEnd} at the end. ${SECONDS} s per run.
-pgbench: the sync mutation (insert a message, bump its scope head, append its event) as one
-transaction, \`-M prepared\`, over ${SCOPES} scopes (and over one scope for the hot rows). API:
+pgbench: the sync mutation as one transaction, the rows the API writes for a keyed create (bump
+the scope head, insert the message, append its event, store the idempotency key and its answer),
+\`-M prepared\`, over ${SCOPES} scopes (and over one scope for the hot rows). API:
 worker processes (Redis bus) answering \`POST /api/messages\` (200-character content, an
 Idempotency-Key on every request) from keep-alive HTTP/1.1 clients (raw sockets, one request at
 a time each, in a worker thread); half the writes on ${HOT_AGENTS} hot agents and half over the other
-${SCOPES - HOT_AGENTS}, or every write on one agent. Default pipeline (\`WRITE_PIPELINE_DEPTH\` ${process.env.BENCH_DEPTH ?? 2},
+${SCOPES - HOT_AGENTS}, or every write on one agent. Default pipeline (\`WRITE_PIPELINE_DEPTH\` ${process.env.BENCH_DEPTH ?? 2}: a second transaction only beside a late one,
 \`WRITE_GROUP_MAX\` ${process.env.BENCH_GROUP ?? 32}) unless the row says otherwise.
 The ratio is API / pgbench at the same client count (hot rows against pgbench on one scope).
 CPU columns: milliseconds of CPU (user + system, from /proc) per write of the worker processes,
