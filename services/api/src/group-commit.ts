@@ -21,8 +21,10 @@ export interface CommitPipelineOptions {
    * has taken this many times the recent typical commit, or when a full group waits.
    */
   overlapAfter: number;
-  /** ... and never before this many milliseconds (the floor of "typical"). */
+  /** ... and never before this many milliseconds ... */
   overlapMinMs: number;
+  /** ... and always after this many (a commit that waited long must not make "late" late for long). */
+  overlapMaxMs: number;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface CommitPipelineOptions {
  * room, and a group of 32 already amortises a commit's fixed cost (one WAL flush, one round
  * trip) to a few percent. depth 2, adaptive: one group commits while the next one fills, and a
  * second transaction starts beside it only when the first is late (twice the recent typical
- * commit, at least 2 ms: waiting on a lock another worker holds, or on a slow disk) or a full
+ * commit, 2 to 50 ms: waiting on a lock another worker holds, or on a slow disk) or a full
  * group waits. Two groups always in flight split the same writes into transactions half as big,
  * which costs CPU per write on both sides and lost 15-25 % of the rate at 16 clients (see
  * docs/benchmarks.md); more groups in flight only split them further.
@@ -42,6 +44,7 @@ export const COMMIT_PIPELINE_DEFAULTS: CommitPipelineOptions = {
   depth: 2,
   overlapAfter: 2,
   overlapMinMs: 2,
+  overlapMaxMs: 50,
 };
 
 /** Weight of the newest commit in the running "typical commit" (an exponential moving average). */
@@ -79,10 +82,11 @@ const RETRY_GROUP = new Set(['40001', '40P01']);
  *   latency is therefore bounded by one transaction of at most that size.
  * - While fewer than `depth` transactions are in flight, the waiting writes start another one
  *   beside them as soon as the oldest in flight is late — in flight `overlapAfter` times longer
- *   than the recent typical commit (a moving average), and at least `overlapMinMs` — or a full
- *   group waits. A transaction stuck on a lock (another worker's, an outside one) or a slow flush
- *   so never holds up the other scopes of the worker for longer than that, while in steady load
- *   the writes that gather during one commit go together in the next, as big a group as they can.
+ *   than the recent typical commit (a moving average), at least `overlapMinMs` and at most
+ *   `overlapMaxMs` — or a full group waits. A transaction stuck on a lock (another worker's, an
+ *   outside one) or on a slow flush so never holds up the other scopes of the worker for longer
+ *   than that, while in steady load the writes that gather during one commit go together in the
+ *   next, as big a group as they can.
  * - A write whose scope a transaction in flight is writing waits for that transaction instead of
  *   joining another one: the second would only queue on the scope's head row lock in Postgres,
  *   holding a pooled connection. Writes to a hot scope so collect in memory and commit together.
@@ -109,7 +113,8 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
   let typicalMs = 0;
   /** Armed while writes wait beside a transaction in flight: fires when that one is late. */
   let lateTimer: ReturnType<typeof setTimeout> | undefined;
-  const lateAfterMs = () => Math.max(options.overlapMinMs, options.overlapAfter * typicalMs);
+  const lateAfterMs = () =>
+    Math.min(options.overlapMaxMs, Math.max(options.overlapMinMs, options.overlapAfter * typicalMs));
 
   const recordKey = (m: PlannedMutation) => `${m.model}\u0000${m.id}`;
   const expectedScope = (m: PlannedMutation) => m.scope ?? knownScopes.get(recordKey(m)) ?? null;

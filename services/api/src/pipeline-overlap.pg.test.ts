@@ -44,56 +44,83 @@ async function waitingOnLock(): Promise<number> {
   return rows[0]!.n;
 }
 
-/** A pipeline whose first transaction waits on a lock held here while `body` runs. */
-async function withHeldTransaction(
-  options: CommitPipelineOptions,
-  body: (pipeline: ReturnType<typeof createCommitPipeline>) => Promise<void>,
-): Promise<void> {
-  const held = await h.createAgent();
-  await h.createMessage(held.id);
+type Pipeline = ReturnType<typeof createCommitPipeline>;
+
+/** A pipeline over the test database; its clock and timer are the test's fake ones. */
+function fakeClockPipeline(options: CommitPipelineOptions): Pipeline {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
   const metrics = createApiMetrics(new Registry());
-  const pipeline = createCommitPipeline(
+  return createCommitPipeline(
     { pool: h.db.pool, bus: h.bus, log: createLogger({ name: 'test', level: 'silent' }), metrics },
     options,
   );
+}
+
+/** Runs `body` while a transaction of `pipeline` waits on a head lock held here; then lets it commit. */
+async function withHeldTransaction(pipeline: Pipeline, body: () => Promise<void>): Promise<void> {
+  const held = await h.createAgent();
+  await h.createMessage(held.id);
   const locker: PoolClient = await h.db.pool.connect();
   try {
     await locker.query('BEGIN');
     await locker.query('SELECT 1 FROM sync_scopes WHERE scope = $1 FOR UPDATE', [`agent:${held.id}`]);
     const first = pipeline.commit(create(held.id));
     while ((await waitingOnLock()) === 0) await settle();
-    await body(pipeline);
-    await locker.query('COMMIT');
+    try {
+      await body();
+    } finally {
+      await locker.query('COMMIT');
+    }
     expect((await first)[0]!.body.syncId).toBe(2);
   } finally {
     locker.release();
   }
 }
 
+/** Commits a write to `agentId` beside the held transaction; resolves once it is out of the queue. */
+async function expectWaitsUntilLate(pipeline: Pipeline, agentId: string, lateMs: number): Promise<void> {
+  const second = pipeline.commit(create(agentId));
+  let answered = false;
+  void second.then(() => {
+    answered = true;
+  });
+  // Round trips to Postgres go by, and the pipeline's clock up to just before late.
+  vi.advanceTimersByTime(lateMs - 1);
+  for (let i = 0; i < 5; i++) await settle();
+  expect(pipeline.queued()).toBe(1);
+  expect(answered).toBe(false);
+  // Late: the waiting write starts its own transaction and commits while the first is held.
+  vi.advanceTimersByTime(1);
+  expect(pipeline.queued()).toBe(0);
+  expect((await second)[0]!.body).toMatchObject({ scope: `agent:${agentId}`, syncId: 1 });
+}
+
 describe('a second transaction beside one in flight', () => {
   it('starts only once the first is late: until then the write waits for the next group', async () => {
     const other = await h.createAgent();
-    await withHeldTransaction(COMMIT_PIPELINE_DEFAULTS, async (pipeline) => {
-      const second = pipeline.commit(create(other.id));
-      let answered = false;
-      void second.then(() => {
-        answered = true;
-      });
-      // Round trips to Postgres go by; the first is not late on the pipeline's clock yet.
-      for (let i = 0; i < 5; i++) await settle();
-      expect(pipeline.queued()).toBe(1);
-      expect(answered).toBe(false);
-      // Late: the waiting write starts its own transaction and commits while the first is held.
-      vi.advanceTimersByTime(COMMIT_PIPELINE_DEFAULTS.overlapMinMs);
-      expect(pipeline.queued()).toBe(0);
-      expect((await second)[0]!.body).toMatchObject({ scope: `agent:${other.id}`, syncId: 1 });
+    const pipeline = fakeClockPipeline(COMMIT_PIPELINE_DEFAULTS);
+    await withHeldTransaction(pipeline, () =>
+      expectWaitsUntilLate(pipeline, other.id, COMMIT_PIPELINE_DEFAULTS.overlapMinMs),
+    );
+  });
+
+  it('is late after overlapMaxMs at most, however long the commits before took', async () => {
+    const another = await h.createAgent();
+    const options = { ...COMMIT_PIPELINE_DEFAULTS, overlapMaxMs: 50 };
+    const pipeline = fakeClockPipeline(options);
+    // A first transaction that took 2 s: the typical commit is now that long.
+    await withHeldTransaction(pipeline, async () => {
+      vi.advanceTimersByTime(2000);
     });
+    await withHeldTransaction(pipeline, () =>
+      expectWaitsUntilLate(pipeline, another.id, options.overlapMaxMs),
+    );
   });
 
   it('starts at once when a full group waits', async () => {
     const others = await Promise.all([h.createAgent(), h.createAgent(), h.createAgent()]);
-    await withHeldTransaction({ ...COMMIT_PIPELINE_DEFAULTS, maxGroup: 3 }, async (pipeline) => {
+    const pipeline = fakeClockPipeline({ ...COMMIT_PIPELINE_DEFAULTS, maxGroup: 3 });
+    await withHeldTransaction(pipeline, async () => {
       const group = others.map((a) => pipeline.commit(create(a.id)));
       expect(pipeline.queued()).toBe(0);
       const answers = await Promise.all(group);
