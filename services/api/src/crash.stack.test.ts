@@ -10,8 +10,11 @@ import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
 /**
  * SIGKILL of a worker while a group is committing. A group is made to stop half-way: an outside
  * transaction row-locks one agent, so the group's member writing a message to that agent waits in
- * its foreign-key check after the members before it have already written their rows. The worker
- * is killed there, then the lock is released, so Postgres either commits the orphaned group or
+ * its foreign-key check after the members before it have already written their rows. The group is
+ * formed deterministically: two writes to other row-locked agents first take the worker's two
+ * transaction slots (the pipeline's depth) and wait, the writes of the group are sent and queue
+ * behind them, then those two are let through, so everything queued becomes one transaction. The
+ * worker is killed there, then the lock is released, so Postgres either commits the orphaned group or
  * rolls it back. Whatever it chose, every acknowledged write must be in the log exactly once and
  * every unacknowledged one fully there (record, event, key) or fully absent; retried with the same
  * key on a new worker, each lands exactly once.
@@ -20,12 +23,14 @@ let db: TestDatabase;
 let token: string;
 const agents = Array.from({ length: 12 }, () => randomUUID());
 const stuck = randomUUID();
+/** Agents whose writes hold the worker's transaction slots while the group forms behind them. */
+const holders = [randomUUID(), randomUUID()];
 
 beforeAll(async () => {
   db = await createTestDatabase('api_crash');
   await db.pool.query(
     `INSERT INTO agents (id, org_id, name) SELECT a, $2, 'crash' FROM unnest($1::uuid[]) AS a`,
-    [[...agents, stuck], randomUUID()],
+    [[...agents, stuck, ...holders], randomUUID()],
   );
   token = await tokenFor(['*'], 'crash-test');
 });
@@ -111,17 +116,14 @@ it('loses, doubles and splits nothing when the worker is SIGKILLed while a group
   const port = await freePort();
   let worker = await startWorker(port);
   const locker: PoolClient = await db.pool.connect();
+  const holdLocker: PoolClient = await db.pool.connect();
   const writes: Write[] = [];
   const acked = new Set<string>();
-  try {
-    await locker.query('BEGIN');
-    await locker.query('SELECT 1 FROM agents WHERE id = $1 FOR UPDATE', [stuck]);
-    // Fired in one go: the first two start transactions of their own (the pipeline's depth),
-    // the rest queue and form the next group, whose member for `stuck` waits on the row lock
-    // after the members before it have written.
-    const plan = [...agents, stuck, ...agents.slice(0, 6), stuck];
-    for (const agentId of plan) writes.push({ key: `k-${randomUUID()}`, id: randomUUID(), agentId });
-    const inFlight = writes.map((w) =>
+  const inFlight: Promise<void>[] = [];
+  const fire = (agentId: string) => {
+    const w = { key: `k-${randomUUID()}`, id: randomUUID(), agentId };
+    writes.push(w);
+    inFlight.push(
       send(worker, w).then(
         async (res) => {
           if (res.status === 201) acked.add(w.key);
@@ -130,9 +132,29 @@ it('loses, doubles and splits nothing when the worker is SIGKILLed while a group
         () => {}, // the worker died before it answered
       ),
     );
+  };
+  try {
+    await locker.query('BEGIN');
+    await locker.query('SELECT 1 FROM agents WHERE id = $1 FOR UPDATE', [stuck]);
+    await holdLocker.query('BEGIN');
+    await holdLocker.query('SELECT 1 FROM agents WHERE id = ANY($1) FOR UPDATE', [holders]);
+    // Two writes take the worker's two transaction slots and wait on holdLocker's row locks.
+    for (const agentId of holders) fire(agentId);
+    await waitUntil(async () => (await blockedCommits()) === 2, 60_000, 'both transaction slots wait');
+    // The group: every write queues behind the two held transactions (none can start its own).
+    const plan = [...agents, stuck, ...agents.slice(0, 6), stuck];
+    for (const agentId of plan) fire(agentId);
+    await waitUntil(
+      async () => (await readMetric(worker, 'sync_commit_queue_length')) === plan.length,
+      60_000,
+      'the group queues',
+    );
+    // Let the two through: the queue becomes one transaction, whose member for `stuck` waits on
+    // the row lock after the members before it have written.
+    await holdLocker.query('ROLLBACK');
     await waitUntil(
       async () => (await blockedCommits()) > 0 && acked.size >= 2,
-      20_000,
+      60_000,
       'a group waits mid-commit',
     );
     // Writes in flight (sent, unanswered, not queued) outnumber the transactions a worker runs at
@@ -165,6 +187,7 @@ it('loses, doubles and splits nothing when the worker is SIGKILLed while a group
     await expectLogsWhole();
   } finally {
     locker.release();
+    holdLocker.release();
     await worker.kill('SIGKILL');
   }
 }, 120_000);

@@ -16,20 +16,39 @@ export interface CommitPipelineOptions {
   maxGroupMutations: number;
   /** Transactions of this worker in flight at once. */
   depth: number;
+  /**
+   * A second (third...) transaction starts beside one in flight only once the oldest in flight
+   * has taken this many times the recent typical commit, or when a full group waits.
+   */
+  overlapAfter: number;
+  /** ... and never before this many milliseconds ... */
+  overlapMinMs: number;
+  /** ... and always after this many (a commit that waited long must not make "late" late for long). */
+  overlapMaxMs: number;
 }
 
 /**
  * maxGroup 32: each member is a subtransaction, and Postgres keeps up to 64 subtransaction ids
  * per backend in shared memory before snapshots of every other session get slower; 32 leaves
  * room, and a group of 32 already amortises a commit's fixed cost (one WAL flush, one round
- * trip) to a few percent. depth 2: one group commits while the next one fills; more groups in
- * flight only split the same writes into smaller transactions (see docs/benchmarks.md).
+ * trip) to a few percent. depth 2, adaptive: one group commits while the next one fills, and a
+ * second transaction starts beside it only when the first is late (twice the recent typical
+ * commit, 2 to 50 ms: waiting on a lock another worker holds, or on a slow disk) or a full
+ * group waits. Two groups always in flight split the same writes into transactions half as big,
+ * which costs CPU per write on both sides and lost 15-25 % of the rate at 16 clients (see
+ * docs/benchmarks.md); more groups in flight only split them further.
  */
 export const COMMIT_PIPELINE_DEFAULTS: CommitPipelineOptions = {
   maxGroup: 32,
   maxGroupMutations: 1000,
   depth: 2,
+  overlapAfter: 2,
+  overlapMinMs: 2,
+  overlapMaxMs: 50,
 };
+
+/** Weight of the newest commit in the running "typical commit" (an exponential moving average). */
+const TYPICAL_WEIGHT = 0.1;
 
 /** Joins concurrent writes of this worker into shared transactions. */
 export interface CommitPipeline {
@@ -56,11 +75,18 @@ const RETRY_GROUP = new Set(['40001', '40P01']);
  * The commit pipeline: every worker collects the writes that arrive while its transactions are in
  * flight — any scope, any action, single records and batches — and commits them together.
  *
- * - A write that arrives while fewer than `depth` transactions are in flight starts one at once:
- *   a lone write is never delayed, and never waits for a timer.
+ * - A write that arrives while no transaction is in flight starts one at once: a lone write is
+ *   never delayed, and never waits for a timer.
  * - Otherwise it waits; when a transaction commits, everything that waits (up to `maxGroup`
  *   requests and `maxGroupMutations` mutations, in arrival order) becomes the next one. The added
  *   latency is therefore bounded by one transaction of at most that size.
+ * - While fewer than `depth` transactions are in flight, the waiting writes start another one
+ *   beside them as soon as the oldest in flight is late — in flight `overlapAfter` times longer
+ *   than the recent typical commit (a moving average), at least `overlapMinMs` and at most
+ *   `overlapMaxMs` — or a full group waits. A transaction stuck on a lock (another worker's, an
+ *   outside one) or on a slow flush so never holds up the other scopes of the worker for longer
+ *   than that, while in steady load the writes that gather during one commit go together in the
+ *   next, as big a group as they can.
  * - A write whose scope a transaction in flight is writing waits for that transaction instead of
  *   joining another one: the second would only queue on the scope's head row lock in Postgres,
  *   holding a pooled connection. Writes to a hot scope so collect in memory and commit together.
@@ -81,6 +107,14 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
   const busy = new Map<string, number>();
   const knownScopes = new LRUCache<string, string>({ max: 100_000 });
   let inFlight = 0;
+  /** When each transaction in flight started (performance.now()), oldest first. */
+  const started: number[] = [];
+  /** The recent typical commit, ms (moving average of start-to-COMMIT times). */
+  let typicalMs = 0;
+  /** Armed while writes wait beside a transaction in flight: fires when that one is late. */
+  let lateTimer: ReturnType<typeof setTimeout> | undefined;
+  const lateAfterMs = () =>
+    Math.min(options.overlapMaxMs, Math.max(options.overlapMinMs, options.overlapAfter * typicalMs));
 
   const recordKey = (m: PlannedMutation) => `${m.model}\u0000${m.id}`;
   const expectedScope = (m: PlannedMutation) => m.scope ?? knownScopes.get(recordKey(m)) ?? null;
@@ -161,27 +195,60 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
     return group;
   };
 
+  /** Whether waiting writes may start a transaction now, beside those in flight. */
+  const mayStart = (now: number): boolean => {
+    if (inFlight === 0) return true;
+    if (inFlight >= options.depth) return false;
+    if (queue.length >= options.maxGroup) return true;
+    return now - started[0]! >= lateAfterMs();
+  };
+
+  /** Re-runs `pump` when the oldest transaction in flight becomes late, if writes still wait. */
+  const armLateTimer = (now: number) => {
+    if (lateTimer !== undefined || inFlight === 0 || inFlight >= options.depth || queue.length === 0) return;
+    lateTimer = setTimeout(
+      () => {
+        lateTimer = undefined;
+        pump();
+      },
+      Math.max(0, started[0]! + lateAfterMs() - now),
+    );
+    lateTimer.unref?.();
+  };
+
   const pump = () => {
-    while (inFlight < options.depth && queue.length > 0) {
+    const now = performance.now();
+    while (queue.length > 0 && mayStart(now)) {
       const group = takeGroup();
+      // Every waiting write is blocked on a scope or key in flight: the next release pumps again.
       if (group.length === 0) return;
       const scopes = new Set(group.flatMap((w) => w.scopes));
       for (const s of scopes) busy.set(s, (busy.get(s) ?? 0) + 1);
       inFlight++;
+      const startedAt = performance.now();
+      started.push(startedAt);
       let released = false;
       const release = () => {
         if (released) return;
         released = true;
         inFlight--;
+        started.splice(started.indexOf(startedAt), 1);
+        const took = performance.now() - startedAt;
+        typicalMs = typicalMs === 0 ? took : typicalMs + TYPICAL_WEIGHT * (took - typicalMs);
         for (const s of scopes) {
           const n = busy.get(s)! - 1;
           if (n === 0) busy.delete(s);
           else busy.set(s, n);
         }
+        if (lateTimer !== undefined) {
+          clearTimeout(lateTimer);
+          lateTimer = undefined;
+        }
         pump();
       };
       void runGroup(group, release).finally(release);
     }
+    armLateTimer(now);
   };
 
   return {
