@@ -46,6 +46,8 @@ export const ApiConfigSchema = z.object({
   WRITE_PIPELINE_DEPTH: positiveInt.max(64).default(2),
   /** Milliseconds a piece of a streaming upload waits for more of its reply before it commits. */
   STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(70),
+  /** A streaming upload's window that holds this many pieces commits at once, before STREAM_COALESCE_MS. */
+  STREAM_COALESCE_PIECES: positiveInt.default(1_000_000),
 });
 
 /** The validated, frozen configuration of a mutation worker. */
