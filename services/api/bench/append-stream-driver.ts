@@ -175,6 +175,7 @@ function openPost(reply: Reply): void {
     const body = reply.buffered.slice(head + 4, head + 4 + length);
     reply.buffered = reply.buffered.slice(head + 4 + length);
     const done = reply.queue.shift()!;
+    if (process.env.DRIVER_DEBUG) process.stderr.write(`${status} ${body}\n`);
     if (status !== '200') error(`append answered ${status}: ${body.slice(0, 300)}`);
     else settle(reply.unacked, done.sent.end, result.durableMs);
     reply.busy = false;

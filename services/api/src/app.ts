@@ -56,9 +56,9 @@ export interface ApiAppConfig {
   ALLOWED_ORIGINS?: readonly string[];
   /** Transactions of this worker in flight at once (the commit pipeline's depth). Default 2. */
   WRITE_PIPELINE_DEPTH?: number;
-  /** Pieces after which a streamed reply's window commits without waiting out STREAM_COALESCE_MS. */
+  /** Pieces after which a streamed reply's window commits without waiting out STREAM_COALESCE_MS; 0 = off (default). */
   STREAM_COALESCE_PIECES?: number;
-  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 70. */
+  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 40. */
   STREAM_COALESCE_MS?: number;
   /** Other limits of the streaming upload (stream-upload.ts), for tests and tuning. */
   APPEND_STREAM?: Partial<Omit<AppendStreamOptions, 'maxLineBytes'>>;

@@ -44,8 +44,9 @@ export interface AppendStreamOptions {
    */
   coalesceMs: number;
   /**
-   * A window holding this many pieces closes at once, without waiting out `coalesceMs`: a fast
-   * reply does not wait for a window it has already filled.
+   * A window holding this many pieces closes at once, without waiting out `coalesceMs` (0: only
+   * the time closes it). Lowers the latency of a reply that fills its window early, at the price
+   * of more, smaller events (CPU and bytes per token) for fast replies.
    */
   coalescePieces: number;
   /** Pending text that is committed at once without waiting for the window (UTF-16 units). */
@@ -57,15 +58,20 @@ export interface AppendStreamOptions {
 }
 
 /**
- * coalesceMs 70: at 30 tokens/s a commit carries 3 tokens, so the ~400 bytes of an event's
- * envelope cost ~130 bytes per token on a viewer's socket instead of ~400, and a token is
- * durable within 70 ms plus one commit. maxDurationMs 240 s stays below Node's default request
- * timeout (300 s), which would otherwise cut a long reply with a 408.
+ * coalesceMs 40: at 30 tokens/s (a token every 33 ms) a window holds 2 tokens, so the ~390 bytes
+ * of an event's envelope cost ~195 bytes per token on a viewer's socket (the target is 200), and
+ * no token waits more than 40 ms before its commit starts, which leaves room for the commit and
+ * the fan-out in the 50 ms token → viewer target. 70 ms (3 tokens per event) costs a third less
+ * worker CPU per token but puts the first token of each window past that target on its own. See
+ * docs/api.md, "Streaming upload", for the trade-off. coalescePieces 0: the time alone closes a
+ * window, so a fast reply (100 tokens/s) gets 4 tokens per event, not 2. maxDurationMs 240 s
+ * stays below Node's default request timeout (300 s), which would otherwise cut a long reply
+ * with a 408.
  */
 export const APPEND_STREAM_DEFAULTS: Omit<AppendStreamOptions, 'maxLineBytes'> = {
   maxStreamBytes: 64 * 1024 * 1024,
-  coalesceMs: 70,
-  coalescePieces: 1_000_000,
+  coalesceMs: 40,
+  coalescePieces: 0,
   maxPendingLength: 65_536,
   idleMs: 30_000,
   maxDurationMs: 240_000,
@@ -451,7 +457,7 @@ class AppendStreamSession {
       }, this.#o.coalesceMs);
     }
     if (
-      this.#pending.parts.length >= this.#o.coalescePieces ||
+      (this.#o.coalescePieces > 0 && this.#pending.parts.length >= this.#o.coalescePieces) ||
       this.#pending.length >= this.#o.maxPendingLength
     ) {
       this.#due = true;
