@@ -39,7 +39,9 @@ const rateArg = process.argv.indexOf('--rate');
 const RATE = rateArg > 0 ? Number(process.argv[rateArg + 1]) : 30;
 const WAYS = ['append-stream', 'append per token', 'PATCH whole content'] as const;
 /** The worker's window policy: the api's defaults unless the environment sets them. */
-const COALESCE_MS = ApiConfigSchema.shape.STREAM_COALESCE_MS.parse(process.env.STREAM_COALESCE_MS || undefined);
+const COALESCE_MS = ApiConfigSchema.shape.STREAM_COALESCE_MS.parse(
+  process.env.STREAM_COALESCE_MS || undefined,
+);
 const COALESCE_PIECES = ApiConfigSchema.shape.STREAM_COALESCE_PIECES.parse(
   process.env.STREAM_COALESCE_PIECES || undefined,
 );

@@ -49,6 +49,9 @@ const began = Date.now();
 const progress = (line: string) =>
   process.stderr.write(`[bench:append-stream ${((Date.now() - began) / 1000).toFixed(0)}s] ${line}\n`);
 
+const CURRENT = 'upload';
+const BASELINE = 'upload (baseline checkout)';
+
 interface Row {
   setup: string;
   replies: number;
@@ -112,8 +115,12 @@ async function stopWorker(worker: Worker): Promise<void> {
 }
 
 async function commitsSoFar(worker: Worker): Promise<number> {
-  const text = await (await fetch(`${worker.url}/metrics`)).text();
-  return Number(/^sync_commit_duration_seconds_count(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? 0);
+  try {
+    const text = await (await fetch(`${worker.url}/metrics`)).text();
+    return Number(/^sync_commit_duration_seconds_count(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? Number.NaN);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /* One row ----------------------------------------------------------------------------------------- */
@@ -205,6 +212,42 @@ async function runRow(
   }
 }
 
+/* Cost split --------------------------------------------------------------------------------------- */
+
+interface CostFit {
+  /** Worker CPU µs per token (read, parse, check, queue). */
+  perToken: number;
+  /** Worker CPU µs per event (member, commit, publish, acknowledgement). */
+  perEvent: number;
+}
+
+/**
+ * Splits the worker's CPU into a part per token and a part per event by least squares over rows
+ * of one code version with different tokens per event (cpuMs = a·tokens + b·events): how many
+ * tokens an event carries depends on the window AND on how loaded the machine is (a slow commit
+ * lets more pieces gather), so CPU per token alone is not comparable between rows.
+ */
+function fitCost(rows: Row[]): CostFit | undefined {
+  let tt = 0;
+  let te = 0;
+  let ee = 0;
+  let tc = 0;
+  let ec = 0;
+  for (const r of rows) {
+    const t = r.result.tokens;
+    const e = r.result.events;
+    const c = r.cpuMs * 1000;
+    tt += t * t;
+    te += t * e;
+    ee += e * e;
+    tc += t * c;
+    ec += e * c;
+  }
+  const det = tt * ee - te * te;
+  if (rows.length < 2 || Math.abs(det) < 1e-6 * tt * ee) return undefined;
+  return { perToken: (tc * ee - ec * te) / det, perEvent: (tt * ec - te * tc) / det };
+}
+
 /* Report -------------------------------------------------------------------------------------------- */
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
@@ -221,6 +264,7 @@ function describe(row: Row): (string | number)[] {
     fmt(r.tokens / Math.max(1, r.events), 1),
     fmt(r.eventBytes / Math.max(1, r.events)),
     fmt(r.eventBytes / r.tokens, 0),
+    fmt((row.cpuMs * 1000) / Math.max(1, r.events), 0),
     `${fmt(percentile(r.durableMs, 50))} / ${fmt(percentile(r.durableMs, 99))}`,
     `${fmt(percentile(r.publishedMs, 50))} / ${fmt(percentile(r.publishedMs, 99))}`,
     r.unacked + r.errors.length,
@@ -236,6 +280,7 @@ const HEADER = [
   'tokens / event',
   'bytes / event',
   'event bytes / token',
+  'api CPU µs / event',
   'durable p50 / p99 ms',
   'published p50 / p99 ms',
   'unacked + errors',
@@ -253,14 +298,12 @@ async function main(): Promise<void> {
   try {
     const policies = POLICIES.length > 0 ? POLICIES : [{}];
     for (const n of STREAM_N) {
-      if (BASELINE_ROOT) show(await runRow(db, 'upload (baseline checkout)', 'stream', n, BASELINE_ROOT, {}));
       for (const env of policies) {
-        const label = Object.keys(env).length
-          ? Object.entries(env)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(' ')
-          : '';
-        show(await runRow(db, `upload${label ? ` ${label}` : ''}`, 'stream', n, ROOT, env));
+        const label = Object.entries(env)
+          .map(([k, v]) => ` ${k}=${v}`)
+          .join('');
+        if (BASELINE_ROOT) show(await runRow(db, `${BASELINE}${label}`, 'stream', n, BASELINE_ROOT, env));
+        show(await runRow(db, `${CURRENT}${label}`, 'stream', n, ROOT, env));
       }
     }
     for (const n of POST_N) show(await runRow(db, 'POST /append per token', 'post', n, ROOT, {}));
@@ -268,15 +311,28 @@ async function main(): Promise<void> {
     await db.drop();
   }
   const table = markdownTable(HEADER, rows.map(describe));
-  const base = rows.find((r) => r.setup === 'upload (baseline checkout)');
-  const ratios = rows
-    .filter((r) => r.setup.startsWith('upload') && r !== base)
-    .map((r) => {
-      const same = rows.find((b) => b.setup === 'upload (baseline checkout)' && b.replies === r.replies);
-      const perK = (x: Row) => (x.cpuMs / x.result.tokens) * 1000;
-      return same ? `${r.replies} replies: ${fmt(perK(same) / perK(r), 2)}× less api CPU per token` : '';
-    })
-    .filter(Boolean);
+  const fits = [CURRENT, ...(BASELINE_ROOT ? [BASELINE] : [])].map((code) => ({
+    code,
+    fit: fitCost(
+      rows.filter((r) =>
+        code === CURRENT
+          ? !r.setup.startsWith(BASELINE) && r.setup.startsWith(CURRENT)
+          : r.setup.startsWith(BASELINE),
+      ),
+    ),
+  }));
+  const ratios = fits.map(({ code, fit }) =>
+    fit
+      ? `${code}: ${fmt(fit.perToken, 1)} µs per token + ${fmt(fit.perEvent, 0)} µs per event → ${fmt(fit.perToken + fit.perEvent / 2, 1)} ms per 1k tokens at 2 tokens per event, ${fmt(fit.perToken + fit.perEvent / 3, 1)} at 3`
+      : `${code}: too few rows with different tokens per event to split the cost`,
+  );
+  const [now, before] = fits;
+  if (now?.fit && before?.fit) {
+    const at = (f: CostFit, k: number) => f.perToken + f.perEvent / k;
+    ratios.push(
+      `at 2 tokens per event the worker spends ${fmt(at(before.fit, 2) / at(now.fit, 2), 2)}× less CPU per token than the baseline (${fmt(at(before.fit, 3) / at(now.fit, 3), 2)}× at 3)`,
+    );
+  }
   const summary = [
     `Measured ${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} cores, load average ${load.toFixed(1)} at the start; ${TPS} tokens/s per reply, ${SECONDS} s window after ${WARMUP} s warm-up.`,
     '',
