@@ -278,6 +278,12 @@ class AppendStreamSession {
         resolve();
         return;
       }
+      if (incoming.destroyed) {
+        // Gone before the stream started: no event will come (the web stream's read would throw).
+        this.#gone = true;
+        resolve();
+        return;
+      }
       const idle = setTimeout(() => this.#stop(), this.#o.idleMs);
       const detach = () => {
         clearTimeout(idle);
