@@ -4,7 +4,8 @@
  * a real uWebSockets.js gateway over a fresh Postgres database:
  *
  * - `append-stream`: the stream writer's streaming upload at a steady 30 tokens/s; the worker
- *   commits the pieces that arrive within STREAM_COALESCE_MS (70 ms) as one append event;
+ *   commits the pieces that arrive within STREAM_COALESCE_MS (default 40 ms; the env variables
+ *   STREAM_COALESCE_MS and STREAM_COALESCE_PIECES set the worker's window policy) as one event;
  * - `append per token`: one append request per token, each waiting for the last (no batching,
  *   no coalescing: the worst case per token, the figure before the streaming upload);
  * - `PATCH whole content`: the whole text so far on every token.
@@ -22,7 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { constants, createDeflateRaw, type DeflateRaw, deflateRawSync } from 'node:zlib';
 import { serve } from '@hono/node-server';
-import { createApiApp } from '@openagents/sync-api-service';
+import { ApiConfigSchema, createApiApp } from '@openagents/sync-api-service';
 import { createDeltaApp, createDeltaReader } from '@openagents/sync-delta-service';
 import { createGateway, gatewayDefaults } from '@openagents/sync-gateway-service';
 import { createLogger, createMemoryBus, createRegistry } from '@openagents/sync-server-kit';
@@ -37,6 +38,14 @@ const SIZES = [500, 2000];
 const rateArg = process.argv.indexOf('--rate');
 const RATE = rateArg > 0 ? Number(process.argv[rateArg + 1]) : 30;
 const WAYS = ['append-stream', 'append per token', 'PATCH whole content'] as const;
+/** The worker's window policy: the api's defaults unless the environment sets them. */
+const COALESCE_MS = ApiConfigSchema.shape.STREAM_COALESCE_MS.parse(
+  process.env.STREAM_COALESCE_MS || undefined,
+);
+const COALESCE_PIECES = ApiConfigSchema.shape.STREAM_COALESCE_PIECES.parse(
+  process.env.STREAM_COALESCE_PIECES || undefined,
+);
+const POLICY = `${COALESCE_MS} ms${COALESCE_PIECES > 0 ? ` or ${COALESCE_PIECES} pieces` : ''}`;
 
 /** Bytes of `sync` frames received, raw and as permessage-deflate would send them. */
 const wire = { syncBytes: 0, syncFrames: 0, shared: 0, dedicated: 0, sample: '' };
@@ -92,7 +101,11 @@ async function main() {
     auth: testAuth,
     log,
     registry,
-    config: { RATE_LIMIT_PER_SECOND: 0 },
+    config: {
+      RATE_LIMIT_PER_SECOND: 0,
+      STREAM_COALESCE_MS: COALESCE_MS,
+      STREAM_COALESCE_PIECES: COALESCE_PIECES,
+    },
   });
   const apiServer = serve({ fetch: api.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => apiServer.once('listening', () => resolve()));
@@ -273,7 +286,7 @@ and counts the bytes of the \`sync\` frames it receives while one reply streams.
 ${load} (1 / 5 / 15 min) on the shared 2-core machine.
 
 - **append-stream**: the stream writer's streaming upload (\`…/append-stream\`) at a steady
-  ${RATE} tokens/s; the worker commits the pieces that arrive within \`STREAM_COALESCE_MS\` (70 ms)
+  ${RATE} tokens/s; the worker commits the pieces that arrive within its window (${POLICY})
   of the first as ONE append event.
 - **append per token**: one append request per token, each waiting for the previous answer (no
   batching, no coalescing: the figure before the streaming upload).
@@ -289,15 +302,19 @@ frames (zlib in the bench, not the gateway): each frame compressed alone (uWS
 Durability at ${RATE} tokens/s (time from a token's write to the acknowledgement that it is
 committed): ${durable.join('; ')}.
 
-**Choice: server-side coalescing** of a reply's pieces over a bounded window (70 ms). An event's
-envelope is ~400 bytes whatever it carries (the scope twice, the record id, two timestamps, the
-key names — the contract's event shape, unchanged); at 30 tokens/s a 70 ms window puts ~3 tokens
-in each event, so the envelope costs ~130 bytes per token and the target (token bytes + 200,
-flat in the reply's length) is met without any change to frames, events or the gateway. It also
-divides the appends committed per reply by ~3 (fewer Postgres members and events for the capacity
-target), at the price of up to 70 ms before a token is durable, plus one commit (the durability
-line above; on a quiet machine a commit is a few ms, on this run's load it was not).
-\`STREAM_COALESCE_MS\` trades the two: 0 commits each piece once the previous commit is done. The levers not
+**Choice: server-side coalescing** of a reply's pieces over a bounded window (this run: ${POLICY};
+the default is \`STREAM_COALESCE_MS\` 40 ms). An event's envelope is ~390 bytes whatever it
+carries (the scope twice, the record id, two timestamps, the key names — the contract's event
+shape, unchanged); at 30 tokens/s (a token every 33 ms) a 40 ms window holds 2 tokens, so the
+envelope costs ~195 bytes per token: the target (token bytes + 200, flat in the reply's length)
+is met, narrowly, without any change to frames, events or the gateway, and no token waits more
+than 40 ms before its commit starts (the 50 ms token → viewer target leaves ~10 ms for the commit
+and the fan-out). A 70 ms window (3 tokens per event, ~130 bytes per token) meets the bytes
+target comfortably and costs the worker a third fewer commits per token, but its first token
+waits 70 ms: past the viewer target by itself. \`STREAM_COALESCE_PIECES\` closes a window once
+it holds k pieces (k = 2 at 30 tokens/s: the first token waits 33 ms, not 40, but a fast reply
+then gets 2 tokens per event instead of 4); 0 (default) leaves it to the time.
+\`STREAM_COALESCE_MS\` 0 commits each piece once the previous commit is done. The levers not
 taken: **gateway batching** of several events into one \`sync\` frame saves only the frame's own
 envelope (~100 of the ~400 bytes: \`type\`, \`scope\`, \`latestSyncId\`) and only when events of
 one scope meet in the same tick, which one reply at 30 tokens/s never does; **permessage-deflate**

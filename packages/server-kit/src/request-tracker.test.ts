@@ -2,6 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { createRequestTracker } from './request-tracker';
 
 describe('request tracker', () => {
+  it("passes the server's bindings through (the api reads a streaming upload from the Node request)", async () => {
+    const tracker = createRequestTracker();
+    const bindings = { incoming: { marker: 1 } };
+    let seen: unknown;
+    const fetch = tracker.wrap((_request, env) => {
+      seen = env;
+      return new Response('ok');
+    });
+    await fetch(new Request('http://x/'), bindings);
+    expect(seen).toBe(bindings);
+  });
+
   it('counts requests while they run and drains once they finish', async () => {
     const tracker = createRequestTracker();
     let release!: () => void;

@@ -3,13 +3,19 @@
  * first (`draining`), then drain resolves when nothing is in flight, or after a timeout.
  */
 export interface RequestTracker {
-  /** Wraps a fetch handler so each request is counted while it runs. */
-  wrap(fetch: (request: Request) => Response | Promise<Response>): (request: Request) => Promise<Response>;
+  /**
+   * Wraps a fetch handler so each request is counted while it runs. The server's bindings (the
+   * Node request and response under @hono/node-server) are passed through unchanged.
+   */
+  wrap(fetch: FetchHandler): (request: Request, env?: unknown) => Promise<Response>;
   readonly inFlight: number;
   readonly draining: boolean;
   /** Marks the service draining and resolves once no request is in flight (at most `timeoutMs`). */
   drain(timeoutMs: number): Promise<void>;
 }
+
+/** A Hono-style fetch: the request, and what the server binds to it (`c.env`). */
+export type FetchHandler = (request: Request, env?: unknown) => Response | Promise<Response>;
 
 export function createRequestTracker(): RequestTracker {
   let inFlight = 0;
@@ -17,10 +23,10 @@ export function createRequestTracker(): RequestTracker {
   const waiters = new Set<() => void>();
   return {
     wrap(fetch) {
-      return async (request) => {
+      return async (request, env) => {
         inFlight++;
         try {
-          return await fetch(request);
+          return await fetch(request, env);
         } finally {
           inFlight--;
           if (inFlight === 0) for (const wake of waiters) wake();

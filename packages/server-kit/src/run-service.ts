@@ -5,7 +5,7 @@ import { httpListener } from './serve-http';
 /** How a Hono service is served: its counted fetch on its port. */
 export interface HttpServing {
   port: number;
-  fetch: (request: Request) => Response | Promise<Response>;
+  fetch: (request: Request, env?: unknown) => Response | Promise<Response>;
   /** Options for node:http's createServer, e.g. `{ maxHeaderSize }`. */
   serverOptions?: Record<string, unknown>;
 }

@@ -13,7 +13,8 @@ export function httpListener(options: {
   port: number;
   /** All interfaces unless set. */
   hostname?: string;
-  fetch: (request: Request) => Response | Promise<Response>;
+  /** Called with the request and @hono/node-server's bindings (`{ incoming, outgoing }`). */
+  fetch: (request: Request, env?: unknown) => Response | Promise<Response>;
   log: Logger;
   /** Options for node:http's createServer, e.g. `{ maxHeaderSize }`. */
   serverOptions?: Record<string, unknown>;

@@ -6,7 +6,7 @@ import type { Logger } from './logger';
 import { createRegistry, type Registry, registerPoolMetrics } from './metrics';
 import { migrate } from './migrate';
 import { createRedisBus } from './redis-bus';
-import { createRequestTracker } from './request-tracker';
+import { createRequestTracker, type FetchHandler } from './request-tracker';
 
 /**
  * What a service may be handed instead of building it from its config: the standalone server
@@ -65,7 +65,7 @@ export function createServiceShell(
     /** Requests being handled right now. */
     inFlight: () => requests.inFlight,
     /** Wraps a fetch so each request is counted while it runs: serve this one. */
-    track: (fetch: (request: Request) => Response | Promise<Response>) => requests.wrap(fetch),
+    track: (fetch: FetchHandler) => requests.wrap(fetch),
     /** The handed-in pool, or a new one (its gauges in the registry, ended on stop). */
     pool(poolOptions: PoolOptions & { max: number }): Pool {
       if (deps.pool) return deps.pool;

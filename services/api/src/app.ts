@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import {
   IdempotencyKey,
   MODEL_REGISTRY,
@@ -55,7 +56,9 @@ export interface ApiAppConfig {
   ALLOWED_ORIGINS?: readonly string[];
   /** Transactions of this worker in flight at once (the commit pipeline's depth). Default 2. */
   WRITE_PIPELINE_DEPTH?: number;
-  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 70. */
+  /** Pieces after which a streamed reply's window commits without waiting out STREAM_COALESCE_MS; 0 = off (default). */
+  STREAM_COALESCE_PIECES?: number;
+  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 40. */
   STREAM_COALESCE_MS?: number;
   /** Other limits of the streaming upload (stream-upload.ts), for tests and tuning. */
   APPEND_STREAM?: Partial<Omit<AppendStreamOptions, 'maxLineBytes'>>;
@@ -74,7 +77,13 @@ export interface ApiAppDeps {
   isDraining?: () => boolean;
 }
 
+/** What @hono/node-server binds to a request (absent under `app.request` and other servers). */
+export interface NodeBindings {
+  incoming?: IncomingMessage;
+}
+
 type Env = {
+  Bindings: NodeBindings | undefined;
   Variables: {
     principal: Principal;
     mutationLabels: MutationLabel[];
@@ -279,6 +288,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     {
       ...APPEND_STREAM_DEFAULTS,
       coalesceMs: deps.config?.STREAM_COALESCE_MS ?? APPEND_STREAM_DEFAULTS.coalesceMs,
+      coalescePieces: deps.config?.STREAM_COALESCE_PIECES ?? APPEND_STREAM_DEFAULTS.coalescePieces,
       ...deps.config?.APPEND_STREAM,
       maxLineBytes: bodyLimit,
     },
@@ -290,7 +300,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     c.set('recordIds', [id]);
     // Counted per commit by the stream itself, not per request.
     c.set('mutationLabels', []);
-    return appendStreams.open(c.req.raw, principal, model, id);
+    return appendStreams.open(c.req.raw, principal, model, id, c.env?.incoming);
   });
 
   // The batch route comes first so `mutations` is never taken for a model path.

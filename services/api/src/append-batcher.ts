@@ -1,3 +1,4 @@
+import type { Principal } from '@openagents/sync-server-kit';
 import type { CommitMember, MutationOutcome } from './commit';
 
 export interface AppendBatcherOptions {
@@ -85,13 +86,14 @@ export function createAppendBatcher(
       const records = new Set<string>();
       for (const w of now) {
         // Two commits of one record in one member would be checked against the same length.
-        const ids = w.member.mutations.map((m) => `${m.model}:${m.id}`);
+        const mutations = w.member.mutations;
+        const ids = mutations.length === 1 ? [recordKey(mutations[0]!)] : mutations.map(recordKey);
         if (ids.some((id) => records.has(id))) {
           waiting.push(w);
           continue;
         }
         for (const id of ids) records.add(id);
-        const key = principalKey(w.member);
+        const key = principalKey(w.member.principal);
         let chunk = open.get(key);
         if (!chunk || chunk.appends + w.member.mutations.length > options.maxAppends) {
           chunk = { entries: [], appends: 0 };
@@ -127,8 +129,17 @@ function joinable(member: CommitMember): boolean {
   );
 }
 
+const recordKey = (m: CommitMember['mutations'][number]) => `${m.model}:${m.id}`;
+
+/** Keys of the principals seen: a stream hands the same principal object to every commit. */
+const principalKeys = new WeakMap<Principal, string>();
+
 /** Members join only under the same token holder: same subject, same scopes, same kind of token. */
-function principalKey(member: CommitMember): string {
-  const p = member.principal;
-  return JSON.stringify([p.sub, p.use ?? 'client', p.scopes]);
+function principalKey(p: Principal): string {
+  let key = principalKeys.get(p);
+  if (key === undefined) {
+    key = JSON.stringify([p.sub, p.use ?? 'client', p.scopes]);
+    principalKeys.set(p, key);
+  }
+  return key;
 }

@@ -9,14 +9,14 @@ import {
   type SharedDeps,
 } from '@openagents/sync-server-kit';
 import type { Hono } from 'hono';
-import { createApiApp } from './app';
+import { createApiApp, type NodeBindings } from './app';
 import type { ApiConfig } from './config';
 
 export interface ApiService extends Service {
   /** The HTTP app (routes only; mount it elsewhere or call `app.request` in tests). */
   readonly app: Hono;
   /** The app's fetch, counting in-flight requests so `drain` can wait for them: serve this one. */
-  readonly fetch: (request: Request) => Promise<Response>;
+  readonly fetch: (request: Request, env?: unknown) => Promise<Response>;
   readonly registry: Registry;
   /** Requests being handled right now. */
   inFlight(): number;
@@ -53,7 +53,8 @@ export function createApiService(
 
   return {
     app: app as unknown as Hono,
-    fetch: shell.track((request) => app.fetch(request)),
+    // The server's bindings reach the app: the streaming upload reads the Node request directly.
+    fetch: shell.track((request, env) => app.fetch(request, env as NodeBindings | undefined)),
     registry,
     inFlight: shell.inFlight,
     ...shell.lifecycle(

@@ -1,4 +1,11 @@
-import { APPEND_STREAM_CONTENT_TYPE, type ModelDef, type StreamAck } from '@openagents/sync-protocol';
+import type { IncomingMessage } from 'node:http';
+import {
+  APPEND_STREAM_CONTENT_TYPE,
+  MAX_TEXT_LENGTH,
+  type ModelDef,
+  type StreamAck,
+  textProblem,
+} from '@openagents/sync-protocol';
 import {
   AppError,
   type Logger,
@@ -36,6 +43,12 @@ export interface AppendStreamOptions {
    * means fewer transactions and fewer, larger events on every viewer's socket.
    */
   coalesceMs: number;
+  /**
+   * A window holding this many pieces closes at once, without waiting out `coalesceMs` (0: only
+   * the time closes it). Lowers the latency of a reply that fills its window early, at the price
+   * of more, smaller events (CPU and bytes per token) for fast replies.
+   */
+  coalescePieces: number;
   /** Pending text that is committed at once without waiting for the window (UTF-16 units). */
   maxPendingLength: number;
   /** A stream that carried no byte for this long ends (cleanly, with its `done` line). */
@@ -45,14 +58,20 @@ export interface AppendStreamOptions {
 }
 
 /**
- * coalesceMs 70: at 30 tokens/s a commit carries 3 tokens, so the ~400 bytes of an event's
- * envelope cost ~130 bytes per token on a viewer's socket instead of ~400, and a token is
- * durable within 70 ms plus one commit. maxDurationMs 240 s stays below Node's default request
- * timeout (300 s), which would otherwise cut a long reply with a 408.
+ * coalesceMs 40: at 30 tokens/s (a token every 33 ms) a window holds 2 tokens, so the ~390 bytes
+ * of an event's envelope cost ~195 bytes per token on a viewer's socket (the target is 200), and
+ * no token waits more than 40 ms before its commit starts, which leaves room for the commit and
+ * the fan-out in the 50 ms token → viewer target. 70 ms (3 tokens per event) costs a third less
+ * worker CPU per token but puts the first token of each window past that target on its own. See
+ * docs/api.md, "Streaming upload", for the trade-off. coalescePieces 0: the time alone closes a
+ * window, so a fast reply (100 tokens/s) gets 4 tokens per event, not 2. maxDurationMs 240 s
+ * stays below Node's default request timeout (300 s), which would otherwise cut a long reply
+ * with a 408.
  */
 export const APPEND_STREAM_DEFAULTS: Omit<AppendStreamOptions, 'maxLineBytes'> = {
   maxStreamBytes: 64 * 1024 * 1024,
-  coalesceMs: 70,
+  coalesceMs: 40,
+  coalescePieces: 0,
   maxPendingLength: 65_536,
   idleMs: 30_000,
   maxDurationMs: 240_000,
@@ -66,8 +85,16 @@ export interface AppendStreams {
   /**
    * Answers one `POST /api/<path>/<id>/append-stream` whose caller is already authenticated and
    * charged: checks the content type, then streams acknowledgements while the body streams in.
+   * `incoming` is the Node request under @hono/node-server: its body is read from it directly
+   * (see `#readNode`), not through `request.body`.
    */
-  open(request: Request, principal: Principal, model: ModelDef, id: string): Response;
+  open(
+    request: Request,
+    principal: Principal,
+    model: ModelDef,
+    id: string,
+    incoming?: IncomingMessage,
+  ): Response;
   /** Streams open now. */
   active(): number;
 }
@@ -86,7 +113,7 @@ export interface AppendStreams {
 export function createAppendStreams(deps: AppendStreamDeps, options: AppendStreamOptions): AppendStreams {
   let active = 0;
   return {
-    open(request, principal, model, id) {
+    open(request, principal, model, id, incoming) {
       const type = request.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
       if (type !== APPEND_STREAM_CONTENT_TYPE && type !== 'application/jsonl') {
         throw new AppError('unsupported_media_type', `The body must be ${APPEND_STREAM_CONTENT_TYPE}`);
@@ -101,7 +128,7 @@ export function createAppendStreams(deps: AppendStreamDeps, options: AppendStrea
       active++;
       const body = new ReadableStream<Uint8Array>({
         start: (controller) => {
-          session.run(request.body, controller).finally(() => active--);
+          session.run(incoming ?? request.body, controller).finally(() => active--);
         },
         cancel: () => session.clientGone(),
       });
@@ -122,6 +149,7 @@ interface Pending {
 
 const NEWLINE = 0x0a;
 const encoder = new TextEncoder();
+const MAX_OFFSET = 2 ** 31 - 1;
 
 class AppendStreamSession {
   #deps: AppendStreamDeps;
@@ -131,7 +159,8 @@ class AppendStreamSession {
   #id: string;
   #decoder = new TextDecoder('utf-8', { fatal: true });
   #out: ReadableStreamDefaultController<Uint8Array> | undefined;
-  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Ends the reading of the body (cancels the web stream, or detaches from the Node request). */
+  #stopReading: (() => void) | undefined;
   /** The field all pieces go to (set by the first line). */
   #field: string | undefined;
   /** Where the next piece must start; undefined before the first piece. */
@@ -148,6 +177,10 @@ class AppendStreamSession {
   #gone = false;
   #stopped = false;
   #lines = 0;
+  /** The line being received: its parts so far (a line may span chunks) and their bytes. */
+  #parts: Uint8Array[] = [];
+  #partBytes = 0;
+  #total = 0;
 
   constructor(
     deps: AppendStreamDeps,
@@ -164,11 +197,15 @@ class AppendStreamSession {
   }
 
   /** Reads the body to its end (or to the first error), commits, answers, closes. */
-  async run(body: ReadableStream<Uint8Array> | null, out: ReadableStreamDefaultController<Uint8Array>) {
+  async run(
+    body: ReadableStream<Uint8Array> | IncomingMessage | null,
+    out: ReadableStreamDefaultController<Uint8Array>,
+  ) {
     this.#out = out;
     const lifetime = setTimeout(() => this.#stop(), this.#o.maxDurationMs);
     try {
-      if (body) await this.#read(body);
+      if (body instanceof ReadableStream) await this.#readWeb(body);
+      else if (body) await this.#readNode(body);
       await this.#drain();
       if (this.#error) this.#send(this.#error.toBody());
       else this.#send({ done: true, ...(this.#next !== undefined ? { length: this.#next } : {}) });
@@ -184,7 +221,7 @@ class AppendStreamSession {
         } catch {}
       }
       // A body still arriving (the stream ended early) is not read any further.
-      this.#reader?.cancel().catch(() => {});
+      this.#stopReading?.();
     }
   }
 
@@ -197,17 +234,17 @@ class AppendStreamSession {
   #stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#reader?.cancel().catch(() => {});
+    this.#stopReading?.();
   }
 
-  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
+  /** The body as a web stream (`app.request`, other servers). */
+  async #readWeb(body: ReadableStream<Uint8Array>): Promise<void> {
     const reader = body.getReader();
-    this.#reader = reader;
+    this.#stopReading = () => {
+      reader.cancel().catch(() => {});
+    };
     if (this.#stopped) return;
-    let parts: Uint8Array[] = [];
-    let partBytes = 0;
-    let total = 0;
-    let idle = setTimeout(() => this.#stop(), this.#o.idleMs);
+    const idle = setTimeout(() => this.#stop(), this.#o.idleMs);
     try {
       while (!this.#stopped) {
         let chunk: ReadableStreamReadResult<Uint8Array>;
@@ -219,44 +256,105 @@ class AppendStreamSession {
           return;
         }
         if (chunk.done || this.#stopped) break;
-        clearTimeout(idle);
-        idle = setTimeout(() => this.#stop(), this.#o.idleMs);
-        const value = chunk.value;
-        total += value.byteLength;
-        if (total > this.#o.maxStreamBytes) {
-          this.#refuse(
-            new AppError('payload_too_large', `A stream carries at most ${this.#o.maxStreamBytes} bytes`, {
-              details: { limit: this.#o.maxStreamBytes },
-            }),
-          );
-          return;
-        }
-        for (let start = 0; ; ) {
-          const newline = value.indexOf(NEWLINE, start);
-          const end = newline < 0 ? value.byteLength : newline;
-          partBytes += end - start;
-          if (partBytes > this.#o.maxLineBytes) {
-            this.#refuse(this.#lineTooLarge());
-            return;
-          }
-          if (end > start) parts.push(value.subarray(start, end));
-          if (newline < 0) break;
-          const refusal = this.#line(parts, partBytes);
-          if (refusal) {
-            this.#refuse(refusal);
-            return;
-          }
-          parts = [];
-          partBytes = 0;
-          start = newline + 1;
-        }
+        idle.refresh();
+        this.#chunk(chunk.value);
       }
-      // The last line needs no newline.
-      const refusal = !this.#stopped && partBytes > 0 ? this.#line(parts, partBytes) : undefined;
-      if (refusal) this.#refuse(refusal);
+      this.#lastLine();
     } finally {
       clearTimeout(idle);
     }
+  }
+
+  /**
+   * The body straight from the Node request, under @hono/node-server. Each piece usually arrives
+   * as its own chunk; reading them as 'data' events costs one callback per chunk, where the web
+   * stream @hono/node-server wraps around the request (a ReadableStream pulling from
+   * `Readable.toWeb`) costs two stream reads and a handful of promises — most of what a piece
+   * cost the worker before the commit (see docs/benchmarks.md, append-stream).
+   */
+  #readNode(incoming: IncomingMessage): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.#stopped || incoming.readableEnded) {
+        resolve();
+        return;
+      }
+      if (incoming.destroyed) {
+        // Gone before the stream started: no event will come (the web stream's read would throw).
+        this.#gone = true;
+        resolve();
+        return;
+      }
+      const idle = setTimeout(() => this.#stop(), this.#o.idleMs);
+      const detach = () => {
+        clearTimeout(idle);
+        incoming.off('data', onData);
+        incoming.off('end', onEnd);
+        incoming.off('error', onGone);
+        incoming.off('close', onGone);
+        // Left paused: @hono/node-server drains or destroys it once the answer is complete.
+        incoming.pause();
+        resolve();
+      };
+      const onData = (chunk: Buffer) => {
+        idle.refresh();
+        this.#chunk(chunk);
+        if (this.#stopped) detach();
+      };
+      const onEnd = () => {
+        this.#lastLine();
+        detach();
+      };
+      // 'close' before 'end': the client went away mid-body; what arrived whole is still committed.
+      const onGone = () => {
+        this.#gone = true;
+        detach();
+      };
+      this.#stopReading = detach;
+      incoming.on('data', onData);
+      incoming.once('end', onEnd);
+      incoming.once('error', onGone);
+      incoming.once('close', onGone);
+      incoming.resume();
+    });
+  }
+
+  /** One chunk of the body: its complete lines are handled, the rest kept for the next chunk. */
+  #chunk(value: Uint8Array): void {
+    this.#total += value.byteLength;
+    if (this.#total > this.#o.maxStreamBytes) {
+      this.#refuse(
+        new AppError('payload_too_large', `A stream carries at most ${this.#o.maxStreamBytes} bytes`, {
+          details: { limit: this.#o.maxStreamBytes },
+        }),
+      );
+      return;
+    }
+    for (let start = 0; ; ) {
+      const newline = value.indexOf(NEWLINE, start);
+      const end = newline < 0 ? value.byteLength : newline;
+      this.#partBytes += end - start;
+      if (this.#partBytes > this.#o.maxLineBytes) {
+        this.#refuse(this.#lineTooLarge());
+        return;
+      }
+      if (end > start) this.#parts.push(value.subarray(start, end));
+      if (newline < 0) return;
+      const refusal = this.#line(this.#parts, this.#partBytes);
+      if (refusal) {
+        this.#refuse(refusal);
+        return;
+      }
+      this.#parts = [];
+      this.#partBytes = 0;
+      start = newline + 1;
+    }
+  }
+
+  /** The body ended: the last line needs no newline. */
+  #lastLine(): void {
+    const refusal =
+      !this.#stopped && this.#partBytes > 0 ? this.#line(this.#parts, this.#partBytes) : undefined;
+    if (refusal) this.#refuse(refusal);
   }
 
   #refuse(error: AppError): void {
@@ -297,11 +395,13 @@ class AppendStreamSession {
         ],
       });
     }
-    let piece: { field: string; offset: number; text: string };
-    try {
-      piece = validateAppend(this.#model, body, LINE);
-    } catch (err) {
-      return toAppError(err);
+    let piece = this.#sameFieldPiece(body);
+    if (!piece) {
+      try {
+        piece = validateAppend(this.#model, body, LINE);
+      } catch (err) {
+        return toAppError(err);
+      }
     }
     if (this.#field !== undefined && piece.field !== this.#field) {
       return new AppError('invalid_body', 'Every piece of a stream goes to the same field', {
@@ -325,6 +425,31 @@ class AppendStreamSession {
     return undefined;
   }
 
+  /**
+   * The common line, checked without the schema: after the first piece, exactly `field` (the
+   * stream's field, already checked appendable), an integer `offset` in range and a `text` that
+   * `validateAppend` would accept. Anything else (undefined) goes through `validateAppend`, so
+   * a bad line gets exactly the error the single append gives.
+   */
+  #sameFieldPiece(body: unknown): { field: string; offset: number; text: string } | undefined {
+    if (this.#field === undefined || typeof body !== 'object' || body === null) return undefined;
+    const { field, offset, text } = body as Record<string, unknown>;
+    if (
+      field !== this.#field ||
+      typeof text !== 'string' ||
+      typeof offset !== 'number' ||
+      !Number.isInteger(offset) ||
+      offset < 0 ||
+      offset > MAX_OFFSET ||
+      text.length > MAX_TEXT_LENGTH ||
+      Object.keys(body).length !== 3 ||
+      textProblem(text) !== undefined
+    ) {
+      return undefined;
+    }
+    return { field, offset, text };
+  }
+
   #queue(offset: number, text: string): void {
     if (this.#pending) {
       this.#pending.parts.push(text);
@@ -337,7 +462,10 @@ class AppendStreamSession {
         this.#flush();
       }, this.#o.coalesceMs);
     }
-    if (this.#pending.length >= this.#o.maxPendingLength) {
+    if (
+      (this.#o.coalescePieces > 0 && this.#pending.parts.length >= this.#o.coalescePieces) ||
+      this.#pending.length >= this.#o.maxPendingLength
+    ) {
       this.#due = true;
       this.#flush();
     }
