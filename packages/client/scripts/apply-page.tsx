@@ -182,6 +182,8 @@ function ConsoleTranscript() {
 const NO_IDS: ReadonlySet<string> = new Set();
 
 let streamClient: SyncClient | undefined;
+/** The newest message of the mounted scope, which the streams grow. */
+let streamTarget = '';
 
 /**
  * Bootstraps a `count`-message scope and mounts `transcript` under a header. Resolves with the
@@ -195,6 +197,7 @@ async function mountTimed(
 ): Promise<number> {
   const client = newClient();
   streamClient = client;
+  streamTarget = uuid(0xb, count - 1);
   const frame = bootstrapFrame(count);
   const t0 = performance.now();
   bootstrap(client, frame);
@@ -224,6 +227,41 @@ function mountApp(count: number): Promise<number> {
   );
 }
 
+/**
+ * Floors for the stream figure, today's client only: the same scope with nothing mounted (the
+ * client parses and applies, nobody renders), or with the page's header and last 20 rows written
+ * by hand with DOM calls on each publish (what the React page shows, without React).
+ */
+async function mountFloor(count: number, dom: boolean): Promise<number> {
+  const client = newClient();
+  streamClient = client;
+  streamTarget = uuid(0xb, count - 1);
+  const t0 = performance.now();
+  bootstrap(client, bootstrapFrame(count));
+  if (dom) {
+    const root = document.getElementById('root')!;
+    const header = document.createElement('header');
+    const ol = document.createElement('ol');
+    root.append(header, ol);
+    const rows = Array.from({ length: 21 }, () => ol.appendChild(document.createElement('li')));
+    const draw = () => {
+      const state = client.getState();
+      const entry = state.scopes[scope]!;
+      const list = state.records.list(scope, 'Message') as readonly { content: string }[];
+      const texts = [`${list.length} messages`, ...list.slice(-20).map((m) => m.content)];
+      header.textContent = `${entry.status} #${entry.lastSyncId}`;
+      texts.forEach((text, i) => {
+        if (rows[i]!.textContent !== text) rows[i]!.textContent = text;
+      });
+    };
+    draw();
+    client.subscribe(draw);
+  }
+  const t = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 300));
+  return t;
+}
+
 /** The console's message list opening a `count`-message agent, until the newest bubble shows. */
 function mountConsole(count: number): Promise<number> {
   const newest = `[data-message-id="${uuid(0xb, count - 1)}"]`;
@@ -233,12 +271,19 @@ function mountConsole(count: number): Promise<number> {
 /**
  * Scenario 2, part 2: a reply streams into the newest message at `perSecond` tokens a second for
  * `seconds`, each token one frame in its own task (update events carrying the whole text so far,
- * or append events carrying the token). Resolves when the last token is on screen.
+ * or append events carrying the token). Resolves when the last token is on screen. With
+ * `deliver` false the frames are built on the same schedule but not handed to the client: the
+ * bench's own cost.
  */
-async function stream(perSecond: number, seconds: number, mode: 'update' | 'append'): Promise<number> {
+async function stream(
+  perSecond: number,
+  seconds: number,
+  mode: 'update' | 'append',
+  deliver = true,
+): Promise<number> {
   const client = streamClient!;
   const head = client.getState().scopes[scope]!.lastSyncId;
-  const target = uuid(0xb, head - 1);
+  const target = streamTarget;
   const start = (client.getState().records as unknown as { get?: (m: string, id: string) => unknown }).get
     ? ((client.getState().records as unknown as { get: (m: string, id: string) => { content: string } }).get(
         'Message',
@@ -255,15 +300,16 @@ async function stream(perSecond: number, seconds: number, mode: 'update' | 'appe
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const piece = ` token${i}`;
-    client.receiveFrame(
+    const frame =
       mode === 'append'
         ? appendFrame(head + i + 1, target, text.length, piece)
-        : updateFrame(head + i + 1, target, text + piece),
-    );
+        : updateFrame(head + i + 1, target, text + piece);
+    if (deliver) client.receiveFrame(frame);
     text += piece;
   }
   const last = ` token${tokens - 1}`;
-  while (!document.getElementById('root')!.textContent?.includes(last))
+  const root = document.getElementById('root')!;
+  while (deliver && root.childElementCount > 0 && !root.textContent?.includes(last))
     await new Promise((r) => setTimeout(r, 5));
   return performance.now() - t0;
 }
@@ -272,6 +318,7 @@ async function stream(perSecond: number, seconds: number, mode: 'update' | 'appe
   applyOne,
   mountApp,
   mountConsole,
+  mountFloor,
   stream,
   baseline: __BASELINE__,
 };

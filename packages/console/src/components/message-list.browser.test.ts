@@ -110,6 +110,10 @@ describe('MessageList in Chromium', () => {
       await call('append', COUNT - 1, ` streamed token ${t} with some more words`);
       if (t % 10 === 9) await settle();
     }
+    await settle();
+    await settle();
+    // The grown reply's end is in view before any new message arrives.
+    expect((await firstVisible()).distanceToEnd).toBeLessThanOrEqual(48);
     await call('insert', COUNT, 'a new question');
     await page.waitForFunction(
       (n) => (window as unknown as { __list: ListApi }).__list.count() === n,

@@ -62,16 +62,19 @@ export function MessageList({
     following.current = el.scrollHeight - el.scrollTop - el.clientHeight <= FOLLOW_SLACK_PX;
   }, []);
 
-  const last = messages.at(-1);
   const totalSize = virtualizer.getTotalSize();
-  // Follow the conversation while the reader is at its end: a new message, a growing reply, or a
-  // row measured taller than its estimate all move the end. The values are only triggers.
+  // Follow the conversation while the reader is at its end: a new message, or a row measured
+  // taller than before (a growing reply that wrapped a line, a row taller than its estimate),
+  // moves the end. The values are only triggers. Not the streamed text itself: a token that does
+  // not wrap a line leaves the end where it is, and reading `scrollHeight` after each one forced
+  // a synchronous layout per token; a token that does wrap changes the row's measured height,
+  // hence `totalSize`.
   // biome-ignore lint/correctness/useExhaustiveDependencies: deliberate triggers, see above.
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el || !following.current || messages.length === 0) return;
     el.scrollTop = el.scrollHeight;
-  }, [messages.length, last?.content, totalSize]);
+  }, [messages.length, totalSize]);
 
   if (messages.length === 0) {
     return (
