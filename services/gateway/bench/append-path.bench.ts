@@ -16,8 +16,8 @@ import { pathToFileURL } from 'node:url';
 
 const SCOPES = Number(process.env.APPEND_SCOPES ?? 300);
 const VIEWERS = 3;
-const ROUNDS = Number(process.env.APPEND_ROUNDS ?? 400);
-const REPEATS = Number(process.env.APPEND_REPEATS ?? 5);
+const ROUNDS = Number(process.env.APPEND_ROUNDS ?? 150);
+const REPEATS = Number(process.env.APPEND_REPEATS ?? 12);
 
 interface Path {
   name: string;
@@ -101,7 +101,8 @@ if (process.argv[2]) paths.push(await buildPath('baseline', process.argv[2]));
 for (const p of paths) for (let i = 0; i < 50; i++) await p.round(); // warm-up (JIT)
 const cpu = new Map(paths.map((p) => [p.name, [] as number[]]));
 for (let r = 0; r < REPEATS; r++) {
-  for (const p of paths) {
+  // Alternating which goes first, so neither always pays the other's garbage collection.
+  for (const p of r % 2 === 0 ? paths : [...paths].reverse()) {
     const before = process.cpuUsage();
     for (let i = 0; i < ROUNDS; i++) await p.round();
     const used = process.cpuUsage(before);
