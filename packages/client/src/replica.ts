@@ -26,6 +26,8 @@ interface ScopeEntry {
   refs: number;
   /** When we last re-subscribed because of a gap (undefined: not resyncing). */
   resyncAt: number | undefined;
+  /** Subscribes the server failed (`internal`) in a row; reset once one is answered. */
+  subscribeFailures?: number;
   /** The event whose append piece last found a gap (undefined: none). */
   appendGapAt?: number | undefined;
   /**
@@ -195,6 +197,23 @@ export class Replica {
     }
   }
 
+  /** Subscribes the server failed (`internal`) in a row for a scope: the retry's backoff step. */
+  subscribeFailures(scope: string): number {
+    return this.#scopes.get(scope)?.subscribeFailures ?? 0;
+  }
+
+  /**
+   * Subscribes again to a followed scope whose subscribe the server failed (an `internal` error
+   * naming it: the gateway gave up on it, e.g. its delta service stayed unavailable). Nothing
+   * when the scope was answered since, is no longer followed, or the socket is down (the next
+   * connection subscribes it anyway).
+   */
+  resubscribeFailed(scope: string): void {
+    const entry = this.#followed(scope);
+    if (!this.#connected || !entry || entry.status !== 'error') return;
+    this.#subscribe(scope, entry);
+  }
+
   /** Applies one server frame. */
   receive(frame: ServerFrame): void {
     switch (frame.type) {
@@ -207,6 +226,7 @@ export class Replica {
         entry.lastSyncId = frame.lastSyncId;
         entry.resyncAt = undefined;
         entry.error = undefined;
+        entry.subscribeFailures = 0;
         this.#setStatus(entry, 'live');
         this.#scopesDirty = true;
         this.#changes.scopes.add(frame.scope);
@@ -223,10 +243,14 @@ export class Replica {
         const entry = this.#followed(frame.scope);
         if (!entry) return;
         entry.resyncAt = undefined;
+        entry.subscribeFailures = 0;
         if (entry.status !== 'error') this.#setStatus(entry, 'live');
         return;
       }
       case 'error': {
+        const failed = frame.scope && frame.code === 'internal' ? this.#followed(frame.scope) : undefined;
+        // Counted before the report, whose handler picks the retry's backoff step from it.
+        if (failed) failed.subscribeFailures = (failed.subscribeFailures ?? 0) + 1;
         this.#hooks.report({
           kind: frame.scope ? 'scope' : 'connection',
           code: frame.code,

@@ -295,6 +295,63 @@ describe('createSyncClient: connection', () => {
     expect(socket.sent).toHaveLength(3);
   });
 
+  it('after an internal error naming a scope, subscribes it again with growing backoff until answered', async () => {
+    vi.useFakeTimers();
+    // random 0.5: each delay is half its full-jitter bound, 100 ms doubling (capped at 1 s).
+    const client = makeClient({ backoff: { initialDelayMs: 100, maxDelayMs: 1000, random: () => 0.5 } });
+    client.subscribeScope(SCOPE);
+    await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(1));
+    const socket = latest();
+    // Pings go out on their own clock; only the subscribes matter here.
+    const subscribes = () => socket.sent.filter((f) => f.type === 'subscribe');
+    socket.open();
+    expect(subscribes()).toEqual([{ type: 'subscribe', scope: SCOPE }]);
+    const failed = {
+      type: 'error',
+      code: 'internal',
+      scope: SCOPE,
+      message: 'Subscribing failed (unavailable)',
+    };
+    socket.receive(failed);
+    expect(client.getState().scopes[SCOPE]?.status).toBe('error');
+    await vi.advanceTimersByTimeAsync(49);
+    expect(subscribes()).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(subscribes()).toHaveLength(2);
+    expect(subscribes()[1]).toEqual({ type: 'subscribe', scope: SCOPE });
+    // Failed again: the next wait is twice as long.
+    socket.receive(failed);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(subscribes()).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(subscribes()).toHaveLength(3);
+    socket.receive({ type: 'bootstrap', scope: SCOPE, models: empty, lastSyncId: 4 });
+    socket.receive({ type: 'subscribed', scope: SCOPE, lastSyncId: 4 });
+    expect(client.getState().scopes[SCOPE]?.status).toBe('live');
+    // Answered: no more retries, and a later failure starts from the first step again.
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(subscribes()).toHaveLength(3);
+    socket.receive(failed);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(subscribes().at(-1)).toEqual({ type: 'subscribe', scope: SCOPE, lastSyncId: 4 });
+    expect(subscribes()).toHaveLength(4);
+  });
+
+  it('does not retry a scope the server refused for good (forbidden)', async () => {
+    vi.useFakeTimers();
+    const client = makeClient({ backoff: { initialDelayMs: 100, maxDelayMs: 1000, random: () => 0.5 } });
+    client.subscribeScope(SCOPE);
+    await vi.waitFor(() => expect(ScriptedSocket.all).toHaveLength(1));
+    const socket = latest();
+    // Pings go out on their own clock; only the subscribes matter here.
+    const subscribes = () => socket.sent.filter((f) => f.type === 'subscribe');
+    socket.open();
+    socket.receive({ type: 'error', code: 'forbidden', scope: SCOPE, message: 'not in your token' });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(subscribes()).toHaveLength(1);
+    expect(client.getState().scopes[SCOPE]?.status).toBe('error');
+  });
+
   it('survives hostile frames: reports them, changes nothing, keeps the socket', async () => {
     const client = makeClient();
     client.subscribeScope(SCOPE);

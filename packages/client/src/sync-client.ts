@@ -195,6 +195,8 @@ class SyncClientImpl implements SyncClient {
   #wantConnect = false;
   #publishScheduled = false;
   #resubscribeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Scopes whose subscribe the server failed, waiting out their backoff before asking again. */
+  #scopeRetryTimers = new Map<string, ReturnType<typeof setTimeout>>();
   #pendingChanged = false;
   /** After disconnect(), following a scope does not reconnect by itself; connect() does. */
   #disconnectedByUser = false;
@@ -216,6 +218,7 @@ class SyncClientImpl implements SyncClient {
       report: (e) => {
         this.#report(e);
         if (e.code === 'rate_limited') this.#scheduleResubscribe();
+        else if (e.code === 'internal' && e.scope !== undefined) this.#scheduleScopeRetry(e.scope);
       },
     });
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
@@ -302,6 +305,26 @@ class SyncClientImpl implements SyncClient {
       this.#replica.resubscribeUnanswered();
       this.#publish();
     }, delay);
+  }
+
+  /**
+   * The server failed a scope's subscribe (`internal`: the gateway could not read the log, and
+   * says to subscribe again with backoff): it is asked for again after a jittered delay that grows
+   * with the failures in a row, so a storm of failed subscribes does not come back all at once.
+   */
+  #scheduleScopeRetry(scope: string): void {
+    if (this.#closed || this.#scopeRetryTimers.has(scope)) return;
+    const step = Math.max(0, this.#replica.subscribeFailures(scope) - 1);
+    const delay = backoff(step, this.#options.backoff ?? {});
+    this.#scopeRetryTimers.set(
+      scope,
+      setTimeout(() => {
+        this.#scopeRetryTimers.delete(scope);
+        if (this.#closed) return;
+        this.#replica.resubscribeFailed(scope);
+        this.#publish();
+      }, delay),
+    );
   }
 
   /** The browser says the network is back: skip the remaining backoff waits. */
@@ -535,6 +558,8 @@ class SyncClientImpl implements SyncClient {
     this.#network?.removeEventListener('online', this.#onOnline);
     this.#network?.removeEventListener('offline', this.#onOffline);
     if (this.#resubscribeTimer) clearTimeout(this.#resubscribeTimer);
+    for (const t of this.#scopeRetryTimers.values()) clearTimeout(t);
+    this.#scopeRetryTimers.clear();
     for (const t of this.#unfollowTimers) clearTimeout(t);
     this.#unfollowTimers.clear();
     this.#sender.close();

@@ -6,7 +6,13 @@ export interface BusMessage {
   events: SyncEvent[];
 }
 
-export type BusHandler = (message: BusMessage) => void;
+/**
+ * Receives one message of a scope. `raw` is the JSON text the message was parsed from, when it
+ * came over the wire (the Redis buses): a subscriber that forwards the events as JSON can reuse
+ * their text instead of serialising the parsed objects again. It is what anyone who can publish
+ * sent, so it is only as trustworthy as the checks the subscriber makes on `message`.
+ */
+export type BusHandler = (message: BusMessage, raw?: string) => void;
 export type BusStatus = 'up' | 'down';
 
 /**
@@ -78,13 +84,13 @@ export class HandlerTable {
    * access to Redis publishes) is dropped, and a throwing handler does not stop the others.
    * What the events inside must look like is the subscriber's business (the gateway checks).
    */
-  dispatch(message: BusMessage): void {
+  dispatch(message: BusMessage, raw?: string): void {
     if (typeof message !== 'object' || message === null || typeof message.scope !== 'string') return;
     const set = this.#handlers.get(message.scope);
     if (!set) return;
     for (const handler of set) {
       try {
-        handler(message);
+        handler(message, raw);
       } catch {
         // A handler's own failure is its own to report (the gateway's are guarded and counted).
       }

@@ -105,13 +105,14 @@ function createSingleRedisBus(options: RedisBusOptions): Bus {
 
   subscriber.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
     let message: BusMessage;
+    const raw = payload.toString('utf8');
     try {
-      message = JSON.parse(payload.toString('utf8')) as BusMessage;
+      message = JSON.parse(raw) as BusMessage;
     } catch {
       options.log?.warn({ channel: channel.toString() }, 'dropped malformed bus message');
       return;
     }
-    table.dispatch(message);
+    table.dispatch(message, raw);
   });
 
   return {

@@ -154,13 +154,14 @@ export function createRedisClusterBus(options: RedisClusterBusOptions): Bus {
     shards.set(key, shard);
     redis.on('smessageBuffer', (channel: Buffer, payload: Buffer) => {
       let message: BusMessage;
+      const raw = payload.toString('utf8');
       try {
-        message = JSON.parse(payload.toString('utf8')) as BusMessage;
+        message = JSON.parse(raw) as BusMessage;
       } catch {
         log?.warn({ channel: channel.toString() }, 'dropped malformed bus message');
         return;
       }
-      table.dispatch(message);
+      table.dispatch(message, raw);
     });
     redis.on('close', () => dropShard(shard, 'closed'));
     // The slot of a channel we asked for is elsewhere: our slot map is stale.

@@ -37,7 +37,9 @@ export interface DeltaAppOptions {
   isDraining?: () => boolean;
   /**
    * The gate bootstrap pages pass through; by default one of `maxConcurrentBootstraps` slots and
-   * 8× as many places in line. Passed in by tests that need to see its line fill.
+   * 32× as many places in line (room for a subscribe storm from several gateways, each of which
+   * sends at most its DELTA_BOOTSTRAP_CONCURRENCY at once). Passed in by tests that need to see
+   * its line fill.
    */
   bootstrapGate?: ReadGate;
 }
@@ -97,7 +99,7 @@ export function createDeltaApp(options: DeltaAppOptions): Hono {
     burst: options.config?.readBurst ?? 100,
   });
   const concurrency = options.config?.maxConcurrentBootstraps ?? 4;
-  const bootstraps = options.bootstrapGate ?? createReadGate({ concurrency, queue: concurrency * 8 });
+  const bootstraps = options.bootstrapGate ?? createReadGate({ concurrency, queue: concurrency * 32 });
   /** Authenticates and takes one read from the subject's bucket (429 `rate_limited` when empty). */
   const authorizeRead = async (c: Context): Promise<Principal> => {
     const principal = await authenticate(auth, c);

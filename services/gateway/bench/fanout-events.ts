@@ -25,6 +25,13 @@ export function benchScopes(count: number): string[] {
   return Array.from({ length: count }, () => `agent:${randomUUID()}`);
 }
 
+/**
+ * What the events are: `insert` — Message inserts with `contentBytes` of content (the fan-out
+ * benchmark); `append` — append pieces of `contentBytes` characters to a streaming reply's
+ * `content` (contract v1.1 section 5), one token per event, as an agent's reply streams.
+ */
+export type EventShape = 'insert' | 'append';
+
 export interface BuiltEvent {
   scopeIndex: number;
   scope: string;
@@ -42,17 +49,28 @@ export class EventSource {
   readonly #ids: number[];
   readonly #heads: string[];
   readonly #tails: string[];
+  readonly #shape: EventShape;
+  readonly #content: string;
   #cursor = 0;
 
-  constructor(scopes: readonly string[], contentBytes: number) {
+  constructor(scopes: readonly string[], contentBytes: number, shape: EventShape = 'insert') {
     this.scopes = scopes;
     this.#ids = scopes.map(() => 0);
+    this.#shape = shape;
     const content = 'x'.repeat(contentBytes);
+    this.#content = content;
     this.#heads = [];
     this.#tails = [];
     for (const scope of scopes) {
       const agentId = scope.slice('agent:'.length);
       const modelId = randomUUID();
+      if (shape === 'append') {
+        this.#heads.push(
+          `,"scope":"${scope}","model":"Message","model_id":"${modelId}","action":"append","data":{"field":"content","offset":`,
+        );
+        this.#tails.push(`,"mutationId":null,"created_at":`);
+        continue;
+      }
       this.#heads.push(
         `,"scope":"${scope}","model":"Message","model_id":"${modelId}","action":"insert","data":{"id":"${modelId}","agent_id":"${agentId}","role":"assistant","content":"${content}",${STAMP_MARKER}`,
       );
@@ -71,6 +89,11 @@ export class EventSource {
     const id = ++this.#ids[scopeIndex]!;
     const t = stampNow();
     const iso = `"${new Date().toISOString()}"`;
+    if (this.#shape === 'append') {
+      const offset = (id - 1) * this.#content.length;
+      const json = `{"id":${id}${this.#heads[scopeIndex]}${offset},"text":"${this.#content}","updated_at":${iso},${STAMP_MARKER}${t}}${this.#tails[scopeIndex]}${iso}}`;
+      return { scopeIndex, scope: this.scopes[scopeIndex]!, id, json };
+    }
     const json = `{"id":${id}${this.#heads[scopeIndex]}${t},"created_at":${iso},"updated_at":${iso}}${this.#tails[scopeIndex]}${iso}}`;
     return { scopeIndex, scope: this.scopes[scopeIndex]!, id, json };
   }
@@ -78,11 +101,14 @@ export class EventSource {
 
 /** Commands a producer process accepts over IPC. */
 export type ProducerCommand =
-  | { cmd: 'init'; scopes: string[]; contentBytes: number }
+  | { cmd: 'init'; scopes: string[]; contentBytes: number; shape?: EventShape }
   /** Publish as fast as credits allow for `durationMs`. */
   | { cmd: 'saturate'; durationMs: number }
-  /** Publish `rate` events per second for `durationMs`. */
-  | { cmd: 'rate'; rate: number; durationMs: number }
+  /**
+   * Publish `rate` events per second for `durationMs`, what is due every `roundMs` at once (as
+   * a writer's commit rounds publish; default 1 ms, about one event at a time).
+   */
+  | { cmd: 'rate'; rate: number; durationMs: number; roundMs?: number }
   /** Saturation flow control: publish at most up to this many events in total. */
   | { cmd: 'credit'; upTo: number }
   | { cmd: 'exit' };
@@ -106,8 +132,8 @@ export class Producer {
     this.#publish = publish;
   }
 
-  init(scopes: readonly string[], contentBytes: number): void {
-    this.#source = new EventSource(scopes, contentBytes);
+  init(scopes: readonly string[], contentBytes: number, shape?: EventShape): void {
+    this.#source = new EventSource(scopes, contentBytes, shape);
   }
 
   credit(upTo: number): void {
@@ -126,7 +152,7 @@ export class Producer {
     return this.#done(first, start);
   }
 
-  async rate(rate: number, durationMs: number): Promise<ProducerReport> {
+  async rate(rate: number, durationMs: number, roundMs = 1): Promise<ProducerReport> {
     const source = this.#requireSource();
     const start = performance.now();
     const first = source.count;
@@ -135,7 +161,7 @@ export class Producer {
       const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((durationMs * rate) / 1000));
       while (source.count - first < due) this.#publish(source.next());
       if (elapsed >= durationMs) break;
-      await new Promise((r) => setTimeout(r, 1));
+      await new Promise((r) => setTimeout(r, roundMs));
     }
     return this.#done(first, start);
   }
@@ -162,13 +188,13 @@ export function serveProducerIpc(producer: Producer, onExit: () => Promise<void>
   process.on('message', (message: ProducerCommand) => {
     switch (message.cmd) {
       case 'init':
-        producer.init(message.scopes, message.contentBytes);
+        producer.init(message.scopes, message.contentBytes, message.shape);
         break;
       case 'saturate':
         void producer.saturate(message.durationMs).then(send);
         break;
       case 'rate':
-        void producer.rate(message.rate, message.durationMs).then(send);
+        void producer.rate(message.rate, message.durationMs, message.roundMs).then(send);
         break;
       case 'credit':
         producer.credit(message.upTo);

@@ -34,6 +34,11 @@ export const GatewayEnv = z.object({
   FRAME_BURST: positiveInt.default(100),
   /** Bytes queued for a client beyond which it is closed with 1013 (resume from your cursor). */
   MAX_BACKPRESSURE_BYTES: positiveInt.default(1024 * 1024),
+  /**
+   * Bootstrap pages this node asks of the delta service at once; the rest wait in line here. Keep
+   * it × gateways within the delta service's MAX_CONCURRENT_BOOTSTRAPS plus its line (32× it).
+   */
+  DELTA_BOOTSTRAP_CONCURRENCY: positiveInt.default(4),
   /** How often the node compares every active scope's head in the log with what it delivered. */
   HEAD_CHECK_INTERVAL_MS: positiveInt.default(2000),
   /** How long an early (out-of-order) bus event waits for the missing ones before the gap is read from the log. */

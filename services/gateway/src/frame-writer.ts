@@ -1,4 +1,5 @@
 import type { ServerFrame, SyncEvent, WsErrorCode } from '@openagents/sync-protocol';
+import { eventJson } from './bus-message';
 import { type ConnectionRegistry, type Socket, topicOf } from './connection-registry';
 import type { HandlerFailed } from './handler-failure';
 import type { GatewayMetrics } from './metrics';
@@ -19,6 +20,8 @@ export class FrameWriter {
   readonly #metrics: GatewayMetrics;
   readonly #slowConsumers: SlowConsumerPolicy;
   readonly #failed: HandlerFailed;
+  /** `framesSent{type="sync"}`, resolved once: fan-out counts every frame it publishes. */
+  readonly #syncFrames: { inc(value?: number): void };
   /**
    * Serialised catch-up frames by the shared object they were made from (a snapshot or a delta
    * page handed to many subscribers by single-flight and the resume cache). Weak: an entry lives
@@ -42,6 +45,7 @@ export class FrameWriter {
     this.#metrics = deps.metrics;
     this.#slowConsumers = deps.slowConsumers;
     this.#failed = deps.failed;
+    this.#syncFrames = deps.metrics.framesSent.labels({ type: 'sync' });
   }
 
   /** The frame's bytes; with a `shareKey`, made once per key for catch-up frames. */
@@ -87,19 +91,21 @@ export class FrameWriter {
     const live = this.#connections.live(scope);
     if (!live || live.size === 0) return;
     const last = events[events.length - 1]!;
-    let payload: Buffer;
+    let payload: string;
     try {
-      payload = Buffer.from(JSON.stringify({ type: 'sync', scope, events, latestSyncId: last.id }));
+      payload = syncFrame(scope, events, last.id);
     } catch (err) {
       // Not deliverable live: every live socket of the scope would miss it, so each one is
       // closed (1011) and resumes from its cursor through the log.
       for (const ws of [...live]) this.#failed('fanout', err, ws, true);
       return;
     }
+    // A string, not a Buffer: uWS copies it once into the sockets' buffers, and nothing is left
+    // for the garbage collector per frame.
     this.#app.publish(topicOf(scope), payload, false, false);
     const n = live.size;
-    this.#metrics.framesSent.inc({ type: 'sync' }, n);
-    this.#metrics.bytesSent.inc(payload.length * n);
+    this.#syncFrames.inc(n);
+    this.#metrics.bytesSent.inc(Buffer.byteLength(payload) * n);
     this.#metrics.eventsDelivered.inc(events.length * n);
     const now = Date.now();
     for (const e of events) {
@@ -125,4 +131,16 @@ export class FrameWriter {
     this.#slowConsumers.check(ws);
     return this.#connections.isOpen(ws);
   }
+}
+
+/**
+ * The `sync` frame of a fan-out batch: what JSON.stringify gives for `{ type: 'sync', scope,
+ * events, latestSyncId }`, assembled from each event's JSON — the text an event arrived as on the
+ * bus when it kept it (scope-stream.ts; byte for byte the same when the publisher serialised it
+ * with JSON.stringify, as every publisher here does), else serialised here.
+ */
+export function syncFrame(scope: string, events: readonly SyncEvent[], latestSyncId: number): string {
+  let json = eventJson(events[0]!);
+  for (let i = 1; i < events.length; i++) json += `,${eventJson(events[i]!)}`;
+  return `{"type":"sync","scope":${JSON.stringify(scope)},"events":[${json}],"latestSyncId":${latestSyncId}}`;
 }

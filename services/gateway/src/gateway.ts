@@ -8,6 +8,7 @@ import {
   type ReadinessCheck,
   type Registry,
 } from '@openagents/sync-server-kit';
+import { queueBootstraps } from './bootstrap-queue';
 import type { GatewayConfig } from './config';
 import { ConnectionLimits } from './connection-limits';
 import { ConnectionRegistry, type Socket, type UserData } from './connection-registry';
@@ -191,7 +192,7 @@ function buildParts(deps: GatewayDeps): Parts {
   });
   writer = new FrameWriter({ app, connections, metrics, slowConsumers, failed });
   const fanOutWriter = writer;
-  const reads = createLogReads(deps.delta, { metrics });
+  const reads = createLogReads(queueBootstraps(deps.delta, config.DELTA_BOOTSTRAP_CONCURRENCY), { metrics });
   const streams = new ScopeRegistry({
     bus: deps.bus,
     reads,

@@ -43,6 +43,14 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
     const token = typeof options.token === 'function' ? await options.token() : options.token;
     let response: Response;
     let body: unknown;
+    // A timer cleared once the answer is read, rather than AbortSignal.timeout: that one fires
+    // (and runs fetch's abort handling) for every request, answered or not, timeoutMs later, a
+    // cost a subscribe storm's thousands of requests pay all together ten seconds on.
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')),
+      timeoutMs,
+    );
     try {
       response = await doFetch(`${base}${path}`, {
         headers: {
@@ -56,13 +64,15 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
           ...(json === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(json === undefined ? {} : { method: 'POST', body: JSON.stringify(json) }),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: controller.signal,
       });
       body = await response.json().catch(() => undefined);
     } catch (err) {
       throw new AppError('unavailable', `delta service unreachable: ${(err as Error).message}`, {
         cause: err,
       });
+    } finally {
+      clearTimeout(timer);
     }
     if (response.ok) {
       const parsed = z.safeParse(schema, body);

@@ -1,6 +1,6 @@
 import { backoff, type SyncEvent } from '@openagents/sync-protocol';
 import type { Bus, BusMessage, Logger } from '@openagents/sync-server-kit';
-import { busMessageProblem } from './bus-message';
+import { busMessageProblem, keepEventJson, singleEventJson } from './bus-message';
 import type { LogReads } from './log-reads';
 import type { GatewayMetrics } from './metrics';
 
@@ -57,6 +57,8 @@ export class ScopeStream {
   #closed = false;
   /** Fills that failed in a row: the hold before the next one backs off while the log is unreachable. */
   #failedFills = 0;
+  /** How a bus message of this scope starts when it is laid out as JSON.stringify does (see `receive`). */
+  readonly #rawHead: string;
   /** Settles when the bus channel is joined (resolves) or joining failed (rejects). */
   readonly #joined: Promise<void>;
   #leaveBus: (() => Promise<void>) | undefined;
@@ -68,6 +70,7 @@ export class ScopeStream {
   constructor(scope: string, deps: ScopeStreamDeps, onJoinFailed?: (stream: ScopeStream) => void) {
     this.scope = scope;
     this.#deps = deps;
+    this.#rawHead = `{"scope":${JSON.stringify(scope)},"events":[`;
     this.#joined = deps.bus.subscribe(scope, this.receive).then(
       (leave) => {
         this.#leaveBus = leave;
@@ -113,8 +116,12 @@ export class ScopeStream {
    * Bus handler: every message for the scope lands here. It runs inside the bus (ioredis' event
    * emitter, the in-process bus's microtask), where a throw would end the process: a malformed
    * message is dropped and counted, and anything unexpected is caught and logged.
+   *
+   * `raw`, the text the message was parsed from (Redis buses), lets a one-event message keep its
+   * event's JSON, which fan-out then forwards as it came instead of serialising the event again:
+   * streaming replies arrive as one small event per message, and this is most of their cost.
    */
-  readonly receive = (message: BusMessage): void => {
+  readonly receive = (message: BusMessage, raw?: string): void => {
     try {
       if (this.#closed) return;
       const problem = busMessageProblem(message, this.scope);
@@ -124,6 +131,10 @@ export class ScopeStream {
         return;
       }
       this.#deps.metrics.busEventsReceived.inc(message.events.length);
+      if (raw !== undefined) {
+        const json = singleEventJson(message, raw, this.#rawHead);
+        if (json !== undefined) keepEventJson(message.events[0]!, json);
+      }
       this.#hold(message.events);
       this.#scheduleFlush();
     } catch (err) {
@@ -221,19 +232,19 @@ export class ScopeStream {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      try {
-        this.#flush();
-      } catch (err) {
-        this.#deps.metrics.handlerErrors.inc({ where: 'bus' });
-        this.#deps.log.error(
-          { scope: this.scope, err: (err as Error).message },
-          'flushing bus events failed',
-        );
-      }
-    });
+    setImmediate(this.#scheduledFlush);
   }
+
+  /** The tick's flush; one function per stream rather than a closure per event. */
+  readonly #scheduledFlush = (): void => {
+    this.#flushScheduled = false;
+    try {
+      this.#flush();
+    } catch (err) {
+      this.#deps.metrics.handlerErrors.inc({ where: 'bus' });
+      this.#deps.log.error({ scope: this.scope, err: (err as Error).message }, 'flushing bus events failed');
+    }
+  };
 
   #flush(): void {
     if (this.#lastId === null || this.#closed) return;
