@@ -64,7 +64,7 @@ describe('read limits', () => {
     expect((await get('service:gateway', paths[0]!)).status).toBe(429);
   });
 
-  it('runs at most maxConcurrentBootstraps bootstrap reads at once, lines up 8× more, then 503', async () => {
+  it('runs at most maxConcurrentBootstraps bootstrap reads at once, lines up 32× more, then 503', async () => {
     const inner = createDeltaReader({ pool: db.pool });
     let running = 0;
     let most = 0;
@@ -83,21 +83,21 @@ describe('read limits', () => {
       },
     };
     // The app's own default gate for maxConcurrentBootstraps: 2, passed in so the test can see
-    // its line fill: requests authenticate asynchronously, so the 19th must be sent only once the
-    // first 18 are inside the gate, or it may overtake one of them.
-    const gate = createReadGate({ concurrency: 2, queue: 2 * 8 });
+    // its line fill: requests authenticate asynchronously, so the 67th must be sent only once the
+    // first 66 are inside the gate, or it may overtake one of them.
+    const gate = createReadGate({ concurrency: 2, queue: 2 * 32 });
     const app = appWith({ maxConcurrentBootstraps: 2 }, reader, gate);
     const scope = `org:${randomUUID()}`;
     const token = await tokenFor([scope]);
     const get = () =>
       app.request(`/sync/bootstrap?scope=${scope}`, { headers: { authorization: `Bearer ${token}` } });
-    const admitted = Array.from({ length: 2 + 16 }, get);
-    while (gate.active + gate.waiting < 18) await new Promise((r) => setImmediate(r));
+    const admitted = Array.from({ length: 2 + 64 }, get);
+    while (gate.active + gate.waiting < 66) await new Promise((r) => setImmediate(r));
     const refused = await get();
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('unavailable');
-    // Release reads as they arrive until all 18 are answered.
+    // Release reads as they arrive until all 66 are answered.
     let answered = 0;
     const all = Promise.all(admitted).finally(() => {
       answered = admitted.length;
