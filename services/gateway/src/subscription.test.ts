@@ -228,6 +228,34 @@ describe('Subscription', () => {
     expect(t.subscribedAt()).toBe(9);
   });
 
+  it('a paged bootstrap that outlives the retained log starts over from its first page', async () => {
+    const t = setup();
+    t.log.append(5);
+    t.log.bootstrapPages = 2;
+    t.blockWritable();
+    void t.subscription.start(undefined);
+    await settle();
+    expect(t.kinds()).toEqual(['bootstrap+']);
+    // The log is pruned past L=5 while the client reads the first page: the second page's read
+    // answers 410, and the bootstrap is read again from its first page, at the new head.
+    t.log.append(2);
+    t.log.fail('reset_required');
+    t.unblockWritable();
+    await settle();
+    t.unblockWritable();
+    await settle();
+    expect(t.kinds()).toEqual(['bootstrap+', 'bootstrap+', 'bootstrap', 'subscribed']);
+    expect(t.frames.filter((f) => f.type === 'bootstrap').map((f) => f.lastSyncId)).toEqual([5, 7, 7]);
+    expect(t.log.calls.filter((c) => c.kind === 'bootstrap').map((c) => c.from)).toEqual([
+      undefined,
+      '5:1',
+      undefined,
+      '7:1',
+    ]);
+    expect(t.subscribedAt()).toBe(7);
+    expect(t.subscription.isLive).toBe(true);
+  });
+
   it('closed during its catch-up, it sends nothing more and leaves the stream', async () => {
     const t = setup();
     t.log.append(3);
