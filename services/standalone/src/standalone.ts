@@ -11,6 +11,7 @@ import {
   createServiceShell,
   type Logger,
   pingDatabase,
+  poolOptionsFrom,
   type Service,
 } from '@openagents/sync-server-kit';
 import type { StandaloneConfig } from './config';
@@ -88,18 +89,13 @@ export function createStandalone(options: {
         ...(config.REDIS_URL ? {} : { bus: createMemoryBus() }),
       });
       const { registry } = shell;
-      // One pool for every part, sized by PG_POOL_MAX like each service's own; its statements are
-      // capped by READ_STATEMENT_TIMEOUT_MS, the delta service's cap on its reads.
-      const pool = shell.pool({
-        url: database.url,
-        max: config.PG_POOL_MAX,
-        applicationName: 'sync-standalone',
-        statementTimeoutMs: config.READ_STATEMENT_TIMEOUT_MS,
-      });
-      const bus = shell.bus(config);
-      const shared = { log, auth, bus, registry };
       // The variables as every part reads them, with the database and secret this process uses.
       const resolved = { ...config, DATABASE_URL: database.url, SYNC_JWT_SECRET: secret };
+      // One pool for every part, sized by PG_POOL_MAX like each service's own; its statements are
+      // capped by READ_STATEMENT_TIMEOUT_MS, the delta service's cap on its reads.
+      const pool = shell.pool(poolOptionsFrom(resolved, 'sync-standalone', config.READ_STATEMENT_TIMEOUT_MS));
+      const bus = shell.bus(config);
+      const shared = { log, auth, bus, registry };
       // Migrations run once, with the API (MIGRATE_ON_START).
       const api = createApiService({ ...shared, pool, config: resolved });
       const delta = createDeltaService({
