@@ -141,12 +141,17 @@ export function shareOf(total: number, servers: number, index: number): number {
 
 /**
  * The client processes: connection number i (over the whole run) is held by client
- * floor(i / CLIENTS_PER_PROCESS), from local address 127.0.0.(2 + that client).
+ * c = floor(i / CLIENTS_PER_PROCESS), from local address 127.0.0.(firstAddress + c).
  */
 class ClientPool {
   readonly #clients: ChildProcess[] = [];
+  readonly #firstAddress: number;
   #opened = 0;
   #commands = 0;
+
+  constructor(firstAddress: number) {
+    this.#firstAddress = firstAddress;
+  }
 
   /** Opens `count` more connections to the server at `port`; resolves with how many failed. */
   async open(port: number, count: number, scopes: readonly string[]): Promise<number> {
@@ -163,7 +168,7 @@ class ClientPool {
         cmd: 'connect',
         id,
         port,
-        localAddress: `127.0.0.${index + 2}`,
+        localAddress: `127.0.0.${this.#firstAddress + index}`,
         from: this.#opened,
         to,
         scopes: [...scopes],
@@ -193,12 +198,19 @@ export async function measureConnectionMemory(
     snapshotDir?: string | undefined;
     /** Connections one server process holds at most (capped by maxServerConnections()). */
     perServer?: number;
+    /**
+     * Last byte of the first client address (127.0.0.x; default 2). Runs at the same time need
+     * ranges of their own, so that no address holds more connections than it has ports.
+     */
+    firstClientAddress?: number;
+    /** Connections that may fail (refused under load) before the run is given up; default 1 %. */
+    maxFailedShare?: number;
   } = {},
 ): Promise<MemoryRun> {
   const { snapshotDir } = options;
   const perServer = Math.min(options.perServer ?? Infinity, maxServerConnections());
   const servers: MemoryServer[] = [];
-  const clients = new ClientPool();
+  const clients = new ClientPool(options.firstClientAddress ?? 2);
   const snapshots: string[] = [];
   const snapshot = async (label: string) => {
     if (!snapshotDir) return;
@@ -227,7 +239,12 @@ export async function measureConnectionMemory(
           failed += refused;
         }),
       );
-      if (failed > 0) throw new Error(`${system}: ${failed} of ${requested} connections failed`);
+      // The figures divide by the connections the servers hold, so a few refused ones (the
+      // machine is shared) change nothing but the count, which the report shows.
+      if (failed > requested * (options.maxFailedShare ?? 0.01)) {
+        throw new Error(`${system}: ${failed} of ${requested} connections failed`);
+      }
+      if (failed > 0) console.log(`${system}: ${failed} of ${requested} connections failed after retries`);
       await sleep(2000);
       const now = sumFigures(await Promise.all(servers.map((s) => measureServer(s.child))));
       const before = sumFigures(servers.map((s) => s.baseline));

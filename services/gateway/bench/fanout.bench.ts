@@ -558,7 +558,7 @@ function memoryReport(gateway: MemoryRun, plain: MemoryRun, startedLoad: number,
   return [
     '### Memory per idle subscribed connection (`npm run bench:fanout`, connection-memory phase)',
     '',
-    `Each server alone in its process (\`--expose-gc\`); figures after full collections, minus the same processes before their first connection, divided by the connections open. Every connection has its own token (its own subject) and one subscription; ${SCOPES} scopes. This machine's descriptor limit (\`ulimit -n\` ${(limit + 100).toLocaleString('en-US')}, not raisable here) lets one server process hold ${limit.toLocaleString('en-US')} connections, so a larger count is held by several server processes of the same system, evenly, and the figures are sums over them ("servers": gateway + plain uWS processes). Clients: separate processes, at most 15,000 connections each, each from its own 127.0.0.x address. Load average ${startedLoad.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end; ${seconds.toFixed(0)} s.`,
+    `Each server alone in its process (\`--expose-gc\`); figures after full collections, minus the same processes before their first connection, divided by the connections open. Every connection has its own token (its own subject) and one subscription; ${SCOPES} scopes. This machine's descriptor limit (\`ulimit -n\` ${(limit + 100).toLocaleString('en-US')}, not raisable here) lets one server process hold ${limit.toLocaleString('en-US')} connections, so a larger count is held by several server processes of the same system, evenly, and the figures are sums over them ("servers": gateway + plain uWS processes). Clients: separate processes, at most 15,000 connections each, each from its own 127.0.0.x address; the two systems are measured at the same time (memory is not timing). Load average ${startedLoad.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end; ${seconds.toFixed(0)} s.`,
     '',
     markdownTable(
       [
@@ -581,8 +581,11 @@ async function runMemoryPhase(startedLoad: number): Promise<void> {
   const scopes = benchScopes(SCOPES);
   const snapshots = process.env.FANOUT_HEAP_SNAPSHOTS;
   const options = { snapshotDir: snapshots, perServer: MEMORY_PER_SERVER };
-  const plain = await measureConnectionMemory('plain', MEMORY_COUNTS, scopes, options);
-  const gateway = await measureConnectionMemory('gateway', MEMORY_COUNTS, scopes, options);
+  // Both systems at once (memory is not timing), each with client addresses of its own.
+  const [plain, gateway] = await Promise.all([
+    measureConnectionMemory('plain', MEMORY_COUNTS, scopes, { ...options, firstClientAddress: 2 }),
+    measureConnectionMemory('gateway', MEMORY_COUNTS, scopes, { ...options, firstClientAddress: 20 }),
+  ]);
   const markdown = memoryReport(gateway, plain, startedLoad, (performance.now() - started) / 1000);
   console.log(`\n${markdown}\n`);
   if (snapshots) console.log(`heap snapshots: ${[...plain.snapshots, ...gateway.snapshots].join(', ')}`);
