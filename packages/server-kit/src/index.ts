@@ -77,6 +77,8 @@ export { httpListener } from './serve-http';
 export {
   type BusConfig,
   createServiceShell,
+  type PoolConfig,
+  poolOptionsFrom,
   type ServiceHooks,
   type ServiceShell,
   type SharedDeps,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from './logger';
 import { createMemoryBus } from './memory-bus';
 import { createRegistry } from './metrics';
-import { createServiceShell } from './service-shell';
+import { createServiceShell, poolOptionsFrom } from './service-shell';
 
 const log = createLogger({ name: 'shell-test', level: 'silent' });
 // pg pools connect lazily: nothing listens here, and nothing needs to.
@@ -72,5 +72,22 @@ describe('createServiceShell', () => {
     await service.stop();
     expect(seen).toEqual(['start', 'stop (pool ended: false)']);
     expect(pool.ended).toBe(true);
+  });
+});
+
+describe('poolOptionsFrom', () => {
+  it('sizes the pool with PG_POOL_MAX and sets a statement timeout only when given one', () => {
+    const config = { DATABASE_URL: 'postgres://db/sync', PG_POOL_MAX: 7 };
+    expect(poolOptionsFrom(config, 'sync-api')).toEqual({
+      url: 'postgres://db/sync',
+      max: 7,
+      applicationName: 'sync-api',
+    });
+    expect(poolOptionsFrom(config, 'sync-delta', 15_000)).toEqual({
+      url: 'postgres://db/sync',
+      max: 7,
+      applicationName: 'sync-delta',
+      statementTimeoutMs: 15_000,
+    });
   });
 });

@@ -27,6 +27,32 @@ export interface BusConfig {
   REDIS_CHANNEL_PREFIX?: string | undefined;
 }
 
+/** The database variables (`databaseEnv` and a service's `PG_POOL_MAX`) as a service's config holds them. */
+export interface PoolConfig {
+  DATABASE_URL: string;
+  PG_POOL_MAX: number;
+}
+
+/**
+ * A service's pool options from its variables: every service sizes its pool with PG_POOL_MAX
+ * (the standalone server's one pool too), so the mapping is written once.
+ *
+ * @example
+ *   const pool = shell.pool(poolOptionsFrom(config, 'sync-delta', config.READ_STATEMENT_TIMEOUT_MS));
+ */
+export function poolOptionsFrom(
+  config: PoolConfig,
+  applicationName: string,
+  statementTimeoutMs?: number,
+): PoolOptions & { max: number } {
+  return {
+    url: config.DATABASE_URL,
+    max: config.PG_POOL_MAX,
+    applicationName,
+    ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
+  };
+}
+
 /** Hooks of one service's own work; the shell adds request tracking and resource ownership. */
 export interface ServiceHooks {
   /** After the shell's migrations (MIGRATE_ON_START): begin the service's own work. */
@@ -44,7 +70,7 @@ export interface ServiceHooks {
  *
  * @example
  *   const shell = createServiceShell('api', deps);
- *   const pool = shell.pool({ url: config.DATABASE_URL, max: config.PG_POOL_MAX, applicationName: 'sync-api' });
+ *   const pool = shell.pool(poolOptionsFrom(config, 'sync-api'));
  *   const app = createApiApp({ pool, registry: shell.registry, isDraining: shell.isDraining, ... });
  *   return { fetch: shell.track(app.fetch), ...shell.lifecycle({ start: ... }) };
  */

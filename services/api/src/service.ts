@@ -4,6 +4,7 @@ import {
   createAuth,
   createServiceShell,
   type Logger,
+  poolOptionsFrom,
   type Registry,
   type Service,
   type SharedDeps,
@@ -45,7 +46,7 @@ export function createApiService(
 ): ApiService {
   const { config, log } = deps;
   const shell = createServiceShell('api', deps, options);
-  const pool = shell.pool({ url: config.DATABASE_URL, max: config.PG_POOL_MAX, applicationName: 'sync-api' });
+  const pool = shell.pool(poolOptionsFrom(config, 'sync-api'));
   const bus = shell.bus(config);
   const auth = deps.auth ?? createAuth(authOptionsFromEnv(config));
   const { registry } = shell;

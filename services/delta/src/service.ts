@@ -5,6 +5,7 @@ import {
   type DeltaSource,
   type Logger,
   pingDatabase,
+  poolOptionsFrom,
   type Registry,
   type Service,
   type SharedDeps,
@@ -46,12 +47,7 @@ export function createDeltaService(
   const { config, log } = deps;
   const shell = createServiceShell('delta', deps, options);
   const { registry } = shell;
-  const pool = shell.pool({
-    url: config.DATABASE_URL,
-    max: config.PG_POOL_MAX,
-    applicationName: 'sync-delta',
-    statementTimeoutMs: config.READ_STATEMENT_TIMEOUT_MS,
-  });
+  const pool = shell.pool(poolOptionsFrom(config, 'sync-delta', config.READ_STATEMENT_TIMEOUT_MS));
   const auth = deps.auth ?? createAuth({ ...authOptionsFromEnv(config), acceptServiceTokens: true });
   const reader = createDeltaReader({
     pool,

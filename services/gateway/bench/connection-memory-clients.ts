@@ -10,6 +10,8 @@ import { clientFrame } from './fanout-clients';
 
 export type ClientsCommand = {
   cmd: 'connect';
+  /** Echoed in the report: a process may be given several commands at once. */
+  id: number;
   port: number;
   localAddress: string;
   /** Connection numbers [from, to): connection i subscribes scopes[i % scopes.length] as `sub-i`. */
@@ -17,9 +19,10 @@ export type ClientsCommand = {
   to: number;
   scopes: string[];
 };
-export type ClientsReport = { type: 'connected'; subscribed: number; failed: number };
+export type ClientsReport = { type: 'connected'; id: number; subscribed: number; failed: number };
 
 const SUBSCRIBED = Buffer.from('"type":"subscribed"');
+const CONNECT_ATTEMPTS = 3;
 const sockets: Socket[] = [];
 
 function open(port: number, localAddress: string, token: string, scope: string): Promise<boolean> {
@@ -32,6 +35,9 @@ function open(port: number, localAddress: string, token: string, scope: string):
     };
     socket.setTimeout(30_000, fail);
     socket.on('error', fail);
+    // Closed by the server before the acknowledgement (a refused or timed-out upgrade): without
+    // this the connection's promise never settles and the whole batch waits forever.
+    socket.on('close', fail);
     socket.on('connect', () => {
       socket.write(
         `GET /sync?token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
@@ -67,11 +73,16 @@ process.on('message', async (command: ClientsCommand) => {
         const i = next++;
         const scope = command.scopes[i % command.scopes.length]!;
         const token = await tokenFor([scope], `sub-${i}`);
-        if (await open(command.port, command.localAddress, token, scope)) subscribed++;
+        // A connection refused under load (the machine is shared) is tried again, a few times.
+        let ok = false;
+        for (let attempt = 0; attempt < CONNECT_ATTEMPTS && !ok; attempt++) {
+          ok = await open(command.port, command.localAddress, token, scope);
+        }
+        if (ok) subscribed++;
         else failed++;
       }
     }),
   );
-  process.send?.({ type: 'connected', subscribed, failed } satisfies ClientsReport);
+  process.send?.({ type: 'connected', id: command.id, subscribed, failed } satisfies ClientsReport);
 });
 process.on('disconnect', () => process.exit(0));

@@ -39,8 +39,10 @@ import { benchScopes, type ProducerCommand, type ProducerReport } from './fanout
 //
 // Before those, the connection-memory phase (connection-memory.ts): RSS and JS heap (after full
 // collections) per idle subscribed connection at FANOUT_MEMORY_COUNTS connections (default 5,000
-// and 50,000), gateway and plain uWS, clients in separate processes. FANOUT_MEMORY_ONLY=1 runs
-// only that phase; FANOUT_MEMORY=0 skips it; FANOUT_HEAP_SNAPSHOTS=<dir> writes heap snapshots
+// and 50,000, the larger held by several server processes), gateway and plain uWS, clients in
+// separate processes. FANOUT_MEMORY_ONLY=1 runs
+// only that phase; FANOUT_MEMORY=0 skips it; FANOUT_MEMORY_PER_SERVER caps the connections of one
+// server process (for trying the several-process path at small counts); FANOUT_HEAP_SNAPSHOTS=<dir> writes heap snapshots
 // at 0 and at the first count, for the where-it-went breakdown (docs/benchmarks.md).
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -60,6 +62,8 @@ const WORKERS = 2;
 const MEMORY_COUNTS = (process.env.FANOUT_MEMORY_COUNTS ?? '5000,50000').split(',').map(Number);
 const MEMORY = process.env.FANOUT_MEMORY !== '0';
 const MEMORY_ONLY = process.env.FANOUT_MEMORY_ONLY === '1';
+/** Connections one server process holds in the memory phase (default: what the descriptor limit allows). */
+const MEMORY_PER_SERVER = env('FANOUT_MEMORY_PER_SERVER', Infinity);
 
 if (CONNECTIONS % SCOPES !== 0) throw new Error('FANOUT_CONNECTIONS must be a multiple of FANOUT_SCOPES');
 const FANOUT = CONNECTIONS / SCOPES;
@@ -538,9 +542,10 @@ function memoryReport(gateway: MemoryRun, plain: MemoryRun, startedLoad: number,
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
   const rows = gateway.points.map((g, i) => {
     const p = plain.points[i]!;
-    const clamped = g.connections < g.requested ? ` (asked ${g.requested.toLocaleString('en-US')})` : '';
+    const short = g.connections < g.requested ? ` (asked ${g.requested.toLocaleString('en-US')})` : '';
     return [
-      `${g.connections.toLocaleString('en-US')}${clamped}`,
+      `${g.connections.toLocaleString('en-US')}${short}`,
+      `${g.servers} + ${p.servers}`,
       kib(g.heapPerConnection),
       kib(g.rssPerConnection),
       kib(p.heapPerConnection),
@@ -553,14 +558,12 @@ function memoryReport(gateway: MemoryRun, plain: MemoryRun, startedLoad: number,
   return [
     '### Memory per idle subscribed connection (`npm run bench:fanout`, connection-memory phase)',
     '',
-    `Each server alone in its process (\`--expose-gc\`); figures after full collections, minus the same process before its first connection, divided by the connections open. Every connection has its own token (its own subject) and one subscription; ${SCOPES} scopes. Clients: separate processes, at most 15,000 connections each, each from its own 127.0.0.x address. Load average ${startedLoad.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end; ${seconds.toFixed(0)} s.` +
-      (MEMORY_COUNTS.some((n) => n > limit)
-        ? ` This machine's descriptor limit (\`ulimit -n\` ${(limit + 100).toLocaleString('en-US')}, not raisable here) lets one server hold ${limit.toLocaleString('en-US')} connections, so larger counts were measured at that.`
-        : ''),
+    `Each server alone in its process (\`--expose-gc\`); figures after full collections, minus the same processes before their first connection, divided by the connections open. Every connection has its own token (its own subject) and one subscription; ${SCOPES} scopes. This machine's descriptor limit (\`ulimit -n\` ${(limit + 100).toLocaleString('en-US')}, not raisable here) lets one server process hold ${limit.toLocaleString('en-US')} connections, so a larger count is held by several server processes of the same system, evenly, and the figures are sums over them ("servers": gateway + plain uWS processes). Clients: separate processes, at most 15,000 connections each, each from its own 127.0.0.x address; the two systems are measured at the same time (memory is not timing). Load average ${startedLoad.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end; ${seconds.toFixed(0)} s.`,
     '',
     markdownTable(
       [
         'connections',
+        'servers',
         'gateway JS heap',
         'gateway RSS',
         'plain uWS JS heap',
@@ -577,8 +580,12 @@ async function runMemoryPhase(startedLoad: number): Promise<void> {
   const started = performance.now();
   const scopes = benchScopes(SCOPES);
   const snapshots = process.env.FANOUT_HEAP_SNAPSHOTS;
-  const plain = await measureConnectionMemory('plain', MEMORY_COUNTS, scopes, snapshots);
-  const gateway = await measureConnectionMemory('gateway', MEMORY_COUNTS, scopes, snapshots);
+  const options = { snapshotDir: snapshots, perServer: MEMORY_PER_SERVER };
+  // Both systems at once (memory is not timing), each with client addresses of its own.
+  const [plain, gateway] = await Promise.all([
+    measureConnectionMemory('plain', MEMORY_COUNTS, scopes, { ...options, firstClientAddress: 2 }),
+    measureConnectionMemory('gateway', MEMORY_COUNTS, scopes, { ...options, firstClientAddress: 20 }),
+  ]);
   const markdown = memoryReport(gateway, plain, startedLoad, (performance.now() - started) / 1000);
   console.log(`\n${markdown}\n`);
   if (snapshots) console.log(`heap snapshots: ${[...plain.snapshots, ...gateway.snapshots].join(', ')}`);

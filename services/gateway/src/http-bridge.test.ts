@@ -1,3 +1,4 @@
+import { EventEmitter, once } from 'node:events';
 import { connect } from 'node:net';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,11 @@ const LIMIT = 1024 * 1024;
 let port = 0;
 let listenSocket: us_listen_socket | undefined;
 const seen = { aborted: 0, calls: 0, authenticated: 0 };
+/**
+ * What the server side did, as it happens ('authenticate', 'slow', 'aborted', 'handled'): the
+ * tests wait for these instead of sleeping.
+ */
+const server = new EventEmitter();
 const GOOD_TOKEN = 'good-token';
 const authorization = { authorization: `Bearer ${GOOD_TOKEN}` };
 let releaseSlow: (() => void) | undefined;
@@ -22,6 +28,7 @@ api.post('/size', async (c) => c.json({ bytes: (await c.req.arrayBuffer()).byteL
 api.get('/slow', async (c) => {
   await new Promise<void>((r) => {
     releaseSlow = r;
+    server.emit('slow');
   });
   return c.text('late');
 });
@@ -37,15 +44,20 @@ beforeAll(async () => {
       (request) => {
         seen.calls++;
         if (new URL(request.url).pathname === '/boom') throw new Error('kaboom');
-        request.signal.addEventListener('abort', () => seen.aborted++);
-        return api.fetch(request);
+        request.signal.addEventListener('abort', () => {
+          seen.aborted++;
+          server.emit('aborted');
+        });
+        return Promise.resolve(api.fetch(request)).finally(() => server.emit('handled'));
       },
       {
         maxBodyBytes: LIMIT,
         log: quietLog,
         authenticate: async (token) => {
           seen.authenticated++;
-          await new Promise((r) => setTimeout(r, 5));
+          server.emit('authenticate');
+          // Answers on a later turn of the event loop, as a real check may: the body keeps arriving.
+          await new Promise((r) => setImmediate(r));
           return token === GOOD_TOKEN;
         },
       },
@@ -136,26 +148,32 @@ describe('uWS → fetch bridge', () => {
   });
 
   it('survives requests aborted mid-body and mid-handler, and keeps serving', async () => {
-    // Headers and half a body, then the client vanishes.
-    await new Promise<void>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.write('POST /size HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n');
-        socket.write('a'.repeat(500));
-        setTimeout(() => {
-          socket.destroy();
-          resolve();
-        }, 50);
-      });
+    // Headers (with a good token) and half a body; once the server is checking the token, the
+    // client vanishes: the handler never sees the incomplete body.
+    const calls = seen.calls;
+    const checking = once(server, 'authenticate');
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(
+        `POST /size HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${GOOD_TOKEN}\r\ncontent-length: 1000\r\n\r\n`,
+      );
+      socket.write('a'.repeat(500));
     });
+    await checking;
+    socket.destroy();
     // A handler still working when the client goes: the abort reaches it, nothing is written after.
+    const slow = once(server, 'slow');
     const controller = new AbortController();
     const pending = fetch(url('/slow'), { signal: controller.signal }).catch(() => 'aborted');
-    await waitUntil(() => releaseSlow !== undefined);
+    await slow;
+    const aborted = once(server, 'aborted');
     controller.abort();
     expect(await pending).toBe('aborted');
-    await waitUntil(() => seen.aborted > 0);
+    await aborted;
+    expect(seen.aborted).toBe(1);
+    const handled = once(server, 'handled');
     releaseSlow?.();
-    await new Promise((r) => setTimeout(r, 50));
+    await handled;
+    expect(seen.calls).toBe(calls + 1);
     const res = await fetch(url('/echo'), { method: 'POST', body: '{"ok":true}', headers: authorization });
     expect(res.status).toBe(201);
   });
@@ -232,9 +250,4 @@ function rawRequest(raw: string | Buffer): Promise<{ status: number; body: strin
     // Closed without a complete answer: status 0.
     socket.on('close', () => resolve({ status: 0, body: '' }));
   });
-}
-
-async function waitUntil(check: () => boolean) {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(check()).toBe(true);
 }

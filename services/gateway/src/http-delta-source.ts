@@ -53,16 +53,7 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
     );
     try {
       response = await doFetch(`${base}${path}`, {
-        headers: {
-          authorization: `Bearer ${token}`,
-          accept: 'application/json',
-          // A shared answer is acceptable: the delta service may hand out one it read for
-          // another gateway this recently (whole seconds, as HTTP has them).
-          ...(read.maxAgeMs !== undefined && read.maxAgeMs >= 1000
-            ? { 'cache-control': `max-age=${Math.floor(read.maxAgeMs / 1000)}` }
-            : {}),
-          ...(json === undefined ? {} : { 'content-type': 'application/json' }),
-        },
+        headers: requestHeaders(token, json, read),
         ...(json === undefined ? {} : { method: 'POST', body: JSON.stringify(json) }),
         signal: controller.signal,
       });
@@ -80,14 +71,7 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
         throw new AppError('unavailable', `delta service answered ${path} with an invalid body`);
       return parsed.data;
     }
-    const error = ErrorBody.safeParse(body);
-    const message = error.success ? error.data.error.message : `HTTP ${response.status}`;
-    if (response.status === 410) throw new AppError('reset_required', message);
-    if (response.status >= 500 || response.status === 429) {
-      throw new AppError('unavailable', `delta service: ${message}`);
-    }
-    if (response.status === 400) throw new AppError('bad_request', `delta service: ${message}`);
-    throw new AppError('internal', `delta service refused the gateway (${response.status}): ${message}`);
+    throw refusal(response.status, body);
   };
 
   return {
@@ -121,4 +105,27 @@ export function createHttpDeltaSource(options: HttpDeltaSourceOptions): DeltaSou
       return heads;
     },
   };
+}
+
+function requestHeaders(token: string, json: unknown, read: ReadOptions): Record<string, string> {
+  return {
+    authorization: `Bearer ${token}`,
+    accept: 'application/json',
+    // A shared answer is acceptable: the delta service may hand out one it read for
+    // another gateway this recently (whole seconds, as HTTP has them).
+    ...(read.maxAgeMs !== undefined && read.maxAgeMs >= 1000
+      ? { 'cache-control': `max-age=${Math.floor(read.maxAgeMs / 1000)}` }
+      : {}),
+    ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+  };
+}
+
+/** The error of a non-2xx answer: 410 is `reset_required`, 5xx and 429 `unavailable`, 400 `bad_request`. */
+function refusal(status: number, body: unknown): AppError {
+  const error = ErrorBody.safeParse(body);
+  const message = error.success ? error.data.error.message : `HTTP ${status}`;
+  if (status === 410) return new AppError('reset_required', message);
+  if (status >= 500 || status === 429) return new AppError('unavailable', `delta service: ${message}`);
+  if (status === 400) return new AppError('bad_request', `delta service: ${message}`);
+  return new AppError('internal', `delta service refused the gateway (${status}): ${message}`);
 }

@@ -26,63 +26,29 @@ export interface LogReads {
 
 type Kind = 'bootstrap' | 'delta' | 'heads';
 
+export interface LogReadsOptions {
+  metrics: GatewayMetrics;
+  /** How long a resume answer is reused. A reconnect storm spreads over seconds of backoff. */
+  cacheMs?: number;
+  /** Bound of the resume cache, in events held. */
+  cacheEvents?: number;
+  bootstrapCacheMs?: number;
+  /** Bound of the bootstrap cache, in records held. */
+  bootstrapCacheRecords?: number;
+  /** Bound of the bootstrap cache, in pages held (each at most the delta service's page bytes). */
+  bootstrapCachePages?: number;
+}
+
 /** Wraps a DeltaSource with single-flight maps, a short resume cache and request metrics. */
-export function createLogReads(
-  source: DeltaSource,
-  options: {
-    metrics: GatewayMetrics;
-    /** How long a resume answer is reused. A reconnect storm spreads over seconds of backoff. */
-    cacheMs?: number;
-    /** Bound of the resume cache, in events held. */
-    cacheEvents?: number;
-    bootstrapCacheMs?: number;
-    /** Bound of the bootstrap cache, in records held. */
-    bootstrapCacheRecords?: number;
-    /** Bound of the bootstrap cache, in pages held (each at most the delta service's page bytes). */
-    bootstrapCachePages?: number;
-  },
-): LogReads {
-  const { metrics } = options;
+export function createLogReads(source: DeltaSource, options: LogReadsOptions): LogReads {
   const flights = createSingleFlight<unknown>();
-  const cache = new LRUCache<string, DeltaResponse>({
-    max: 10_000,
-    maxSize: options.cacheEvents ?? 200_000,
-    sizeCalculation: (response) => Math.max(1, response.events.length),
-    ttl: options.cacheMs ?? 10_000,
-  });
-  const bootstraps = new LRUCache<string, BootstrapResponse>({
-    // Pages are at most BOOTSTRAP_PAGE_BYTES each (1 MiB by default), so a count bounds the bytes.
-    max: options.bootstrapCachePages ?? 64,
-    maxSize: options.bootstrapCacheRecords ?? 200_000,
-    sizeCalculation: (response) =>
-      Math.max(
-        1,
-        Object.values(response.models).reduce((n, records) => n + records.length, 0),
-      ),
-    ttl: options.bootstrapCacheMs ?? 1000,
-  });
-
-  const counted = async <T>(kind: Kind, run: () => Promise<T>): Promise<T> => {
-    try {
-      const result = await run();
-      metrics.deltaRequests.inc({ kind, result: 'ok' });
-      return result;
-    } catch (err) {
-      const error = toAppError(err);
-      metrics.deltaRequests.inc({ kind, result: error.code === 'reset_required' ? 'reset' : 'error' });
-      throw error;
-    }
-  };
-
   const shared = <T>(key: string, run: () => Promise<T>): Promise<T> =>
     flights.run(key, run).promise as Promise<T>;
-
+  const counted = countedRead(options.metrics);
   const cacheMs = options.cacheMs ?? 10_000;
   const bootstrapCacheMs = options.bootstrapCacheMs ?? 1000;
-  // Expired answers are dropped as new ones come in, so the caches hold what is live, not their
-  // bounds' worth of dead snapshots (lru-cache alone keeps an expired entry until it is evicted).
-  const sweepResumes = staleSweeper(cache, cacheMs);
-  const sweepBootstraps = staleSweeper(bootstraps, bootstrapCacheMs);
+  const resumes = resumeCache(cacheMs, options.cacheEvents ?? 200_000);
+  const bootstraps = bootstrapCache(bootstrapCacheMs, options);
   // A resume accepts what another gateway's resume read just now (`maxAgeMs`), as it accepts
   // this gateway's own cache: other nodes asking for the same (scope, cursor) cost the database
   // one query. A gap fill must be fresh, so the two never share a flight.
@@ -96,34 +62,91 @@ export function createLogReads(
     );
 
   return {
-    resume(scope, lastSyncId, limit) {
-      const key = `${scope}\0${lastSyncId}\0${limit ?? ''}`;
-      const hit = cache.get(key);
-      if (hit) return Promise.resolve(hit);
-      return readDelta(scope, lastSyncId, limit, cacheMs).then((response) => {
-        sweepResumes();
-        cache.set(key, response);
-        return response;
-      });
-    },
+    resume: (scope, lastSyncId, limit) =>
+      resumes.through(`${scope}\0${lastSyncId}\0${limit ?? ''}`, () =>
+        readDelta(scope, lastSyncId, limit, cacheMs),
+      ),
     fresh: (scope, lastSyncId, limit) => readDelta(scope, lastSyncId, limit),
     bootstrap(scope, cursor) {
       const key = `${scope}\0${cursor ?? ''}`;
-      const hit = bootstraps.get(key);
-      if (hit) return Promise.resolve(hit);
-      return shared(`b\0${key}`, () =>
-        counted('bootstrap', () =>
-          source.bootstrap(scope, {
-            maxAgeMs: bootstrapCacheMs,
-            ...(cursor === undefined ? {} : { cursor }),
-          }),
+      return bootstraps.through(key, () =>
+        shared(`b\0${key}`, () =>
+          counted('bootstrap', () =>
+            source.bootstrap(scope, {
+              maxAgeMs: bootstrapCacheMs,
+              ...(cursor === undefined ? {} : { cursor }),
+            }),
+          ),
         ),
-      ).then((response) => {
-        sweepBootstraps();
-        bootstraps.set(key, response);
-        return response;
-      });
+      );
     },
     heads: (scopes) => counted('heads', () => source.heads(scopes)),
   };
+}
+
+/** Runs a read of the delta source and counts it by kind and result (ok, reset, error). */
+function countedRead(metrics: GatewayMetrics) {
+  return async <T>(kind: Kind, run: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await run();
+      metrics.deltaRequests.inc({ kind, result: 'ok' });
+      return result;
+    } catch (err) {
+      const error = toAppError(err);
+      metrics.deltaRequests.inc({ kind, result: error.code === 'reset_required' ? 'reset' : 'error' });
+      throw error;
+    }
+  };
+}
+
+/** A bounded cache of answers, each kept for `ttl`, that a read goes through. */
+interface AnswerCache<T extends {}> {
+  /** The cached answer of `key`, or `read()`'s, which is then cached. */
+  through(key: string, read: () => Promise<T>): Promise<T>;
+}
+
+function answerCache<T extends {}>(ttl: number, cache: LRUCache<string, T>): AnswerCache<T> {
+  // Expired answers are dropped as new ones come in, so the cache holds what is live, not its
+  // bounds' worth of dead snapshots (lru-cache alone keeps an expired entry until it is evicted).
+  const sweep = staleSweeper(cache, ttl);
+  return {
+    through(key, read) {
+      const hit = cache.get(key);
+      if (hit) return Promise.resolve(hit);
+      return read().then((answer) => {
+        sweep();
+        cache.set(key, answer);
+        return answer;
+      });
+    },
+  };
+}
+
+function resumeCache(ttl: number, maxEvents: number): AnswerCache<DeltaResponse> {
+  return answerCache(
+    ttl,
+    new LRUCache<string, DeltaResponse>({
+      max: 10_000,
+      maxSize: maxEvents,
+      sizeCalculation: (response) => Math.max(1, response.events.length),
+      ttl,
+    }),
+  );
+}
+
+function bootstrapCache(ttl: number, options: LogReadsOptions): AnswerCache<BootstrapResponse> {
+  return answerCache(
+    ttl,
+    new LRUCache<string, BootstrapResponse>({
+      // Pages are at most BOOTSTRAP_PAGE_BYTES each (1 MiB by default), so a count bounds the bytes.
+      max: options.bootstrapCachePages ?? 64,
+      maxSize: options.bootstrapCacheRecords ?? 200_000,
+      sizeCalculation: (response) =>
+        Math.max(
+          1,
+          Object.values(response.models).reduce((n, records) => n + records.length, 0),
+        ),
+      ttl,
+    }),
+  );
 }

@@ -1,4 +1,4 @@
-import { defineMetrics, type Registry } from '@openagents/sync-server-kit';
+import { defineMetrics, type MetricFactory, type Registry } from '@openagents/sync-server-kit';
 
 /** Close codes with a label of their own; any other code is counted as `other` (bounded labels). */
 const LABELLED_CLOSE_CODES = new Set([1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 1013]);
@@ -14,7 +14,14 @@ const LIFETIME_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 
 /** Sources of send-buffer sizes, one per gateway on the registry, read at scrape time. */
 type SendBufferSource = () => Iterable<number>;
 
-const gatewayMetricsFor = defineMetrics((m) => {
+const gatewayMetricsFor = defineMetrics((m) => ({
+  ...connectionMetrics(m),
+  ...deliveryMetrics(m),
+  ...entryMetrics(m),
+}));
+
+/** Connections and subscriptions: how many, how long, how much they have waiting to be sent. */
+function connectionMetrics(m: MetricFactory) {
   const sendBufferSources = new Set<SendBufferSource>();
   return {
     sendBufferSources,
@@ -57,6 +64,12 @@ const gatewayMetricsFor = defineMetrics((m) => {
       name: 'sync_gateway_active_scopes',
       help: 'Scopes with at least one subscriber on this node (one bus channel each).',
     }),
+  };
+}
+
+/** From the bus and the log to the sockets: events, frames, gap fills, catch-ups, reads. */
+function deliveryMetrics(m: MetricFactory) {
+  return {
     busEventsReceived: m.counter({
       name: 'sync_gateway_bus_events_received_total',
       help: 'Events received from the bus (before duplicate and order checks).',
@@ -113,6 +126,12 @@ const gatewayMetricsFor = defineMetrics((m) => {
       help: 'Reads sent to the delta source (after single-flight and cache), by kind and result.',
       labelNames: ['kind', 'result'] as const,
     }),
+  };
+}
+
+/** What comes in: client frames, upgrades, token refreshes, and what was refused or failed. */
+function entryMetrics(m: MetricFactory) {
+  return {
     framesReceived: m.counter({
       name: 'sync_gateway_frames_received_total',
       help: 'Client frames received, by type (invalid when not a valid frame).',
@@ -144,7 +163,7 @@ const gatewayMetricsFor = defineMetrics((m) => {
       labelNames: ['result'] as const,
     }),
   };
-});
+}
 
 /**
  * The gateway's metrics (see `defineMetrics`: one set per registry). Labels are bounded: frame

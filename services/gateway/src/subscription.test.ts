@@ -85,6 +85,18 @@ async function liveSubscriber(t: ReturnType<typeof setup>, cursor: number): Prom
 /** Lets promise chains and zero-delay timers (the stream's flush) run. */
 const settle = () => vi.advanceTimersByTimeAsync(0);
 
+/** A bootstrap of two pages at L=5, its first page sent and the client not yet ready for more. */
+async function firstOfTwoPages(): Promise<ReturnType<typeof setup>> {
+  const t = setup();
+  t.log.append(5);
+  t.log.bootstrapPages = 2;
+  t.blockWritable();
+  void t.subscription.start(undefined);
+  await settle();
+  expect(t.kinds()).toEqual(['bootstrap+']);
+  return t;
+}
+
 beforeEach(() => {
   vi.useFakeTimers();
 });
@@ -94,13 +106,7 @@ afterEach(() => {
 
 describe('Subscription', () => {
   it('bootstrap pages at L, an event committed meanwhile, then live: the first event after the snapshot is L+1', async () => {
-    const t = setup();
-    t.log.append(5);
-    t.log.bootstrapPages = 2;
-    t.blockWritable();
-    void t.subscription.start(undefined);
-    await settle();
-    expect(t.kinds()).toEqual(['bootstrap+']);
+    const t = await firstOfTwoPages();
     // Event 6 commits and is published while the client reads the first page.
     t.log.append(1);
     await t.publish(6);
@@ -226,6 +232,28 @@ describe('Subscription', () => {
     const bootstrap = t.frames.find((f) => f.type === 'bootstrap');
     expect(bootstrap).toMatchObject({ type: 'bootstrap', reset: true, lastSyncId: 9 });
     expect(t.subscribedAt()).toBe(9);
+  });
+
+  it('a paged bootstrap that outlives the retained log starts over from its first page', async () => {
+    const t = await firstOfTwoPages();
+    // The log is pruned past L=5 while the client reads the first page: the second page's read
+    // answers 410, and the bootstrap is read again from its first page, at the new head.
+    t.log.append(2);
+    t.log.fail('reset_required');
+    t.unblockWritable();
+    await settle();
+    t.unblockWritable();
+    await settle();
+    expect(t.kinds()).toEqual(['bootstrap+', 'bootstrap+', 'bootstrap', 'subscribed']);
+    expect(t.frames.filter((f) => f.type === 'bootstrap').map((f) => f.lastSyncId)).toEqual([5, 7, 7]);
+    expect(t.log.calls.filter((c) => c.kind === 'bootstrap').map((c) => c.from)).toEqual([
+      undefined,
+      '5:1',
+      undefined,
+      '7:1',
+    ]);
+    expect(t.subscribedAt()).toBe(7);
+    expect(t.subscription.isLive).toBe(true);
   });
 
   it('closed during its catch-up, it sends nothing more and leaves the stream', async () => {

@@ -162,16 +162,29 @@ export class Subscription implements StreamSubscriber {
         if (!(err instanceof AppError && err.code === 'reset_required')) throw err;
       }
     }
-    // A paged bootstrap (contract v1.1): one `bootstrap` frame per page, `more: true` on all but
-    // the last, the next page read only once the socket drained the previous one, so the send
-    // buffer holds about a page whatever the scope's size. Live events arriving meanwhile are
-    // buffered (bufferEvents) and merged by `converge` from the bootstrap's lastSyncId L, which
-    // every page carries: the client resumes from L after the last page, so the first event it
-    // gets next is L+1 (docs/delta.md has why pages plus events after L are the state).
     const reset = from !== null;
+    const lastSyncId = await this.#bootstrap(gone, reset);
+    if (lastSyncId === undefined) return;
+    this.#cursor = lastSyncId;
+    metrics.resumes.inc({ outcome: reset ? 'reset' : 'bootstrap' });
+  }
+
+  /**
+   * Sends the scope's bootstrap, page by page; resolves with its lastSyncId, or undefined when the
+   * subscription went away meanwhile.
+   *
+   * A paged bootstrap (contract v1.1): one `bootstrap` frame per page, `more: true` on all but
+   * the last, the next page read only once the socket drained the previous one, so the send
+   * buffer holds about a page whatever the scope's size. Live events arriving meanwhile are
+   * buffered (bufferEvents) and merged by `converge` from the bootstrap's lastSyncId L, which
+   * every page carries: the client resumes from L after the last page, so the first event it
+   * gets next is L+1 (docs/delta.md has why pages plus events after L are the state).
+   */
+  async #bootstrap(gone: () => boolean, reset: boolean): Promise<number | undefined> {
+    const { reads, metrics } = this.#deps;
     let cursor: string | undefined;
     let lastSyncId: number | undefined;
-    do {
+    for (;;) {
       let page: BootstrapResponse;
       try {
         page = await reads.bootstrap(this.scope, cursor);
@@ -185,7 +198,7 @@ export class Subscription implements StreamSubscriber {
         }
         throw err;
       }
-      if (gone()) return;
+      if (gone()) return undefined;
       if (lastSyncId !== undefined && page.lastSyncId !== lastSyncId) {
         throw new AppError('internal', `bootstrap pages of ${this.scope} disagree on lastSyncId`);
       }
@@ -203,13 +216,10 @@ export class Subscription implements StreamSubscriber {
         page,
       );
       metrics.bootstrapPages.inc();
-      if (cursor !== undefined) {
-        await this.#channel.writable();
-        if (gone()) return;
-      }
-    } while (cursor !== undefined);
-    this.#cursor = lastSyncId!;
-    metrics.resumes.inc({ outcome: reset ? 'reset' : 'bootstrap' });
+      if (cursor === undefined) return lastSyncId;
+      await this.#channel.writable();
+      if (gone()) return undefined;
+    }
   }
 
   /** Sends delta pages from the cursor until the source has no more. */

@@ -34,14 +34,15 @@ describe('standalone configuration table', () => {
     expect(config).toMatchObject({
       PORT: 8787,
       PG_POOL_MAX: 10,
-      READ_PG_POOL_MAX: 4,
       MAX_CONCURRENT_BOOTSTRAPS: 2,
       RETENTION_DAYS: 30,
       IDEMPOTENCY_RETENTION_HOURS: 24,
       SERVE_CONSOLE: true,
     });
-    const tuned = loadStandaloneConfig({ RETENTION_DAYS: '7', READ_PG_POOL_MAX: '2', SERVE_CONSOLE: 'no' });
-    expect(tuned).toMatchObject({ RETENTION_DAYS: 7, READ_PG_POOL_MAX: 2, SERVE_CONSOLE: false });
-    expect(() => loadStandaloneConfig({ READ_PG_POOL_MAX: '0' })).toThrow(/READ_PG_POOL_MAX/);
+    // One pool, sized by the variable every service reads: no second, standalone-only pool size.
+    expect(config).not.toHaveProperty('READ_PG_POOL_MAX');
+    const tuned = loadStandaloneConfig({ RETENTION_DAYS: '7', PG_POOL_MAX: '2', SERVE_CONSOLE: 'no' });
+    expect(tuned).toMatchObject({ RETENTION_DAYS: 7, PG_POOL_MAX: 2, SERVE_CONSOLE: false });
+    expect(() => loadStandaloneConfig({ PG_POOL_MAX: '0' })).toThrow(/PG_POOL_MAX/);
   });
 });

@@ -53,13 +53,12 @@ export const StandaloneEnv = z.object({
    * gets a short-lived token for the demo org. When set, no token is embedded or printed.
    */
   SYNC_JWT_SECRET: jwtSecret.optional(),
-  /** Connections of the pool the API's writes and the pruner share. */
-  PG_POOL_MAX: poolSize.default(10),
   /**
-   * Connections of the reads' own pool (bootstraps, deltas, head checks), apart from the writes',
-   * with READ_STATEMENT_TIMEOUT_MS: a flood of bootstraps cannot take the writes' connections.
+   * Connections of the one pool every part shares (the API's writes, the delta service's reads and
+   * pruner, the gateway's readiness check), with READ_STATEMENT_TIMEOUT_MS as its statement timeout.
+   * MAX_CONCURRENT_BOOTSTRAPS keeps bootstraps from taking all of it.
    */
-  READ_PG_POOL_MAX: poolSize.default(4),
+  PG_POOL_MAX: poolSize.default(10),
   /** Bootstrap pages read at once (one process shares its cores with everything else). */
   MAX_CONCURRENT_BOOTSTRAPS: positiveInt.default(2),
   /** Where the embedded Postgres cluster and the dev secret live (git-ignored). */

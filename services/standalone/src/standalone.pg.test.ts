@@ -270,6 +270,7 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
       SYNC_JWT_SECRET: 'operator-secret-operator-secret-0123456789',
       DATA_DIR: dataDir,
       LOG_LEVEL: 'silent',
+      PG_POOL_MAX: '3',
     });
     server = createStandalone({ config, log: silent, consoleDistDir: distDir });
     await server.start();
@@ -301,28 +302,35 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
     });
     expect(res.status).toBe(200);
   });
-  it("reads through their own small pool, apart from the API's writes", async () => {
+  it('reads and writes share the one pool that PG_POOL_MAX sizes', async () => {
     const token = await mintToken({
       secret: 'operator-secret-operator-secret-0123456789',
       sub: 'reader',
       scopes: ['org:*'],
       ttl: 60,
     });
-    const answers = await Promise.all(
-      Array.from({ length: 12 }, () =>
+    const [write, ...reads] = await Promise.all([
+      fetch(`${server.info().url}/api/agents`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ org_id: crypto.randomUUID(), name: 'Pooled' }),
+      }),
+      ...Array.from({ length: 12 }, () =>
         fetch(`${server.info().url}/sync/bootstrap?scope=org:${crypto.randomUUID()}`, {
           headers: { authorization: `Bearer ${token}` },
         }),
       ),
-    );
-    for (const res of answers) expect(res.status).toBe(200);
+    ]);
+    expect(write!.status).toBe(201);
+    for (const res of reads) expect(res.status).toBe(200);
     const { rows } = await db.pool.query<{ application_name: string; n: number }>(
       `SELECT application_name, count(*)::int AS n FROM pg_stat_activity
-       WHERE datname = current_database() GROUP BY application_name`,
+       WHERE datname = current_database() AND application_name LIKE 'sync-standalone%'
+       GROUP BY application_name`,
     );
-    const reads = rows.find((r) => r.application_name === 'sync-standalone-reads');
-    expect(reads?.n).toBeGreaterThan(0);
-    expect(reads!.n).toBeLessThanOrEqual(4);
+    expect(rows.map((r) => r.application_name)).toEqual(['sync-standalone']);
+    expect(rows[0]!.n).toBeGreaterThan(0);
+    expect(rows[0]!.n).toBeLessThanOrEqual(3);
   });
 });
 

@@ -11,6 +11,7 @@ import {
   createServiceShell,
   type Logger,
   pingDatabase,
+  poolOptionsFrom,
   type Service,
 } from '@openagents/sync-server-kit';
 import type { StandaloneConfig } from './config';
@@ -50,8 +51,8 @@ export type StaticHandler = (request: Request) => Promise<Response | undefined>;
 
 /**
  * The whole system in one process on one port: the api, delta and gateway services built by
- * their own factories, sharing one bus, one registry, one auth and one write pool (reads get the
- * delta service's own, smaller pool). The gateway's uWebSockets.js server takes the `/sync`
+ * their own factories, sharing one bus, one registry, one auth and one Postgres pool (PG_POOL_MAX).
+ * The gateway's uWebSockets.js server takes the `/sync`
  * upgrade and the ops routes, and bridges every other HTTP request to the mutation API
  * (`/api/*`), the delta service (`/sync/bootstrap`, `/sync/delta`, `/sync/heads`) and the console
  * (`/`). Postgres is embedded when DATABASE_URL is unset; the bus is in-process when REDIS_URL is.
@@ -88,26 +89,18 @@ export function createStandalone(options: {
         ...(config.REDIS_URL ? {} : { bus: createMemoryBus() }),
       });
       const { registry } = shell;
-      const pool = shell.pool({
-        url: database.url,
-        max: config.PG_POOL_MAX,
-        applicationName: 'sync-standalone',
-      });
-      const readPool = shell.pool({
-        url: database.url,
-        max: config.READ_PG_POOL_MAX,
-        applicationName: 'sync-standalone-reads',
-        statementTimeoutMs: config.READ_STATEMENT_TIMEOUT_MS,
-      });
-      const bus = shell.bus(config);
-      const shared = { log, auth, bus, registry };
       // The variables as every part reads them, with the database and secret this process uses.
       const resolved = { ...config, DATABASE_URL: database.url, SYNC_JWT_SECRET: secret };
+      // One pool for every part, sized by PG_POOL_MAX like each service's own; its statements are
+      // capped by READ_STATEMENT_TIMEOUT_MS, the delta service's cap on its reads.
+      const pool = shell.pool(poolOptionsFrom(resolved, 'sync-standalone', config.READ_STATEMENT_TIMEOUT_MS));
+      const bus = shell.bus(config);
+      const shared = { log, auth, bus, registry };
       // Migrations run once, with the API (MIGRATE_ON_START).
       const api = createApiService({ ...shared, pool, config: resolved });
       const delta = createDeltaService({
         ...shared,
-        pool: readPool,
+        pool,
         config: { ...resolved, MIGRATE_ON_START: false },
       });
 
