@@ -2,7 +2,7 @@ import { type Socket, io as socketIo } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { Histogram } from './histogram';
 import { ScopeCursors } from './scope-cursors';
-import { applyStreamEvents, type StreamEvent, type StreamTextCounters, StreamTexts } from './stream-text';
+import { applyStreamEvent, type StreamEvent, type StreamTextCounters, StreamTexts } from './stream-text';
 import type { ConnectionSpec } from './worker-messages';
 
 /** Counters a connection adds to; owned by its worker. */
@@ -200,23 +200,23 @@ export class ClientConnection {
         this.#readyScopes.add(scope);
         break;
       case 'sync': {
+        // One pass over the events, no arrays per frame: at 15,000 tokens/s the viewers take
+        // tens of thousands of frames a second, and this is the driver's own cost per frame.
         const events = frame.events ?? [];
-        const cursorBefore = this.cursors.cursor(scope);
-        const outcome = this.cursors.apply(
-          scope,
-          events.map((e) => e.id),
-        );
-        counters.delivered += outcome.accepted;
-        counters.duplicates += outcome.duplicates;
-        counters.lost += outcome.lost;
-        // Only events past the cursor reach the texts, as in a client: a duplicate is not re-applied.
-        if (this.texts) {
-          const fresh = cursorBefore === undefined ? events : events.filter((e) => e.id > cursorBefore);
-          applyStreamEvents(this.texts, fresh, Date.now());
-        }
-        if (counters.measureLatency) {
-          const now = Date.now();
-          for (const e of events) counters.latency.record(now - Date.parse(e.created_at));
+        const cursors = this.cursors;
+        const texts = this.texts;
+        const now = texts || counters.measureLatency ? Date.now() : 0;
+        for (const e of events) {
+          if (counters.measureLatency) counters.latency.record(now - Date.parse(e.created_at));
+          const skipped = cursors.applyOne(scope, e.id);
+          if (skipped === 'duplicate') {
+            counters.duplicates++;
+            continue;
+          }
+          counters.delivered++;
+          counters.lost += skipped;
+          // Only events past the cursor reach the texts, as in a client: a duplicate is not re-applied.
+          if (texts) applyStreamEvent(texts, e, now);
         }
         // A catch-up without a preceding bootstrap still makes the scope live.
         this.#readyScopes.add(scope);

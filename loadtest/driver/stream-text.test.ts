@@ -12,7 +12,14 @@ import {
   TOKEN_LENGTH,
 } from './stream-text';
 
-const counters = (): StreamTextCounters => ({ tokens: 0, skipped: 0, gaps: 0, latency: new Histogram() });
+const counters = (): StreamTextCounters => ({
+  tokens: 0,
+  skipped: 0,
+  gaps: 0,
+  latency: new Histogram(),
+  openingLatency: new Histogram(),
+  openingTokens: 0,
+});
 
 describe('stream tokens', () => {
   it('round-trips a timestamp through a fixed-width token', () => {
