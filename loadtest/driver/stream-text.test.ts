@@ -51,6 +51,27 @@ describe('stream tokens', () => {
   });
 });
 
+describe('opening and steady state', () => {
+  it("puts a reply's first tokens in the opening histogram and the rest in the steady one", () => {
+    const steady = new Histogram();
+    const opening = new Histogram();
+    const text = [100, 200, 300, 400, 500].map(encodeToken).join('');
+    // Grown in two steps, the second starting mid-token: each token counted once, by its index.
+    expect(recordCompletedTokens(text.slice(0, 22), 0, 1000, steady, opening, 2)).toBe(2);
+    expect(recordCompletedTokens(text, 22, 1000, steady, opening, 2)).toBe(3);
+    expect(opening.summary()).toMatchObject({ count: 2, min: 800, max: 900 });
+    expect(steady.summary()).toMatchObject({ count: 3, min: 500, max: 700 });
+  });
+
+  it('StreamTexts splits a viewer’s tokens the same way', () => {
+    const c = { ...counters(), openingTokens: 1 };
+    const texts = new StreamTexts(c);
+    texts.append('m', 0, encodeToken(10) + encodeToken(20), 50);
+    expect(c.openingLatency.count).toBe(1);
+    expect(c.latency.count).toBe(1);
+  });
+});
+
 describe('StreamTexts', () => {
   it('applies pieces at their offset once, skips covered pieces and refuses gaps', () => {
     const c = counters();
