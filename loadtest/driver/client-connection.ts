@@ -54,6 +54,7 @@ export class ClientConnection {
   #dropped = false;
   #closed = false;
   #reconnectTimer: NodeJS.Timeout | undefined;
+  readonly #retryTimers = new Set<NodeJS.Timeout>();
   /** This viewer's streamed texts, when the counters ask for them. */
   readonly texts: StreamTexts | undefined;
 
@@ -92,6 +93,8 @@ export class ClientConnection {
   drop(): void {
     this.#dropped = true;
     clearTimeout(this.#reconnectTimer);
+    for (const timer of this.#retryTimers) clearTimeout(timer);
+    this.#retryTimers.clear();
     this.#ws?.terminate();
     this.#io?.disconnect();
     this.#ws = undefined;
@@ -225,12 +228,34 @@ export class ClientConnection {
       case 'error': {
         const code = frame.code ?? 'unknown';
         counters.errors[code] = (counters.errors[code] ?? 0) + 1;
+        // A subscribe the node could not serve ends that subscription ("subscribe again with
+        // backoff"): do so from the cursor held, as a client would, so one refused subscribe
+        // costs the run an error (still counted and reported), not a viewer.
+        if ((code === 'internal' || code === 'rate_limited') && this.#spec.scopes.includes(scope))
+          this.#resubscribeLater(scope);
         break;
       }
       default:
         break;
     }
     this.#onProgress(this);
+  }
+
+  #resubscribeLater(scope: string): void {
+    const ws = this.#ws;
+    const io = this.#io;
+    const timer = setTimeout(
+      () => {
+        this.#retryTimers.delete(timer);
+        if (this.#dropped || this.#closed || ws !== this.#ws || io !== this.#io) return;
+        const cursor = this.cursors.cursor(scope);
+        const frame = cursor === undefined ? { scope } : { scope, lastSyncId: cursor };
+        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'subscribe', ...frame }));
+        else io?.emit('subscribe', frame);
+      },
+      100 + Math.random() * 400,
+    );
+    this.#retryTimers.add(timer);
   }
 
   #onUnexpectedClose(): void {

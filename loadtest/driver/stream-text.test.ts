@@ -12,6 +12,7 @@ import {
   TOKEN_LENGTH,
 } from './stream-text';
 
+const NOW = 2 ** 41;
 const counters = (): StreamTextCounters => ({
   tokens: 0,
   skipped: 0,
@@ -99,12 +100,18 @@ describe('StreamTexts', () => {
           let offset = 0;
           for (let i = 0; offset < full.length; i++) {
             const piece = full.slice(offset, offset + sizes[i % sizes.length]!);
-            texts.append('m', offset, piece, 0);
-            if (repeats[i]) texts.append('m', offset, piece, 0);
+            texts.append('m', offset, piece, NOW);
+            if (repeats[i]) texts.append('m', offset, piece, NOW);
             offset += piece.length;
           }
           expect(texts.digests()).toEqual([['m', full.length, digest(full)]]);
           expect(c.tokens).toBe(stamps.length);
+          // Every token timed once, from its own digits, wherever the pieces cut it.
+          expect(c.latency.summary()).toMatchObject({
+            count: stamps.length,
+            min: NOW - Math.max(...stamps),
+            max: NOW - Math.min(...stamps),
+          });
           expect(c.gaps).toBe(0);
         },
       ),

@@ -74,7 +74,16 @@ export class StreamTexts {
     }
     const grown = offset === text.length ? text + piece : text + piece.slice(text.length - offset);
     this.#texts.set(id, grown);
-    this.#record(grown, text.length, now);
+    // The new tokens are read from the piece, not from `grown`: that is a rope of every piece so
+    // far, and reading a character of it flattens it — a copy of the whole text per event. Only a
+    // token split across two pieces (never, with whole-token pieces) reads the text.
+    const c = this.#counters;
+    for (let k = Math.floor(text.length / TOKEN_LENGTH); (k + 1) * TOKEN_LENGTH <= end; k++) {
+      const start = k * TOKEN_LENGTH;
+      const at = start >= offset ? decodeToken(piece, start - offset) : decodeToken(grown, start);
+      if (!Number.isNaN(at)) (k < c.openingTokens ? c.openingLatency : c.latency).record(now - at);
+      c.tokens++;
+    }
   }
 
   #record(text: string, before: number, now: number): void {
