@@ -5,12 +5,17 @@
  *
  * Steps up the number of concurrent replies; a step passes when every check of the stream
  * scenario holds (every viewer ends with the writer's text, every event once, in order), token →
- * viewer p99 ≤ 50 ms, token → durable p99 ≤ 100 ms, and Postgres commits ≤ 100/s per worker.
- * Per step it prints CPU seconds per 1,000 tokens for each tier, read from /proc. Writes its
- * section into docs/benchmarks.md. Bounded: a watchdog ends it.
+ * viewer p99 ≤ 50 ms, token → durable p99 ≤ 100 ms, and Postgres commits ≤ 100/s per worker —
+ * all over the steady window, which leaves out each reply's first second (its stream opening,
+ * reported apart). Per step it prints CPU per 1,000 tokens for each tier (from /proc, over the
+ * steady window), the CPU share of the machine, the ceiling that CPU cost implies, and the
+ * binding constraint. One step with the client package's stream writer (`upload: client`)
+ * shows what the driver's own upload saves. Writes its section into docs/benchmarks.md.
+ * Bounded: steps that would not fit the time budget are skipped, and a watchdog ends it.
  *
- * Env: STREAM_STEPS (e.g. "100,300,500"), PATCH_STEPS, STREAM_TOKENS (per reply, default 150),
- * STREAM_VIEWERS (3), STREAM_TPS (30).
+ * Env: STREAM_STEPS (e.g. "100,300,500"), PATCH_STEPS, CLIENT_STEPS (each "none" to skip),
+ * STREAM_TOKENS (per reply, default 300), STREAM_VIEWERS (3), STREAM_TPS (30),
+ * STREAM_BUDGET_S (steps start only if expected to end within it, default 540), BENCH_NO_DOC.
  */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -18,24 +23,31 @@ import pg from 'pg';
 import { markdownTable, updateBenchmarkSection } from '../../test/support/bench';
 import { silentProgress } from '../driver/progress';
 import { passed, type ScenarioResult } from '../driver/result';
-import { runStream, STREAM_DEFAULTS, type StreamOptions } from '../driver/scenarios/stream';
+import { runStream, STREAM_DEFAULTS } from '../driver/scenarios/stream';
 import { formatSummary } from '../driver/summary';
 import { createSyncTarget } from '../driver/sync-target';
 import { type LocalStack, startLocalStack } from './local-stack';
 import { readCpuSeconds } from './rss';
 
 function steps(name: string, fallback: number[]): number[] {
-  const list = (process.env[name] ?? '').split(',').filter(Boolean).map(Number);
+  const raw = process.env[name] ?? '';
+  if (raw === 'none') return [];
+  const list = raw.split(',').filter(Boolean).map(Number);
   if (list.some((n) => !Number.isInteger(n) || n <= 0))
     throw new Error(`${name}: whole numbers > 0, comma-separated`);
-  return list.length > 0 ? list : fallback;
+  return list.length > 0 || raw !== '' ? list : fallback;
 }
-const APPEND_STEPS = steps('STREAM_STEPS', [100, 200, 300, 400, 500, 600]);
-const PATCH_STEPS = steps('PATCH_STEPS', [25, 50, 100, 200]);
-const TOKENS = Number(process.env.STREAM_TOKENS ?? 150);
+const APPEND_STEPS = steps('STREAM_STEPS', [50, 100, 200, 300, 400, 500]);
+const PATCH_STEPS = steps('PATCH_STEPS', [25, 50, 100]);
+const CLIENT_STEPS = steps('CLIENT_STEPS', [100]);
+const TOKENS = Number(process.env.STREAM_TOKENS ?? 300);
 const VIEWERS = Number(process.env.STREAM_VIEWERS ?? 3);
 const TPS = Number(process.env.STREAM_TPS ?? 30);
-const WATCHDOG_MS = 14 * 60_000;
+const BUDGET_MS = Number(process.env.STREAM_BUDGET_S ?? 540) * 1000;
+/** The budget decides which steps start; the watchdog only catches a step that hangs. */
+const WATCHDOG_MS = BUDGET_MS + 5 * 60_000;
+const DRIVER_THREADS = Math.max(2, availableParallelism());
+const CORES = cpus().length;
 /** Targets of issue #14. */
 const VIEWER_P99_MS = 50;
 const DURABLE_P99_MS = 100;
@@ -79,6 +91,7 @@ function tierPids(s: LocalStack): Record<Exclude<Tier, 'driver'>, number[]> {
 
 function cpuNow(pids: Record<Exclude<Tier, 'driver'>, number[]>): Record<Tier, number> {
   const sum = (list: number[]) => list.reduce((t, pid) => t + (readCpuSeconds(pid) || 0), 0);
+  // The driver's process: its main thread (writers) and its worker threads (viewers).
   const self = process.cpuUsage();
   return {
     postgres: sum(pids.postgres),
@@ -103,17 +116,26 @@ async function xactCommits(url: string): Promise<number> {
   }
 }
 
+/** How a step writes: append through the driver's upload or the client's writer, or PATCH. */
+type Writing = 'append' | 'append (client writer)' | 'patch';
+
 interface StepFigures {
-  mode: StreamOptions['mode'];
+  writing: Writing;
   replies: number;
   ok: boolean;
   why: string;
+  binding: string;
   tokensPerSecond: number;
   viewerP50: number;
   viewerP99: number;
   durableP99: number;
+  openingViewerP99: number;
+  openingDurableP99: number;
   pgCommitsPerSecond: number;
   cpuPerKiloToken: Record<Tier, number>;
+  /** CPU of every tier over the steady window, as a share of the machine's cores. */
+  cpuShare: number;
+  wallMs: number;
   result: ScenarioResult;
 }
 
@@ -122,7 +144,41 @@ const metric = (r: ScenarioResult, name: string, field: string) => {
   return typeof v === 'number' ? v : Number.NaN;
 };
 
-async function step(s: LocalStack, mode: StreamOptions['mode'], replies: number): Promise<StepFigures> {
+/** CPU ms per 1,000 tokens summed over tiers (optionally without the driver). */
+function cpuTotal(f: Pick<StepFigures, 'cpuPerKiloToken'>, withDriver = true): number {
+  return TIERS.reduce((t, tier) => t + (tier === 'driver' && !withDriver ? 0 : f.cpuPerKiloToken[tier]), 0);
+}
+
+/** Replies at TPS that the machine's cores would carry at this CPU cost per token. */
+function cpuCeiling(msPerKiloToken: number): number {
+  return (CORES * 1e6) / msPerKiloToken / TPS;
+}
+
+/**
+ * The constraint closest to (or furthest past) its limit: a failed check first, then the largest
+ * of p99s and commit rate over their targets and the CPU share of the machine.
+ */
+function bindingConstraint(
+  result: ScenarioResult,
+  f: Pick<StepFigures, 'viewerP99' | 'durableP99' | 'pgCommitsPerSecond' | 'cpuShare'>,
+): string {
+  const failed = result.checks.filter((c) => !c.ok).map((c) => c.name);
+  if (failed.length > 0) return `checks: ${failed.join('; ')}`;
+  const ratios: [string, number][] = [
+    [`token→viewer p99 ${f.viewerP99.toFixed(0)}/${VIEWER_P99_MS} ms`, f.viewerP99 / VIEWER_P99_MS],
+    [`token→durable p99 ${f.durableP99.toFixed(0)}/${DURABLE_P99_MS} ms`, f.durableP99 / DURABLE_P99_MS],
+    [
+      `PG commits ${f.pgCommitsPerSecond.toFixed(0)}/${COMMITS_PER_WORKER} per s`,
+      f.pgCommitsPerSecond / COMMITS_PER_WORKER,
+    ],
+    [`CPU ${(f.cpuShare * 100).toFixed(0)}% of ${CORES} cores`, f.cpuShare],
+  ];
+  const [name, ratio] = ratios.reduce((a, b) => (b[1] > a[1] || !Number.isFinite(a[1]) ? b : a));
+  return `${name} (${Number.isFinite(ratio) ? ratio.toFixed(2) : '–'}×)`;
+}
+
+async function step(s: LocalStack, writing: Writing, replies: number, tokens = TOKENS): Promise<StepFigures> {
+  const stepBegan = Date.now();
   const target = createSyncTarget({
     apiUrls: s.apiUrls,
     gatewayUrls: s.gatewayUrls,
@@ -130,8 +186,8 @@ async function step(s: LocalStack, mode: StreamOptions['mode'], replies: number)
     secret: s.secret,
   });
   const pids = tierPids(s);
-  // CPU and commits over the streaming window only: setup (agents, messages, the viewers'
-  // bootstraps) and the end-of-run checks are not what a token costs.
+  // CPU and commits over the steady window only: setup (agents, messages, the viewers'
+  // bootstraps), each reply's stream opening and the end-of-run checks are not what a token costs.
   let cpu0 = cpuNow(pids);
   let cpu1 = cpu0;
   let commits0 = 0;
@@ -143,13 +199,14 @@ async function step(s: LocalStack, mode: StreamOptions['mode'], replies: number)
     target,
     {
       ...STREAM_DEFAULTS,
-      mode,
+      mode: writing === 'patch' ? 'patch' : 'append',
+      upload: writing === 'append (client writer)' ? 'client' : 'driver',
       replies,
-      tokens: TOKENS,
+      tokens,
       viewers: VIEWERS,
       tokensPerSecond: TPS,
       onStreaming: (phase) => {
-        if (phase === 'start') {
+        if (phase === 'steady') {
           cpu0 = cpuNow(pids);
           window0 = Date.now();
           marks.push(
@@ -157,7 +214,7 @@ async function step(s: LocalStack, mode: StreamOptions['mode'], replies: number)
               commits0 = n;
             }),
           );
-        } else {
+        } else if (phase === 'steady-end') {
           cpu1 = cpuNow(pids);
           window1 = Date.now();
           marks.push(
@@ -168,18 +225,19 @@ async function step(s: LocalStack, mode: StreamOptions['mode'], replies: number)
         }
       },
     },
-    { workers: Math.max(2, availableParallelism()), progress: silentProgress },
+    { workers: DRIVER_THREADS, progress: silentProgress },
   );
   await Promise.all(marks);
   const seconds = (window1 - window0) / 1000;
   const commits = commits1 - commits0;
-  const tokens = metric(result, 'tokens_written', 'value');
+  const steadyTokens = metric(result, 'steady_tokens_written', 'value');
   const cpuPerKiloToken = Object.fromEntries(
-    TIERS.map((t) => [t, ((cpu1[t] - cpu0[t]) / tokens) * 1000]),
+    TIERS.map((t) => [t, ((cpu1[t] - cpu0[t]) / steadyTokens) * 1e6]),
   ) as Record<Tier, number>;
+  const cpuShare = TIERS.reduce((sum, t) => sum + (cpu1[t] - cpu0[t]), 0) / seconds / CORES;
   const viewerP99 = metric(result, 'token_to_viewer_ms', 'p99');
   const durableP99 = metric(result, 'token_durable_ms', 'p99');
-  // Commits over the streaming window, per second, per worker.
+  // Commits over the steady window, per second, per worker.
   const pgCommitsPerSecond = commits / seconds / s.apiUrls.length;
   const problems: string[] = [];
   if (!passed(result)) problems.push('checks failed');
@@ -187,20 +245,65 @@ async function step(s: LocalStack, mode: StreamOptions['mode'], replies: number)
   if (!(durableP99 <= DURABLE_P99_MS)) problems.push(`durable p99 ${durableP99.toFixed(0)} ms`);
   if (!(pgCommitsPerSecond <= COMMITS_PER_WORKER))
     problems.push(`${pgCommitsPerSecond.toFixed(0)} commits/s`);
-  log(`${mode} × ${replies}: ${problems.length ? problems.join(', ') : 'ok'}\n${formatSummary(result)}`);
-  return {
-    mode,
-    replies,
-    ok: problems.length === 0,
-    why: problems.join(', ') || 'ok',
-    tokensPerSecond: metric(result, 'tokens_written', 'perSecond'),
-    viewerP50: metric(result, 'token_to_viewer_ms', 'med'),
+  const figures = {
     viewerP99,
     durableP99,
     pgCommitsPerSecond,
+    cpuShare,
+  };
+  const binding = bindingConstraint(result, figures);
+  const wallMs = Date.now() - stepBegan;
+  log(
+    `${writing} × ${replies}: ${problems.length ? problems.join(', ') : 'ok'}; binding: ${binding}; ` +
+      `driver ${cpuPerKiloToken.driver.toFixed(0)} ms/1k tokens; step ${(wallMs / 1000).toFixed(0)} s\n${formatSummary(result)}`,
+  );
+  return {
+    writing,
+    replies,
+    ok: problems.length === 0,
+    why: problems.join(', ') || 'ok',
+    binding,
+    tokensPerSecond: metric(result, 'steady_tokens_written', 'perSecond'),
+    viewerP50: metric(result, 'token_to_viewer_ms', 'med'),
+    ...figures,
+    openingViewerP99: metric(result, 'opening_token_to_viewer_ms', 'p99'),
+    openingDurableP99: metric(result, 'opening_token_durable_ms', 'p99'),
     cpuPerKiloToken,
+    wallMs,
     result,
   };
+}
+
+/**
+ * Runs `list` in order while the budget lasts. A step starts only if, scaled from the previous
+ * one by replies, it should end within the budget. Past a failing step it goes on only while the
+ * failures are targets (latency, commits) rather than broken checks, and stops at the second in
+ * a row.
+ */
+async function ladder(
+  s: LocalStack,
+  writing: Writing,
+  list: number[],
+  figures: StepFigures[],
+): Promise<void> {
+  let last: StepFigures | undefined;
+  let failures = 0;
+  for (const replies of list) {
+    const expectedMs = last ? (last.wallMs * replies) / last.replies : 0;
+    if (Date.now() + expectedMs > began + BUDGET_MS) {
+      log(`${writing} × ${replies}: skipped, ~${(expectedMs / 1000).toFixed(0)} s would pass the budget`);
+      break;
+    }
+    const f = await step(s, writing, replies);
+    figures.push(f);
+    last = f;
+    if (f.ok) {
+      failures = 0;
+      continue;
+    }
+    failures++;
+    if (!passed(f.result) || failures >= 2) break;
+  }
 }
 
 async function main(): Promise<void> {
@@ -211,23 +314,19 @@ async function main(): Promise<void> {
     env: { READ_RATE_PER_SECOND: '0' },
   });
   log(`stack up: api ${stack.apiUrls.join(',')}, gateways ${stack.gatewayUrls.join(',')}`);
+  // Not reported: fresh processes compile their TypeScript and JIT their hot paths first, which
+  // would otherwise be charged to the first step.
+  const warmUp = await step(stack, 'append', Math.min(20, APPEND_STEPS[0] ?? 20), 90);
+  log(`warm-up done (${warmUp.why})`);
   const figures: StepFigures[] = [];
-  for (const [mode, list] of [
-    ['append', APPEND_STEPS],
-    ['patch', PATCH_STEPS],
-  ] as const) {
-    for (const replies of list) {
-      const f = await step(stack, mode, replies);
-      figures.push(f);
-      // Past the first failing step the machine is saturated: larger steps only take longer.
-      if (!f.ok) break;
-    }
-  }
+  await ladder(stack, 'append', APPEND_STEPS, figures);
+  await ladder(stack, 'append (client writer)', CLIENT_STEPS, figures);
+  await ladder(stack, 'patch', PATCH_STEPS, figures);
   await stack.stop();
   stack = undefined;
 
-  const best = (mode: string) =>
-    figures.filter((f) => f.mode === mode && f.ok).reduce((m, f) => Math.max(m, f.replies), 0);
+  const best = (writing: Writing) =>
+    figures.filter((f) => f.writing === writing && f.ok).reduce((m, f) => Math.max(m, f.replies), 0);
   const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '–');
   const table = markdownTable(
     [
@@ -236,23 +335,37 @@ async function main(): Promise<void> {
       'tokens/s',
       'token→viewer p50 / p99 ms',
       'token→durable p99 ms',
+      'opening: →viewer / →durable p99 ms',
       'PG commits/s per worker',
       ...TIERS.map((t) => `${t} CPU ms/1k tok`),
+      'all tiers ms/1k tok',
+      'CPU ceiling (replies): all / without driver',
+      'binding constraint',
       'result',
     ],
     figures.map((f) => [
-      f.mode,
+      f.writing,
       f.replies,
       fmt(f.tokensPerSecond, 0),
       `${fmt(f.viewerP50)} / ${fmt(f.viewerP99)}`,
       fmt(f.durableP99),
+      `${fmt(f.openingViewerP99, 0)} / ${fmt(f.openingDurableP99, 0)}`,
       fmt(f.pgCommitsPerSecond),
-      ...TIERS.map((t) => fmt(f.cpuPerKiloToken[t] * 1000, 0)),
+      ...TIERS.map((t) => fmt(f.cpuPerKiloToken[t], 0)),
+      fmt(cpuTotal(f), 0),
+      `${fmt(cpuCeiling(cpuTotal(f)), 0)} / ${fmt(cpuCeiling(cpuTotal(f, false)), 0)}`,
+      f.binding,
       f.why,
     ]),
   );
-  const header = `Measured ${new Date().toISOString().slice(0, 16)}Z on ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, load average ${loadAtStart.toFixed(1)} at the start. Everything on this machine: Postgres 15, a private Redis, 1 mutation worker, 2 gateways, delta, the driver (${Math.max(2, availableParallelism())} threads). Each reply: ${TOKENS} tokens of 9 characters at ${TPS} tokens/s, ${VIEWERS} WebSocket viewers.`;
-  const summary = `**Sustained: ${best('append')} concurrent replies with append** (${best('append') * TPS} tokens/s), **${best('patch')} with whole-text PATCH per token**. A step passes when every viewer ends with the writer's text, every event arrives once and in order, token→viewer p99 ≤ ${VIEWER_P99_MS} ms, token→durable p99 ≤ ${DURABLE_P99_MS} ms and Postgres commits ≤ ${COMMITS_PER_WORKER}/s per worker (pg_stat_database.xact_commit of the run's database while the replies stream). CPU per 1,000 tokens (from /proc) is also read over the streaming window only: creating agents and messages and the viewers' bootstraps are outside it. Steps stop at the first that fails.`;
+  const client = figures.find((f) => f.writing === 'append (client writer)');
+  const same = client && figures.find((f) => f.writing === 'append' && f.replies === client.replies);
+  const writerLine =
+    client && same
+      ? ` At ${client.replies} replies the driver costs ${fmt(same.cpuPerKiloToken.driver, 0)} ms of CPU per 1,000 tokens with its own upload and ${fmt(client.cpuPerKiloToken.driver, 0)} ms with the client package's stream writer (${fmt(client.cpuPerKiloToken.driver / same.cpuPerKiloToken.driver)}×).`
+      : '';
+  const header = `Measured ${new Date().toISOString().slice(0, 16)}Z on ${CORES} × ${cpus()[0]?.model.trim() ?? 'cpu'}, load average ${loadAtStart.toFixed(1)} at the start. Everything on this machine: Postgres 15, a private Redis, 1 mutation worker, 2 gateways, delta, the driver (${DRIVER_THREADS} viewer threads; writers in its main thread, one timer for all, one streaming upload per reply with pre-serialised NDJSON lines). Each reply: ${TOKENS} tokens of 9 characters at ${TPS} tokens/s, ${VIEWERS} WebSocket viewers; replies start spread over ${STREAM_DEFAULTS.startSpreadMs / 1000} s.`;
+  const summary = `**Sustained: ${best('append')} concurrent replies with append** (${best('append') * TPS} tokens/s), **${best('patch')} with whole-text PATCH per token**. A step passes when every viewer ends with the writer's text, every event arrives once and in order, token→viewer p99 ≤ ${VIEWER_P99_MS} ms, token→durable p99 ≤ ${DURABLE_P99_MS} ms and Postgres commits ≤ ${COMMITS_PER_WORKER}/s per worker (pg_stat_database.xact_commit of the run's database). Latencies, commits and CPU are read over the **steady window**: from when every reply is past its first ${STREAM_DEFAULTS.openingMs / 1000} s (its stream opening: the upload's connection and first commit; those tokens' p99s are the "opening" column) to when the first reply writes its last token. CPU per 1,000 tokens is from /proc (the driver's from its own process: writers and viewer threads); the CPU ceiling is the replies at ${TPS} tokens/s that ${CORES} cores would carry at that cost, with and without the driver's share. The binding constraint is the target closest to (or furthest past) its limit, or the CPU share of the machine. Past a failing step the ladder goes on only while the failure is a target and time allows.${writerLine}`;
   const markdown = `### Streaming replies (\`npm run bench:stream\`)\n\n${header}\n\n${summary}\n\n${table}\n`;
   process.stdout.write(`\n${markdown}\n`);
   if (!process.env.BENCH_NO_DOC) updateBenchmarkSection('stream', markdown);

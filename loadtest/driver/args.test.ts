@@ -118,6 +118,11 @@ describe('parseDriverArgs', () => {
       write: 'patch',
     });
     expect(() => parseDriverArgs([...base, '--write', 'put'], {})).toThrow(/--write must be append or patch/);
+    expect(parseDriverArgs([...base, '--upload', 'client'], {}).upload).toBe('client');
+    expect(parseDriverArgs(base, {}).upload).toBeUndefined();
+    expect(() => parseDriverArgs([...base, '--upload', 'fetch'], {})).toThrow(
+      /--upload must be driver or client/,
+    );
     expect(() => parseDriverArgs([...base, '--viewers', '0'], {})).toThrow(
       /--viewers must be a positive number/,
     );

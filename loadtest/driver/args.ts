@@ -40,6 +40,8 @@ export interface DriverArgs {
   tokens?: number;
   viewers?: number;
   write?: 'append' | 'patch';
+  /** Stream, append: the driver's own streaming upload, or the client package's stream writer. */
+  upload?: 'driver' | 'client';
   out?: string;
   json: boolean;
 }
@@ -68,6 +70,8 @@ load:
   --tokens N            stream: tokens per reply (default 150)
   --viewers N           stream: WebSocket viewers of each reply (default 3)
   --write append|patch  stream: the stream writer's appends, or one whole-text PATCH per token
+  --upload driver|client stream, append: the driver's own NDJSON upload (default, cheap), or
+                        the client package's stream writer (fetch + web streams per reply)
   --ramp S              soak: seconds over which subscribers connect (default a sixth of the run, ≤ 600)
   --churn P             soak: % of connections that drop and resume from their cursors per minute (default 3)
   --workers N           worker threads for client connections (default: cores)
@@ -122,6 +126,7 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
       tokens: { type: 'string' },
       viewers: { type: 'string' },
       write: { type: 'string' },
+      upload: { type: 'string' },
       ramp: { type: 'string' },
       churn: { type: 'string' },
       workers: { type: 'string' },
@@ -167,6 +172,9 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   const write = values.write;
   if (write !== undefined && write !== 'append' && write !== 'patch')
     throw new Error('--write must be append or patch');
+  const upload = values.upload;
+  if (upload !== undefined && upload !== 'driver' && upload !== 'client')
+    throw new Error('--upload must be driver or client');
   const args: DriverArgs = {
     scenario: scenario as ScenarioName,
     target,
@@ -188,6 +196,7 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (churn !== undefined) args.churnPerMinute = churn / 100;
   if (mode !== undefined) args.mode = mode;
   if (write !== undefined) args.write = write;
+  if (upload !== undefined) args.upload = upload;
   for (const [name, key] of [
     ['replies', 'replies'],
     ['tokens-per-second', 'tokensPerSecond'],

@@ -3,6 +3,7 @@ import { Histogram } from './histogram';
 import type {
   ConnectionSpec,
   StreamSnapshot,
+  StreamTracking,
   WorkerCommand,
   WorkerReply,
   WorkerSnapshot,
@@ -20,8 +21,9 @@ export interface PoolSnapshot extends Omit<WorkerSnapshot, 'latency' | 'caughtUp
   caughtUpAt: number | null;
 }
 
-export interface PoolStreams extends Omit<StreamSnapshot, 'latency'> {
+export interface PoolStreams extends Omit<StreamSnapshot, 'latency' | 'openingLatency'> {
   latency: Histogram;
+  openingLatency: Histogram;
 }
 
 const WORKER_URL = new URL('./client-worker.ts', import.meta.url).href;
@@ -86,7 +88,12 @@ export class ClientPool {
    */
   async open(
     specs: readonly ConnectionSpec[],
-    options: { measureLatency: boolean; timeoutMs: number; keepCounters?: boolean; streams?: boolean },
+    options: {
+      measureLatency: boolean;
+      timeoutMs: number;
+      keepCounters?: boolean;
+      streams?: StreamTracking;
+    },
   ): Promise<{ ready: number; failed: number; firstError?: string }> {
     const shares: ConnectionSpec[][] = this.#workers.map(() => []);
     for (const spec of specs) {
@@ -104,7 +111,7 @@ export class ClientPool {
             measureLatency: options.measureLatency,
             timeoutMs: options.timeoutMs,
             ...(options.keepCounters ? { keepCounters: true } : {}),
-            ...(options.streams ? { streams: true } : {}),
+            ...(options.streams ? { streams: options.streams } : {}),
           },
           options.timeoutMs + 10_000,
         ),
@@ -237,12 +244,20 @@ export class ClientPool {
 }
 
 function mergeStreams(total: PoolSnapshot, s: StreamSnapshot): void {
-  total.streams ??= { tokens: 0, skipped: 0, gaps: 0, latency: new Histogram(), texts: [] };
+  total.streams ??= {
+    tokens: 0,
+    skipped: 0,
+    gaps: 0,
+    latency: new Histogram(),
+    openingLatency: new Histogram(),
+    texts: [],
+  };
   const into = total.streams;
   into.tokens += s.tokens;
   into.skipped += s.skipped;
   into.gaps += s.gaps;
   into.latency.merge(s.latency);
+  into.openingLatency.merge(s.openingLatency);
   for (const text of s.texts) {
     const same = into.texts.find((t) => t[0] === text[0] && t[2] === text[2]);
     if (same) same[3] += text[3];

@@ -9,6 +9,7 @@ import { Histogram } from './histogram';
 import type {
   ConnectionSpec,
   StreamSnapshot,
+  StreamTracking,
   WorkerCommand,
   WorkerReply,
   WorkerSnapshot,
@@ -23,9 +24,20 @@ const caughtUp = new Set<ClientConnection>();
 let caughtUpAt: number | null = null;
 let resumePairs: string[] = [];
 
-function freshCounters(measureLatency: boolean, streams = false): ConnectionCounters {
+function freshCounters(measureLatency: boolean, streams?: StreamTracking): ConnectionCounters {
   return {
-    ...(streams ? { streams: { tokens: 0, skipped: 0, gaps: 0, latency: new Histogram() } } : {}),
+    ...(streams
+      ? {
+          streams: {
+            tokens: 0,
+            skipped: 0,
+            gaps: 0,
+            latency: new Histogram(),
+            openingLatency: new Histogram(),
+            openingTokens: streams.openingTokens,
+          },
+        }
+      : {}),
     delivered: 0,
     duplicates: 0,
     lost: 0,
@@ -107,6 +119,7 @@ function streamSnapshot(streams: NonNullable<ConnectionCounters['streams']>): St
     skipped: streams.skipped,
     gaps: streams.gaps,
     latency: streams.latency.toData(),
+    openingLatency: streams.openingLatency.toData(),
     texts: [...texts.values()],
   };
 }
@@ -176,6 +189,7 @@ port.on('message', async (command: WorkerCommand) => {
       counters.latency.reset();
       if (counters.streams) {
         counters.streams.latency.reset();
+        counters.streams.openingLatency.reset();
         counters.streams.tokens = 0;
         counters.streams.skipped = 0;
         counters.streams.gaps = 0;

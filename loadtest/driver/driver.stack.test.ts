@@ -84,16 +84,41 @@ describe('load driver against the stack', () => {
   it('stream (append): every viewer ends with the writer text, every token durable', async () => {
     const result = await runStream(
       target,
-      { ...STREAM_DEFAULTS, replies: 4, tokens: 40, tokensPerSecond: 100, viewers: 2 },
+      {
+        ...STREAM_DEFAULTS,
+        replies: 4,
+        tokens: 40,
+        tokensPerSecond: 100,
+        viewers: 2,
+        // Replies start within 100 ms and open for 100 ms (10 tokens): a steady window follows.
+        startSpreadMs: 100,
+        openingMs: 100,
+      },
       env,
     );
     expect(failures(result)).toEqual([]);
     expect(result.metrics.tokens_written).toMatchObject({ value: 160 });
-    // Every token reached both viewers of its reply, and each of them was counted once.
+    // Every token reached both viewers of its reply, and each of them was counted once: the
+    // first 10 of each reply as its opening, the other 30 as the steady state.
     expect(result.metrics.tokens_to_viewers).toMatchObject({ value: 320 });
-    expect(result.metrics.token_to_viewer_ms).toMatchObject({ count: 320 });
-    expect(result.metrics.token_durable_ms).toMatchObject({ count: 160 });
+    expect(result.metrics.opening_token_to_viewer_ms).toMatchObject({ count: 80 });
+    expect(result.metrics.token_to_viewer_ms).toMatchObject({ count: 240 });
+    expect(result.metrics.opening_token_durable_ms).toMatchObject({ count: 40 });
+    expect(result.metrics.token_durable_ms).toMatchObject({ count: 120 });
+    // One streaming upload per reply.
+    expect(result.metrics.write_requests).toMatchObject({ value: 4 });
+    expect((result.metrics.steady_tokens_written as { value: number }).value).toBeGreaterThan(0);
     expect((result.metrics.api_commits as { value: number }).value).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('stream (append through the client package writer): checked the same way', async () => {
+    const result = await runStream(
+      target,
+      { ...STREAM_DEFAULTS, replies: 2, tokens: 20, tokensPerSecond: 100, viewers: 2, upload: 'client' },
+      env,
+    );
+    expect(failures(result)).toEqual([]);
+    expect(result.metrics.tokens_to_viewers).toMatchObject({ value: 80 });
   }, 60_000);
 
   it('stream (patch): the whole-text way is checked the same way', async () => {

@@ -103,6 +103,7 @@ async function run(args: DriverArgs): Promise<ScenarioResult> {
           tokens: args.tokens ?? STREAM_DEFAULTS.tokens,
           viewers: args.viewers ?? STREAM_DEFAULTS.viewers,
           mode: args.write ?? STREAM_DEFAULTS.mode,
+          upload: args.upload ?? STREAM_DEFAULTS.upload,
         },
         env,
       );

@@ -38,3 +38,15 @@ describe('ScopeCursors', () => {
     ]);
   });
 });
+
+describe('ScopeCursors.applyOne', () => {
+  it('answers a duplicate or the ids skipped, as apply counts them', () => {
+    const c = new ScopeCursors();
+    expect(c.applyOne('agent:a', 7)).toBe(0); // no baseline yet: taken as one
+    expect(c.applyOne('agent:a', 8)).toBe(0);
+    expect(c.applyOne('agent:a', 8)).toBe('duplicate');
+    expect(c.applyOne('agent:a', 5)).toBe('duplicate');
+    expect(c.applyOne('agent:a', 11)).toBe(2);
+    expect(c.cursor('agent:a')).toBe(11);
+  });
+});

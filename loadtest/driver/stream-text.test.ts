@@ -12,7 +12,15 @@ import {
   TOKEN_LENGTH,
 } from './stream-text';
 
-const counters = (): StreamTextCounters => ({ tokens: 0, skipped: 0, gaps: 0, latency: new Histogram() });
+const NOW = 2 ** 41;
+const counters = (): StreamTextCounters => ({
+  tokens: 0,
+  skipped: 0,
+  gaps: 0,
+  latency: new Histogram(),
+  openingLatency: new Histogram(),
+  openingTokens: 0,
+});
 
 describe('stream tokens', () => {
   it('round-trips a timestamp through a fixed-width token', () => {
@@ -44,6 +52,27 @@ describe('stream tokens', () => {
   });
 });
 
+describe('opening and steady state', () => {
+  it("puts a reply's first tokens in the opening histogram and the rest in the steady one", () => {
+    const steady = new Histogram();
+    const opening = new Histogram();
+    const text = [100, 200, 300, 400, 500].map(encodeToken).join('');
+    // Grown in two steps, the second starting mid-token: each token counted once, by its index.
+    expect(recordCompletedTokens(text.slice(0, 22), 0, 1000, steady, opening, 2)).toBe(2);
+    expect(recordCompletedTokens(text, 22, 1000, steady, opening, 2)).toBe(3);
+    expect(opening.summary()).toMatchObject({ count: 2, min: 800, max: 900 });
+    expect(steady.summary()).toMatchObject({ count: 3, min: 500, max: 700 });
+  });
+
+  it('StreamTexts splits a viewer’s tokens the same way', () => {
+    const c = { ...counters(), openingTokens: 1 };
+    const texts = new StreamTexts(c);
+    texts.append('m', 0, encodeToken(10) + encodeToken(20), 50);
+    expect(c.openingLatency.count).toBe(1);
+    expect(c.latency.count).toBe(1);
+  });
+});
+
 describe('StreamTexts', () => {
   it('applies pieces at their offset once, skips covered pieces and refuses gaps', () => {
     const c = counters();
@@ -71,12 +100,18 @@ describe('StreamTexts', () => {
           let offset = 0;
           for (let i = 0; offset < full.length; i++) {
             const piece = full.slice(offset, offset + sizes[i % sizes.length]!);
-            texts.append('m', offset, piece, 0);
-            if (repeats[i]) texts.append('m', offset, piece, 0);
+            texts.append('m', offset, piece, NOW);
+            if (repeats[i]) texts.append('m', offset, piece, NOW);
             offset += piece.length;
           }
           expect(texts.digests()).toEqual([['m', full.length, digest(full)]]);
           expect(c.tokens).toBe(stamps.length);
+          // Every token timed once, from its own digits, wherever the pieces cut it.
+          expect(c.latency.summary()).toMatchObject({
+            count: stamps.length,
+            min: NOW - Math.max(...stamps),
+            max: NOW - Math.min(...stamps),
+          });
           expect(c.gaps).toBe(0);
         },
       ),

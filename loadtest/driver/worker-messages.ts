@@ -8,6 +8,11 @@ export interface ConnectionSpec {
   scopes: string[];
 }
 
+/** How viewers track streamed texts: a reply's first `openingTokens` tokens are its opening. */
+export interface StreamTracking {
+  openingTokens: number;
+}
+
 /** Commands from the main thread; every reply carries the command's `seq`. */
 export type WorkerCommand =
   | {
@@ -19,7 +24,7 @@ export type WorkerCommand =
       /** Add to the connections already open without resetting the counters (a ramp in steps). */
       keepCounters?: boolean;
       /** Keep each connection's copy of the streamed message texts (the stream scenario). */
-      streams?: boolean;
+      streams?: StreamTracking;
     }
   /** Forget counters and latency samples so far: the measurement window starts now. */
   | { type: 'window'; seq: number }
@@ -73,8 +78,10 @@ export interface StreamSnapshot {
   tokens: number;
   skipped: number;
   gaps: number;
-  /** Token generation (at the writer) to arrival in a viewer's text. */
+  /** Token generation (at the writer) to arrival in a viewer's text, past each reply's opening. */
   latency: HistogramData;
+  /** The same for each reply's first tokens (its stream opening). */
+  openingLatency: HistogramData;
   /** `[message id, length, sha1, viewers]`: how many viewers hold that exact text. */
   texts: [string, number, string, number][];
 }

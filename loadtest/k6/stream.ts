@@ -6,7 +6,9 @@
  * an exact retry is answered 200 and writes nothing, so a retried piece never doubles text.
  * Tokens carry their generation time (lib/stream-tokens.ts), so viewers measure token-to-screen
  * latency from the text; each viewer applies pieces by offset exactly once and, at the end,
- * compares its text with the record the delta service serves.
+ * compares its text with the record the delta service serves. Each reply's first second (its
+ * stream opening) is measured apart (`stream_opening_*`); the thresholds hold the steady state,
+ * as the Node driver's `stream` scenario and `npm run bench:stream` do.
  *
  *   k6 run -e BASE_URL=http://localhost:8787 -e SYNC_JWT_SECRET=… -e REPLIES=100 loadtest/k6/stream.ts
  *
@@ -20,7 +22,7 @@ import { clearTimeout, setTimeout } from 'k6/timers';
 import { createAgent, uuid } from './lib/api.ts';
 import { API_URL, DELTA_URL, intEnv, strEnv } from './lib/config.ts';
 import { tokenFor } from './lib/jwt.ts';
-import { encodeToken, forEachCompletedToken, TOKEN_LENGTH } from './lib/stream-tokens.ts';
+import { encodeToken, forEachCompletedToken, openingTokens, TOKEN_LENGTH } from './lib/stream-tokens.ts';
 import { openSocket } from './lib/subscriber.ts';
 import { type SummaryData, summaryOutputs } from './lib/summary.ts';
 import { errorFrames, eventsDuplicated, eventsLost, wsErrors } from './lib/sync-metrics.ts';
@@ -33,9 +35,13 @@ const WRITE = strEnv('WRITE', 'append');
 /** Viewers subscribe this long before the writers start. */
 const LEAD_SECONDS = 5;
 const REPLY_SECONDS = Math.ceil(TOKENS / TPS);
+/** A reply's tokens in its first second: its stream opening. */
+const OPENING_TOKENS = openingTokens(TPS);
 
 const tokenToViewerMs = new Trend('stream_token_to_viewer_ms', true);
 const tokenDurableMs = new Trend('stream_token_durable_ms', true);
+const openingTokenToViewerMs = new Trend('stream_opening_token_to_viewer_ms', true);
+const openingTokenDurableMs = new Trend('stream_opening_token_durable_ms', true);
 const tokensWritten = new Counter('stream_tokens_written');
 const tokensSeen = new Counter('stream_tokens_to_viewers');
 const textMismatch = new Counter('stream_text_mismatch');
@@ -130,7 +136,9 @@ export function writer(data: SetupData): void {
           );
     if (check(res, { 'piece acknowledged (200)': (r) => r.status === 200 })) {
       const now = Date.now();
-      forEachCompletedToken(text, durable, (at) => tokenDurableMs.add(now - at));
+      forEachCompletedToken(text, durable, (at, k) =>
+        (k < OPENING_TOKENS ? openingTokenDurableMs : tokenDurableMs).add(now - at),
+      );
       durable = text.length;
     } else {
       // Not durable: the next request carries the same offset again (an exact retry writes nothing).
@@ -165,7 +173,11 @@ export function viewer(data: SetupData): Promise<void> {
   let cursor = 0;
   const grow = (next: string) => {
     const now = Date.now();
-    tokensSeen.add(forEachCompletedToken(next, text.length, (at) => tokenToViewerMs.add(now - at)));
+    tokensSeen.add(
+      forEachCompletedToken(next, text.length, (at, k) =>
+        (k < OPENING_TOKENS ? openingTokenToViewerMs : tokenToViewerMs).add(now - at),
+      ),
+    );
     text = next;
   };
   return new Promise((resolve) => {

@@ -1,8 +1,11 @@
+import http from 'node:http';
 import { createStreamWriter, type StreamWriter } from '@openagents/sync-client';
 import type { WriteResult } from '@openagents/sync-protocol';
 import { Histogram } from '../histogram';
+import { NdjsonUpload } from '../ndjson-upload';
 import { check, counter, gauge, type ScenarioResult, trend } from '../result';
-import { decodeToken, digest, encodeToken, TOKEN_LENGTH } from '../stream-text';
+import { type ClockedReply, StreamClock, type StreamPhase } from '../stream-clock';
+import { digest, OPENING_MS, openingTokens, TOKEN_LENGTH } from '../stream-text';
 import type { SyncTarget } from '../sync-target';
 import { requestJson } from '../target';
 import {
@@ -28,13 +31,28 @@ export interface StreamOptions {
    * `patch`: the old way, one `PATCH` with the whole text so far per token, in order.
    */
   mode: 'append' | 'patch';
+  /**
+   * append mode, who carries the pieces: `driver`, the driver's own streaming upload (one plain
+   * request per reply, pre-serialised NDJSON lines, ndjson-upload.ts), cheap enough that the
+   * load does not cost more than the stack it measures; `client`, the client package's stream
+   * writer (`createStreamWriter`: fetch and a web stream per reply), as an agent would use it.
+   */
+  upload: 'driver' | 'client';
   /** Replies start spread over this window, as users' questions would. */
   startSpreadMs: number;
   /**
-   * Called as the writers start and once every token is durable: the window a benchmark charges
-   * CPU to (setup — agents, messages, viewers' bootstraps — and the final checks stay outside).
+   * Each reply's first this-many ms are its stream opening (the upload's connection and first
+   * commit): their tokens' latencies are reported apart (`opening_*`), and the steady window —
+   * what `token_to_viewer_ms`, `token_durable_ms` and the commit rate describe — starts once every
+   * reply is past its opening and ends when the first reply writes its last token.
    */
-  onStreaming?: (phase: 'start' | 'end') => void;
+  openingMs: number;
+  /**
+   * Called as the writers start (`start`), as the steady window opens and closes, and once every
+   * token is durable (`end`): a benchmark charges CPU to the steady window (setup — agents,
+   * messages, viewers' bootstraps —, the streams' openings and the final checks stay outside).
+   */
+  onStreaming?: (phase: StreamPhase) => void;
 }
 
 export const STREAM_DEFAULTS: StreamOptions = {
@@ -43,21 +61,27 @@ export const STREAM_DEFAULTS: StreamOptions = {
   tokens: 150,
   viewers: 3,
   mode: 'append',
+  upload: 'driver',
   startSpreadMs: 1000,
+  openingMs: OPENING_MS,
 };
 
-/** How often the writers' clock ticks; a token is written at the first tick at or after its time. */
+/**
+ * How often the writers' clock ticks: ONE timer drives every reply, and a token is written at
+ * the first tick at or after its time (all tokens of a tick share its timestamp and its text).
+ */
 const TICK_MS = 5;
 
-interface Reply {
+interface Reply extends ClockedReply {
   scope: string;
   messageId: string;
   baseUrl: string;
   token: string;
-  startAt: number;
-  written: number;
+  /** Generation time of each token, by index (what the acks are timed against). */
+  generatedAt: Float64Array;
   text: string;
   writer?: StreamWriter;
+  upload?: NdjsonUpload;
   /** patch mode: the texts still to send, oldest first, and whether a PATCH is out. */
   queue: string[];
   sending: Promise<void> | undefined;
@@ -65,7 +89,11 @@ interface Reply {
 }
 
 interface WriterStats {
+  /** Token generation to acknowledgement, past each reply's opening. */
   durable: Histogram;
+  /** The same for the reply's first `openingTokens` tokens. */
+  openingDurable: Histogram;
+  openingTokens: number;
   failures: number;
   firstFailure?: string;
   requests: number;
@@ -74,9 +102,10 @@ interface WriterStats {
 /**
  * An agent product's hot path: `replies` replies stream `tokens` tokens each at
  * `tokensPerSecond`, each watched by `viewers` WebSocket clients. Tokens carry their generation
- * time, so the run measures token-to-viewer latency and token-to-durable (acknowledged) latency,
- * counts the api's commits (Postgres transactions) per second, and checks at the end that every
- * viewer holds exactly the writer's text and saw every event once, in order.
+ * time, so the run measures token-to-viewer latency and token-to-durable (acknowledged) latency
+ * for every token (each reply's opening apart from the steady state), counts the api's commits
+ * (Postgres transactions) per second, and checks at the end that every viewer holds exactly the
+ * writer's text and saw every event once, in order.
  */
 export async function runStream(
   target: SyncTarget,
@@ -87,56 +116,41 @@ export async function runStream(
   const t0 = performance.now();
   env.progress.start('stream', () => `preparing ${options.replies} replies`);
   const scopes = await target.prepareScopes(options.replies);
-  const replies = await createReplies(target, scopes);
+  const replies = await createReplies(target, scopes, options.tokens);
   env.progress.stop();
+  const opening = openingTokens(options.tokensPerSecond, options.openingMs);
 
   return withPool(env, async (pool) => {
     const specs = await connectionSpecs(target, scopes, scopes.length * options.viewers);
-    const opened = await pool.open(specs, { measureLatency: false, timeoutMs: 120_000, streams: true });
+    const opened = await pool.open(specs, {
+      measureLatency: false,
+      timeoutMs: 120_000,
+      streams: { openingTokens: opening },
+    });
     await pool.window();
-    const commitsBefore = await target.apiCommits();
 
-    const stats: WriterStats = { durable: new Histogram(), failures: 0, requests: 0 };
-    options.onStreaming?.('start');
-    const began = Date.now();
-    replies.forEach((r, i) => {
-      r.startAt = began + (options.startSpreadMs * i) / replies.length;
-    });
-    let tokensWritten = 0;
-    env.progress.start('stream', () => `${replies.length} replies  tokens written ${tokensWritten}`);
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const now = Date.now();
-        let open = 0;
-        for (const r of replies) {
-          const due = Math.min(
-            options.tokens,
-            Math.floor(((now - r.startAt) * options.tokensPerSecond) / 1000) + 1,
-          );
-          for (; r.written < due; r.written++) {
-            const token = encodeToken(now);
-            r.text += token;
-            tokensWritten++;
-            if (options.mode === 'patch') sendPatch(r, stats);
-            else {
-              r.writer ??= openWriter(r, stats);
-              r.writer.write(token);
-            }
-          }
-          if (r.written < options.tokens) open++;
-        }
-        if (open === 0) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, TICK_MS);
-    });
-    const writingMs = Date.now() - began;
+    const stats: WriterStats = {
+      durable: new Histogram(),
+      openingDurable: new Histogram(),
+      openingTokens: opening,
+      failures: 0,
+      requests: 0,
+    };
+    const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+    const clock = new StreamClock(replies, { ...options, tickMs: TICK_MS });
+    const commitMarks: Promise<number | undefined>[] = [];
+    clock.onPhase = (phase) => {
+      options.onStreaming?.(phase);
+      if (phase === 'steady' || phase === 'steady-end') commitMarks.push(target.apiCommits());
+    };
+    env.progress.start('stream', () => `${replies.length} replies  tokens written ${clock.tokensWritten}`);
+    await clock.run((r, token, count, now) => write(r, token, count, now, options, stats, agent));
+    const writingMs = clock.writingMs;
     await Promise.all(replies.map((r) => finish(r, stats)));
-    const durableMs = Date.now() - began;
     options.onStreaming?.('end');
     env.progress.stop();
-    const commitsAfter = await target.apiCommits();
+    agent.destroy();
+    const [commitsFrom, commitsTo] = await Promise.all(commitMarks);
 
     const heads = new Map(await mapLimited(scopes, 8, async (s) => [s, await head(target, s)] as const));
     await pool.expect(heads);
@@ -145,19 +159,26 @@ export async function runStream(
     const viewerTokens = streams?.tokens ?? 0;
     const expectedEvents = [...heads.values()].reduce((sum, h) => sum + h - 1, 0) * options.viewers;
 
+    const seenByReply = new Map<string, [string, number, string, number][]>();
+    for (const t of streams?.texts ?? []) {
+      const list = seenByReply.get(t[0]) ?? [];
+      list.push(t);
+      seenByReply.set(t[0], list);
+    }
     let identical = 0;
     let firstMismatch: string | undefined;
     for (const r of replies) {
       const want = digest(r.text);
-      const seen = (streams?.texts ?? []).filter((t) => t[0] === r.messageId);
+      const seen = seenByReply.get(r.messageId) ?? [];
       const ok = seen.length === 1 && seen[0]![2] === want && seen[0]![3] === options.viewers;
       if (ok) identical++;
       else
         firstMismatch ??= `${r.messageId}: writer ${r.text.length} chars; viewers ${seen.map((t) => `${t[3]}×${t[1]}`).join(', ') || 'none'}`;
     }
     const seconds = writingMs / 1000;
+    const steadySeconds = clock.steadyMs / 1000;
     const commits =
-      commitsAfter !== undefined && commitsBefore !== undefined ? commitsAfter - commitsBefore : undefined;
+      commitsTo !== undefined && commitsFrom !== undefined ? commitsTo - commitsFrom : undefined;
     const workers = target.apiUrls.length;
     return {
       scenario: 'stream',
@@ -166,10 +187,14 @@ export async function runStream(
       durationMs: performance.now() - t0,
       options: { ...options, onStreaming: undefined },
       metrics: {
-        tokens_written: counter(tokensWritten, seconds),
+        tokens_written: counter(clock.tokensWritten, seconds),
         tokens_to_viewers: counter(viewerTokens, seconds),
+        steady_window_ms: gauge(clock.steadyMs),
+        steady_tokens_written: counter(clock.steadyTokens, steadySeconds),
         token_to_viewer_ms: trend((streams?.latency ?? new Histogram()).summary()),
         token_durable_ms: trend(stats.durable.summary()),
+        opening_token_to_viewer_ms: trend((streams?.openingLatency ?? new Histogram()).summary()),
+        opening_token_durable_ms: trend(stats.openingDurable.summary()),
         write_requests: counter(stats.requests, seconds),
         write_failures: counter(stats.failures),
         events_to_viewers: counter(settled.delivered, seconds),
@@ -177,8 +202,8 @@ export async function runStream(
         ...(commits === undefined
           ? {}
           : {
-              api_commits: counter(commits, durableMs / 1000),
-              api_commits_per_worker_per_s: gauge(commits / (durableMs / 1000) / workers),
+              api_commits: counter(commits, steadySeconds),
+              api_commits_per_worker_per_s: gauge(commits / steadySeconds / workers),
             }),
         viewers: gauge(specs.length),
       },
@@ -188,7 +213,7 @@ export async function runStream(
           'every token durable',
           stats.failures === 0,
           stats.failures === 0
-            ? `${tokensWritten} tokens`
+            ? `${clock.tokensWritten} tokens`
             : `${stats.failures} failed: ${stats.firstFailure}`,
         ),
         check(
@@ -204,7 +229,42 @@ export async function runStream(
   });
 }
 
-async function createReplies(target: SyncTarget, scopes: readonly string[]): Promise<Reply[]> {
+/** Writes `count` tokens (the same text, generated `now`) to one reply. */
+function write(
+  r: Reply,
+  token: string,
+  count: number,
+  now: number,
+  options: StreamOptions,
+  stats: WriterStats,
+  agent: http.Agent,
+): void {
+  for (let i = 0; i < count; i++) r.generatedAt[r.written + i] = now;
+  r.written += count;
+  if (options.mode === 'patch') {
+    // One PATCH per token, each with the whole text so far.
+    for (let i = 0; i < count; i++) {
+      r.text += token;
+      sendPatch(r, stats);
+    }
+    return;
+  }
+  const piece = count === 1 ? token : token.repeat(count);
+  r.text += piece;
+  if (options.upload === 'client') {
+    r.writer ??= openWriter(r, stats);
+    for (let i = 0; i < count; i++) r.writer.write(token);
+  } else {
+    r.upload ??= openUpload(r, stats, agent);
+    r.upload.send(piece);
+  }
+}
+
+async function createReplies(
+  target: SyncTarget,
+  scopes: readonly string[],
+  tokens: number,
+): Promise<Reply[]> {
   return mapLimited(scopes, 16, async (scope) => {
     const baseUrl = target.apiUrl();
     // One agent backend writes every reply with its own token, as a deployment does: the worker
@@ -221,6 +281,7 @@ async function createReplies(target: SyncTarget, scopes: readonly string[]): Pro
       token,
       startAt: 0,
       written: 0,
+      generatedAt: new Float64Array(tokens),
       text: '',
       queue: [],
       sending: undefined,
@@ -233,9 +294,30 @@ async function createReplies(target: SyncTarget, scopes: readonly string[]): Pro
 function recordDurable(r: Reply, length: number, stats: WriterStats): void {
   const now = Date.now();
   for (let k = Math.floor(r.acked / TOKEN_LENGTH); (k + 1) * TOKEN_LENGTH <= length; k++) {
-    stats.durable.record(now - decodeToken(r.text, k * TOKEN_LENGTH));
+    (k < stats.openingTokens ? stats.openingDurable : stats.durable).record(now - r.generatedAt[k]!);
   }
   r.acked = Math.max(r.acked, length);
+}
+
+function recordFailure(stats: WriterStats, message: string): void {
+  stats.failures++;
+  stats.firstFailure ??= message;
+}
+
+function openUpload(r: Reply, stats: WriterStats, agent: http.Agent): NdjsonUpload {
+  stats.requests++;
+  return new NdjsonUpload({
+    baseUrl: r.baseUrl,
+    token: r.token,
+    path: 'messages',
+    id: r.messageId,
+    field: 'content',
+    agent,
+    hooks: {
+      acked: (length) => recordDurable(r, length, stats),
+      failed: (message) => recordFailure(stats, `${r.messageId}: ${message}`),
+    },
+  });
 }
 
 function openWriter(r: Reply, stats: WriterStats): StreamWriter {
@@ -250,10 +332,7 @@ function openWriter(r: Reply, stats: WriterStats): StreamWriter {
         stats.requests++;
         recordDurable(r, offset + text.length, stats);
       },
-      failed: (error) => {
-        stats.failures++;
-        stats.firstFailure ??= error.message;
-      },
+      failed: (error) => recordFailure(stats, error.message),
     },
   });
 }
@@ -273,8 +352,7 @@ function sendPatch(r: Reply, stats: WriterStats): void {
         stats.requests++;
         recordDurable(r, content.length, stats);
       } catch (err) {
-        stats.failures++;
-        stats.firstFailure ??= err instanceof Error ? err.message : String(err);
+        recordFailure(stats, err instanceof Error ? err.message : String(err));
       }
     }
     r.sending = undefined;
@@ -282,10 +360,13 @@ function sendPatch(r: Reply, stats: WriterStats): void {
 }
 
 async function finish(r: Reply, stats: WriterStats): Promise<void> {
+  if (r.upload) {
+    await r.upload.end();
+    return;
+  }
   if (r.writer) {
     await r.writer.end().catch((err: unknown) => {
-      stats.failures++;
-      stats.firstFailure ??= err instanceof Error ? err.message : String(err);
+      recordFailure(stats, err instanceof Error ? err.message : String(err));
     });
     return;
   }
