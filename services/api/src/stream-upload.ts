@@ -163,6 +163,11 @@ class AppendStreamSession {
   #stopReading: (() => void) | undefined;
   /** The field all pieces go to (set by the first line). */
   #field: string | undefined;
+  /**
+   * The record's scope, from the answer of the first commit (a record's scope never changes):
+   * each later append names it, so the commit pipeline queues and locks by it without a lookup.
+   */
+  #scope: string | null = null;
   /** Where the next piece must start; undefined before the first piece. */
   #next: number | undefined;
   #pending: Pending | undefined;
@@ -531,6 +536,7 @@ class AppendStreamSession {
         outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split });
       }
       this.#deps.count(this.#model.name, 'ok');
+      this.#scope ??= outcomes[0]?.body.scope ?? null;
       const syncId = outcomes.findLast((o) => o.body.syncId !== undefined)?.body.syncId;
       this.#send({ offset: pending.offset, length: end, ...(syncId !== undefined ? { syncId } : {}) });
     } catch (err) {
@@ -570,7 +576,7 @@ class AppendStreamSession {
       def: this.#model,
       id: this.#id,
       append: { field: this.#field!, offset, text },
-      scope: null,
+      scope: this.#scope,
       mutationId: null,
       requestHash: '',
       at: LINE,
