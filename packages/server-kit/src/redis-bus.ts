@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { type Bus, type BusHandler, type BusMessage, HandlerTable } from './bus';
 import type { Logger } from './logger';
+import { createPublishDeadline } from './publish-deadline';
 import { createRedisClusterBus } from './redis-cluster-bus';
 import { parseRedisTarget, redisRetryDelay } from './redis-target';
 
@@ -46,10 +47,12 @@ function createSingleRedisBus(options: RedisBusOptions): Bus {
   const table = new HandlerTable();
   const retryStrategy = redisRetryDelay;
 
+  // No `commandTimeout`: it arms a timer per command, and a worker streaming hundreds of replies
+  // publishes hundreds of messages per commit. `withinDeadline` gives the publishes issued in one
+  // turn (one commit's, written to Redis in one pipelined write) one timer between them.
   const publisher = new Redis(options.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: options.publishTimeoutMs ?? 1000,
     enableAutoPipelining: true,
     retryStrategy,
     lazyConnect: false,
@@ -60,6 +63,7 @@ function createSingleRedisBus(options: RedisBusOptions): Bus {
     retryStrategy,
   });
 
+  const withinDeadline = createPublishDeadline(options.publishTimeoutMs ?? 1000);
   let publisherUp = false;
   let subscriberUp = false;
   let wasDown = false;
@@ -117,8 +121,14 @@ function createSingleRedisBus(options: RedisBusOptions): Bus {
 
   return {
     kind: 'redis',
-    async publish(message: BusMessage) {
-      await publisher.publish(prefix + message.scope, JSON.stringify(message));
+    publish(message: BusMessage) {
+      let sent: Promise<unknown>;
+      try {
+        sent = publisher.publish(prefix + message.scope, JSON.stringify(message));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return withinDeadline(sent);
     },
     async subscribe(scope: string, handler: BusHandler) {
       if (table.add(scope, handler)) {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   IdempotencyKey,
   MODEL_REGISTRY,
@@ -80,6 +80,7 @@ export interface ApiAppDeps {
 /** What @hono/node-server binds to a request (absent under `app.request` and other servers). */
 export interface NodeBindings {
   incoming?: IncomingMessage;
+  outgoing?: ServerResponse;
 }
 
 type Env = {
@@ -300,7 +301,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     c.set('recordIds', [id]);
     // Counted per commit by the stream itself, not per request.
     c.set('mutationLabels', []);
-    return appendStreams.open(c.req.raw, principal, model, id, c.env?.incoming);
+    return appendStreams.open(c.req.raw, principal, model, id, c.env?.incoming, c.env?.outgoing);
   });
 
   // The batch route comes first so `mutations` is never taken for a model path.

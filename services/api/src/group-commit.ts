@@ -59,7 +59,10 @@ export interface CommitPipeline {
 }
 
 interface Waiting {
+  /** The member as committed: every mutation's scope filled in where the cache knew it. */
   member: CommitMember;
+  /** The mutations as the caller gave them (the same array when each one named its scope). */
+  given: CommitMember['mutations'];
   /** Expected scopes of its mutations (creates always; updates/deletes when the cache knows). */
   scopes: string[];
   /** (subject, idempotency key) of its keyed mutations. */
@@ -117,20 +120,25 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
     Math.min(options.overlapMaxMs, Math.max(options.overlapMinMs, options.overlapAfter * typicalMs));
 
   const recordKey = (m: PlannedMutation) => `${m.model}\u0000${m.id}`;
-  const expectedScope = (m: PlannedMutation) => m.scope ?? knownScopes.get(recordKey(m)) ?? null;
 
-  const remember = (member: CommitMember, outcomes: MutationOutcome[]) => {
-    member.mutations.forEach((m, i) => {
+  /**
+   * Learns the scopes of the records written. An append whose caller named its scope (a streamed
+   * reply knows it after its first commit) needs no entry: it never asks the cache, and a worker
+   * streaming hundreds of replies would otherwise pay an LRU update per append per commit.
+   */
+  const remember = (given: CommitMember['mutations'], outcomes: MutationOutcome[]) => {
+    for (let i = 0; i < given.length; i++) {
+      const m = given[i]!;
       const outcome = outcomes[i];
-      if (!outcome) return;
+      if (!outcome || (m.action === 'append' && m.scope !== null)) continue;
       if (m.action === 'delete') knownScopes.delete(recordKey(m));
       else knownScopes.set(recordKey(m), outcome.body.scope);
-    });
+    }
   };
 
   const settle = (waiting: Waiting, answer: MemberAnswer) => {
     if (answer.ok) {
-      remember(waiting.member, answer.outcomes);
+      remember(waiting.given, answer.outcomes);
       waiting.resolve(answer.outcomes);
     } else waiting.reject(answer.error);
   };
@@ -260,15 +268,31 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
         });
       }
       return new Promise<MutationOutcome[]>((resolve, reject) => {
+        const given = member.mutations;
         const scopes = new Set<string>();
         const keys: string[] = [];
-        for (const m of member.mutations) {
-          const scope = expectedScope(m);
+        // Copied only where a scope comes from the cache: the append batcher's joined members
+        // (hundreds of appends, each naming its scope) go through as they are.
+        let mutations: PlannedMutation[] | undefined;
+        for (let i = 0; i < given.length; i++) {
+          const m = given[i]!;
+          let scope = m.scope;
+          if (scope === null) {
+            scope = knownScopes.get(recordKey(m)) ?? null;
+            mutations ??= given.slice();
+            mutations[i] = { ...m, scope };
+          }
           if (scope) scopes.add(scope);
           if (m.mutationId) keys.push(`${member.principal.sub}\u0000${m.mutationId}`);
         }
-        const mutations = member.mutations.map((m) => (m.scope ? m : { ...m, scope: expectedScope(m) }));
-        queue.push({ member: { ...member, mutations }, scopes: [...scopes], keys, resolve, reject });
+        queue.push({
+          member: mutations ? { ...member, mutations } : member,
+          given,
+          scopes: [...scopes],
+          keys,
+          resolve,
+          reject,
+        });
         deps.metrics.commitQueue.set(queue.length);
         pump();
       });

@@ -30,7 +30,7 @@ export const createApiMetrics = defineMetrics((m, registry) => ({
   }),
   publishDuration: m.histogram({
     name: 'sync_bus_publish_duration_seconds',
-    help: 'Time to publish one scope’s committed events to the bus.',
+    help: 'Time to publish one commit’s events to the bus (one message per scope, issued together).',
   }),
   publishFailures: m.counter({
     name: 'sync_bus_publish_failures_total',

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { type HttpBindings, serve } from '@hono/node-server';
 import type { WriteResult } from '@openagents/sync-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHarness, createApiHarness } from '../test/api-harness';
@@ -9,6 +9,9 @@ import { type ApiHarness, createApiHarness } from '../test/api-harness';
  * that goes away mid-stream, a body that never ends, a body that trickles forever. The worker
  * ends each of them, keeps what arrived whole, and a writer resumes exactly.
  */
+const ORIGIN = 'https://app.example';
+/** Text the app wrote straight to a Node response (the acknowledgements' direct path). */
+const textWrites: string[] = [];
 let h: ApiHarness;
 let base: string;
 let close: () => Promise<void>;
@@ -17,9 +20,26 @@ beforeAll(async () => {
   h = await createApiHarness({
     label: 'api_stream_http',
     // Idle and age limits far above a loaded machine's round trip, far below the test timeout.
-    config: { STREAM_COALESCE_MS: 0, APPEND_STREAM: { idleMs: 2_000, maxDurationMs: 6_000 } },
+    config: {
+      STREAM_COALESCE_MS: 0,
+      APPEND_STREAM: { idleMs: 2_000, maxDurationMs: 6_000 },
+      ALLOWED_ORIGINS: [ORIGIN],
+    },
   });
-  const server = serve({ fetch: h.app.fetch, port: 0, hostname: '127.0.0.1' });
+  const server = serve({
+    // Records what the app writes to each Node response as text (the web stream writes bytes).
+    fetch: (request, env) => {
+      const outgoing = (env as HttpBindings).outgoing;
+      const write = outgoing.write.bind(outgoing) as (...args: unknown[]) => boolean;
+      outgoing.write = ((chunk: unknown, ...rest: unknown[]) => {
+        if (typeof chunk === 'string') textWrites.push(chunk);
+        return write(chunk, ...rest);
+      }) as typeof outgoing.write;
+      return h.app.fetch(request, env);
+    },
+    port: 0,
+    hostname: '127.0.0.1',
+  });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   close = () => new Promise<void>((resolve) => server.close(() => resolve()));
@@ -54,7 +74,12 @@ async function contentOf(id: string): Promise<string> {
  * A stream over the socket: the body is written by the test, the answer read line by line.
  * `first` goes out with the request: undici sends the request head only with the first chunk.
  */
-async function open(id: string, first: Uint8Array, signal?: AbortSignal) {
+async function open(
+  id: string,
+  first: Uint8Array,
+  signal?: AbortSignal,
+  extraHeaders: Record<string, string> = {},
+) {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   const body = new ReadableStream<Uint8Array>({
     start: (c) => {
@@ -64,7 +89,7 @@ async function open(id: string, first: Uint8Array, signal?: AbortSignal) {
   });
   const res = await fetch(`${base}/api/messages/${id}/append-stream`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/x-ndjson' },
+    headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/x-ndjson', ...extraHeaders },
     body,
     duplex: 'half',
     ...(signal ? { signal } : {}),
@@ -75,6 +100,7 @@ async function open(id: string, first: Uint8Array, signal?: AbortSignal) {
   const decoder = new TextDecoder();
   let buffered = '';
   return {
+    headers: res.headers,
     send: (bytes: Uint8Array) => controller.enqueue(bytes),
     end: () => controller.close(),
     async next(): Promise<Record<string, unknown> | undefined> {
@@ -94,6 +120,35 @@ async function open(id: string, first: Uint8Array, signal?: AbortSignal) {
 }
 
 describe('append-stream over a socket', () => {
+  it('writes acknowledgements straight to the Node response, after the head the middleware set', async () => {
+    const id = await newMessage();
+    textWrites.length = 0;
+    const stream = await open(id, line(0, 'one'), undefined, {
+      origin: ORIGIN,
+      'x-request-id': 'direct-acks-1',
+    });
+    expect(stream.headers.get('x-request-id')).toBe('direct-acks-1');
+    expect(stream.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(stream.headers.get('cache-control')).toBe('no-store');
+    const answers: Record<string, unknown>[] = [];
+    answers.push((await stream.next())!);
+    let offset = 3;
+    for (const piece of [' two', ' three', ' four']) {
+      stream.send(line(offset, piece));
+      offset += piece.length;
+      answers.push((await stream.next())!);
+    }
+    stream.end();
+    for (let a = await stream.next(); a; a = await stream.next()) answers.push(a);
+    expect(answers.map((a) => a.length)).toEqual([3, 7, 13, 18, 18]);
+    expect(answers.at(-1)).toEqual({ done: true, length: 18 });
+    expect(await contentOf(id)).toBe('one two three four');
+    // The first acknowledgement may still travel the web stream (the head is not out yet when it
+    // is sent); the later ones, and the closing line, are written to the response directly.
+    expect(textWrites.filter((t) => t.includes('"length"')).length).toBeGreaterThanOrEqual(3);
+    expect(textWrites.at(-1)).toBe('{"done":true,"length":18}\n');
+  });
+
   it('survives a client that goes away mid-stream; the resumed stream neither doubles nor loses', async () => {
     const id = await newMessage();
     const abort = new AbortController();

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   APPEND_STREAM_CONTENT_TYPE,
   MAX_TEXT_LENGTH,
@@ -86,7 +86,8 @@ export interface AppendStreams {
    * Answers one `POST /api/<path>/<id>/append-stream` whose caller is already authenticated and
    * charged: checks the content type, then streams acknowledgements while the body streams in.
    * `incoming` is the Node request under @hono/node-server: its body is read from it directly
-   * (see `#readNode`), not through `request.body`.
+   * (see `#readNode`), not through `request.body`. `outgoing`, its response: once the answer's
+   * head is out, acknowledgements are written to it directly (see `#send`).
    */
   open(
     request: Request,
@@ -94,6 +95,7 @@ export interface AppendStreams {
     model: ModelDef,
     id: string,
     incoming?: IncomingMessage,
+    outgoing?: ServerResponse,
   ): Response;
   /** Streams open now. */
   active(): number;
@@ -113,7 +115,7 @@ export interface AppendStreams {
 export function createAppendStreams(deps: AppendStreamDeps, options: AppendStreamOptions): AppendStreams {
   let active = 0;
   return {
-    open(request, principal, model, id, incoming) {
+    open(request, principal, model, id, incoming, outgoing) {
       const type = request.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
       if (type !== APPEND_STREAM_CONTENT_TYPE && type !== 'application/jsonl') {
         throw new AppError('unsupported_media_type', `The body must be ${APPEND_STREAM_CONTENT_TYPE}`);
@@ -124,14 +126,19 @@ export function createAppendStreams(deps: AppendStreamDeps, options: AppendStrea
           details: { limit: options.maxStreamBytes },
         });
       }
-      const session = new AppendStreamSession(deps, options, principal, model, id);
+      const session = new AppendStreamSession(deps, options, principal, model, id, outgoing);
       active++;
-      const body = new ReadableStream<Uint8Array>({
-        start: (controller) => {
-          session.run(incoming ?? request.body, controller).finally(() => active--);
+      const body = new ReadableStream<Uint8Array>(
+        {
+          start: (controller) => {
+            session.run(incoming ?? request.body, controller).finally(() => active--);
+          },
+          pull: () => session.readerWaiting(),
+          cancel: () => session.clientGone(),
         },
-        cancel: () => session.clientGone(),
-      });
+        // No chunk is asked for ahead: `pull` runs only while a read waits on an empty queue.
+        { highWaterMark: 0 },
+      );
       return new Response(body, {
         status: 200,
         headers: { 'content-type': APPEND_STREAM_CONTENT_TYPE, 'cache-control': 'no-store' },
@@ -159,10 +166,21 @@ class AppendStreamSession {
   #id: string;
   #decoder = new TextDecoder('utf-8', { fatal: true });
   #out: ReadableStreamDefaultController<Uint8Array> | undefined;
+  /** The Node response under @hono/node-server, which the acknowledgements may go to directly. */
+  #response: ServerResponse | undefined;
+  /** A read of the answer's body waits on an empty queue: every chunk enqueued has been written. */
+  #readerWaiting = false;
+  /** Acknowledgements go straight to `#response` from now on (never back to the web stream). */
+  #direct = false;
   /** Ends the reading of the body (cancels the web stream, or detaches from the Node request). */
   #stopReading: (() => void) | undefined;
   /** The field all pieces go to (set by the first line). */
   #field: string | undefined;
+  /**
+   * The record's scope, from the answer of the first commit (a record's scope never changes):
+   * each later append names it, so the commit pipeline queues and locks by it without a lookup.
+   */
+  #scope: string | null = null;
   /** Where the next piece must start; undefined before the first piece. */
   #next: number | undefined;
   #pending: Pending | undefined;
@@ -188,12 +206,19 @@ class AppendStreamSession {
     principal: Principal,
     model: ModelDef,
     id: string,
+    response?: ServerResponse,
   ) {
     this.#deps = deps;
     this.#o = options;
     this.#principal = principal;
     this.#model = model;
     this.#id = id;
+    this.#response = response;
+  }
+
+  /** The answer's reader waits for a chunk (the web stream's `pull`). */
+  readerWaiting(): void {
+    if (this.#response) this.#readerWaiting = true;
   }
 
   /** Reads the body to its end (or to the first error), commits, answers, closes. */
@@ -531,6 +556,7 @@ class AppendStreamSession {
         outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split });
       }
       this.#deps.count(this.#model.name, 'ok');
+      this.#scope ??= outcomes[0]?.body.scope ?? null;
       const syncId = outcomes.findLast((o) => o.body.syncId !== undefined)?.body.syncId;
       this.#send({ offset: pending.offset, length: end, ...(syncId !== undefined ? { syncId } : {}) });
     } catch (err) {
@@ -570,17 +596,36 @@ class AppendStreamSession {
       def: this.#model,
       id: this.#id,
       append: { field: this.#field!, offset, text },
-      scope: null,
+      scope: this.#scope,
       mutationId: null,
       requestHash: '',
       at: LINE,
     };
   }
 
+  /**
+   * Sends one line of the answer. Through the web stream @hono/node-server reads the answer from,
+   * a line costs an enqueue, a read promise and a pull, once per reply per commit. Under
+   * @hono/node-server the lines therefore go straight to the Node response as soon as that is
+   * safe: its head (status and every header the middleware set: CORS, X-Request-Id) is out, and
+   * a read of the web stream waits on an empty queue, so every chunk enqueued before has been
+   * written. From then on nothing is enqueued again; the web stream stays open, with that read
+   * waiting, until `run` closes it, which ends the response after the last line written here.
+   */
   #send(line: StreamAck | object): void {
     if (this.#gone || !this.#out) return;
+    const text = `${JSON.stringify(line)}\n`;
+    const response = this.#response;
+    if (!this.#direct && this.#readerWaiting && response?.headersSent) this.#direct = true;
+    if (this.#direct) {
+      if (response!.destroyed || response!.writableEnded) this.#gone = true;
+      else response!.write(text);
+      return;
+    }
+    // This chunk fulfils the waiting read, if any; the next read calls `pull` again.
+    this.#readerWaiting = false;
     try {
-      this.#out.enqueue(encoder.encode(`${JSON.stringify(line)}\n`));
+      this.#out.enqueue(encoder.encode(text));
     } catch {
       this.#gone = true;
     }
