@@ -51,9 +51,11 @@ export async function insertRecord(
     );
     const scope = scopeOf(model, toRecord(rows[0]!));
     // The record carries the id of the event that inserts it, as sync_commit writes it: the
-    // scope's head (locked until commit) plus one.
+    // scope's head plus one, with the head row locked until commit (created if missing, so
+    // concurrent first writes to a scope wait for each other instead of both reading 0).
     const head = await client.query<{ last_id: number }>(
-      'SELECT last_id FROM sync_scopes WHERE scope = $1 FOR UPDATE',
+      `INSERT INTO sync_scopes AS s (scope, last_id) VALUES ($1, 0)
+       ON CONFLICT (scope) DO UPDATE SET last_id = s.last_id RETURNING last_id`,
       [scope],
     );
     const stamped = await client.query(
