@@ -96,11 +96,13 @@ describe('auth frame: refreshing the token in place', () => {
 
   it('the sync client refreshes its token on its open socket, and the real gateway accepts it', async () => {
     const scope = newScope();
-    // The client refreshes 30 s before exp: a 31 s token is refreshed about a second in.
+    // The client refreshes 30 s before exp: a 31 s token is refreshed about a second in. Each
+    // token lives a second longer than the one before, so two minted within the same second
+    // still differ (an unchanged token is not sent: the client leaves it to expire).
     let issued = 0;
     const getToken = async () => {
       issued++;
-      return tokenFor([scope], 'carol', 31);
+      return tokenFor([scope], 'carol', 31 + issued);
     };
     const client = createSyncClient({
       url: gw.url,
