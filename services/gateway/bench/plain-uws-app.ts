@@ -29,3 +29,39 @@ export function createPlainUwsApp(
   });
   return app;
 }
+
+/**
+ * The gateway's batching policy for the plain servers: events (their JSON) that arrive in one
+ * tick go out as one `sync` frame per scope on the scope's topic, so neither side wins on frame
+ * count alone. Frames are Buffers, as in the gateway.
+ */
+export function createTickBatcher(
+  app: uWS.TemplatedApp,
+): (scope: string, json: string, id: number | string) => void {
+  const pending = new Map<string, { events: string[]; lastId: number | string }>();
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    for (const [scope, batch] of pending) {
+      app.publish(
+        `scope:${scope}`,
+        Buffer.from(
+          `{"type":"sync","scope":"${scope}","events":[${batch.events.join(',')}],"latestSyncId":${batch.lastId}}`,
+        ),
+        false,
+      );
+    }
+    pending.clear();
+  };
+  return (scope, json, id) => {
+    const batch = pending.get(scope);
+    if (batch) {
+      batch.events.push(json);
+      batch.lastId = id;
+    } else pending.set(scope, { events: [json], lastId: id });
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
+}

@@ -1,6 +1,6 @@
 import uWS from 'uWebSockets.js';
 import { Redis } from 'ioredis';
-import { createPlainUwsApp } from './plain-uws-app';
+import { createPlainUwsApp, createTickBatcher } from './plain-uws-app';
 
 // Child process of the append fan-out benchmark: the floor for a gateway fed through Redis. The
 // minimal uWebSockets.js app (plain-uws-app.ts) plus one Redis subscriber connection: a scope's
@@ -24,21 +24,7 @@ const app = createPlainUwsApp({
 });
 
 const EVENTS = '"events":[';
-const pending = new Map<string, { events: string[]; lastId: string }>();
-let flushScheduled = false;
-const flush = () => {
-  flushScheduled = false;
-  for (const [scope, batch] of pending) {
-    app.publish(
-      `scope:${scope}`,
-      Buffer.from(
-        `{"type":"sync","scope":"${scope}","events":[${batch.events.join(',')}],"latestSyncId":${batch.lastId}}`,
-      ),
-      false,
-    );
-  }
-  pending.clear();
-};
+const enqueue = createTickBatcher(app);
 redis.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
   const scope = channel.toString('latin1', Buffer.byteLength(prefix));
   const text = payload.toString('utf8');
@@ -46,15 +32,7 @@ redis.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
   const start = text.indexOf(EVENTS) + EVENTS.length;
   const events = text.slice(start, text.length - 2);
   const lastId = text.slice(start + 6, text.indexOf(',', start));
-  const batch = pending.get(scope);
-  if (batch) {
-    batch.events.push(events);
-    batch.lastId = lastId;
-  } else pending.set(scope, { events: [events], lastId });
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flush);
-  }
+  enqueue(scope, events, lastId);
 });
 
 app.listen(Number(process.env.PORT ?? 0), (socket) => {

@@ -1,6 +1,6 @@
 import uWS from 'uWebSockets.js';
 import { Producer, serveProducerIpc } from './fanout-events';
-import { createPlainUwsApp } from './plain-uws-app';
+import { createPlainUwsApp, createTickBatcher } from './plain-uws-app';
 
 // Child process of the fan-out benchmark: the upper bound. A minimal uWebSockets.js server with
 // the same wire frames as the gateway, where the publisher is in-process: events are framed once
@@ -9,34 +9,9 @@ import { createPlainUwsApp } from './plain-uws-app';
 
 const app = createPlainUwsApp();
 
-// Same batching policy as the gateway's fan-out: what arrives in one tick goes out as one frame
-// per scope, so neither side wins on frame count alone. Frames are Buffers, as in the gateway.
-const pending = new Map<string, { events: string[]; lastId: number }>();
-let flushScheduled = false;
-const flush = () => {
-  flushScheduled = false;
-  for (const [scope, batch] of pending) {
-    app.publish(
-      `scope:${scope}`,
-      Buffer.from(
-        `{"type":"sync","scope":"${scope}","events":[${batch.events.join(',')}],"latestSyncId":${batch.lastId}}`,
-      ),
-      false,
-    );
-  }
-  pending.clear();
-};
-const producer = new Producer((event) => {
-  const batch = pending.get(event.scope);
-  if (batch) {
-    batch.events.push(event.json);
-    batch.lastId = event.id;
-  } else pending.set(event.scope, { events: [event.json], lastId: event.id });
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flush);
-  }
-});
+// Same batching policy as the gateway's fan-out (createTickBatcher).
+const enqueue = createTickBatcher(app);
+const producer = new Producer((event) => enqueue(event.scope, event.json, event.id));
 serveProducerIpc(producer, () => undefined);
 
 app.listen(Number(process.env.PORT ?? 0), (socket) => {
