@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { type HttpBindings, serve } from '@hono/node-server';
 import type { WriteResult } from '@openagents/sync-protocol';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHarness, createApiHarness } from '../test/api-harness';
 
@@ -148,6 +149,49 @@ describe('append-stream over a socket', () => {
     expect(textWrites.filter((t) => t.includes('"length"')).length).toBeGreaterThanOrEqual(3);
     expect(textWrites.at(-1)).toBe('{"done":true,"length":18}\n');
   });
+
+  it('answers hostile lines on the Node read path with one error line, keeping what came before', async () => {
+    // After one good piece (so the hand check of common lines is armed): any line (JSON values,
+    // near-miss pieces, raw bytes, split across chunks) ends the stream with `done` or an error
+    // line, the worker keeps serving, and the record holds exactly the pieces acknowledged.
+    const nearMiss = fc.record(
+      {
+        field: fc.oneof(fc.constant('content'), fc.constant('role'), fc.jsonValue({ maxDepth: 1 })),
+        offset: fc.oneof(fc.constant(3), fc.double(), fc.integer(), fc.constant(2 ** 31), fc.string()),
+        text: fc.oneof(fc.string({ unit: 'binary', maxLength: 8 }), fc.jsonValue({ maxDepth: 1 })),
+        extra: fc.jsonValue({ maxDepth: 1 }),
+      },
+      { requiredKeys: [] },
+    );
+    const hostileLine = fc.oneof(
+      nearMiss.map((v) => encoder.encode(`${JSON.stringify(v)}\n`)),
+      fc.jsonValue({ maxDepth: 3 }).map((v) => encoder.encode(`${JSON.stringify(v)}\n`)),
+      fc.uint8Array({ maxLength: 64 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(hostileLine, fc.nat({ max: 64 }), async (bytes, cut) => {
+        const id = await newMessage();
+        const stream = await open(id, line(0, 'one'));
+        expect(await stream.next()).toMatchObject({ length: 3 });
+        const at = Math.min(cut, bytes.length);
+        stream.send(bytes.subarray(0, at));
+        stream.send(bytes.subarray(at));
+        stream.end();
+        const answers: Record<string, unknown>[] = [];
+        for (let a = await stream.next(); a; a = await stream.next()) answers.push(a);
+        const last = answers.at(-1)!;
+        expect(last.done === true || typeof (last.error as { code?: unknown })?.code === 'string').toBe(true);
+        const acked = answers.reduce((n, a) => (typeof a.length === 'number' ? Math.max(n, a.length) : n), 3);
+        expect((await contentOf(id)).length).toBe(acked);
+      }),
+      { numRuns: 40 },
+    );
+    // The worker still serves a clean stream.
+    const id = await newMessage();
+    const stream = await open(id, line(0, 'ok'));
+    stream.end();
+    expect(await stream.next()).toMatchObject({ length: 2 });
+  }, 120_000);
 
   it('survives a client that goes away mid-stream; the resumed stream neither doubles nor loses', async () => {
     const id = await newMessage();
