@@ -69,10 +69,11 @@ describe('redis bus', () => {
       await expect(bus.publish({ scope: 'agent:1', events: [event(1, 'agent:1')] })).rejects.toThrow();
       expect(Date.now() - started).toBeLessThan(2000);
 
-      await server.restart(0);
       // When 'up' is reported the channel must already be joined: a catch-up read started then
-      // must not leave a window in which a publish is lost.
-      const probe = new Redis(server.url);
+      // must not leave a window in which a publish is lost. The probe and the listener exist before
+      // Redis comes back: the bus can reconnect and report 'up' before restart() has seen PONG.
+      const probe = new Redis(server.url, { retryStrategy: () => 10, maxRetriesPerRequest: null });
+      probe.on('error', () => {});
       let subscribersAtUp: number | undefined;
       bus.onStatus((s) => {
         if (s !== 'up') return;
@@ -80,6 +81,7 @@ describe('redis bus', () => {
           subscribersAtUp = Number((reply as [string, number])[1]);
         });
       });
+      await server.restart(0);
       await waitFor(() => statuses.includes('up'), 10_000);
       await waitFor(() => subscribersAtUp !== undefined);
       expect(subscribersAtUp).toBe(1);
