@@ -1,5 +1,6 @@
 import type { Principal } from '@openagents/sync-server-kit';
 import type { CommitMember, MutationOutcome } from './commit';
+import type { StreamTracer } from './stream-trace';
 
 export interface AppendBatcherOptions {
   /** Most appends joined into one member (one subtransaction of a commit). */
@@ -10,6 +11,8 @@ export interface AppendBatcherOptions {
    * 1000 / minRoundIntervalMs per second. A round that finds nothing in flight starts at once.
    */
   minRoundIntervalMs: number;
+  /** Bench only: marks the traced appends of each round as it starts (stream-trace.ts). */
+  trace?: StreamTracer | undefined;
 }
 
 /**
@@ -51,11 +54,15 @@ export function createAppendBatcher(
   const settleAlone = (w: Waiting) => commit(w.member).then(w.resolve, w.reject);
 
   const commitJoined = async (entries: Waiting[]): Promise<void> => {
-    if (entries.length === 1) return settleAlone(entries[0]!);
+    if (entries.length === 1) {
+      options.trace?.round(entries[0]!.member);
+      return settleAlone(entries[0]!);
+    }
     const joined: CommitMember = {
       principal: entries[0]!.member.principal,
       mutations: entries.flatMap((w) => w.member.mutations),
     };
+    options.trace?.round(joined);
     let outcomes: MutationOutcome[];
     try {
       outcomes = await commit(joined);

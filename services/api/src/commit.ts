@@ -9,6 +9,7 @@ import { AppError, type Bus, type Logger, type Pool, type Principal } from '@ope
 import type { ApiMetrics } from './metrics';
 import type { FieldIssue, PlannedMutation } from './mutation-plan';
 import { type CommitMemberInput, type MemberResult, runCommitGroup, selectRecordScope } from './store';
+import type { StreamTracer } from './stream-trace';
 
 /** What one mutation answered: the HTTP status it travels with, the body, and whether it was replayed. */
 export interface MutationOutcome {
@@ -22,6 +23,8 @@ export interface CommitDeps {
   bus: Bus;
   log: Logger;
   metrics: ApiMetrics;
+  /** Bench only: stage times of traced streamed pieces (stream-trace.ts). */
+  trace?: StreamTracer | undefined;
 }
 
 /**
@@ -75,9 +78,11 @@ export async function commitGroup(
   const { results, events } = await runCommitGroup(deps.pool, members.map(toInput), expectedScopes(members));
   deps.metrics.commitDuration.observe((performance.now() - started) / 1000);
   deps.metrics.commitSize.observe(members.reduce((n, m) => n + m.mutations.length, 0));
+  deps.trace?.events('committed', events);
   // The publishes are issued (written to the bus connection, in commit order) before
   // `onCommitted` lets the next transaction of these scopes start, and awaited before answering.
   const published = publishCommitted(deps, events);
+  deps.trace?.events('published', events);
   onCommitted?.();
   await published;
   // Only a foreign-key refusal needs another read (below); every other answer is ready.

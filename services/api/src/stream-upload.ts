@@ -16,6 +16,7 @@ import {
 import type { CommitMember, MutationOutcome } from './commit';
 import type { MutationResult } from './metrics';
 import { type MutationLocation, type PlannedAppend, validateAppend } from './mutation-plan';
+import type { StreamTracer } from './stream-trace';
 
 /** What a stream needs from the app it runs in. */
 export interface AppendStreamDeps {
@@ -30,6 +31,8 @@ export interface AppendStreamDeps {
   isDraining(): boolean;
   /** Clock in ms (token expiry); replaceable in tests. */
   now?: () => number;
+  /** Bench only: stage times of traced pieces (stream-trace.ts). */
+  trace?: StreamTracer | undefined;
 }
 
 export interface AppendStreamOptions {
@@ -199,6 +202,8 @@ class AppendStreamSession {
   #parts: Uint8Array[] = [];
   #partBytes = 0;
   #total = 0;
+  /** Bench only: this record's pieces are traced. */
+  #trace: StreamTracer | undefined;
 
   constructor(
     deps: AppendStreamDeps,
@@ -214,6 +219,7 @@ class AppendStreamSession {
     this.#model = model;
     this.#id = id;
     this.#response = response;
+    this.#trace = deps.trace?.sampled(id) ? deps.trace : undefined;
   }
 
   /** The answer's reader waits for a chunk (the web stream's `pull`). */
@@ -446,7 +452,10 @@ class AppendStreamSession {
     }
     this.#field = piece.field;
     this.#next = piece.offset + piece.text.length;
-    if (piece.text !== '') this.#queue(piece.offset, piece.text);
+    if (piece.text !== '') {
+      this.#trace?.mark('piece', this.#id, piece.offset, this.#next);
+      this.#queue(piece.offset, piece.text);
+    }
     return undefined;
   }
 
@@ -500,6 +509,7 @@ class AppendStreamSession {
   #flush(): void {
     if (this.#inflight || !this.#pending) return;
     const pending = this.#pending;
+    this.#trace?.mark('flush', this.#id, pending.offset, pending.offset + pending.length);
     this.#pending = undefined;
     this.#due = false;
     clearTimeout(this.#timer);
