@@ -490,11 +490,18 @@ class AppendStreamSession {
       this.#pending.length += text.length;
     } else {
       this.#pending = { offset, parts: [text], length: text.length };
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
+      if (this.#o.coalesceMs === 0) {
+        // No window: due at once, committed once the chunk's other lines joined it (a microtask,
+        // not a timer: setTimeout(0) waits ≥ 1 ms and the timers phase of a busy loop).
         this.#due = true;
-        this.#flush();
-      }, this.#o.coalesceMs);
+        queueMicrotask(() => this.#flush());
+      } else {
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.#due = true;
+          this.#flush();
+        }, this.#o.coalesceMs);
+      }
     }
     if (
       (this.#o.coalescePieces > 0 && this.#pending.parts.length >= this.#o.coalescePieces) ||
