@@ -6,9 +6,11 @@ export interface AppendBatcherOptions {
   /** Most appends joined into one member (one subtransaction of a commit). */
   maxAppends: number;
   /**
-   * Least time between the starts of two rounds, in ms: with replies streaming all the time,
-   * rounds follow each other back to back, and this bounds a worker's stream transactions to
-   * 1000 / minRoundIntervalMs per second. A round that finds nothing in flight starts at once.
+   * Least time between the starts of two rounds, in ms, whether they follow each other back to
+   * back or the batcher sat idle in between: this bounds a worker's stream transactions to
+   * 1000 / minRoundIntervalMs per second (per token holder). An append that arrives with no round
+   * in flight starts one at once when the last one started at least this long ago, else when the
+   * interval is over.
    */
   minRoundIntervalMs: number;
   /** Bench only: marks the traced appends of each round as it starts (stream-trace.ts). */
@@ -40,9 +42,10 @@ interface Waiting {
  *
  * A member of joined appends commits all or none. If it fails — one reply's piece no longer fits
  * its offset, say — each of its appends is committed again alone and gets exactly the answer it
- * would have had alone (an exact retry of a piece that did land writes nothing). A lone append is
- * never delayed: with no round in flight it goes in the same turn of the event loop. Writes other than append-only members
- * without idempotency keys pass straight through.
+ * would have had alone (an exact retry of a piece that did land writes nothing). A lone append
+ * waits only for the round interval: with no round in flight, and none started within
+ * `minRoundIntervalMs`, it goes in the same turn of the event loop. Writes other than
+ * append-only members without idempotency keys pass straight through.
  */
 export function createAppendBatcher(
   commit: (member: CommitMember) => Promise<MutationOutcome[]>,
@@ -50,6 +53,8 @@ export function createAppendBatcher(
 ): (member: CommitMember) => Promise<MutationOutcome[]> {
   let waiting: Waiting[] = [];
   let roundInFlight = false;
+  /** When the last round started (Date.now()): the next one starts minRoundIntervalMs later. */
+  let lastStartedAt = Number.NEGATIVE_INFINITY;
 
   const settleAlone = (w: Waiting) => commit(w.member).then(w.resolve, w.reject);
 
@@ -79,12 +84,14 @@ export function createAppendBatcher(
   };
 
   const runRound = async (): Promise<void> => {
-    let startedAt = 0;
     while (waiting.length > 0) {
-      // Back-to-back rounds: the next one waits out the interval, collecting more meanwhile.
-      const wait = startedAt + options.minRoundIntervalMs - Date.now();
-      if (startedAt > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      startedAt = Date.now();
+      // The next round waits out the interval since the last one started, collecting more
+      // meanwhile: back to back, or after an idle gap shorter than the interval (a round of a
+      // few ms whose next piece came just after it would otherwise start at once, and at
+      // STREAM_COALESCE_MS 0 the rounds of short commits went past 1000 / interval per second).
+      const wait = lastStartedAt + options.minRoundIntervalMs - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      lastStartedAt = Date.now();
       const now = waiting;
       waiting = [];
       const chunks: Waiting[][] = [];
