@@ -59,7 +59,7 @@ export interface ApiAppConfig {
   WRITE_PIPELINE_DEPTH?: number;
   /** Pieces after which a streamed reply's window commits without waiting out STREAM_COALESCE_MS; 0 = off (default). */
   STREAM_COALESCE_PIECES?: number;
-  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 40. */
+  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 0. */
   STREAM_COALESCE_MS?: number;
   /** Bench only: a file the streamed pieces' stage times are appended to (stream-trace.ts). */
   STREAM_TRACE_FILE?: string;

@@ -45,7 +45,7 @@ export const ApiConfigSchema = z.object({
   /** Transactions of one worker in flight at once; writes arriving meanwhile form the next group. */
   WRITE_PIPELINE_DEPTH: positiveInt.max(64).default(2),
   /** Milliseconds a piece of a streaming upload waits for more of its reply before it commits. */
-  STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(40),
+  STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(0),
   /** A streaming upload's window that holds this many pieces commits before STREAM_COALESCE_MS; 0 = off. */
   STREAM_COALESCE_PIECES: nonNegativeInt.max(100_000).default(0),
   /**

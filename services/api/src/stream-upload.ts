@@ -61,19 +61,18 @@ export interface AppendStreamOptions {
 }
 
 /**
- * coalesceMs 40: at 30 tokens/s (a token every 33 ms) a window holds 2 tokens, so the ~390 bytes
- * of an event's envelope cost ~195 bytes per token on a viewer's socket (the target is 200), and
- * no token waits more than 40 ms before its commit starts, which leaves room for the commit and
- * the fan-out in the 50 ms token → viewer target. 70 ms (3 tokens per event) costs a third less
- * worker CPU per token but puts the first token of each window past that target on its own. See
- * docs/api.md, "Streaming upload", for the trade-off. coalescePieces 0: the time alone closes a
- * window, so a fast reply (100 tokens/s) gets 4 tokens per event, not 2. maxDurationMs 240 s
- * stays below Node's default request timeout (300 s), which would otherwise cut a long reply
- * with a 408.
+ * coalesceMs 0: a piece commits in the next append batcher round (≤ 10 ms away) once the stream's
+ * previous commit is done. A window that held 2 tokens per event at 30 tokens/s (40 ms: ~195
+ * envelope bytes per token, the wire target without compression) put every token's p50 past
+ * 40 ms and its p99 past the 50 ms token → viewer target, whatever the load (docs/benchmarks.md,
+ * "Streaming replies", stage breakdown); the wire target is the gateway's WS_COMPRESSION now.
+ * See docs/api.md, "Streaming upload". coalescePieces 0: the time alone closes a window.
+ * maxDurationMs 240 s stays below Node's default request timeout (300 s), which would otherwise
+ * cut a long reply with a 408.
  */
 export const APPEND_STREAM_DEFAULTS: Omit<AppendStreamOptions, 'maxLineBytes'> = {
   maxStreamBytes: 64 * 1024 * 1024,
-  coalesceMs: 40,
+  coalesceMs: 0,
   coalescePieces: 0,
   maxPendingLength: 65_536,
   idleMs: 30_000,
