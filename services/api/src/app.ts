@@ -288,7 +288,10 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   // The streaming upload of appends (stream-upload.ts): one request per reply, one commit per window.
   const appendStreams = createAppendStreams(
     {
-      commit: createAppendBatcher((member) => pipeline.commit(member), { ...APPEND_BATCHER_DEFAULTS, trace }),
+      commit: createAppendBatcher((member, onCommitted) => pipeline.commit(member, onCommitted), {
+        ...APPEND_BATCHER_DEFAULTS,
+        trace,
+      }),
       charge: (sub) => limiter.take(sub),
       count: (model, result) => metrics.mutations.inc({ model, action: 'append', result }),
       log,

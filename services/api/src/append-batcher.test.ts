@@ -156,6 +156,46 @@ describe('append batcher', () => {
     }
   });
 
+  it('starts the next round once the last one is committed, not once the bus acknowledged it', async () => {
+    const members: CommitMember[] = [];
+    const answers: (() => void)[] = [];
+    // Committed at once; the answer (the publish acknowledgement) waits until the test lets it.
+    const commit = createAppendBatcher(
+      (member, onCommitted) => {
+        members.push(member);
+        onCommitted?.();
+        return new Promise<MutationOutcome[]>((resolve) => {
+          answers.push(() =>
+            resolve(
+              member.mutations.map(() => ({
+                status: 200,
+                body: { data: {}, scope: 's', syncId: 1 },
+                replayed: false,
+              })),
+            ),
+          );
+        });
+      },
+      { maxAppends: 512, minRoundIntervalMs: 0 },
+    );
+    const heard: string[] = [];
+    const first = commit({ principal: agent, mutations: [appendTo('a', 0)] }, () =>
+      heard.push('a committed'),
+    );
+    await turn();
+    expect(heard).toEqual(['a committed']);
+    // The reply's next piece, sent on that signal, commits in the next round while `a` is unanswered.
+    const second = commit({ principal: agent, mutations: [appendTo('a', 1)] }, () =>
+      heard.push('a+1 committed'),
+    );
+    await turn();
+    await turn();
+    expect(members).toHaveLength(2);
+    expect(heard).toEqual(['a committed', 'a+1 committed']);
+    for (const answer of answers) answer();
+    await Promise.all([first, second]);
+  });
+
   it('commits each append alone when the joined member fails, each with its own answer', async () => {
     // 'b' cannot commit (its offset moved): the joined member fails as a whole.
     const c = recordingCommit((m) => m.mutations.some((x) => x.id === 'b'));

@@ -27,9 +27,14 @@ export const APPEND_BATCHER_DEFAULTS: AppendBatcherOptions = { maxAppends: 512, 
 
 interface Waiting {
   member: CommitMember;
+  /** The caller's: called once its appends are committed, before the answer. */
+  committed: (() => void) | undefined;
   resolve(outcomes: MutationOutcome[]): void;
   reject(err: unknown): void;
 }
+
+/** The commit path under the batcher (the pipeline's `commit`): see `CommitPipeline.commit`. */
+export type CommitWithSignal = (member: CommitMember, onCommitted?: () => void) => Promise<MutationOutcome[]>;
 
 /**
  * Joins the append-stream commits of MANY replies into few commit members. A streamed reply
@@ -46,22 +51,38 @@ interface Waiting {
  * waits only for the round interval: with no round in flight, and none started within
  * `minRoundIntervalMs`, it goes in the same turn of the event loop. Writes other than
  * append-only members without idempotency keys pass straight through.
+ *
+ * The next round does not wait for the bus: it may start once every member of the round is
+ * committed (the pipeline's `onCommitted`), while their publishes are still being acknowledged,
+ * and each caller hears `onCommitted` then too, so a streamed reply's next piece can be in that
+ * round. Publishes stay in commit order (one bus connection); answers still follow the
+ * acknowledgement. A member that failed is retried alone before the next round starts.
  */
 export function createAppendBatcher(
-  commit: (member: CommitMember) => Promise<MutationOutcome[]>,
+  commit: CommitWithSignal,
   options: AppendBatcherOptions = APPEND_BATCHER_DEFAULTS,
-): (member: CommitMember) => Promise<MutationOutcome[]> {
+): CommitWithSignal {
   let waiting: Waiting[] = [];
   let roundInFlight = false;
   /** When the last round started (Date.now()): the next one starts minRoundIntervalMs later. */
   let lastStartedAt = Number.NEGATIVE_INFINITY;
 
-  const settleAlone = (w: Waiting) => commit(w.member).then(w.resolve, w.reject);
+  const settleAlone = (w: Waiting, committed?: () => void) =>
+    commit(w.member, () => {
+      committed?.();
+      w.committed?.();
+    }).then(w.resolve, w.reject);
 
-  const commitJoined = async (entries: Waiting[]): Promise<void> => {
+  /** Resolves once the chunk is committed (or, failing that, settled): the round may go on. */
+  const commitChunk = (entries: Waiting[]): Promise<void> =>
+    new Promise<void>((roundMayGoOn) => {
+      void commitJoined(entries, roundMayGoOn).finally(roundMayGoOn);
+    });
+
+  const commitJoined = async (entries: Waiting[], committed: () => void): Promise<void> => {
     if (entries.length === 1) {
       options.trace?.round(entries[0]!.member);
-      return settleAlone(entries[0]!);
+      return settleAlone(entries[0]!, committed);
     }
     const joined: CommitMember = {
       principal: entries[0]!.member.principal,
@@ -70,10 +91,13 @@ export function createAppendBatcher(
     options.trace?.round(joined);
     let outcomes: MutationOutcome[];
     try {
-      outcomes = await commit(joined);
+      outcomes = await commit(joined, () => {
+        committed();
+        for (const w of entries) w.committed?.();
+      });
     } catch {
       // All or none failed: each append again on its own, answered as if it had been alone.
-      await Promise.all(entries.map(settleAlone));
+      await Promise.all(entries.map((w) => settleAlone(w)));
       return;
     }
     let at = 0;
@@ -117,15 +141,15 @@ export function createAppendBatcher(
         chunk.entries.push(w);
         chunk.appends += w.member.mutations.length;
       }
-      await Promise.all(chunks.map(commitJoined));
+      await Promise.all(chunks.map(commitChunk));
     }
     roundInFlight = false;
   };
 
-  return (member) => {
-    if (!joinable(member)) return commit(member);
+  return (member, onCommitted) => {
+    if (!joinable(member)) return commit(member, onCommitted);
     return new Promise<MutationOutcome[]>((resolve, reject) => {
-      waiting.push({ member, resolve, reject });
+      waiting.push({ member, committed: onCommitted, resolve, reject });
       if (roundInFlight) return;
       roundInFlight = true;
       // Not a timer: the round starts once this turn's timers and I/O are done, so the windows

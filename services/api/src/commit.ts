@@ -61,8 +61,9 @@ export type MemberAnswer = { ok: true; outcomes: MutationOutcome[] } | { ok: fal
  * stored, and the statement commits.
  *
  * `onCommitted` is called once the statement has committed and the group's publishes have been
- * handed to the bus, before they are acknowledged: the commit pipeline starts its next
- * transaction then, instead of after a Redis round trip.
+ * handed to the bus, before they are acknowledged, with whether each member committed (its writes
+ * are in): the commit pipeline starts its next transaction then, and a streamed reply its next
+ * commit, instead of after a Redis round trip.
  *
  * Only after COMMIT are the events published, one message per scope. A failed publish does not
  * fail the write: the log is the truth and gateways catch up from it; it is counted in
@@ -72,7 +73,7 @@ export type MemberAnswer = { ok: true; outcomes: MutationOutcome[] } | { ok: fal
 export async function commitGroup(
   deps: CommitDeps,
   members: readonly CommitMember[],
-  onCommitted?: () => void,
+  onCommitted?: (committed: readonly boolean[]) => void,
 ): Promise<MemberAnswer[]> {
   const started = performance.now();
   const { results, events } = await runCommitGroup(deps.pool, members.map(toInput), expectedScopes(members));
@@ -83,7 +84,7 @@ export async function commitGroup(
   // `onCommitted` lets the next transaction of these scopes start, and awaited before answering.
   const published = publishCommitted(deps, events);
   deps.trace?.events('published', events);
-  onCommitted?.();
+  onCommitted?.(results.map((r) => 'ok' in r));
   await published;
   // Only a foreign-key refusal needs another read (below); every other answer is ready.
   if (!results.some((r) => 'err' in r && r.err.state === '23503')) {

@@ -13,12 +13,21 @@ const agent: Principal = { sub: 'agent', scopes: ['*'], exp: Date.now() / 1000 +
 const encoder = new TextEncoder();
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-function open(coalesceMs: number) {
+/**
+ * `signal`: the commit path says "committed" at once and answers only when the test calls
+ * `answer()` (a publish waiting for the bus); otherwise it answers at once and never signals.
+ */
+function open(coalesceMs: number, signal = false) {
   const commits: string[] = [];
+  const held: (() => void)[] = [];
   const streams = createAppendStreams(
     {
-      async commit(member: CommitMember): Promise<MutationOutcome[]> {
+      async commit(member: CommitMember, onCommitted?: () => void): Promise<MutationOutcome[]> {
         commits.push(member.mutations.map((m) => (m.action === 'append' ? m.append.text : '')).join('|'));
+        if (signal) {
+          onCommitted?.();
+          await new Promise<void>((resolve) => held.push(resolve));
+        }
         return member.mutations.map(() => ({
           status: 200,
           body: { data: { id: 'm1' }, scope: 'agent:1', syncId: 1 },
@@ -45,9 +54,20 @@ function open(coalesceMs: number) {
     duplex: 'half',
   } as RequestInit);
   const response = streams.open(request, agent, MODELS.Message, 'm1');
-  void response.body!.pipeTo(new WritableStream());
+  const acks: string[] = [];
+  const decoder = new TextDecoder();
+  void response.body!.pipeTo(
+    new WritableStream({
+      write: (chunk) => {
+        acks.push(...decoder.decode(chunk).split('\n').filter(Boolean));
+      },
+    }),
+  );
   return {
     commits,
+    acks,
+    /** Answers the oldest held commit. */
+    answer: () => held.shift()?.(),
     send: (...lines: [number, string][]) =>
       controller.enqueue(
         encoder.encode(
@@ -74,6 +94,27 @@ describe('append stream coalescing', () => {
     for (let i = 0; i < 3; i++) await turn();
     expect(s.commits).toEqual(['ab', 'c']);
     s.end();
+  });
+
+  it("sends the reply's next commit once the last one is committed, before its answer", async () => {
+    const s = open(0, true);
+    s.send([0, 'a']);
+    for (let i = 0; i < 3; i++) await turn();
+    s.send([1, 'b']);
+    for (let i = 0; i < 3; i++) await turn();
+    // `a` is committed but unanswered (its publish not acknowledged): `b` is already on its way.
+    expect(s.commits).toEqual(['a', 'b']);
+    expect(s.acks).toEqual([]);
+    s.answer();
+    s.answer();
+    s.end();
+    for (let i = 0; i < 5; i++) await turn();
+    // Acknowledged in order, and `done` only after both.
+    expect(s.acks.map((line) => JSON.parse(line))).toEqual([
+      { offset: 0, length: 1, syncId: 1 },
+      { offset: 1, length: 2, syncId: 1 },
+      { done: true, length: 2 },
+    ]);
   });
 
   it('a window of 40 ms holds its pieces until the timer fires', async () => {

@@ -20,8 +20,12 @@ import type { StreamTracer } from './stream-trace';
 
 /** What a stream needs from the app it runs in. */
 export interface AppendStreamDeps {
-  /** The worker's commit pipeline: a stream's commit shares transactions with every other write. */
-  commit(member: CommitMember): Promise<MutationOutcome[]>;
+  /**
+   * The worker's commit pipeline: a stream's commit shares transactions with every other write.
+   * `onCommitted`, when the path gives it, comes once the member is committed and before the
+   * answer (which waits for the bus): the stream's next commit may start then.
+   */
+  commit(member: CommitMember, onCommitted?: () => void): Promise<MutationOutcome[]>;
   /** Charges the subject's rate limit once per commit (a commit is what a request costs). */
   charge(subject: string): RateDecision;
   /** Counts one committed (or refused) append in `sync_mutations_total`. */
@@ -189,7 +193,13 @@ class AppendStreamSession {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** The window of the pending pieces is over: commit them as soon as none is in flight. */
   #due = false;
-  #inflight: Promise<void> | undefined;
+  /**
+   * A commit of this stream is in flight and not yet committed: the next one waits (one commit
+   * at a time, each checked at the length the previous one left).
+   */
+  #committing = false;
+  /** Commits not yet answered (committed ones may still wait for the bus): `#drain` waits for them. */
+  readonly #unanswered = new Set<Promise<void>>();
   /** Why the stream ends with an error line (input or commit); pieces after it are not committed. */
   #error: AppError | undefined;
   /** A commit failed: what is pending is dropped, not committed. */
@@ -511,32 +521,44 @@ class AppendStreamSession {
     }
   }
 
-  /** Commits the pending pieces as one append, unless a commit is in flight (then after it). */
+  /**
+   * Commits the pending pieces as one append, unless a commit is in flight (then once it is
+   * committed: its answer, which waits for the bus to acknowledge its publish, is not waited for).
+   */
   #flush(): void {
-    if (this.#inflight || !this.#pending) return;
+    if (this.#committing || !this.#pending) return;
     const pending = this.#pending;
     this.#trace?.mark('flush', this.#id, pending.offset, pending.offset + pending.length);
     this.#pending = undefined;
     this.#due = false;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#inflight = this.#commit(pending).finally(() => {
-      this.#inflight = undefined;
+    this.#committing = true;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#committing = false;
       if (this.#deps.isDraining()) this.#stop();
       if (this.#pending && (this.#due || this.#stopped)) this.#flush();
+    };
+    const answered = this.#commit(pending, release).finally(() => {
+      this.#unanswered.delete(answered);
+      release();
     });
+    this.#unanswered.add(answered);
   }
 
-  /** Waits until nothing is pending or in flight (a failed commit drops what is pending). */
+  /** Waits until nothing is pending, in flight or unanswered (a failed commit drops what is pending). */
   async #drain(): Promise<void> {
     for (;;) {
-      if (this.#inflight) await this.#inflight;
+      if (this.#unanswered.size > 0) await Promise.all(this.#unanswered);
       else if (this.#pending && !this.#commitFailed) this.#flush();
       else return;
     }
   }
 
-  async #commit(pending: Pending): Promise<void> {
+  async #commit(pending: Pending, committed: () => void): Promise<void> {
     if (this.#commitFailed) return;
     const text = pending.parts.length === 1 ? pending.parts[0]! : pending.parts.join('');
     const end = pending.offset + text.length;
@@ -560,16 +582,16 @@ class AppendStreamSession {
     try {
       let outcomes: MutationOutcome[];
       try {
-        outcomes = await this.#deps.commit({
-          principal: this.#principal,
-          mutations: [this.#plan(pending.offset, text)],
-        });
+        outcomes = await this.#deps.commit(
+          { principal: this.#principal, mutations: [this.#plan(pending.offset, text)] },
+          committed,
+        );
       } catch (err) {
         const split = this.#resumeSplit(err, pending, text);
         if (!split) throw err;
         // The field already holds the head of these pieces (committed before a lost answer, say):
         // the head is checked as an exact retry and the rest appended, both in one member.
-        outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split });
+        outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split }, committed);
       }
       this.#deps.count(this.#model.name, 'ok');
       this.#scope ??= outcomes[0]?.body.scope ?? null;
