@@ -53,7 +53,7 @@ async function wireClient(wsUrl: string, token: string, perMessageDeflate: boole
   return {
     client,
     extensions,
-    /** Bytes read from the TCP socket and bytes of the (inflated) messages, since `mark`. */
+    /** Bytes read from the TCP socket so far, and bytes of the (inflated) messages received. */
     counts: () => ({ wire: tcp!.bytesRead, messages: messageBytes }),
   };
 }
