@@ -89,8 +89,19 @@ describe.each(WS_COMPRESSION_MODES)('WS_COMPRESSION=%s', (mode) => {
     expect(p!.wire).toBeGreaterThan(p!.messages);
     if (mode === 'off') expect(d!.wire).toBeGreaterThan(d!.messages);
     else expect(d!.wire).toBeLessThan(d!.messages * 0.75);
-    deflating.client.close();
-    plain.client.close();
+    // Catch-up (frames written to one socket, not published): the same, from cursor 0.
+    const late = await wireClient(gw.wsUrl, token, true);
+    const start = late.counts();
+    late.client.subscribe(scope, 0);
+    expect(await late.client.untilEvent(scope, 40)).toEqual(range(1, 40));
+    await late.client.waitFor((f) => f.type === 'subscribed');
+    const catchUp = {
+      wire: late.counts().wire - start.wire,
+      messages: late.counts().messages - start.messages,
+    };
+    if (mode === 'off') expect(catchUp.wire).toBeGreaterThan(catchUp.messages);
+    else expect(catchUp.wire).toBeLessThan(catchUp.messages * 0.75);
+    for (const c of [deflating, plain, late]) c.client.close();
   });
 });
 
