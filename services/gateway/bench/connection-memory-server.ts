@@ -9,13 +9,14 @@ import {
   type DeltaSource,
 } from '@openagents/sync-server-kit';
 import { TEST_JWT_SECRET } from '../../../test/support/tokens';
-import { gatewayDefaults } from '../src/config';
+import { GatewayEnv, gatewayDefaults } from '../src/config';
 import { createGateway } from '../src/gateway';
 import { createPlainUwsApp } from './plain-uws-app';
 
 // Child process of the connection-memory phase of `npm run bench:fanout` (connection-memory.ts),
 // run with --expose-gc. SYSTEM=gateway: the real gateway (createGateway, as main.ts builds it)
 // over an in-process bus and an in-memory, empty log, so that nothing but the connections grows.
+// WS_COMPRESSION applies to the gateway as in production (the clients then offer deflate).
 // SYSTEM=plain: the minimal uWS server of plain-uws-server.ts (topic + bootstrap + subscribed).
 // IPC: 'measure' answers the process's memory after full collections; 'snapshot' writes a heap
 // snapshot (for the where-it-went breakdown).
@@ -55,7 +56,11 @@ const listen = async (): Promise<number> => {
     );
   }
   const gateway = createGateway({
-    config: gatewayDefaults({ SYNC_JWT_SECRET: TEST_JWT_SECRET, HEAD_CHECK_INTERVAL_MS: 60_000 }),
+    config: gatewayDefaults({
+      SYNC_JWT_SECRET: TEST_JWT_SECRET,
+      HEAD_CHECK_INTERVAL_MS: 60_000,
+      WS_COMPRESSION: GatewayEnv.shape.WS_COMPRESSION.parse(process.env.WS_COMPRESSION || undefined),
+    }),
     auth: createAuth({ secret: TEST_JWT_SECRET }),
     bus: createMemoryBus(),
     delta: emptyLog,

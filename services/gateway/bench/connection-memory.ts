@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { WsCompression } from '../src/config';
 import type { ClientsCommand, ClientsReport } from './connection-memory-clients';
 import type { MemoryCommand, MemoryFigures, MemoryReport } from './connection-memory-server';
 
@@ -116,8 +117,11 @@ function sumFigures(all: readonly MemoryFigures[]): MemoryFigures {
   return sum;
 }
 
-async function startServer(system: MemorySystem): Promise<MemoryServer> {
-  const child = spawnChild('connection-memory-server.ts', ['--expose-gc'], { SYSTEM: system });
+async function startServer(system: MemorySystem, compression: WsCompression): Promise<MemoryServer> {
+  const child = spawnChild('connection-memory-server.ts', ['--expose-gc'], {
+    SYSTEM: system,
+    WS_COMPRESSION: compression,
+  });
   try {
     const { port } = await next<Extract<MemoryReport, { type: 'ready' }>>(child, 'ready', 60_000);
     // Startup garbage leaves the process slowly after full collections: the baseline is the
@@ -146,11 +150,13 @@ export function shareOf(total: number, servers: number, index: number): number {
 class ClientPool {
   readonly #clients: ChildProcess[] = [];
   readonly #firstAddress: number;
+  readonly #deflate: boolean;
   #opened = 0;
   #commands = 0;
 
-  constructor(firstAddress: number) {
+  constructor(firstAddress: number, deflate: boolean) {
     this.#firstAddress = firstAddress;
+    this.#deflate = deflate;
   }
 
   /** Opens `count` more connections to the server at `port`; resolves with how many failed. */
@@ -172,6 +178,7 @@ class ClientPool {
         from: this.#opened,
         to,
         scopes: [...scopes],
+        deflate: this.#deflate,
       } satisfies ClientsCommand);
       this.#opened = to;
     }
@@ -205,12 +212,15 @@ export async function measureConnectionMemory(
     firstClientAddress?: number;
     /** Connections that may fail (refused under load) before the run is given up; default 1 %. */
     maxFailedShare?: number;
+    /** The gateway's WS_COMPRESSION; when on, the clients offer permessage-deflate and need it. */
+    compression?: WsCompression;
   } = {},
 ): Promise<MemoryRun> {
   const { snapshotDir } = options;
   const perServer = Math.min(options.perServer ?? Infinity, maxServerConnections());
   const servers: MemoryServer[] = [];
-  const clients = new ClientPool(options.firstClientAddress ?? 2);
+  const compression = options.compression ?? 'off';
+  const clients = new ClientPool(options.firstClientAddress ?? 2, compression !== 'off');
   const snapshots: string[] = [];
   const snapshot = async (label: string) => {
     if (!snapshotDir) return;
@@ -227,7 +237,7 @@ export async function measureConnectionMemory(
     const points: MemoryPoint[] = [];
     for (const requested of counts) {
       const needed = Math.ceil(requested / perServer);
-      while (servers.length < needed) servers.push(await startServer(system));
+      while (servers.length < needed) servers.push(await startServer(system, compression));
       if (points.length === 0) await snapshot('0');
       let failed = 0;
       await Promise.all(

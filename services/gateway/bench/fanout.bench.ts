@@ -9,6 +9,7 @@ import { freePort } from '../../../test/support/ports';
 import { type RedisServer, startRedisServer, uniqueChannelPrefix } from '../../../test/support/redis';
 import { outputTails, readMetric, type ServiceProcess, startService } from '../../../test/support/stack';
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
+import { GatewayEnv } from '../src/config';
 import { type MemoryRun, maxServerConnections, measureConnectionMemory } from './connection-memory';
 import {
   BUCKET_MS,
@@ -44,6 +45,11 @@ import { benchScopes, type ProducerCommand, type ProducerReport } from './fanout
 // only that phase; FANOUT_MEMORY=0 skips it; FANOUT_MEMORY_PER_SERVER caps the connections of one
 // server process (for trying the several-process path at small counts); FANOUT_HEAP_SNAPSHOTS=<dir> writes heap snapshots
 // at 0 and at the first count, for the where-it-went breakdown (docs/benchmarks.md).
+// FANOUT_MEMORY_COMPRESSION=shared,dedicated-3kb makes the memory phase measure the gateway with
+// each of those WS_COMPRESSION settings (clients offering permessage-deflate, so every connection
+// negotiates it) beside WS_COMPRESSION=off, in the same run, and write that table instead
+// (section fanout-memory-compression); with FANOUT_MEMORY_ONLY=1 and FANOUT_MEMORY_COUNTS=5000
+// it is a run of its own.
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const CONNECTIONS = env('FANOUT_CONNECTIONS', 5000);
@@ -62,6 +68,11 @@ const WORKERS = 2;
 const MEMORY_COUNTS = (process.env.FANOUT_MEMORY_COUNTS ?? '5000,50000').split(',').map(Number);
 const MEMORY = process.env.FANOUT_MEMORY !== '0';
 const MEMORY_ONLY = process.env.FANOUT_MEMORY_ONLY === '1';
+/** WS_COMPRESSION settings the memory phase compares with `off` (none: the usual gateway vs plain uWS). */
+const MEMORY_COMPRESSION = (process.env.FANOUT_MEMORY_COMPRESSION ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((mode) => GatewayEnv.shape.WS_COMPRESSION.parse(mode));
 /** Connections one server process holds in the memory phase (default: what the descriptor limit allows). */
 const MEMORY_PER_SERVER = env('FANOUT_MEMORY_PER_SERVER', Infinity);
 
@@ -576,7 +587,48 @@ function memoryReport(gateway: MemoryRun, plain: MemoryRun, startedLoad: number,
   ].join('\n');
 }
 
+/** The gateway's memory per idle connection with each WS_COMPRESSION setting, beside `off`. */
+async function runCompressionMemoryPhase(startedLoad: number): Promise<void> {
+  const started = performance.now();
+  const scopes = benchScopes(SCOPES);
+  const modes = ['off' as const, ...MEMORY_COMPRESSION.filter((m) => m !== 'off')];
+  // All at once (memory is not timing), each with client addresses of its own.
+  const runs = await Promise.all(
+    modes.map((compression, i) =>
+      measureConnectionMemory('gateway', MEMORY_COUNTS, scopes, {
+        perServer: MEMORY_PER_SERVER,
+        firstClientAddress: 2 + i * 10,
+        compression,
+      }),
+    ),
+  );
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
+  const rows = runs.flatMap((run, i) =>
+    run.points.map((point) => [
+      `\`${modes[i]}\``,
+      point.connections.toLocaleString('en-US'),
+      kib(point.heapPerConnection),
+      kib(point.rssPerConnection),
+      kib(
+        point.rssPerConnection -
+          runs[0]!.points.find((p) => p.requested === point.requested)!.rssPerConnection,
+      ),
+      point.heapPerConnection <= 3 * 1024 ? 'met' : 'missed',
+    ]),
+  );
+  const markdown = [
+    '### Memory per idle subscribed connection with permessage-deflate (`FANOUT_MEMORY_COMPRESSION`)',
+    '',
+    `\`FANOUT_MEMORY_ONLY=1 FANOUT_MEMORY_COUNTS=${MEMORY_COUNTS.join(',')} FANOUT_MEMORY_COMPRESSION=${MEMORY_COMPRESSION.join(',')} npm run bench:fanout\`, ${new Date().toISOString().slice(0, 10)}: the gateway of the connection-memory phase (each setting its own process, measured at the same time), with every client offering permessage-deflate when the setting is on (each connection negotiates it, and its \`bootstrap\` and \`subscribed\` frames were sent compressed). Figures after full collections, minus the process before its first connection, divided by the connections open; ${SCOPES} scopes. Load average ${startedLoad.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end; ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+    '',
+    markdownTable(['WS_COMPRESSION', 'connections', 'JS heap', 'RSS', 'RSS − off', 'heap ≤ 3 KiB'], rows),
+  ].join('\n');
+  console.log(`\n${markdown}\n`);
+  updateBenchmarkSection('fanout-memory-compression', markdown);
+}
+
 async function runMemoryPhase(startedLoad: number): Promise<void> {
+  if (MEMORY_COMPRESSION.length > 0) return runCompressionMemoryPhase(startedLoad);
   const started = performance.now();
   const scopes = benchScopes(SCOPES);
   const snapshots = process.env.FANOUT_HEAP_SNAPSHOTS;

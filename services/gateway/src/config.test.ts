@@ -16,7 +16,23 @@ describe('loadGatewayConfig', () => {
     expect(config.MAX_SUBSCRIPTIONS_PER_CONNECTION).toBe(100);
     expect(config.HEAD_CHECK_INTERVAL_MS).toBe(2000);
     expect(config.DRAIN_WINDOW_MS).toBe(10_000);
+    expect(config.WS_COMPRESSION).toBe('off');
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('takes each WS_COMPRESSION setting and rejects others with the list', () => {
+    for (const mode of ['off', 'shared', 'dedicated-3kb'] as const) {
+      expect(loadGatewayConfig({ ...valid, WS_COMPRESSION: mode }).WS_COMPRESSION).toBe(mode);
+    }
+    for (const bad of ['on', 'DEDICATED-3KB', '1', 'dedicated']) {
+      expect(() => loadGatewayConfig({ ...valid, WS_COMPRESSION: bad })).toThrow(
+        /WS_COMPRESSION: must be one of off, shared, dedicated-3kb/,
+      );
+    }
+    // The larger dedicated sizes uWS exports are refused with the reason (uws.test.ts pins it).
+    expect(() => loadGatewayConfig({ ...valid, WS_COMPRESSION: 'dedicated-16kb' })).toThrow(
+      /dedicated-16kb would be dedicated-3kb/,
+    );
   });
 
   it('names a missing secret', () => {

@@ -9,6 +9,23 @@ import {
 } from '@openagents/sync-server-kit';
 import { z } from 'zod';
 
+/**
+ * WS_COMPRESSION values. Only the settings this uWebSockets.js build (v20.30) really delivers: its
+ * permessage-deflate negotiation replaces every dedicated compressor with DEDICATED_COMPRESSOR_3KB
+ * (a 512-byte window, memLevel 1), so `dedicated-4kb` … `dedicated-256kb` would silently be the
+ * 3 KiB one (compression.test.ts pins that, docs/benchmarks.md measures it).
+ */
+export const WS_COMPRESSION_MODES = ['off', 'shared', 'dedicated-3kb'] as const;
+export type WsCompression = (typeof WS_COMPRESSION_MODES)[number];
+
+function wsCompressionError(input: unknown): string {
+  const listed = `must be one of ${WS_COMPRESSION_MODES.join(', ')}`;
+  if (typeof input === 'string' && /^dedicated-\d+kb$/.test(input)) {
+    return `${listed}: the uWebSockets.js build in use negotiates every dedicated compressor as DEDICATED_COMPRESSOR_3KB, so ${input} would be dedicated-3kb (see docs/benchmarks.md)`;
+  }
+  return listed;
+}
+
 const httpUrl = z.url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL');
 
 /** Environment of the gateway; one line per variable says what it does. */
@@ -68,6 +85,15 @@ export const GatewayEnv = z.object({
     .regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name')
     .transform((h) => h.toLowerCase())
     .optional(),
+  /**
+   * permessage-deflate on `/sync`: `off` (default; nothing per connection), `shared` (each frame
+   * compressed alone, no state per connection) or `dedicated-3kb` (a 3 KiB compressor kept per
+   * connection that negotiates it). Clients that do not offer the extension get plain frames;
+   * client frames are limited by their inflated size (MAX_FRAME_BYTES).
+   */
+  WS_COMPRESSION: z
+    .enum(WS_COMPRESSION_MODES, { error: (issue) => wsCompressionError(issue.input) })
+    .default('off'),
   /** LOG_LEVEL. */
   ...processEnv,
 });

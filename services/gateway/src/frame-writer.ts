@@ -20,6 +20,11 @@ export class FrameWriter {
   readonly #metrics: GatewayMetrics;
   readonly #slowConsumers: SlowConsumerPolicy;
   readonly #failed: HandlerFailed;
+  /**
+   * Whether frames are sent with uWS's compress flag (WS_COMPRESSION on). uWS compresses per
+   * socket, and only for sockets that negotiated permessage-deflate; others get the plain bytes.
+   */
+  readonly #compress: boolean;
   /** `framesSent{type="sync"}`, resolved once: fan-out counts every frame it publishes. */
   readonly #syncFrames: { inc(value?: number): void };
   /**
@@ -39,12 +44,14 @@ export class FrameWriter {
     metrics: GatewayMetrics;
     slowConsumers: SlowConsumerPolicy;
     failed: HandlerFailed;
+    compress?: boolean;
   }) {
     this.#app = deps.app;
     this.#connections = deps.connections;
     this.#metrics = deps.metrics;
     this.#slowConsumers = deps.slowConsumers;
     this.#failed = deps.failed;
+    this.#compress = deps.compress ?? false;
     this.#syncFrames = deps.metrics.framesSent.labels({ type: 'sync' });
   }
 
@@ -102,7 +109,7 @@ export class FrameWriter {
     }
     // A string, not a Buffer: uWS copies it once into the sockets' buffers, and nothing is left
     // for the garbage collector per frame.
-    this.#app.publish(topicOf(scope), payload, false, false);
+    this.#app.publish(topicOf(scope), payload, false, this.#compress);
     const n = live.size;
     this.#syncFrames.inc(n);
     this.#metrics.bytesSent.inc(Buffer.byteLength(payload) * n);
@@ -120,7 +127,7 @@ export class FrameWriter {
     const payload = this.serialise(frame, shareKey);
     // Every frame sent here but pong/error/subscribed is catch-up (live events go through fanOut).
     if (frame.type === 'bootstrap' || frame.type === 'sync') ws.getUserData().catchUpBytes += payload.length;
-    const status = ws.send(payload, false, false);
+    const status = ws.send(payload, false, this.#compress);
     this.#metrics.framesSent.inc({ type: frame.type });
     this.#metrics.bytesSent.inc(payload.length);
     if (frame.type === 'sync') this.#metrics.eventsDelivered.inc(frame.events.length);

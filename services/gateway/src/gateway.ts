@@ -25,6 +25,7 @@ import { SlowConsumerPolicy, uwsBackpressureLimit, wakeWriters } from './slow-co
 import { type ChannelServices, SocketChannel } from './socket-channel';
 import { createUpgradeHandler, refuseHost } from './upgrade';
 import {
+  compressOptions,
   type HttpRequest,
   type HttpResponse,
   type TemplatedApp,
@@ -190,7 +191,14 @@ function buildParts(deps: GatewayDeps): Parts {
     log,
     sendError: (ws, code, message) => writer?.sendError(ws, code, message),
   });
-  writer = new FrameWriter({ app, connections, metrics, slowConsumers, failed });
+  writer = new FrameWriter({
+    app,
+    connections,
+    metrics,
+    slowConsumers,
+    failed,
+    compress: config.WS_COMPRESSION !== 'off',
+  });
   const fanOutWriter = writer;
   const reads = createLogReads(queueBootstraps(deps.delta, config.DELTA_BOOTSTRAP_CONCURRENCY), { metrics });
   const streams = new ScopeRegistry({
@@ -248,7 +256,11 @@ function socketBehaviour(parts: Parts): WebSocketBehavior<UserData> {
     // uWS drops a connection whose frame exceeds maxPayloadLength without a close frame (the
     // client sees 1006). So uWS gets a higher hard cap and the message handler closes anything
     // over MAX_FRAME_BYTES with a proper 1009; only a frame beyond the hard cap is cut abruptly.
+    // A compressed client frame counts by its inflated size: uWS stops inflating past this cap
+    // (a deflate bomb is cut like any frame past it) and the handler applies MAX_FRAME_BYTES.
     maxPayloadLength: frameHardCap(config.MAX_FRAME_BYTES),
+    // permessage-deflate, negotiated with clients that offer it (WS_COMPRESSION; off by default).
+    compression: compressOptions(config.WS_COMPRESSION),
     idleTimeout: config.IDLE_TIMEOUT_SECONDS,
     sendPingsAutomatically: true,
     // SlowConsumerPolicy closes a slow client with 1013 at MAX_BACKPRESSURE_BYTES plus its

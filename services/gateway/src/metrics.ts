@@ -85,7 +85,7 @@ function deliveryMetrics(m: MetricFactory) {
     }),
     bytesSent: m.counter({
       name: 'sync_gateway_bytes_sent_total',
-      help: 'Bytes of frames written to client sockets.',
+      help: 'Bytes of frames written to client sockets (before permessage-deflate, when negotiated).',
     }),
     fanoutLatency: m.histogram({
       name: 'sync_gateway_fanout_latency_seconds',

@@ -1,4 +1,5 @@
 import uWS from 'uWebSockets.js';
+import type { WsCompression } from './config';
 
 export type {
   HttpRequest,
@@ -42,3 +43,19 @@ export { uWS };
  * `maxBackpressure` (`dropped`: the stream has a hole, so the socket must be closed).
  */
 export const SEND_STATUS = { backpressure: 0, success: 1, dropped: 2 } as const;
+
+/**
+ * uWS `compression` of the `/sync` behaviour for a WS_COMPRESSION value. Client frames use the
+ * shared decompressor (no inflate state per connection: uWS asks the client for
+ * `client_no_context_takeover`), and uWS inflates at most `maxPayloadLength` bytes of one message.
+ */
+export function compressOptions(mode: WsCompression): number {
+  switch (mode) {
+    case 'off':
+      return uWS.DISABLED;
+    case 'shared':
+      return uWS.SHARED_COMPRESSOR | uWS.SHARED_DECOMPRESSOR;
+    case 'dedicated-3kb':
+      return uWS.DEDICATED_COMPRESSOR_3KB | uWS.SHARED_DECOMPRESSOR;
+  }
+}
