@@ -24,6 +24,10 @@ export interface LocalStackOptions {
   gateways: number;
   /** Extra environment for every service (e.g. LOG_LEVEL). */
   env?: Record<string, string>;
+  /** Extra environment for the api workers only (e.g. STREAM_COALESCE_MS). */
+  apiEnv?: Record<string, string>;
+  /** Extra environment for the gateways only (e.g. WS_COMPRESSION). */
+  gatewayEnv?: Record<string, string>;
 }
 
 /**
@@ -56,6 +60,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             MIGRATE_ON_START: 'false',
             RATE_LIMIT_PER_SECOND: '0',
             PG_POOL_MAX: '10',
+            ...options.apiEnv,
           },
         }),
       ),
@@ -65,7 +70,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       Array.from({ length: options.gateways }, async () =>
         startService('gateway', {
           port: await freePort(),
-          env: { ...common, REDIS_URL: redis.url, DELTA_URL: delta.url, REDIS_CHANNEL_PREFIX: channelPrefix },
+          env: {
+            ...common,
+            REDIS_URL: redis.url,
+            DELTA_URL: delta.url,
+            REDIS_CHANNEL_PREFIX: channelPrefix,
+            ...options.gatewayEnv,
+          },
         }),
       ),
     );

@@ -13,21 +13,46 @@
  * shows what the driver's own upload saves. Writes its section into docs/benchmarks.md.
  * Bounded: steps that would not fit the time budget are skipped, and a watchdog ends it.
  *
+ * Configurations: STREAM_CONFIGS lists the stacks to run the append ladder on, `;`-separated, each
+ * a `,`-separated list of `coalesce=<ms>` (the worker's STREAM_COALESCE_MS), `pieces=<n>`
+ * (STREAM_COALESCE_PIECES) and `ws=<mode>` (the gateways' WS_COMPRESSION), e.g.
+ * "coalesce=0,ws=dedicated-8kb;coalesce=40"; default one stack with the worker's defaults. Each
+ * configuration gets a fresh stack; the client-writer and PATCH ladders run on the first only.
+ *
+ * Latency breakdown: the worker traces one reply in STREAM_TRACE_EVERY (8) through its stages
+ * (STREAM_TRACE_FILE, services/api/src/stream-trace.ts) and a tap process subscribed to the run's
+ * Redis channels (bus-tap.ts) marks when each traced event reached a subscriber; joined with the
+ * driver's generation time of every token, that gives, per step, each stage's time since the
+ * token was generated and each stage's own time, p50 and p99 (STREAM_TRACE=off leaves it out).
+ *
  * Env: STREAM_STEPS (e.g. "100,300,500"), PATCH_STEPS, CLIENT_STEPS (each "none" to skip),
  * STREAM_TOKENS (per reply, default 300), STREAM_VIEWERS (3), STREAM_TPS (30),
  * STREAM_BUDGET_S (steps start only if expected to end within it, default 540), BENCH_NO_DOC.
  */
-import { execFileSync } from 'node:child_process';
-import { availableParallelism, cpus, loadavg } from 'node:os';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { markdownTable, updateBenchmarkSection } from '../../test/support/bench';
 import { silentProgress } from '../driver/progress';
 import { passed, type ScenarioResult } from '../driver/result';
-import { runStream, STREAM_DEFAULTS } from '../driver/scenarios/stream';
+import { runStream, STREAM_DEFAULTS, type WrittenReply } from '../driver/scenarios/stream';
+import { openingTokens } from '../driver/stream-text';
 import { formatSummary } from '../driver/summary';
 import { createSyncTarget } from '../driver/sync-target';
 import { type LocalStack, startLocalStack } from './local-stack';
 import { readCpuSeconds } from './rss';
+import {
+  breakdown,
+  parseStackConfigs,
+  parseTrace,
+  type StackConfig,
+  type StageFigures,
+  TRACE_STAGES,
+} from './stream-breakdown';
 
 function steps(name: string, fallback: number[]): number[] {
   const raw = process.env[name] ?? '';
@@ -45,26 +70,37 @@ const VIEWERS = Number(process.env.STREAM_VIEWERS ?? 3);
 const TPS = Number(process.env.STREAM_TPS ?? 30);
 const BUDGET_MS = Number(process.env.STREAM_BUDGET_S ?? 540) * 1000;
 /** The budget decides which steps start; the watchdog only catches a step that hangs. */
-const WATCHDOG_MS = BUDGET_MS + 5 * 60_000;
+const WATCHDOG_MS =
+  BUDGET_MS + 5 * 60_000 * Math.max(1, (process.env.STREAM_CONFIGS ?? '').split(';').filter(Boolean).length);
 const DRIVER_THREADS = Math.max(2, availableParallelism());
 const CORES = cpus().length;
 /** Targets of issue #14. */
 const VIEWER_P99_MS = 50;
 const DURABLE_P99_MS = 100;
 const COMMITS_PER_WORKER = 100;
+const TRACE = process.env.STREAM_TRACE !== 'off';
+const TRACE_EVERY = Number(process.env.STREAM_TRACE_EVERY ?? 8);
+const CONFIGS = parseStackConfigs(process.env.STREAM_CONFIGS);
 
 const began = Date.now();
 const loadAtStart = loadavg()[0]!;
 const log = (line: string) =>
   process.stderr.write(`[bench:stream ${((Date.now() - began) / 1000).toFixed(0)}s] ${line}\n`);
 let stack: LocalStack | undefined;
+let tap: ChildProcess | undefined;
+const stopStack = async () => {
+  tap?.kill('SIGKILL');
+  tap = undefined;
+  await stack?.stop();
+  stack = undefined;
+};
 const watchdog = setTimeout(() => {
   log('watchdog: out of time; stopping');
-  void (stack?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
+  void stopStack().finally(() => process.exit(1));
 }, WATCHDOG_MS);
 watchdog.unref();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void (stack?.stop() ?? Promise.resolve()).finally(() => process.exit(130)));
+  process.once(signal, () => void stopStack().finally(() => process.exit(130)));
 }
 
 type Tier = 'postgres' | 'redis' | 'api' | 'gateways' | 'delta' | 'driver';
@@ -120,6 +156,7 @@ async function xactCommits(url: string): Promise<number> {
 type Writing = 'append' | 'append (client writer)' | 'patch';
 
 interface StepFigures {
+  config: string;
   writing: Writing;
   replies: number;
   ok: boolean;
@@ -136,7 +173,18 @@ interface StepFigures {
   /** CPU of every tier over the steady window, as a share of the machine's cores. */
   cpuShare: number;
   wallMs: number;
+  /** Event-loop delay p99 of the driver's writer thread and of its worst viewer thread, ms. */
+  writerLoopP99: number;
+  viewerLoopP99: number;
+  /** Stage times of the traced replies over the steady window (undefined: not traced). */
+  stages?: { traced: number; tokens: number; stages: StageFigures[] };
   result: ScenarioResult;
+}
+
+/** Where a stack's traces go: the worker's (STREAM_TRACE_FILE) and the bus tap's. */
+interface Traces {
+  worker: string;
+  bus: string;
 }
 
 const metric = (r: ScenarioResult, name: string, field: string) => {
@@ -177,7 +225,14 @@ function bindingConstraint(
   return `${name} (${Number.isFinite(ratio) ? ratio.toFixed(2) : '–'}×)`;
 }
 
-async function step(s: LocalStack, writing: Writing, replies: number, tokens = TOKENS): Promise<StepFigures> {
+async function step(
+  s: LocalStack,
+  config: StackConfig,
+  traces: Traces | undefined,
+  writing: Writing,
+  replies: number,
+  tokens = TOKENS,
+): Promise<StepFigures> {
   const stepBegan = Date.now();
   const target = createSyncTarget({
     apiUrls: s.apiUrls,
@@ -195,6 +250,7 @@ async function step(s: LocalStack, writing: Writing, replies: number, tokens = T
   let window0 = 0;
   let window1 = 0;
   const marks: Promise<void>[] = [];
+  let written: readonly WrittenReply[] = [];
   const result = await runStream(
     target,
     {
@@ -205,6 +261,9 @@ async function step(s: LocalStack, writing: Writing, replies: number, tokens = T
       tokens,
       viewers: VIEWERS,
       tokensPerSecond: TPS,
+      onWritten: (list) => {
+        written = list;
+      },
       onStreaming: (phase) => {
         if (phase === 'steady') {
           cpu0 = cpuNow(pids);
@@ -228,6 +287,7 @@ async function step(s: LocalStack, writing: Writing, replies: number, tokens = T
     { workers: DRIVER_THREADS, progress: silentProgress },
   );
   await Promise.all(marks);
+  const stages = traces ? await readStages(traces, written, window0, window1) : undefined;
   const seconds = (window1 - window0) / 1000;
   const commits = commits1 - commits0;
   const steadyTokens = metric(result, 'steady_tokens_written', 'value');
@@ -254,10 +314,12 @@ async function step(s: LocalStack, writing: Writing, replies: number, tokens = T
   const binding = bindingConstraint(result, figures);
   const wallMs = Date.now() - stepBegan;
   log(
-    `${writing} × ${replies}: ${problems.length ? problems.join(', ') : 'ok'}; binding: ${binding}; ` +
+    `[${config.label}] ${writing} × ${replies}: ${problems.length ? problems.join(', ') : 'ok'}; binding: ${binding}; ` +
       `driver ${cpuPerKiloToken.driver.toFixed(0)} ms/1k tokens; step ${(wallMs / 1000).toFixed(0)} s\n${formatSummary(result)}`,
   );
+  if (stages) log(`stages (${stages.traced} replies traced): ${formatStages(stages.stages)}`);
   return {
+    config: config.label,
     writing,
     replies,
     ok: problems.length === 0,
@@ -270,31 +332,76 @@ async function step(s: LocalStack, writing: Writing, replies: number, tokens = T
     openingDurableP99: metric(result, 'opening_token_durable_ms', 'p99'),
     cpuPerKiloToken,
     wallMs,
+    writerLoopP99: metric(result, 'writer_loop_delay_p99_ms', 'value'),
+    viewerLoopP99: metric(result, 'viewer_loop_delay_p99_ms', 'value'),
+    ...(stages ? { stages } : {}),
     result,
   };
 }
 
+/** Reads both traces (after their writers' next flush) and joins them with the tokens written. */
+async function readStages(
+  traces: Traces,
+  written: readonly WrittenReply[],
+  from: number,
+  to: number,
+): Promise<StepFigures['stages']> {
+  // The worker and the tap append what they buffered every 100 ms.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+  const lines = parseTrace([read(traces.worker), read(traces.bus)]);
+  return breakdown(written, lines, {
+    from,
+    to,
+    openingTokens: openingTokens(TPS, STREAM_DEFAULTS.openingMs),
+  });
+}
+
+const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
+
+function formatStages(stages: readonly StageFigures[]): string {
+  return stages.map((st) => `${st.stage} ${ms(st.since.med)}/${ms(st.since.p99)}`).join(', ');
+}
+
+/** Starts the bus tap of this stack: resolves once it is subscribed. */
+async function startTap(s: LocalStack, file: string): Promise<ChildProcess> {
+  const script = fileURLToPath(new URL('./bus-tap.ts', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', script, s.redisUrl, s.channelPrefix, String(TRACE_EVERY), file],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', () => resolve());
+    child.once('exit', (code) => reject(new Error(`bus tap exited (${code})`)));
+  });
+  return child;
+}
+
 /**
- * Runs `list` in order while the budget lasts. A step starts only if, scaled from the previous
- * one by replies, it should end within the budget. Past a failing step it goes on only while the
- * failures are targets (latency, commits) rather than broken checks, and stops at the second in
- * a row.
+ * Runs `list` in order until `deadline`. A step starts only if, scaled from the previous one by
+ * replies, it should end by then. Past a failing step it goes on only while the failures are
+ * targets (latency, commits) rather than broken checks, and stops at the second in a row.
  */
 async function ladder(
   s: LocalStack,
+  config: StackConfig,
+  traces: Traces | undefined,
   writing: Writing,
   list: number[],
   figures: StepFigures[],
+  deadline: number,
 ): Promise<void> {
   let last: StepFigures | undefined;
   let failures = 0;
   for (const replies of list) {
     const expectedMs = last ? (last.wallMs * replies) / last.replies : 0;
-    if (Date.now() + expectedMs > began + BUDGET_MS) {
+    if (Date.now() + expectedMs > deadline) {
       log(`${writing} × ${replies}: skipped, ~${(expectedMs / 1000).toFixed(0)} s would pass the budget`);
       break;
     }
-    const f = await step(s, writing, replies);
+    const f = await step(s, config, traces, writing, replies);
     figures.push(f);
     last = f;
     if (f.ok) {
@@ -306,30 +413,61 @@ async function ladder(
   }
 }
 
+/** One configuration: a fresh stack (and bus tap), a warm-up, the ladders, the stack stopped. */
+async function runConfig(config: StackConfig, first: boolean, figures: StepFigures[], deadline: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-stream-'));
+  const traces: Traces | undefined = TRACE
+    ? { worker: join(dir, 'worker.ndjson'), bus: join(dir, 'bus.ndjson') }
+    : undefined;
+  try {
+    stack = await startLocalStack({
+      apiWorkers: 1,
+      gateways: 2,
+      // Reads are not what this measures: the run reads each scope's head once at the end.
+      env: { READ_RATE_PER_SECOND: '0' },
+      apiEnv: {
+        ...config.apiEnv,
+        ...(traces ? { STREAM_TRACE_FILE: traces.worker, STREAM_TRACE_EVERY: String(TRACE_EVERY) } : {}),
+      },
+      gatewayEnv: config.gatewayEnv,
+    });
+    if (traces) tap = await startTap(stack, traces.bus);
+    log(
+      `[${config.label}] stack up: api ${stack.apiUrls.join(',')}, gateways ${stack.gatewayUrls.join(',')}`,
+    );
+    // Not reported: fresh processes compile their TypeScript and JIT their hot paths first, which
+    // would otherwise be charged to the first step.
+    const warmUp = await step(stack, config, traces, 'append', Math.min(20, APPEND_STEPS[0] ?? 20), 90);
+    log(`warm-up done (${warmUp.why})`);
+    await ladder(stack, config, traces, 'append', APPEND_STEPS, figures, deadline);
+    if (first) {
+      await ladder(stack, config, traces, 'append (client writer)', CLIENT_STEPS, figures, deadline);
+      await ladder(stack, config, traces, 'patch', PATCH_STEPS, figures, deadline);
+    }
+  } finally {
+    await stopStack();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
-  stack = await startLocalStack({
-    apiWorkers: 1,
-    gateways: 2,
-    // Reads are not what this measures: the run reads each scope's head once at the end.
-    env: { READ_RATE_PER_SECOND: '0' },
-  });
-  log(`stack up: api ${stack.apiUrls.join(',')}, gateways ${stack.gatewayUrls.join(',')}`);
-  // Not reported: fresh processes compile their TypeScript and JIT their hot paths first, which
-  // would otherwise be charged to the first step.
-  const warmUp = await step(stack, 'append', Math.min(20, APPEND_STEPS[0] ?? 20), 90);
-  log(`warm-up done (${warmUp.why})`);
   const figures: StepFigures[] = [];
-  await ladder(stack, 'append', APPEND_STEPS, figures);
-  await ladder(stack, 'append (client writer)', CLIENT_STEPS, figures);
-  await ladder(stack, 'patch', PATCH_STEPS, figures);
-  await stack.stop();
-  stack = undefined;
+  for (const [i, config] of CONFIGS.entries()) {
+    // Each configuration gets an equal share of what is left of the budget.
+    const left = began + BUDGET_MS - Date.now();
+    await runConfig(config, i === 0, figures, Date.now() + left / (CONFIGS.length - i));
+  }
 
   const best = (writing: Writing) =>
     figures.filter((f) => f.writing === writing && f.ok).reduce((m, f) => Math.max(m, f.replies), 0);
+  const bestOf = (config: StackConfig) =>
+    figures
+      .filter((f) => f.writing === 'append' && f.config === config.label && f.ok)
+      .reduce((m, f) => Math.max(m, f.replies), 0);
   const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '–');
   const table = markdownTable(
     [
+      'configuration',
       'writing',
       'replies',
       'tokens/s',
@@ -337,6 +475,7 @@ async function main(): Promise<void> {
       'token→durable p99 ms',
       'opening: →viewer / →durable p99 ms',
       'PG commits/s per worker',
+      'driver loop delay p99 ms: writers / viewers',
       ...TIERS.map((t) => `${t} CPU ms/1k tok`),
       'all tiers ms/1k tok',
       'CPU ceiling (replies): all / without driver',
@@ -344,6 +483,7 @@ async function main(): Promise<void> {
       'result',
     ],
     figures.map((f) => [
+      f.config,
       f.writing,
       f.replies,
       fmt(f.tokensPerSecond, 0),
@@ -351,6 +491,7 @@ async function main(): Promise<void> {
       fmt(f.durableP99),
       `${fmt(f.openingViewerP99, 0)} / ${fmt(f.openingDurableP99, 0)}`,
       fmt(f.pgCommitsPerSecond),
+      `${fmt(f.writerLoopP99)} / ${fmt(f.viewerLoopP99)}`,
       ...TIERS.map((t) => fmt(f.cpuPerKiloToken[t], 0)),
       fmt(cpuTotal(f), 0),
       `${fmt(cpuCeiling(cpuTotal(f)), 0)} / ${fmt(cpuCeiling(cpuTotal(f, false)), 0)}`,
@@ -358,15 +499,46 @@ async function main(): Promise<void> {
       f.why,
     ]),
   );
+  const traced = figures.filter((f) => f.stages && f.writing === 'append');
+  const stageTable =
+    traced.length === 0
+      ? ''
+      : `\n\n${markdownTable(
+          [
+            'configuration',
+            'replies',
+            'traced replies / tokens',
+            ...TRACE_STAGES.map(([, name]) => `→${name}`),
+            '→durable (ack at driver)',
+            '→viewer',
+          ],
+          traced.map((f) => [
+            f.config,
+            f.replies,
+            `${f.stages!.traced} / ${f.stages!.tokens}`,
+            ...f.stages!.stages.map(
+              (st) =>
+                `${fmt(st.since.med)} / ${fmt(st.since.p99)} (+${fmt(st.own.med)} / ${fmt(st.own.p99)})`,
+            ),
+            `– / ${fmt(f.durableP99)}`,
+            `${fmt(f.viewerP50)} / ${fmt(f.viewerP99)}`,
+          ]),
+        )}`;
   const client = figures.find((f) => f.writing === 'append (client writer)');
-  const same = client && figures.find((f) => f.writing === 'append' && f.replies === client.replies);
+  const same =
+    client &&
+    figures.find((f) => f.writing === 'append' && f.config === client.config && f.replies === client.replies);
   const writerLine =
     client && same
       ? ` At ${client.replies} replies the driver costs ${fmt(same.cpuPerKiloToken.driver, 0)} ms of CPU per 1,000 tokens with its own upload and ${fmt(client.cpuPerKiloToken.driver, 0)} ms with the client package's stream writer (${fmt(client.cpuPerKiloToken.driver / same.cpuPerKiloToken.driver)}×).`
       : '';
-  const header = `Measured ${new Date().toISOString().slice(0, 16)}Z on ${CORES} × ${cpus()[0]?.model.trim() ?? 'cpu'}, load average ${loadAtStart.toFixed(1)} at the start. Everything on this machine: Postgres 15, a private Redis, 1 mutation worker, 2 gateways, delta, the driver (${DRIVER_THREADS} viewer threads; writers in its main thread, one timer for all, one streaming upload per reply with pre-serialised NDJSON lines). Each reply: ${TOKENS} tokens of 9 characters at ${TPS} tokens/s, ${VIEWERS} WebSocket viewers; replies start spread over ${STREAM_DEFAULTS.startSpreadMs / 1000} s.`;
-  const summary = `**Sustained: ${best('append')} concurrent replies with append** (${best('append') * TPS} tokens/s), **${best('patch')} with whole-text PATCH per token**. A step passes when every viewer ends with the writer's text, every event arrives once and in order, token→viewer p99 ≤ ${VIEWER_P99_MS} ms, token→durable p99 ≤ ${DURABLE_P99_MS} ms and Postgres commits ≤ ${COMMITS_PER_WORKER}/s per worker (pg_stat_database.xact_commit of the run's database). Latencies, commits and CPU are read over the **steady window**: from when every reply is past its first ${STREAM_DEFAULTS.openingMs / 1000} s (its stream opening: the upload's connection and first commit; those tokens' p99s are the "opening" column) to when the first reply writes its last token. CPU per 1,000 tokens is from /proc (the driver's from its own process: writers and viewer threads); the CPU ceiling is the replies at ${TPS} tokens/s that ${CORES} cores would carry at that cost, with and without the driver's share. The binding constraint is the target closest to (or furthest past) its limit, or the CPU share of the machine. Past a failing step the ladder goes on only while the failure is a target and time allows.${writerLine}`;
-  const markdown = `### Streaming replies (\`npm run bench:stream\`)\n\n${header}\n\n${summary}\n\n${table}\n`;
+  const header = `Measured ${new Date().toISOString().slice(0, 16)}Z on ${CORES} × ${cpus()[0]?.model.trim() ?? 'cpu'}, load average ${loadAtStart.toFixed(1)} at the start. Everything on this machine: Postgres 15, a private Redis, 1 mutation worker, 2 gateways, delta, the driver (${DRIVER_THREADS} viewer threads offering permessage-deflate; writers in its main thread, one timer for all, one streaming upload per reply with pre-serialised NDJSON lines). Each reply: ${TOKENS} tokens of 9 characters at ${TPS} tokens/s, ${VIEWERS} WebSocket viewers; replies start spread over ${STREAM_DEFAULTS.startSpreadMs / 1000} s. Configurations (each a fresh stack): ${CONFIGS.map((c) => c.label).join('; ')}.`;
+  const summary = `**Sustained: ${CONFIGS.map((c) => `${bestOf(c)} concurrent replies with append (${bestOf(c) * TPS} tokens/s) at ${c.label}`).join('; ')}; ${best('patch')} with whole-text PATCH per token**. A step passes when every viewer ends with the writer's text, every event arrives once and in order, token→viewer p99 ≤ ${VIEWER_P99_MS} ms, token→durable p99 ≤ ${DURABLE_P99_MS} ms and Postgres commits ≤ ${COMMITS_PER_WORKER}/s per worker (pg_stat_database.xact_commit of the run's database). Latencies, commits and CPU are read over the **steady window**: from when every reply is past its first ${STREAM_DEFAULTS.openingMs / 1000} s (its stream opening: the upload's connection and first commit; those tokens' p99s are the "opening" column) to when the first reply writes its last token. Percentiles are exact to 0.1% (the driver's histogram); token times are the driver's \`Date.now()\` (whole ms), so a latency is ±1 ms. CPU per 1,000 tokens is from /proc (the driver's from its own process: writers and viewer threads); the CPU ceiling is the replies at ${TPS} tokens/s that ${CORES} cores would carry at that cost, with and without the driver's share. The driver's loop delay is its event loops' lateness (perf_hooks, 1 ms resolution) over the window: what the driver adds to its own measurement. The binding constraint is the target closest to (or furthest past) its limit, or the CPU share of the machine. Past a failing step the ladder goes on only while the failure is a target and time allows.${writerLine}`;
+  const stageText =
+    stageTable === ''
+      ? ''
+      : `\n\n**Where a token's time goes** (append steps): the worker traces one reply in ${TRACE_EVERY} (\`STREAM_TRACE_FILE\`, services/api/src/stream-trace.ts) — piece read off the upload, handed to commit (its coalescing window over), batcher round start, committed, publish issued — and a tap process subscribed to the run's Redis channels marks when each traced event reached a subscriber (what a gateway sees); joined with each token's generation time. Each cell: time since the token was generated, p50 / p99 ms, and in brackets the stage's own time from the previous one, p50 / p99 (a stage's p99s do not add up). From Redis to the viewer is the gateway (parse, one frame per scope per tick, fan-out) and the viewer's socket and thread.${stageTable}`;
+  const markdown = `### Streaming replies (\`npm run bench:stream\`)\n\n${header}\n\n${summary}\n\n${table}${stageText}\n`;
   process.stdout.write(`\n${markdown}\n`);
   if (!process.env.BENCH_NO_DOC) updateBenchmarkSection('stream', markdown);
 }
@@ -375,7 +547,7 @@ main().then(
   () => process.exit(0),
   async (err: unknown) => {
     log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await stack?.stop().catch(() => {});
+    await stopStack().catch(() => {});
     process.exit(1);
   },
 );

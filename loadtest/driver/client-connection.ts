@@ -115,7 +115,9 @@ export class ClientConnection {
 
   #openWebSocket(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.#spec.url, { perMessageDeflate: false, handshakeTimeout: 20_000 });
+      // permessage-deflate offered, as browsers do: a gateway that compresses (WS_COMPRESSION)
+      // sends compressed frames, one that does not declines it and nothing changes.
+      const ws = new WebSocket(this.#spec.url, { perMessageDeflate: true, handshakeTimeout: 20_000 });
       this.#ws = ws;
       let settled = false;
       ws.on('open', () => {

@@ -251,8 +251,13 @@ function mergeStreams(total: PoolSnapshot, s: StreamSnapshot): void {
     latency: new Histogram(),
     openingLatency: new Histogram(),
     texts: [],
+    loopDelayP99Ms: 0,
+    loopDelayMaxMs: 0,
   };
   const into = total.streams;
+  // The worst viewer thread's: its lag is in the latencies of every viewer it holds.
+  into.loopDelayP99Ms = Math.max(into.loopDelayP99Ms, s.loopDelayP99Ms);
+  into.loopDelayMaxMs = Math.max(into.loopDelayMaxMs, s.loopDelayMaxMs);
   into.tokens += s.tokens;
   into.skipped += s.skipped;
   into.gaps += s.gaps;

@@ -2,6 +2,7 @@
  * A worker thread holding a share of the load's client connections, so the driver spreads
  * JSON parsing and socket work over cores. Driven by `WorkerCommand`s from `ClientPool`.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import { unreachable } from '@openagents/sync-protocol';
 import { ClientConnection, type ConnectionCounters } from './client-connection';
@@ -23,6 +24,9 @@ let expected: Map<string, number> | undefined;
 const caughtUp = new Set<ClientConnection>();
 let caughtUpAt: number | null = null;
 let resumePairs: string[] = [];
+/** This thread's event-loop delay since the window opened (10 ms sampling would hide short stalls). */
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 
 function freshCounters(measureLatency: boolean, streams?: StreamTracking): ConnectionCounters {
   return {
@@ -121,6 +125,8 @@ function streamSnapshot(streams: NonNullable<ConnectionCounters['streams']>): St
     latency: streams.latency.toData(),
     openingLatency: streams.openingLatency.toData(),
     texts: [...texts.values()],
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6,
   };
 }
 
@@ -187,6 +193,7 @@ port.on('message', async (command: WorkerCommand) => {
       counters.lost = 0;
       counters.frames = 0;
       counters.latency.reset();
+      loopDelay.reset();
       if (counters.streams) {
         counters.streams.latency.reset();
         counters.streams.openingLatency.reset();

@@ -16,6 +16,16 @@ describe('Histogram', () => {
     expect(s.avg).toBeCloseTo(50.05, 5);
   });
 
+  it('tells apart percentiles a fraction of a millisecond apart (0.1% buckets)', () => {
+    for (const ms of [43.6, 44, 44.4, 45, 0.37, 1234.5]) {
+      const h = new Histogram();
+      h.record(ms / 2);
+      for (let i = 0; i < 100; i++) h.record(ms);
+      h.record(ms * 2);
+      expect(Math.abs(h.percentile(50) - ms)).toBeLessThanOrEqual(ms * 0.0006);
+    }
+  });
+
   it('merges data from other histograms as if the samples were recorded once', () => {
     const a = new Histogram();
     const b = new Histogram();

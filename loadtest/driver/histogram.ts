@@ -1,10 +1,12 @@
 /**
- * A mergeable latency histogram: log-spaced buckets (about 2% wide) over microseconds, so workers
- * can record millions of samples in a fixed array and the main thread can add their counts.
- * Percentiles are accurate to a bucket's width and clamped to the exact min and max.
+ * A mergeable latency histogram: log-spaced buckets (0.1% wide, as an HDR histogram with three
+ * significant digits) over microseconds, so workers can record millions of samples in a fixed
+ * array and the main thread can add their counts. Percentiles are accurate to half a bucket's
+ * width (±0.05%: ±0.02 ms at 44 ms) and clamped to the exact min and max. Buckets 2% wide, as
+ * before, answered 44.4 ms for every p50 from 43.5 to 45.3 ms: steps of a ladder looked equal.
  */
-const BUCKETS_PER_E = 50;
-const BUCKET_COUNT = 1100; // e^(1100/50) µs ≈ 3.6e9 µs: an hour
+const BUCKETS_PER_E = 1000;
+const BUCKET_COUNT = 22_000; // e^(22000/1000) µs ≈ 3.6e9 µs: an hour
 
 /** A histogram as plain data, for postMessage and JSON results. */
 export interface HistogramData {

@@ -84,6 +84,12 @@ export interface StreamSnapshot {
   openingLatency: HistogramData;
   /** `[message id, length, sha1, viewers]`: how many viewers hold that exact text. */
   texts: [string, number, string, number][];
+  /**
+   * This viewer thread's event-loop delay since the measurement window opened, p99 and max in ms:
+   * a late loop delays every frame it reads, so the driver would measure its own lag.
+   */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
 }
 
 export type WorkerReply =

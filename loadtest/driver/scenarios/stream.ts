@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createStreamWriter, type StreamWriter } from '@openagents/sync-client';
 import type { WriteResult } from '@openagents/sync-protocol';
 import { Histogram } from '../histogram';
@@ -53,6 +54,17 @@ export interface StreamOptions {
    * messages, viewers' bootstraps —, the streams' openings and the final checks stay outside).
    */
   onStreaming?: (phase: StreamPhase) => void;
+  /**
+   * Called once every token is durable with each reply's message id and the generation time of
+   * each of its tokens (ms, by index): a benchmark joins them with stage times traced elsewhere.
+   */
+  onWritten?: (replies: readonly WrittenReply[]) => void;
+}
+
+/** A reply as written: its record and when each of its tokens was generated (ms, by index). */
+export interface WrittenReply {
+  messageId: string;
+  generatedAt: Float64Array;
 }
 
 export const STREAM_DEFAULTS: StreamOptions = {
@@ -139,7 +151,12 @@ export async function runStream(
     const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
     const clock = new StreamClock(replies, { ...options, tickMs: TICK_MS });
     const commitMarks: Promise<number | undefined>[] = [];
+    // The writers' thread's event-loop delay over the steady window: a late tick writes late, a
+    // late ack is timed late; either is the driver's lag, not the stack's.
+    const writerLoop = monitorEventLoopDelay({ resolution: 1 });
     clock.onPhase = (phase) => {
+      if (phase === 'steady') writerLoop.enable();
+      else if (phase === 'steady-end') writerLoop.disable();
       options.onStreaming?.(phase);
       if (phase === 'steady' || phase === 'steady-end') commitMarks.push(target.apiCommits());
     };
@@ -148,6 +165,7 @@ export async function runStream(
     const writingMs = clock.writingMs;
     await Promise.all(replies.map((r) => finish(r, stats)));
     options.onStreaming?.('end');
+    options.onWritten?.(replies);
     env.progress.stop();
     agent.destroy();
     const [commitsFrom, commitsTo] = await Promise.all(commitMarks);
@@ -185,7 +203,7 @@ export async function runStream(
       target: target.name,
       startedAt: startedAt.toISOString(),
       durationMs: performance.now() - t0,
-      options: { ...options, onStreaming: undefined },
+      options: { ...options, onStreaming: undefined, onWritten: undefined },
       metrics: {
         tokens_written: counter(clock.tokensWritten, seconds),
         tokens_to_viewers: counter(viewerTokens, seconds),
@@ -206,6 +224,9 @@ export async function runStream(
               api_commits_per_worker_per_s: gauge(commits / steadySeconds / workers),
             }),
         viewers: gauge(specs.length),
+        writer_loop_delay_p99_ms: gauge(writerLoop.percentile(99) / 1e6, 'ms'),
+        viewer_loop_delay_p99_ms: gauge(streams?.loopDelayP99Ms ?? Number.NaN, 'ms'),
+        viewer_loop_delay_max_ms: gauge(streams?.loopDelayMaxMs ?? Number.NaN, 'ms'),
       },
       checks: [
         check('every viewer subscribed', opened.ready === specs.length, `${opened.ready}/${specs.length}`),

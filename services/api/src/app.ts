@@ -24,7 +24,7 @@ import {
 } from '@openagents/sync-server-kit';
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
-import { createAppendBatcher } from './append-batcher';
+import { APPEND_BATCHER_DEFAULTS, createAppendBatcher } from './append-batcher';
 import type { MutationOutcome } from './commit';
 import { DEFAULT_BODY_LIMIT_BYTES } from './config';
 import { COMMIT_PIPELINE_DEFAULTS, createCommitPipeline } from './group-commit';
@@ -39,6 +39,7 @@ import {
   planUpdate,
 } from './mutation-plan';
 import { readJsonBody } from './read-body';
+import { createStreamTracer } from './stream-trace';
 import { APPEND_STREAM_DEFAULTS, type AppendStreamOptions, createAppendStreams } from './stream-upload';
 import { createTokenCache } from './token-cache';
 
@@ -58,8 +59,12 @@ export interface ApiAppConfig {
   WRITE_PIPELINE_DEPTH?: number;
   /** Pieces after which a streamed reply's window commits without waiting out STREAM_COALESCE_MS; 0 = off (default). */
   STREAM_COALESCE_PIECES?: number;
-  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 40. */
+  /** How long a streamed piece waits for more of its reply before it commits (ms). Default 0. */
   STREAM_COALESCE_MS?: number;
+  /** Bench only: a file the streamed pieces' stage times are appended to (stream-trace.ts). */
+  STREAM_TRACE_FILE?: string;
+  /** Bench only: one record in this many is traced. Default 8. */
+  STREAM_TRACE_EVERY?: number;
   /** Other limits of the streaming upload (stream-upload.ts), for tests and tuning. */
   APPEND_STREAM?: Partial<Omit<AppendStreamOptions, 'maxLineBytes'>>;
 }
@@ -124,7 +129,10 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     perSecond: deps.config?.RATE_LIMIT_PER_SECOND ?? 200,
     burst: deps.config?.RATE_LIMIT_BURST ?? 400,
   });
-  const commitDeps = { pool, bus, log, metrics };
+  const trace = deps.config?.STREAM_TRACE_FILE
+    ? createStreamTracer(deps.config.STREAM_TRACE_FILE, deps.config.STREAM_TRACE_EVERY ?? 8)
+    : undefined;
+  const commitDeps = { pool, bus, log, metrics, trace };
   const pipeline = createCommitPipeline(commitDeps, {
     ...COMMIT_PIPELINE_DEFAULTS,
     maxGroup: deps.config?.WRITE_GROUP_MAX ?? COMMIT_PIPELINE_DEFAULTS.maxGroup,
@@ -280,11 +288,15 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
   // The streaming upload of appends (stream-upload.ts): one request per reply, one commit per window.
   const appendStreams = createAppendStreams(
     {
-      commit: createAppendBatcher((member) => pipeline.commit(member)),
+      commit: createAppendBatcher((member, onCommitted) => pipeline.commit(member, onCommitted), {
+        ...APPEND_BATCHER_DEFAULTS,
+        trace,
+      }),
       charge: (sub) => limiter.take(sub),
       count: (model, result) => metrics.mutations.inc({ model, action: 'append', result }),
       log,
       isDraining: deps.isDraining ?? (() => false),
+      trace,
     },
     {
       ...APPEND_STREAM_DEFAULTS,

@@ -128,6 +128,74 @@ describe('append batcher', () => {
     }
   });
 
+  it('keeps rounds minRoundIntervalMs apart across an idle gap too (the commit-rate bound holds)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const c = recordingCommit();
+      const commit = createAppendBatcher(c.commit, { maxAppends: 512, minRoundIntervalMs: 10 });
+      // A short round: it commits and the batcher is idle again, 0 ms after it started.
+      expect(ids(await commit({ principal: agent, mutations: [appendTo('a')] }))).toEqual(['a']);
+      await turn();
+      await vi.advanceTimersByTimeAsync(3);
+      const next = commit({ principal: agent, mutations: [appendTo('b')] });
+      await turn();
+      expect(c.members).toHaveLength(1); // 3 ms after the last round started: not yet
+      await vi.advanceTimersByTimeAsync(6);
+      expect(c.members).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(c.members).toHaveLength(2);
+      expect(ids(await next)).toEqual(['b']);
+      // Past the interval, a lone append goes at once.
+      await vi.advanceTimersByTimeAsync(50);
+      const lone = commit({ principal: agent, mutations: [appendTo('c')] });
+      await turn();
+      expect(c.members).toHaveLength(3);
+      expect(ids(await lone)).toEqual(['c']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('starts the next round once the last one is committed, not once the bus acknowledged it', async () => {
+    const members: CommitMember[] = [];
+    const answers: (() => void)[] = [];
+    // Committed at once; the answer (the publish acknowledgement) waits until the test lets it.
+    const commit = createAppendBatcher(
+      (member, onCommitted) => {
+        members.push(member);
+        onCommitted?.();
+        return new Promise<MutationOutcome[]>((resolve) => {
+          answers.push(() =>
+            resolve(
+              member.mutations.map(() => ({
+                status: 200,
+                body: { data: {}, scope: 's', syncId: 1 },
+                replayed: false,
+              })),
+            ),
+          );
+        });
+      },
+      { maxAppends: 512, minRoundIntervalMs: 0 },
+    );
+    const heard: string[] = [];
+    const first = commit({ principal: agent, mutations: [appendTo('a', 0)] }, () =>
+      heard.push('a committed'),
+    );
+    await turn();
+    expect(heard).toEqual(['a committed']);
+    // The reply's next piece, sent on that signal, commits in the next round while `a` is unanswered.
+    const second = commit({ principal: agent, mutations: [appendTo('a', 1)] }, () =>
+      heard.push('a+1 committed'),
+    );
+    await turn();
+    await turn();
+    expect(members).toHaveLength(2);
+    expect(heard).toEqual(['a committed', 'a+1 committed']);
+    for (const answer of answers) answer();
+    await Promise.all([first, second]);
+  });
+
   it('commits each append alone when the joined member fails, each with its own answer', async () => {
     // 'b' cannot commit (its offset moved): the joined member fails as a whole.
     const c = recordingCommit((m) => m.mutations.some((x) => x.id === 'b'));

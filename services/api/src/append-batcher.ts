@@ -1,15 +1,20 @@
 import type { Principal } from '@openagents/sync-server-kit';
 import type { CommitMember, MutationOutcome } from './commit';
+import type { StreamTracer } from './stream-trace';
 
 export interface AppendBatcherOptions {
   /** Most appends joined into one member (one subtransaction of a commit). */
   maxAppends: number;
   /**
-   * Least time between the starts of two rounds, in ms: with replies streaming all the time,
-   * rounds follow each other back to back, and this bounds a worker's stream transactions to
-   * 1000 / minRoundIntervalMs per second. A round that finds nothing in flight starts at once.
+   * Least time between the starts of two rounds, in ms, whether they follow each other back to
+   * back or the batcher sat idle in between: this bounds a worker's stream transactions to
+   * 1000 / minRoundIntervalMs per second (per token holder). An append that arrives with no round
+   * in flight starts one at once when the last one started at least this long ago, else when the
+   * interval is over.
    */
   minRoundIntervalMs: number;
+  /** Bench only: marks the traced appends of each round as it starts (stream-trace.ts). */
+  trace?: StreamTracer | undefined;
 }
 
 /**
@@ -22,9 +27,14 @@ export const APPEND_BATCHER_DEFAULTS: AppendBatcherOptions = { maxAppends: 512, 
 
 interface Waiting {
   member: CommitMember;
+  /** The caller's: called once its appends are committed, before the answer. */
+  committed: (() => void) | undefined;
   resolve(outcomes: MutationOutcome[]): void;
   reject(err: unknown): void;
 }
+
+/** The commit path under the batcher (the pipeline's `commit`): see `CommitPipeline.commit`. */
+export type CommitWithSignal = (member: CommitMember, onCommitted?: () => void) => Promise<MutationOutcome[]>;
 
 /**
  * Joins the append-stream commits of MANY replies into few commit members. A streamed reply
@@ -37,31 +47,57 @@ interface Waiting {
  *
  * A member of joined appends commits all or none. If it fails — one reply's piece no longer fits
  * its offset, say — each of its appends is committed again alone and gets exactly the answer it
- * would have had alone (an exact retry of a piece that did land writes nothing). A lone append is
- * never delayed: with no round in flight it goes in the same turn of the event loop. Writes other than append-only members
- * without idempotency keys pass straight through.
+ * would have had alone (an exact retry of a piece that did land writes nothing). A lone append
+ * waits only for the round interval: with no round in flight, and none started within
+ * `minRoundIntervalMs`, it goes in the same turn of the event loop. Writes other than
+ * append-only members without idempotency keys pass straight through.
+ *
+ * The next round does not wait for the bus: it may start once every member of the round is
+ * committed (the pipeline's `onCommitted`), while their publishes are still being acknowledged,
+ * and each caller hears `onCommitted` then too, so a streamed reply's next piece can be in that
+ * round. Publishes stay in commit order (one bus connection); answers still follow the
+ * acknowledgement. A member that failed is retried alone before the next round starts.
  */
 export function createAppendBatcher(
-  commit: (member: CommitMember) => Promise<MutationOutcome[]>,
+  commit: CommitWithSignal,
   options: AppendBatcherOptions = APPEND_BATCHER_DEFAULTS,
-): (member: CommitMember) => Promise<MutationOutcome[]> {
+): CommitWithSignal {
   let waiting: Waiting[] = [];
   let roundInFlight = false;
+  /** When the last round started (Date.now()): the next one starts minRoundIntervalMs later. */
+  let lastStartedAt = Number.NEGATIVE_INFINITY;
 
-  const settleAlone = (w: Waiting) => commit(w.member).then(w.resolve, w.reject);
+  const settleAlone = (w: Waiting, committed?: () => void) =>
+    commit(w.member, () => {
+      committed?.();
+      w.committed?.();
+    }).then(w.resolve, w.reject);
 
-  const commitJoined = async (entries: Waiting[]): Promise<void> => {
-    if (entries.length === 1) return settleAlone(entries[0]!);
+  /** Resolves once the chunk is committed (or, failing that, settled): the round may go on. */
+  const commitChunk = (entries: Waiting[]): Promise<void> =>
+    new Promise<void>((roundMayGoOn) => {
+      void commitJoined(entries, roundMayGoOn).finally(roundMayGoOn);
+    });
+
+  const commitJoined = async (entries: Waiting[], committed: () => void): Promise<void> => {
+    if (entries.length === 1) {
+      options.trace?.round(entries[0]!.member);
+      return settleAlone(entries[0]!, committed);
+    }
     const joined: CommitMember = {
       principal: entries[0]!.member.principal,
       mutations: entries.flatMap((w) => w.member.mutations),
     };
+    options.trace?.round(joined);
     let outcomes: MutationOutcome[];
     try {
-      outcomes = await commit(joined);
+      outcomes = await commit(joined, () => {
+        committed();
+        for (const w of entries) w.committed?.();
+      });
     } catch {
       // All or none failed: each append again on its own, answered as if it had been alone.
-      await Promise.all(entries.map(settleAlone));
+      await Promise.all(entries.map((w) => settleAlone(w)));
       return;
     }
     let at = 0;
@@ -72,12 +108,14 @@ export function createAppendBatcher(
   };
 
   const runRound = async (): Promise<void> => {
-    let startedAt = 0;
     while (waiting.length > 0) {
-      // Back-to-back rounds: the next one waits out the interval, collecting more meanwhile.
-      const wait = startedAt + options.minRoundIntervalMs - Date.now();
-      if (startedAt > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      startedAt = Date.now();
+      // The next round waits out the interval since the last one started, collecting more
+      // meanwhile: back to back, or after an idle gap shorter than the interval (a round of a
+      // few ms whose next piece came just after it would otherwise start at once, and at
+      // STREAM_COALESCE_MS 0 the rounds of short commits went past 1000 / interval per second).
+      const wait = lastStartedAt + options.minRoundIntervalMs - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      lastStartedAt = Date.now();
       const now = waiting;
       waiting = [];
       const chunks: Waiting[][] = [];
@@ -103,15 +141,15 @@ export function createAppendBatcher(
         chunk.entries.push(w);
         chunk.appends += w.member.mutations.length;
       }
-      await Promise.all(chunks.map(commitJoined));
+      await Promise.all(chunks.map(commitChunk));
     }
     roundInFlight = false;
   };
 
-  return (member) => {
-    if (!joinable(member)) return commit(member);
+  return (member, onCommitted) => {
+    if (!joinable(member)) return commit(member, onCommitted);
     return new Promise<MutationOutcome[]>((resolve, reject) => {
-      waiting.push({ member, resolve, reject });
+      waiting.push({ member, committed: onCommitted, resolve, reject });
       if (roundInFlight) return;
       roundInFlight = true;
       // Not a timer: the round starts once this turn's timers and I/O are done, so the windows

@@ -9,6 +9,7 @@ import { AppError, type Bus, type Logger, type Pool, type Principal } from '@ope
 import type { ApiMetrics } from './metrics';
 import type { FieldIssue, PlannedMutation } from './mutation-plan';
 import { type CommitMemberInput, type MemberResult, runCommitGroup, selectRecordScope } from './store';
+import type { StreamTracer } from './stream-trace';
 
 /** What one mutation answered: the HTTP status it travels with, the body, and whether it was replayed. */
 export interface MutationOutcome {
@@ -22,6 +23,8 @@ export interface CommitDeps {
   bus: Bus;
   log: Logger;
   metrics: ApiMetrics;
+  /** Bench only: stage times of traced streamed pieces (stream-trace.ts). */
+  trace?: StreamTracer | undefined;
 }
 
 /**
@@ -58,8 +61,9 @@ export type MemberAnswer = { ok: true; outcomes: MutationOutcome[] } | { ok: fal
  * stored, and the statement commits.
  *
  * `onCommitted` is called once the statement has committed and the group's publishes have been
- * handed to the bus, before they are acknowledged: the commit pipeline starts its next
- * transaction then, instead of after a Redis round trip.
+ * handed to the bus, before they are acknowledged, with whether each member committed (its writes
+ * are in): the commit pipeline starts its next transaction then, and a streamed reply its next
+ * commit, instead of after a Redis round trip.
  *
  * Only after COMMIT are the events published, one message per scope. A failed publish does not
  * fail the write: the log is the truth and gateways catch up from it; it is counted in
@@ -69,16 +73,18 @@ export type MemberAnswer = { ok: true; outcomes: MutationOutcome[] } | { ok: fal
 export async function commitGroup(
   deps: CommitDeps,
   members: readonly CommitMember[],
-  onCommitted?: () => void,
+  onCommitted?: (committed: readonly boolean[]) => void,
 ): Promise<MemberAnswer[]> {
   const started = performance.now();
   const { results, events } = await runCommitGroup(deps.pool, members.map(toInput), expectedScopes(members));
   deps.metrics.commitDuration.observe((performance.now() - started) / 1000);
   deps.metrics.commitSize.observe(members.reduce((n, m) => n + m.mutations.length, 0));
+  deps.trace?.events('committed', events);
   // The publishes are issued (written to the bus connection, in commit order) before
   // `onCommitted` lets the next transaction of these scopes start, and awaited before answering.
   const published = publishCommitted(deps, events);
-  onCommitted?.();
+  deps.trace?.events('published', events);
+  onCommitted?.(results.map((r) => 'ok' in r));
   await published;
   // Only a foreign-key refusal needs another read (below); every other answer is ready.
   if (!results.some((r) => 'err' in r && r.err.state === '23503')) {

@@ -30,8 +30,12 @@ describe('loadApiConfig', () => {
       RATE_LIMIT_BURST: 400,
       MIGRATE_ON_START: true,
       WRITE_GROUP_MAX: 32,
+      STREAM_COALESCE_MS: 0,
+      STREAM_COALESCE_PIECES: 0,
+      STREAM_TRACE_EVERY: 8,
     });
     expect(config.REDIS_CHANNEL_PREFIX).toBeUndefined();
+    expect(config.STREAM_TRACE_FILE).toBeUndefined();
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -59,8 +63,12 @@ describe('loadApiConfig', () => {
       RATE_LIMIT_PER_SECOND: 'x',
       MIGRATE_ON_START: 'maybe',
       LOG_LEVEL: 'loud',
+      STREAM_TRACE_EVERY: '0',
+      STREAM_COALESCE_MS: '1001',
     });
     for (const name of [
+      'STREAM_TRACE_EVERY',
+      'STREAM_COALESCE_MS',
       'PORT',
       'PG_POOL_MAX',
       'BODY_LIMIT_BYTES',

@@ -45,9 +45,16 @@ export const ApiConfigSchema = z.object({
   /** Transactions of one worker in flight at once; writes arriving meanwhile form the next group. */
   WRITE_PIPELINE_DEPTH: positiveInt.max(64).default(2),
   /** Milliseconds a piece of a streaming upload waits for more of its reply before it commits. */
-  STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(40),
+  STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(0),
   /** A streaming upload's window that holds this many pieces commits before STREAM_COALESCE_MS; 0 = off. */
   STREAM_COALESCE_PIECES: nonNegativeInt.max(100_000).default(0),
+  /**
+   * Benchmarks only: append each traced streamed piece's stage times (read, handed to commit,
+   * round start, committed, published) to this file as NDJSON (stream-trace.ts); unset = off.
+   */
+  STREAM_TRACE_FILE: z.string().min(1).max(4096).optional(),
+  /** Benchmarks only: one streamed record in this many is traced. */
+  STREAM_TRACE_EVERY: positiveInt.max(1_000_000).default(8),
 });
 
 /** The validated, frozen configuration of a mutation worker. */

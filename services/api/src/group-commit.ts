@@ -52,8 +52,12 @@ const TYPICAL_WEIGHT = 0.1;
 
 /** Joins concurrent writes of this worker into shared transactions. */
 export interface CommitPipeline {
-  /** Commits one request's mutations (one, or a batch: all or none) and answers them in order. */
-  commit(member: CommitMember): Promise<MutationOutcome[]>;
+  /**
+   * Commits one request's mutations (one, or a batch: all or none) and answers them in order.
+   * `onCommitted`, if given, is called once they are committed, before the answer (which waits for
+   * the bus to acknowledge the publishes): a streamed reply may send its next commit then.
+   */
+  commit(member: CommitMember, onCommitted?: () => void): Promise<MutationOutcome[]>;
   /** Requests waiting for a transaction. */
   queued(): number;
 }
@@ -67,6 +71,8 @@ interface Waiting {
   scopes: string[];
   /** (subject, idempotency key) of its keyed mutations. */
   keys: string[];
+  /** Called once its mutations are committed, before the answer. */
+  committed: (() => void) | undefined;
   resolve(outcomes: MutationOutcome[]): void;
   reject(err: unknown): void;
 }
@@ -145,7 +151,9 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
 
   const runAlone = async (waiting: Waiting) => {
     try {
-      const [answer] = await commitGroup(deps, [waiting.member]);
+      const [answer] = await commitGroup(deps, [waiting.member], ([ok]) => {
+        if (ok) waiting.committed?.();
+      });
       settle(waiting, answer!);
     } catch (err) {
       waiting.reject(err);
@@ -159,7 +167,12 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
         const answers = await commitGroup(
           deps,
           group.map((w) => w.member),
-          release,
+          (committed) => {
+            release();
+            group.forEach((waiting, i) => {
+              if (committed[i]) waiting.committed?.();
+            });
+          },
         );
         group.forEach((waiting, i) => {
           settle(waiting, answers[i]!);
@@ -260,9 +273,11 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
   };
 
   return {
-    commit(member) {
+    commit(member, onCommitted) {
       if (options.maxGroup <= 1) {
-        return commitGroup(deps, [member]).then(([answer]) => {
+        return commitGroup(deps, [member], ([ok]) => {
+          if (ok) onCommitted?.();
+        }).then(([answer]) => {
           if (!answer!.ok) throw answer!.error;
           return answer!.outcomes;
         });
@@ -290,6 +305,7 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
           given,
           scopes: [...scopes],
           keys,
+          committed: onCommitted,
           resolve,
           reject,
         });

@@ -16,11 +16,16 @@ import {
 import type { CommitMember, MutationOutcome } from './commit';
 import type { MutationResult } from './metrics';
 import { type MutationLocation, type PlannedAppend, validateAppend } from './mutation-plan';
+import type { StreamTracer } from './stream-trace';
 
 /** What a stream needs from the app it runs in. */
 export interface AppendStreamDeps {
-  /** The worker's commit pipeline: a stream's commit shares transactions with every other write. */
-  commit(member: CommitMember): Promise<MutationOutcome[]>;
+  /**
+   * The worker's commit pipeline: a stream's commit shares transactions with every other write.
+   * `onCommitted`, when the path gives it, comes once the member is committed and before the
+   * answer (which waits for the bus): the stream's next commit may start then.
+   */
+  commit(member: CommitMember, onCommitted?: () => void): Promise<MutationOutcome[]>;
   /** Charges the subject's rate limit once per commit (a commit is what a request costs). */
   charge(subject: string): RateDecision;
   /** Counts one committed (or refused) append in `sync_mutations_total`. */
@@ -30,6 +35,8 @@ export interface AppendStreamDeps {
   isDraining(): boolean;
   /** Clock in ms (token expiry); replaceable in tests. */
   now?: () => number;
+  /** Bench only: stage times of traced pieces (stream-trace.ts). */
+  trace?: StreamTracer | undefined;
 }
 
 export interface AppendStreamOptions {
@@ -58,19 +65,18 @@ export interface AppendStreamOptions {
 }
 
 /**
- * coalesceMs 40: at 30 tokens/s (a token every 33 ms) a window holds 2 tokens, so the ~390 bytes
- * of an event's envelope cost ~195 bytes per token on a viewer's socket (the target is 200), and
- * no token waits more than 40 ms before its commit starts, which leaves room for the commit and
- * the fan-out in the 50 ms token → viewer target. 70 ms (3 tokens per event) costs a third less
- * worker CPU per token but puts the first token of each window past that target on its own. See
- * docs/api.md, "Streaming upload", for the trade-off. coalescePieces 0: the time alone closes a
- * window, so a fast reply (100 tokens/s) gets 4 tokens per event, not 2. maxDurationMs 240 s
- * stays below Node's default request timeout (300 s), which would otherwise cut a long reply
- * with a 408.
+ * coalesceMs 0: a piece commits in the next append batcher round (≤ 10 ms away) once the stream's
+ * previous commit is done. A window that held 2 tokens per event at 30 tokens/s (40 ms: ~195
+ * envelope bytes per token, the wire target without compression) put every token's p50 past
+ * 40 ms and its p99 past the 50 ms token → viewer target, whatever the load (docs/benchmarks.md,
+ * "Streaming replies", stage breakdown); the wire target is the gateway's WS_COMPRESSION now.
+ * See docs/api.md, "Streaming upload". coalescePieces 0: the time alone closes a window.
+ * maxDurationMs 240 s stays below Node's default request timeout (300 s), which would otherwise
+ * cut a long reply with a 408.
  */
 export const APPEND_STREAM_DEFAULTS: Omit<AppendStreamOptions, 'maxLineBytes'> = {
   maxStreamBytes: 64 * 1024 * 1024,
-  coalesceMs: 40,
+  coalesceMs: 0,
   coalescePieces: 0,
   maxPendingLength: 65_536,
   idleMs: 30_000,
@@ -187,7 +193,13 @@ class AppendStreamSession {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** The window of the pending pieces is over: commit them as soon as none is in flight. */
   #due = false;
-  #inflight: Promise<void> | undefined;
+  /**
+   * A commit of this stream is in flight and not yet committed: the next one waits (one commit
+   * at a time, each checked at the length the previous one left).
+   */
+  #committing = false;
+  /** Commits not yet answered (committed ones may still wait for the bus): `#drain` waits for them. */
+  readonly #unanswered = new Set<Promise<void>>();
   /** Why the stream ends with an error line (input or commit); pieces after it are not committed. */
   #error: AppError | undefined;
   /** A commit failed: what is pending is dropped, not committed. */
@@ -199,6 +211,8 @@ class AppendStreamSession {
   #parts: Uint8Array[] = [];
   #partBytes = 0;
   #total = 0;
+  /** Bench only: this record's pieces are traced. */
+  #trace: StreamTracer | undefined;
 
   constructor(
     deps: AppendStreamDeps,
@@ -214,6 +228,7 @@ class AppendStreamSession {
     this.#model = model;
     this.#id = id;
     this.#response = response;
+    this.#trace = deps.trace?.sampled(id) ? deps.trace : undefined;
   }
 
   /** The answer's reader waits for a chunk (the web stream's `pull`). */
@@ -446,7 +461,10 @@ class AppendStreamSession {
     }
     this.#field = piece.field;
     this.#next = piece.offset + piece.text.length;
-    if (piece.text !== '') this.#queue(piece.offset, piece.text);
+    if (piece.text !== '') {
+      this.#trace?.mark('piece', this.#id, piece.offset, this.#next);
+      this.#queue(piece.offset, piece.text);
+    }
     return undefined;
   }
 
@@ -481,11 +499,18 @@ class AppendStreamSession {
       this.#pending.length += text.length;
     } else {
       this.#pending = { offset, parts: [text], length: text.length };
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
+      if (this.#o.coalesceMs === 0) {
+        // No window: due at once, committed once the chunk's other lines joined it (a microtask,
+        // not a timer: setTimeout(0) waits ≥ 1 ms and the timers phase of a busy loop).
         this.#due = true;
-        this.#flush();
-      }, this.#o.coalesceMs);
+        queueMicrotask(() => this.#flush());
+      } else {
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.#due = true;
+          this.#flush();
+        }, this.#o.coalesceMs);
+      }
     }
     if (
       (this.#o.coalescePieces > 0 && this.#pending.parts.length >= this.#o.coalescePieces) ||
@@ -496,31 +521,44 @@ class AppendStreamSession {
     }
   }
 
-  /** Commits the pending pieces as one append, unless a commit is in flight (then after it). */
+  /**
+   * Commits the pending pieces as one append, unless a commit is in flight (then once it is
+   * committed: its answer, which waits for the bus to acknowledge its publish, is not waited for).
+   */
   #flush(): void {
-    if (this.#inflight || !this.#pending) return;
+    if (this.#committing || !this.#pending) return;
     const pending = this.#pending;
+    this.#trace?.mark('flush', this.#id, pending.offset, pending.offset + pending.length);
     this.#pending = undefined;
     this.#due = false;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#inflight = this.#commit(pending).finally(() => {
-      this.#inflight = undefined;
+    this.#committing = true;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#committing = false;
       if (this.#deps.isDraining()) this.#stop();
       if (this.#pending && (this.#due || this.#stopped)) this.#flush();
+    };
+    const answered = this.#commit(pending, release).finally(() => {
+      this.#unanswered.delete(answered);
+      release();
     });
+    this.#unanswered.add(answered);
   }
 
-  /** Waits until nothing is pending or in flight (a failed commit drops what is pending). */
+  /** Waits until nothing is pending, in flight or unanswered (a failed commit drops what is pending). */
   async #drain(): Promise<void> {
     for (;;) {
-      if (this.#inflight) await this.#inflight;
+      if (this.#unanswered.size > 0) await Promise.all(this.#unanswered);
       else if (this.#pending && !this.#commitFailed) this.#flush();
       else return;
     }
   }
 
-  async #commit(pending: Pending): Promise<void> {
+  async #commit(pending: Pending, committed: () => void): Promise<void> {
     if (this.#commitFailed) return;
     const text = pending.parts.length === 1 ? pending.parts[0]! : pending.parts.join('');
     const end = pending.offset + text.length;
@@ -544,16 +582,16 @@ class AppendStreamSession {
     try {
       let outcomes: MutationOutcome[];
       try {
-        outcomes = await this.#deps.commit({
-          principal: this.#principal,
-          mutations: [this.#plan(pending.offset, text)],
-        });
+        outcomes = await this.#deps.commit(
+          { principal: this.#principal, mutations: [this.#plan(pending.offset, text)] },
+          committed,
+        );
       } catch (err) {
         const split = this.#resumeSplit(err, pending, text);
         if (!split) throw err;
         // The field already holds the head of these pieces (committed before a lost answer, say):
         // the head is checked as an exact retry and the rest appended, both in one member.
-        outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split });
+        outcomes = await this.#deps.commit({ principal: this.#principal, mutations: split }, committed);
       }
       this.#deps.count(this.#model.name, 'ok');
       this.#scope ??= outcomes[0]?.body.scope ?? null;
