@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { APPEND_STREAM_DEFAULTS } from '../../services/api/src/stream-upload';
-import { breakdown, parseStackConfigs, parseTrace } from './stream-breakdown';
+import { breakdown, DEFAULT_TOKENS_PER_APPEND, parseStackConfigs, parseTrace } from './stream-breakdown';
 
 describe('parseStackConfigs', () => {
   it("defaults to one stack with the worker's coalescing, always passed explicitly", () => {
@@ -14,15 +14,16 @@ describe('parseStackConfigs', () => {
   });
 
   it('reads each configuration: coalescing for the worker, compression for the gateways', () => {
-    const configs = parseStackConfigs(' coalesce=0, ws=dedicated-8kb ; coalesce=40,pieces=2 ;');
+    const configs = parseStackConfigs(' coalesce=0, ws=dedicated-8kb ; coalesce=40,pieces=2,append=1 ;');
+    expect(configs.map((c) => c.tokensPerAppend)).toEqual([DEFAULT_TOKENS_PER_APPEND, 1]);
     expect(configs.map((c) => [c.label, c.apiEnv, c.gatewayEnv])).toEqual([
       [
-        'coalesce 0 ms, ws dedicated-8kb',
+        `${DEFAULT_TOKENS_PER_APPEND} tokens per append, coalesce 0 ms, ws dedicated-8kb`,
         { STREAM_COALESCE_MS: '0', STREAM_COALESCE_PIECES: '0' },
         { WS_COMPRESSION: 'dedicated-8kb' },
       ],
       [
-        'coalesce 40 ms, 2 pieces, ws gateway default',
+        '1 token per append, coalesce 40 ms, 2 pieces, ws gateway default',
         { STREAM_COALESCE_MS: '40', STREAM_COALESCE_PIECES: '2' },
         {},
       ],
@@ -34,6 +35,7 @@ describe('parseStackConfigs', () => {
     expect(() => parseStackConfigs('coalesce=')).toThrow(/coalesce=/);
     expect(() => parseStackConfigs('compress=on')).toThrow(/compress=on/);
     expect(() => parseStackConfigs('ws=a b')).toThrow(/ws=a b/);
+    expect(() => parseStackConfigs('append=0')).toThrow(/append=0/);
   });
 });
 

@@ -5,9 +5,18 @@ import { TOKEN_LENGTH } from '../driver/stream-text';
 /** One stack configuration of the run: the worker's coalescing and the gateways' compression. */
 export interface StackConfig {
   label: string;
+  /** Tokens the driver's writer batches into one append (client-side batching of appends). */
+  tokensPerAppend: number;
   apiEnv: Record<string, string>;
   gatewayEnv: Record<string, string>;
 }
+
+/**
+ * The writer's batching when a configuration does not say: two tokens per append, what the client
+ * package's stream writer sends at 30 tokens/s over its 40 ms window, and what one ~400-byte
+ * event per append needs to stay within token bytes + 200 on the wire.
+ */
+export const DEFAULT_TOKENS_PER_APPEND = 2;
 
 /**
  * STREAM_CONFIGS, e.g. "coalesce=0,ws=dedicated-8kb;coalesce=40". The worker's coalescing is
@@ -19,21 +28,28 @@ export function parseStackConfigs(raw: string | undefined): StackConfig[] {
     let coalesce = APPEND_STREAM_DEFAULTS.coalesceMs;
     let pieces = APPEND_STREAM_DEFAULTS.coalescePieces;
     let ws: string | undefined;
+    let tokensPerAppend = DEFAULT_TOKENS_PER_APPEND;
     for (const pair of text.split(',').filter(Boolean)) {
       const [key, value = ''] = pair.split('=').map((x) => x.trim());
       const n = Number(value);
       if (key === 'coalesce' && value !== '' && Number.isInteger(n) && n >= 0 && n <= 1000) coalesce = n;
       else if (key === 'pieces' && value !== '' && Number.isInteger(n) && n >= 0) pieces = n;
       else if (key === 'ws' && /^[\w-]+$/.test(value)) ws = value;
-      else throw new Error(`STREAM_CONFIGS: bad "${pair}" (coalesce=<0..1000>, pieces=<n>, ws=<mode>)`);
+      else if (key === 'append' && value !== '' && Number.isInteger(n) && n >= 1 && n <= 1000) tokensPerAppend = n;
+      else
+        throw new Error(
+          `STREAM_CONFIGS: bad "${pair}" (coalesce=<0..1000>, pieces=<n>, ws=<mode>, append=<tokens per append, 1..1000>)`,
+        );
     }
     const label = [
+      `${tokensPerAppend} token${tokensPerAppend === 1 ? '' : 's'} per append`,
       `coalesce ${coalesce} ms`,
       ...(pieces > 0 ? [`${pieces} pieces`] : []),
       `ws ${ws ?? 'gateway default'}`,
     ].join(', ');
     return {
       label,
+      tokensPerAppend,
       apiEnv: { STREAM_COALESCE_MS: String(coalesce), STREAM_COALESCE_PIECES: String(pieces) },
       gatewayEnv: ws === undefined ? {} : { WS_COMPRESSION: ws },
     };

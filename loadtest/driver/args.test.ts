@@ -104,6 +104,8 @@ describe('parseDriverArgs', () => {
         '300',
         '--viewers',
         '3',
+        '--tokens-per-append',
+        '4',
         '--write',
         'patch',
       ],
@@ -115,6 +117,7 @@ describe('parseDriverArgs', () => {
       tokensPerSecond: 30,
       tokens: 300,
       viewers: 3,
+      tokensPerAppend: 4,
       write: 'patch',
     });
     expect(() => parseDriverArgs([...base, '--write', 'put'], {})).toThrow(/--write must be append or patch/);

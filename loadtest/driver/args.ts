@@ -39,6 +39,8 @@ export interface DriverArgs {
   tokensPerSecond?: number;
   tokens?: number;
   viewers?: number;
+  /** Stream, driver upload: tokens the writer batches into one append. */
+  tokensPerAppend?: number;
   write?: 'append' | 'patch';
   /** Stream, append: the driver's own streaming upload, or the client package's stream writer. */
   upload?: 'driver' | 'client';
@@ -69,6 +71,8 @@ load:
   --tokens-per-second N stream: tokens per second of each reply (default 30)
   --tokens N            stream: tokens per reply (default 150)
   --viewers N           stream: WebSocket viewers of each reply (default 3)
+  --tokens-per-append N stream, driver upload: tokens the writer batches into one append (default 2,
+                        as the client's stream writer does at 30 tokens/s over its 40 ms window)
   --write append|patch  stream: the stream writer's appends, or one whole-text PATCH per token
   --upload driver|client stream, append: the driver's own NDJSON upload (default, cheap), or
                         the client package's stream writer (fetch + web streams per reply)
@@ -125,6 +129,7 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
       'tokens-per-second': { type: 'string' },
       tokens: { type: 'string' },
       viewers: { type: 'string' },
+      'tokens-per-append': { type: 'string' },
       write: { type: 'string' },
       upload: { type: 'string' },
       ramp: { type: 'string' },
@@ -202,6 +207,7 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     ['tokens-per-second', 'tokensPerSecond'],
     ['tokens', 'tokens'],
     ['viewers', 'viewers'],
+    ['tokens-per-append', 'tokensPerAppend'],
   ] as const) {
     const n = positive(name, values[name]);
     if (n !== undefined) args[key] = key === 'tokensPerSecond' ? n : Math.floor(n);

@@ -21,8 +21,9 @@ export interface PoolSnapshot extends Omit<WorkerSnapshot, 'latency' | 'caughtUp
   caughtUpAt: number | null;
 }
 
-export interface PoolStreams extends Omit<StreamSnapshot, 'latency' | 'openingLatency'> {
+export interface PoolStreams extends Omit<StreamSnapshot, 'latency' | 'openingLatency' | 'appendLatency'> {
   latency: Histogram;
+  appendLatency: Histogram;
   openingLatency: Histogram;
 }
 
@@ -250,6 +251,7 @@ function mergeStreams(total: PoolSnapshot, s: StreamSnapshot): void {
     gaps: 0,
     latency: new Histogram(),
     openingLatency: new Histogram(),
+    appendLatency: new Histogram(),
     texts: [],
     loopDelayP99Ms: 0,
     loopDelayMaxMs: 0,
@@ -263,6 +265,7 @@ function mergeStreams(total: PoolSnapshot, s: StreamSnapshot): void {
   into.gaps += s.gaps;
   into.latency.merge(s.latency);
   into.openingLatency.merge(s.openingLatency);
+  into.appendLatency.merge(s.appendLatency);
   for (const text of s.texts) {
     const same = into.texts.find((t) => t[0] === text[0] && t[2] === text[2]);
     if (same) same[3] += text[3];

@@ -38,6 +38,7 @@ function freshCounters(measureLatency: boolean, streams?: StreamTracking): Conne
             gaps: 0,
             latency: new Histogram(),
             openingLatency: new Histogram(),
+            appendLatency: new Histogram(),
             openingTokens: streams.openingTokens,
           },
         }
@@ -124,6 +125,7 @@ function streamSnapshot(streams: NonNullable<ConnectionCounters['streams']>): St
     gaps: streams.gaps,
     latency: streams.latency.toData(),
     openingLatency: streams.openingLatency.toData(),
+    appendLatency: streams.appendLatency.toData(),
     texts: [...texts.values()],
     loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
     loopDelayMaxMs: loopDelay.max / 1e6,
@@ -197,6 +199,7 @@ port.on('message', async (command: WorkerCommand) => {
       if (counters.streams) {
         counters.streams.latency.reset();
         counters.streams.openingLatency.reset();
+        counters.streams.appendLatency.reset();
         counters.streams.tokens = 0;
         counters.streams.skipped = 0;
         counters.streams.gaps = 0;

@@ -102,6 +102,7 @@ async function run(args: DriverArgs): Promise<ScenarioResult> {
           tokensPerSecond: args.tokensPerSecond ?? STREAM_DEFAULTS.tokensPerSecond,
           tokens: args.tokens ?? STREAM_DEFAULTS.tokens,
           viewers: args.viewers ?? STREAM_DEFAULTS.viewers,
+          tokensPerAppend: args.tokensPerAppend ?? STREAM_DEFAULTS.tokensPerAppend,
           mode: args.write ?? STREAM_DEFAULTS.mode,
           upload: args.upload ?? STREAM_DEFAULTS.upload,
         },

@@ -19,6 +19,7 @@ const counters = (): StreamTextCounters => ({
   gaps: 0,
   latency: new Histogram(),
   openingLatency: new Histogram(),
+  appendLatency: new Histogram(),
   openingTokens: 0,
 });
 
@@ -49,6 +50,24 @@ describe('stream tokens', () => {
     expect(summary.count).toBe(3);
     expect(summary.max).toBe(2000);
     expect(summary.min).toBe(1000);
+  });
+});
+
+describe('append to viewer', () => {
+  it("records one sample per append, from its newest token's generation, only past the opening", () => {
+    const c = { ...counters(), openingTokens: 1 };
+    const texts = new StreamTexts(c);
+    // The opening's append (token 0) counts only as a token; then an append of two tokens made at
+    // 1000 and 1033 arrives at 1050: the append waited 17 ms, its first token 50 ms.
+    texts.append('m', 0, encodeToken(900), 1000);
+    texts.append('m', TOKEN_LENGTH, encodeToken(1000) + encodeToken(1033), 1050);
+    // A duplicate (already covered) adds nothing.
+    texts.append('m', TOKEN_LENGTH, encodeToken(1000) + encodeToken(1033), 1060);
+    const appends = c.appendLatency.summary();
+    expect(appends.count).toBe(1);
+    expect(appends.max).toBe(17);
+    expect(c.latency.summary().max).toBe(50);
+    expect(c.latency.summary().count).toBe(2);
   });
 });
 

@@ -38,6 +38,13 @@ export interface StreamTextCounters {
   latency: Histogram;
   /** The same for each reply's first `openingTokens` tokens (stream opening). */
   openingLatency: Histogram;
+  /**
+   * Append to arrival, past each reply's opening: per append event, how long ago its newest token
+   * was generated. A writer sends an append in the tick its last token is generated, so this is
+   * the append's time from the writer to this viewer; the tokens before it in the same append
+   * also waited for the writer's window (that wait is in `latency`, not here).
+   */
+  appendLatency: Histogram;
   openingTokens: number;
 }
 
@@ -78,12 +85,21 @@ export class StreamTexts {
     // far, and reading a character of it flattens it — a copy of the whole text per event. Only a
     // token split across two pieces (never, with whole-token pieces) reads the text.
     const c = this.#counters;
+    let newest = Number.NaN;
+    let newestIndex = -1;
     for (let k = Math.floor(text.length / TOKEN_LENGTH); (k + 1) * TOKEN_LENGTH <= end; k++) {
       const start = k * TOKEN_LENGTH;
       const at = start >= offset ? decodeToken(piece, start - offset) : decodeToken(grown, start);
-      if (!Number.isNaN(at)) (k < c.openingTokens ? c.openingLatency : c.latency).record(now - at);
+      if (!Number.isNaN(at)) {
+        (k < c.openingTokens ? c.openingLatency : c.latency).record(now - at);
+        if (!(at <= newest)) {
+          newest = at;
+          newestIndex = k;
+        }
+      }
       c.tokens++;
     }
+    if (newestIndex >= c.openingTokens) c.appendLatency.record(now - newest);
   }
 
   #record(text: string, before: number, now: number): void {

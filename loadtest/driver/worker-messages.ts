@@ -82,6 +82,8 @@ export interface StreamSnapshot {
   latency: HistogramData;
   /** The same for each reply's first tokens (its stream opening). */
   openingLatency: HistogramData;
+  /** Per append event past the opening: its newest token's generation to arrival (stream-text.ts). */
+  appendLatency: HistogramData;
   /** `[message id, length, sha1, viewers]`: how many viewers hold that exact text. */
   texts: [string, number, string, number][];
   /**

@@ -39,6 +39,14 @@ export interface StreamOptions {
    * writer (`createStreamWriter`: fetch and a web stream per reply), as an agent would use it.
    */
   upload: 'driver' | 'client';
+  /**
+   * append mode with the driver's upload: the writer batches this many tokens into one append
+   * (one NDJSON line), sent in the tick its last token is generated (the reply's last append goes
+   * out at its end whatever it holds) — client-side batching of appends, as the client package's
+   * stream writer does over its window. 1 sends every token as its own append. The `client`
+   * upload uses the stream writer's own window instead.
+   */
+  tokensPerAppend: number;
   /** Replies start spread over this window, as users' questions would. */
   startSpreadMs: number;
   /**
@@ -74,6 +82,7 @@ export const STREAM_DEFAULTS: StreamOptions = {
   viewers: 3,
   mode: 'append',
   upload: 'driver',
+  tokensPerAppend: 2,
   startSpreadMs: 1000,
   openingMs: OPENING_MS,
 };
@@ -94,6 +103,9 @@ interface Reply extends ClockedReply {
   text: string;
   writer?: StreamWriter;
   upload?: NdjsonUpload;
+  /** driver upload: tokens written and not yet sent (fewer than `tokensPerAppend`), and how many. */
+  pending: string;
+  pendingTokens: number;
   /** patch mode: the texts still to send, oldest first, and whether a PATCH is out. */
   queue: string[];
   sending: Promise<void> | undefined;
@@ -163,6 +175,8 @@ export async function runStream(
     env.progress.start('stream', () => `${replies.length} replies  tokens written ${clock.tokensWritten}`);
     await clock.run((r, token, count, now) => write(r, token, count, now, options, stats, agent));
     const writingMs = clock.writingMs;
+    // Each reply sent its last append with its last token; nothing should be left.
+    for (const r of replies) sendPending(r, stats, agent);
     await Promise.all(replies.map((r) => finish(r, stats)));
     options.onStreaming?.('end');
     options.onWritten?.(replies);
@@ -210,6 +224,7 @@ export async function runStream(
         steady_window_ms: gauge(clock.steadyMs),
         steady_tokens_written: counter(clock.steadyTokens, steadySeconds),
         token_to_viewer_ms: trend((streams?.latency ?? new Histogram()).summary()),
+        append_to_viewer_ms: trend((streams?.appendLatency ?? new Histogram()).summary()),
         token_durable_ms: trend(stats.durable.summary()),
         opening_token_to_viewer_ms: trend((streams?.openingLatency ?? new Histogram()).summary()),
         opening_token_durable_ms: trend(stats.openingDurable.summary()),
@@ -276,9 +291,19 @@ function write(
     r.writer ??= openWriter(r, stats);
     for (let i = 0; i < count; i++) r.writer.write(token);
   } else {
-    r.upload ??= openUpload(r, stats, agent);
-    r.upload.send(piece);
+    r.pending += piece;
+    r.pendingTokens += count;
+    if (r.pendingTokens >= options.tokensPerAppend || r.written >= options.tokens) sendPending(r, stats, agent);
   }
+}
+
+/** driver upload: the tokens batched so far go out as one append (one NDJSON line). */
+function sendPending(r: Reply, stats: WriterStats, agent: http.Agent): void {
+  if (r.pending === '') return;
+  r.upload ??= openUpload(r, stats, agent);
+  r.upload.send(r.pending);
+  r.pending = '';
+  r.pendingTokens = 0;
 }
 
 async function createReplies(
@@ -304,6 +329,8 @@ async function createReplies(
       written: 0,
       generatedAt: new Float64Array(tokens),
       text: '',
+      pending: '',
+      pendingTokens: 0,
       queue: [],
       sending: undefined,
       acked: 0,
