@@ -7,96 +7,31 @@
  */
 import { createSyncClient, type SyncClient } from '@openagents/sync-client';
 import { SyncProvider, useAgentSync, useRecords } from '@openagents/sync-react';
+import { memo } from 'react';
 import { createRoot } from 'react-dom/client';
 import { MessageList } from '../../console/src/components/message-list';
+import { appendFrame, bootstrapFrame, messageId, scope, token, updateFrame, uuid } from './apply-frames';
 
 declare const __BASELINE__: boolean;
 
-const empty = { Agent: [], Message: [], Payment: [], CodeChange: [], ReasoningStep: [] };
-const now = '2026-12-01T00:00:00.000Z';
-const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
-const uuid = (tag: number, n: number) => `${hex(tag, 8)}-0000-4000-8000-${hex(n, 12)}`;
-const agentId = uuid(0xa, 1);
-const scope = `agent:${agentId}`;
+const never = () => new Promise<Response>(() => {});
+/** The token this page's socket presents: the bench's server tells pages apart by it. */
+let pageToken = 't';
 
-function messages(count: number) {
-  return Array.from({ length: count }, (_, i) => ({
-    id: uuid(0xb, i),
-    agent_id: agentId,
-    role: i % 2 ? 'assistant' : 'user',
-    content: `message ${i} `.repeat(10),
-    // Seeded in one transaction: one timestamp for all, as the issue's 10k agent had.
-    created_at: now,
-    updated_at: now,
-    created_sync_id: i + 1,
-  }));
-}
-
-function newClient(): SyncClient {
-  return createSyncClient({
-    url: 'http://127.0.0.1:1',
-    token: 't',
-    autoConnect: false,
-    fetch: () => new Promise<Response>(() => {}),
-  });
-}
-
-/** The bootstrap frame of a `count`-message scope, as the socket delivers it (text). */
-function bootstrapFrame(count: number): string {
-  return JSON.stringify({
-    type: 'bootstrap',
-    scope,
-    models: { ...empty, Message: messages(count) },
-    lastSyncId: count,
-  });
+/**
+ * A sync client. With `url` it is the real one: its WebSocket to the bench's server (in the
+ * bench's Node process) delivers the frames; without, frames are handed to `receiveFrame`.
+ */
+function newClient(url?: string): SyncClient {
+  return url
+    ? createSyncClient({ url, token: pageToken, fetch: never })
+    : createSyncClient({ url: 'http://127.0.0.1:1', token: 't', autoConnect: false, fetch: never });
 }
 
 function bootstrap(client: SyncClient, frame: string): void {
   client.subscribeScope(scope);
   client.receiveFrame(frame);
   client.getState();
-}
-
-/** One `update` event of a message's content (what the baseline understands, and PATCH sends). */
-function updateFrame(seq: number, target: string, content: string): string {
-  return JSON.stringify({
-    type: 'sync',
-    scope,
-    latestSyncId: seq,
-    events: [
-      {
-        id: seq,
-        scope,
-        model: 'Message',
-        model_id: target,
-        action: 'update',
-        data: { content, updated_at: now },
-        mutationId: null,
-        created_at: now,
-      },
-    ],
-  });
-}
-
-/** One `append` event (v1.1; the current client only). */
-function appendFrame(seq: number, target: string, offset: number, text: string): string {
-  return JSON.stringify({
-    type: 'sync',
-    scope,
-    latestSyncId: seq,
-    events: [
-      {
-        id: seq,
-        scope,
-        model: 'Message',
-        model_id: target,
-        action: 'append',
-        data: { field: 'content', offset, text, updated_at: now },
-        mutationId: null,
-        created_at: now,
-      },
-    ],
-  });
 }
 
 /**
@@ -136,40 +71,65 @@ function applyOne(count: number, events: number): { msPerEvent: number; best: nu
   return { msPerEvent: sorted[BATCHES >> 1]!, best: sorted[0]!, batches };
 }
 
-/** What the issue measured: a header on `useAgentSync` and a transcript on `useRecords`. */
+/** Renders of the page's components, to check that a token re-renders only its row. */
+const renders = { header: 0, transcript: 0, rows: 0 };
+
+type Row = { id: string; role: string; content: string };
+const selectStatus = (s: { status: string }) => s.status;
+
+/**
+ * What the issue measured: a header on `useAgentSync` and a transcript on `useRecords`. Today's
+ * header follows the scope through a selector (its status): a streamed token does not re-render
+ * it. The baseline's hook has no selector and hands out the whole scope on every change.
+ */
 function Header() {
-  const { status, lastSyncId } = useAgentSync(scope) as unknown as { status: string; lastSyncId: number };
-  return (
-    <header>
-      {status} #{lastSyncId}
-    </header>
-  );
+  renders.header++;
+  const status = __BASELINE__
+    ? (useAgentSync as unknown as (s: string) => { status: string })(scope).status
+    : useAgentSync(scope, selectStatus);
+  return <header className="chat-header">{status}</header>;
 }
 
 const byCreatedAt = (a: { created_at: string }, b: { created_at: string }) =>
   a.created_at.localeCompare(b.created_at);
 
-function useMessages(): readonly { id: string; content: string }[] {
+function useMessages(): readonly Row[] {
   // The baseline's console asked for the scope's messages sorted (by created_at); today's
   // hook hands out the maintained list in commit order.
   return __BASELINE__
-    ? (useRecords as unknown as (m: string, o: object) => { id: string; content: string }[])('Message', {
-        scope,
-        sort: byCreatedAt,
-      })
+    ? (useRecords as unknown as (m: string, o: object) => Row[])('Message', { scope, sort: byCreatedAt })
     : useRecords(scope, 'Message');
 }
 
-function Transcript() {
-  const list = useMessages();
-  // Only the last rows render (what a virtualised list shows), so the figure is the hooks' cost.
+/** One row, in the console's bubble markup; memoised on its record, which only its own events replace. */
+const TranscriptRow = memo(function TranscriptRow({ message }: { message: Row }) {
+  renders.rows++;
   return (
-    <ol>
-      <li>{list.length} messages</li>
-      {list.slice(-20).map((m) => (
-        <li key={m.id}>{m.content}</li>
+    <div className={`message ${message.role}`} data-message-id={message.id}>
+      <div className="bubble">{message.content}</div>
+    </div>
+  );
+});
+
+/**
+ * The scope's last 20 messages (what a virtualised list shows), in the console's scrolling
+ * `.messages` box. Newest first in a `column-reverse` box, which keeps the box's end — the row
+ * being streamed — in view without reading layout from script.
+ */
+const LAST = 20;
+const reversed = { flexDirection: 'column-reverse' } as const;
+
+function Transcript() {
+  renders.transcript++;
+  const list = useMessages();
+  const rows = list.slice(-LAST).reverse();
+  return (
+    <div className="messages" style={reversed}>
+      {rows.map((m) => (
+        <TranscriptRow key={m.id} message={m} />
       ))}
-    </ol>
+      <p className="count">{list.length} messages</p>
+    </div>
   );
 }
 
@@ -184,23 +144,44 @@ const NO_IDS: ReadonlySet<string> = new Set();
 let streamClient: SyncClient | undefined;
 /** The newest message of the mounted scope, which the streams grow. */
 let streamTarget = '';
+/** The socket floor's last WebSocket message (no client). */
+let socketLast = '';
+let socketOnly = false;
+/** Tokens streamed in-page so far: each reply's tokens are new ones. */
+let tokensSent = 0;
+
+const settle = () => new Promise((r) => setTimeout(r, 300)); // effects and the first paint
+
+/** Follows the scope: over the socket (`url`) the server answers with the bootstrap frame. */
+function follow(client: SyncClient, count: number, url: string | undefined): void {
+  if (url) client.subscribeScope(scope);
+  else bootstrap(client, bootstrapFrame(count));
+}
+
+async function until(test: () => boolean, what: () => string): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  while (!test()) {
+    if (performance.now() > deadline) throw new Error(`timed out: ${what()}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
 
 /**
- * Bootstraps a `count`-message scope and mounts `transcript` under a header. Resolves with the
- * time from the bootstrap frame's arrival to the first render for which `shown(root)` holds
- * (parse, validate, apply, render).
+ * Follows a `count`-message scope and mounts `transcript` under a header. Resolves with the time
+ * from following it (in-page: the bootstrap frame's arrival; over the socket: the subscribe) to
+ * the first render for which `shown(root)` holds.
  */
 async function mountTimed(
   count: number,
   transcript: React.ReactNode,
   shown: (root: HTMLElement) => boolean,
+  url: string | undefined,
 ): Promise<number> {
-  const client = newClient();
+  const client = newClient(url);
   streamClient = client;
-  streamTarget = uuid(0xb, count - 1);
-  const frame = bootstrapFrame(count);
+  streamTarget = messageId(count - 1);
   const t0 = performance.now();
-  bootstrap(client, frame);
+  follow(client, count, url);
   const root = document.getElementById('root')!;
   createRoot(root).render(
     <SyncProvider client={client}>
@@ -208,72 +189,140 @@ async function mountTimed(
       {transcript}
     </SyncProvider>,
   );
-  const deadline = performance.now() + 30_000;
-  while (!shown(root)) {
-    if (performance.now() > deadline) throw new Error(`did not render: ${root.innerHTML.slice(0, 200)}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
+  await until(
+    () => shown(root),
+    () => root.innerHTML.slice(0, 200),
+  );
   const firstRender = performance.now() - t0;
-  await new Promise((r) => setTimeout(r, 300)); // let effects and the first paint settle
+  await settle();
   return firstRender;
 }
 
 /** Scenario 2, part 1: a `count`-message scope with the hooks mounted. */
-function mountApp(count: number): Promise<number> {
+function mountApp(count: number, url?: string): Promise<number> {
   return mountTimed(
     count,
     <Transcript />,
     (root) => root.textContent?.includes(`${count} messages`) ?? false,
+    url,
   );
 }
 
 /**
- * Floors for the stream figure, today's client only: the same scope with nothing mounted (the
- * client parses and applies, nobody renders), or with the page's header and last 20 rows written
- * by hand with DOM calls on each publish (what the React page shows, without React).
+ * Floors for the stream figure, today's client only: `socket`, a bare WebSocket subscribed to the
+ * bench's server whose handler only reads each message (no client; over the socket only), and
+ * `socketFrame`, the same handler also changing one short text node (one rendered frame each);
+ * `client`, the scope followed with nothing mounted (the client parses and applies, nobody
+ * renders); `handDom`, the page's header and last 20 rows written by hand with DOM calls on each
+ * publish (what the React page shows, without React).
  */
-async function mountFloor(count: number, dom: boolean): Promise<number> {
-  const client = newClient();
-  streamClient = client;
-  streamTarget = uuid(0xb, count - 1);
+async function mountFloor(
+  count: number,
+  kind: 'socket' | 'socketFrame' | 'client' | 'handDom',
+  url?: string,
+): Promise<number> {
   const t0 = performance.now();
-  bootstrap(client, bootstrapFrame(count));
-  if (dom) {
+  if (kind === 'socket' || kind === 'socketFrame') {
+    if (!url) throw new Error('the socket floor needs the server');
+    socketOnly = true;
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/sync?token=${pageToken}`);
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', scope }));
+    // socketFrame: each message changes one short text node, so each is a rendered frame.
+    const text = document.getElementById('root')!.appendChild(document.createElement('p'));
+    let received = 0;
+    ws.onmessage = (e: MessageEvent<string>) => {
+      socketLast = e.data;
+      if (kind === 'socketFrame') text.textContent = String(++received);
+    };
+    await until(
+      () => socketLast.startsWith('{"type":"bootstrap"'),
+      () => 'no bootstrap frame on the bare socket',
+    );
+    await settle();
+    return performance.now() - t0;
+  }
+  const client = newClient(url);
+  streamClient = client;
+  streamTarget = messageId(count - 1);
+  follow(client, count, url);
+  await until(
+    () => client.getState().scopes[scope]?.lastSyncId === count,
+    () => 'scope not bootstrapped',
+  );
+  if (kind === 'handDom') {
     const root = document.getElementById('root')!;
     const header = document.createElement('header');
-    const ol = document.createElement('ol');
-    root.append(header, ol);
-    const rows = Array.from({ length: 21 }, () => ol.appendChild(document.createElement('li')));
+    header.className = 'chat-header';
+    const box = document.createElement('div');
+    box.className = 'messages';
+    box.style.flexDirection = 'column-reverse';
+    root.append(header, box);
+    const rows = Array.from({ length: LAST }, () => {
+      const row = box.appendChild(document.createElement('div'));
+      return { row, bubble: row.appendChild(document.createElement('div')) };
+    });
+    const countLine = box.appendChild(document.createElement('p'));
+    countLine.className = 'count';
     const draw = () => {
       const state = client.getState();
-      const entry = state.scopes[scope]!;
-      const list = state.records.list(scope, 'Message') as readonly { content: string }[];
-      const texts = [`${list.length} messages`, ...list.slice(-20).map((m) => m.content)];
-      header.textContent = `${entry.status} #${entry.lastSyncId}`;
-      texts.forEach((text, i) => {
-        if (rows[i]!.textContent !== text) rows[i]!.textContent = text;
-      });
+      const list = state.records.list(scope, 'Message') as readonly Row[];
+      const status = state.scopes[scope]!.status;
+      if (header.textContent !== status) header.textContent = status;
+      const text = `${list.length} messages`;
+      if (countLine.textContent !== text) countLine.textContent = text;
+      list
+        .slice(-LAST)
+        .reverse()
+        .forEach((m, i) => {
+          const { row, bubble } = rows[i]!;
+          const className = `message ${m.role}`;
+          if (row.className !== className) row.className = className;
+          if (bubble.textContent !== m.content) bubble.textContent = m.content;
+        });
     };
     draw();
     client.subscribe(draw);
   }
   const t = performance.now() - t0;
-  await new Promise((r) => setTimeout(r, 300));
+  await settle();
   return t;
 }
 
 /** The console's message list opening a `count`-message agent, until the newest bubble shows. */
-function mountConsole(count: number): Promise<number> {
-  const newest = `[data-message-id="${uuid(0xb, count - 1)}"]`;
-  return mountTimed(count, <ConsoleTranscript />, (root) => root.querySelector(newest) !== null);
+function mountConsole(count: number, url?: string): Promise<number> {
+  const newest = `[data-message-id="${messageId(count - 1)}"]`;
+  return mountTimed(count, <ConsoleTranscript />, (root) => root.querySelector(newest) !== null, url);
+}
+
+/** The newest message's content (today's store and the baseline's). */
+function targetContent(client: SyncClient): string {
+  const records = client.getState().records as unknown as {
+    get?: (m: string, id: string) => { content: string } | undefined;
+    Message?: Record<string, { content: string }>;
+  };
+  return (records.get ? records.get('Message', streamTarget) : records.Message![streamTarget])!.content;
+}
+
+/** Resolves when `last` (the last token) is applied and, with something mounted, on screen. */
+async function shown(last: string): Promise<void> {
+  const root = document.getElementById('root')!;
+  await until(
+    () =>
+      socketOnly
+        ? socketLast.includes(last)
+        : targetContent(streamClient!).endsWith(last) &&
+          (root.childElementCount === 0 || (root.textContent?.includes(last) ?? false)),
+    () => `the last token ${last} never showed`,
+  );
 }
 
 /**
- * Scenario 2, part 2: a reply streams into the newest message at `perSecond` tokens a second for
- * `seconds`, each token one frame in its own task (update events carrying the whole text so far,
- * or append events carrying the token). Resolves when the last token is on screen. With
- * `deliver` false the frames are built on the same schedule but not handed to the client: the
- * bench's own cost.
+ * Scenario 2, part 2, in-page: a reply streams into the newest message at `perSecond` tokens a
+ * second for `seconds`, each token one frame in its own task, built in the page on schedule and
+ * handed to `receiveFrame` (update events carrying the whole text so far, or append events
+ * carrying the token). Resolves when the last token is on screen. With `deliver` false the
+ * frames are built on the same schedule but not handed to the client: the in-page bench's own
+ * cost. Over the socket the bench's server sends the frames and the page only waits (`shown`).
  */
 async function stream(
   perSecond: number,
@@ -283,34 +332,24 @@ async function stream(
 ): Promise<number> {
   const client = streamClient!;
   const head = client.getState().scopes[scope]!.lastSyncId;
-  const target = streamTarget;
-  const start = (client.getState().records as unknown as { get?: (m: string, id: string) => unknown }).get
-    ? ((client.getState().records as unknown as { get: (m: string, id: string) => { content: string } }).get(
-        'Message',
-        target,
-      ).content ?? '')
-    : (client.getState().records as unknown as { Message: Record<string, { content: string }> }).Message[
-        target
-      ]!.content;
-  let text = start;
   const tokens = perSecond * seconds;
+  const start = targetContent(client);
   const t0 = performance.now();
+  let text = start;
   for (let i = 0; i < tokens; i++) {
     const due = t0 + (i * 1000) / perSecond;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const piece = ` token${i}`;
+    const piece = token(tokensSent + i);
     const frame =
       mode === 'append'
-        ? appendFrame(head + i + 1, target, text.length, piece)
-        : updateFrame(head + i + 1, target, text + piece);
+        ? appendFrame(head + i + 1, streamTarget, text.length, piece)
+        : updateFrame(head + i + 1, streamTarget, text + piece);
     if (deliver) client.receiveFrame(frame);
     text += piece;
   }
-  const last = ` token${tokens - 1}`;
-  const root = document.getElementById('root')!;
-  while (deliver && root.childElementCount > 0 && !root.textContent?.includes(last))
-    await new Promise((r) => setTimeout(r, 5));
+  tokensSent += tokens;
+  if (deliver) await shown(token(tokensSent - 1));
   return performance.now() - t0;
 }
 
@@ -320,5 +359,10 @@ async function stream(
   mountConsole,
   mountFloor,
   stream,
+  shown,
+  renders: () => ({ ...renders }),
+  setToken: (t: string) => {
+    pageToken = t;
+  },
   baseline: __BASELINE__,
 };

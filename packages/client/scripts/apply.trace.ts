@@ -4,20 +4,26 @@
  * thread's CPU time (trace thread time) summed by event name as self time, plus a JavaScript CPU
  * profile summed by function. For deciding what to cut, not a figure for the docs.
  *
- *   node --import tsx packages/client/scripts/apply.trace.ts [--mount mountApp|mountConsole|client|handDom]
- *     [--mode append|update] [--seconds 4] [--js] [--cpu N]
+ *   node --import tsx packages/client/scripts/apply.trace.ts [--mount mountApp|mountConsole|socket|client|handDom]
+ *     [--mode append|update] [--seconds 4] [--in-page] [--contained] [--js] [--cpu N [--ab]]
  *
- * `client` and `handDom` are the bench's floors (nothing mounted; the same DOM written by hand).
+ * The frames come over a real WebSocket from a server in this process (`apply-socket.ts`), as in
+ * the bench's headline figures; `--in-page` builds them in the page and hands them to the client
+ * instead (the bench's older method, whose figure includes building them). `socket`, `client` and
+ * `handDom` are the bench's floors (a bare socket; nothing mounted; the same DOM written by hand).
  * `--js` adds the sampling profiler (which costs main-thread time itself); `--cpu N` skips the
  * trace and prints main-thread CPU (ThreadTime) per second of streaming, idle subtracted, N times:
- * for quick A/B comparisons of a change.
+ * for quick A/B comparisons of a change; with `--ab`, two pages in the same run, alternating: the
+ * console's stylesheet as it is and with `CONTAINMENT` (apply-style.ts) added (`--contained`
+ * traces that).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { launchChromium } from '../../../test/support/chromium';
+import { startFrameServer } from './apply-socket';
+import { consoleStyles } from './apply-style';
 
 const { values } = parseArgs({
   options: {
@@ -26,12 +32,15 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'append' },
     js: { type: 'boolean', default: false },
     cpu: { type: 'string' },
+    'in-page': { type: 'boolean', default: false },
+    ab: { type: 'boolean', default: false },
+    contained: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const src = (pkg: string) => join(root, `packages/${pkg}/src/index.ts`);
-const consoleCss = readFileSync(join(root, 'packages/console/src/styles.css'), 'utf8');
+const consoleCss = consoleStyles(root);
 
 const script = (
   await build({
@@ -67,50 +76,94 @@ interface TraceEvent {
   args?: { name?: string };
 }
 
-const browser = await launchChromium();
-try {
-  const page = await browser.newPage();
+const server = values['in-page'] ? undefined : await startFrameServer(10_000);
+const url = server?.url;
+type Page = import('playwright-core').Page;
+/** One reply of `seconds` at 30 tokens/s, over the socket or in the page; resolves when shown. */
+async function streamOnce(page: Page, name: string): Promise<void> {
+  if (server) {
+    const last = await server.stream(30, seconds, values.mode as 'append', name);
+    await page.evaluate(
+      (l) => (window as unknown as { __bench: { shown: (l: string) => Promise<void> } }).__bench.shown(l),
+      last,
+    );
+    return;
+  }
+  await page.evaluate(
+    ([s, m]) =>
+      (
+        window as unknown as { __bench: { stream: (a: number, b: number, c: string) => Promise<number> } }
+      ).__bench.stream(30, Number(s), m!),
+    [String(seconds), values.mode!],
+  );
+}
+
+/** A page with the bench mounted in `css`, its socket presenting `name`. */
+async function openPage(css: string, name: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on('pageerror', (e) => console.error('page error:', e.message));
   await page.setContent('<!doctype html><html><body><div id="root"></div></body></html>');
-  await page.addStyleTag({
-    content: `${consoleCss}\n#root { height: 900px; display: flex; flex-direction: column; }`,
-  });
+  await page.addStyleTag({ content: css });
   await page.addScriptTag({ content: script });
-  await page.evaluate((m) => {
-    const bench = (
-      window as unknown as {
-        __bench: Record<string, (n: number) => Promise<number>> & {
-          mountFloor: (n: number, dom: boolean) => Promise<number>;
-        };
-      }
-    ).__bench;
-    if (m === 'client' || m === 'handDom') return bench.mountFloor(10_000, m === 'handDom');
-    return bench[m]!(10_000);
-  }, values.mount!);
-  const cdp = await page.context().newCDPSession(page);
+  await page.evaluate(
+    ([m, u, n]) => {
+      const bench = (
+        window as unknown as {
+          __bench: Record<string, (n: number, url?: string) => Promise<number>> & {
+            mountFloor: (n: number, kind: string, url?: string) => Promise<number>;
+            setToken: (t: string) => void;
+          };
+        }
+      ).__bench;
+      bench.setToken(n!);
+      if (m === 'socket' || m === 'client' || m === 'handDom') return bench.mountFloor(10_000, m, u);
+      return bench[m!]!(10_000, u);
+    },
+    [values.mount!, url, name] as const,
+  );
+  return page;
+}
+
+const browser = await launchChromium();
+try {
   if (values.cpu) {
-    // A/B mode: main-thread CPU (ThreadTime) per second of streaming, idle subtracted, N times.
-    await cdp.send('Performance.enable');
-    const threadTime = async () =>
-      (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')!.value * 1000;
-    const figures: string[] = [];
+    // A/B mode: main-thread CPU (ThreadTime) per second of streaming, idle subtracted, N times;
+    // with --ab, alternating between the stylesheet as it is and without its containment rules.
+    const variants: [string, string][] = values.ab
+      ? [
+          ['as is', consoleCss],
+          ['with containment', consoleStyles(root, true)],
+        ]
+      : [['as is', consoleCss]];
+    const pages = await Promise.all(variants.map(([name, css]) => openPage(css, name)));
+    const figures = variants.map(() => [] as number[]);
     for (let i = 0; i < Number(values.cpu); i++) {
-      const a = await threadTime();
-      await page.waitForTimeout(seconds * 1000);
-      const b = await threadTime();
-      await page.evaluate(
-        ([s, m]) =>
-          (
-            window as unknown as { __bench: { stream: (a: number, b: number, c: string) => Promise<number> } }
-          ).__bench.stream(30, Number(s), m!),
-        [String(seconds), values.mode!],
-      );
-      const c = await threadTime();
-      figures.push(((c - b - (b - a)) / seconds).toFixed(1));
+      for (const [v, page] of pages.entries()) {
+        const cdp = await page.context().newCDPSession(page);
+        await cdp.send('Performance.enable');
+        const threadTime = async () =>
+          (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')!.value *
+          1000;
+        const a = await threadTime();
+        await page.waitForTimeout(seconds * 1000);
+        const b = await threadTime();
+        await streamOnce(page, variants[v]![0]);
+        const c = await threadTime();
+        figures[v]!.push((c - b - (b - a)) / seconds);
+        await cdp.detach();
+      }
     }
-    console.log(`${values.mount} ${values.mode}: CPU ms/s ${figures.join(' ')}`);
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    for (const [v, [name]] of variants.entries())
+      console.log(
+        `${values.mount} ${values.mode} ${server ? 'over the socket' : 'in-page'}, ${name}: CPU ms/s ${figures[v]!.map((f) => f.toFixed(1)).join(' ')} (median ${median(figures[v]!).toFixed(1)})`,
+      );
+    await browser.close();
+    await server?.close();
     process.exit(0);
   }
+  const page = await openPage(values.contained ? consoleStyles(root, true) : consoleCss, 't');
+  const cdp = await page.context().newCDPSession(page);
   const events: TraceEvent[] = [];
   cdp.on('Tracing.dataCollected', (e) => events.push(...(e.value as unknown as TraceEvent[])));
   const complete = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
@@ -134,13 +187,13 @@ try {
     },
   });
   if (values.js) await cdp.send('Profiler.start');
-  await page.evaluate(
-    ([s, m]) =>
-      (
-        window as unknown as { __bench: { stream: (a: number, b: number, c: string) => Promise<number> } }
-      ).__bench.stream(30, Number(s), m!),
-    [String(seconds), values.mode!],
-  );
+  const renders = () =>
+    page.evaluate(() =>
+      (window as unknown as { __bench: { renders: () => Record<string, number> } }).__bench.renders(),
+    );
+  const rendersBefore = await renders();
+  await streamOnce(page, 't');
+  const rendersAfter = await renders();
   const profile = values.js ? (await cdp.send('Profiler.stop')).profile : undefined;
   await cdp.send('Tracing.end');
   await complete;
@@ -178,6 +231,20 @@ try {
   for (const [name, us] of self) byKind.set(kindOf(name), (byKind.get(kindOf(name)) ?? 0) + us);
   for (const [kind, us] of [...byKind].sort((a, b) => b[1] - a[1]))
     console.log(`  ${perSecond(us).padStart(12)}  ${kind} (${((us / total) * 100).toFixed(0)}%)`);
+  // The browser's rendering steps, whole (with nested events): how many and how long per token.
+  const tokens = 30 * seconds;
+  for (const name of ['UpdateLayoutTree', 'Layout', 'PrePaint', 'Paint', 'Layerize', 'Commit']) {
+    const all = complete_.filter((e) => e.name === name);
+    const us = all.reduce((sum, e) => sum + e.tdur!, 0);
+    console.log(
+      `  ${name}: ×${all.length} (${(all.length / tokens).toFixed(2)} per token), ${perSecond(us)}, ${(us / Math.max(all.length, 1)).toFixed(0)} µs each`,
+    );
+  }
+  console.log(
+    `renders per token (page components): ${Object.keys(rendersAfter)
+      .map((k) => `${k} ${((rendersAfter[k]! - rendersBefore[k]!) / tokens).toFixed(2)}`)
+      .join(', ')}`,
+  );
   console.log('by event (self time):');
   for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30))
     console.log(`  ${perSecond(us).padStart(12)}  ${name} ×${calls.get(name)}`);
@@ -187,6 +254,7 @@ try {
   await cdp.detach();
 } finally {
   await browser.close();
+  await server?.close();
 }
 
 /** A trace event's share of the frame: what it is spent on. */
