@@ -87,7 +87,8 @@ export const token = (i: number) => ` token${i}`;
 /**
  * The frames of a reply of `tokens` tokens streaming into message `target` of a scope whose log
  * is at `head` and whose message holds `start`: one event per token, `update` events carrying the
- * whole text so far (the PATCH way) or `append` events carrying the token. Tokens are numbered
+ * whole text so far (the PATCH way) or `append` events carrying the token (or `tokensPerEvent`
+ * tokens: what a writer batching its appends sends). Tokens are numbered
  * from `first`, so each reply's last token is one the page has not seen before.
  */
 export function streamFrames(
@@ -97,15 +98,17 @@ export function streamFrames(
   start: string,
   tokens: number,
   first = 0,
+  tokensPerEvent = 1,
 ): string[] {
   const frames: string[] = [];
   let text = start;
-  for (let i = 0; i < tokens; i++) {
-    const piece = token(first + i);
+  for (let i = 0, seq = head + 1; i < tokens; i += tokensPerEvent, seq++) {
+    let piece = '';
+    for (let k = i; k < Math.min(tokens, i + tokensPerEvent); k++) piece += token(first + k);
     frames.push(
       mode === 'append'
-        ? appendFrame(head + i + 1, target, text.length, piece)
-        : updateFrame(head + i + 1, target, text + piece),
+        ? appendFrame(seq, target, text.length, piece)
+        : updateFrame(seq, target, text + piece),
     );
     text += piece;
   }

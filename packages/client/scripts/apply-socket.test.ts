@@ -75,6 +75,18 @@ describe('the bench frame server', () => {
     },
   );
 
+  it('streams several tokens per append event when asked (a batching writer), every token applied once', async () => {
+    server = await startFrameServer(COUNT);
+    const a = follow(server.url, 'a');
+    await until(a, (c) => c.getState().scopes[scope]?.lastSyncId === COUNT);
+    // 21 tokens, 2 per event: 11 events, the last one holding a single token.
+    const last = await server.stream(1000, 0.021, 'append', 'a', 2);
+    expect(last).toBe(token(20));
+    await until(a, (c) => c.getState().scopes[scope]?.lastSyncId === COUNT + 11);
+    expect(content(a)).toBe(seededContent(COUNT - 1) + Array.from({ length: 21 }, (_, i) => token(i)).join(''));
+    expect(a.getState().errors).toEqual([]);
+  });
+
   it('answers a ping with a pong and refuses another scope; streaming to an unknown page throws', async () => {
     server = await startFrameServer(COUNT);
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}/sync?token=x`);

@@ -16,10 +16,17 @@ export interface FrameServer {
   /**
    * Sends a reply of `perSecond × seconds` tokens into the newest message, to the connection that
    * subscribed with `token` (by default the one that subscribed last), each token its own
-   * WebSocket message on schedule (a second reply continues the same message and log). Resolves
+   * WebSocket message on schedule, or `tokensPerEvent` tokens per message sent when the last of
+   * them is due (a second reply continues the same message and log). Resolves
    * with the last token once it is sent.
    */
-  stream(perSecond: number, seconds: number, mode: 'update' | 'append', token?: string): Promise<string>;
+  stream(
+    perSecond: number,
+    seconds: number,
+    mode: 'update' | 'append',
+    token?: string,
+    tokensPerEvent?: number,
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -53,18 +60,19 @@ export async function startFrameServer(count: number): Promise<FrameServer> {
   const { port } = wss.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}`,
-    async stream(perSecond, seconds, mode, name) {
+    async stream(perSecond, seconds, mode, name, tokensPerEvent = 1) {
       const to = name === undefined ? last : byToken.get(name);
       if (!to) throw new Error(`no page has subscribed${name === undefined ? '' : ` as ${name}`}`);
       const tokens = perSecond * seconds;
       const first = to.tokens;
-      const frames = streamFrames(mode, to.head, messageId(count - 1), to.text, tokens, first);
-      to.head += tokens;
+      const frames = streamFrames(mode, to.head, messageId(count - 1), to.text, tokens, first, tokensPerEvent);
+      to.head += frames.length;
       to.tokens += tokens;
       for (let i = 0; i < tokens; i++) to.text += token(first + i);
       const t0 = performance.now();
       for (let i = 0; i < frames.length; i++) {
-        const wait = t0 + (i * 1000) / perSecond - performance.now();
+        // A frame goes out when its last token is due (a batching writer sends then).
+        const wait = t0 + ((i + 1) * tokensPerEvent - 1) * (1000 / perSecond) - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         to.ws.send(frames[i]!);
       }

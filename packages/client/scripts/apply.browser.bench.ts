@@ -181,6 +181,7 @@ interface Figures {
   streamUpdate: StreamFigures;
   /** Today only from here on. */
   streamAppend: StreamFigures | undefined;
+  streamAppendBatched: StreamFigures | undefined;
   /** The same, frames built in the page and handed to the client (the bench's older method). */
   streamAppendInPage: StreamFigures | undefined;
   /** The console's virtualised message list, append events, its stylesheet as it is and with containment added. */
@@ -208,7 +209,13 @@ async function measure(
       return { median: r.msPerEvent, best: r.best };
     });
   }
-  const streamOnce = async (mode: 'update' | 'append', mount: Mount, path: Path, css: string) =>
+  const streamOnce = async (
+    mode: 'update' | 'append',
+    mount: Mount,
+    path: Path,
+    css: string,
+    tokensPerEvent = 1,
+  ) =>
     withPage(browser, script, css, async (page, name) => {
       const url = path === 'socket' ? server.url : undefined;
       const firstRender = await page.evaluate(
@@ -224,7 +231,7 @@ async function measure(
       const before = await renders();
       const busy = await mainThread(page, async () => {
         if (path === 'socket') {
-          const last = await server.stream(30, seconds, mode, name);
+          const last = await server.stream(30, seconds, mode, name, tokensPerEvent);
           await page.evaluate((l) => (window as unknown as { __bench: Bench }).__bench.shown(l), last);
         } else {
           await page.evaluate(
@@ -251,9 +258,10 @@ async function measure(
     mount: Mount,
     path: Path = 'socket',
     css = consoleStyles(root),
+    tokensPerEvent = 1,
   ) => {
     const figures: StreamFigures[] = [];
-    for (let i = 0; i < runs; i++) figures.push(await streamOnce(mode, mount, path, css));
+    for (let i = 0; i < runs; i++) figures.push(await streamOnce(mode, mount, path, css, tokensPerEvent));
     return figures.sort((a, b) => a.cpu - b.cpu)[figures.length >> 1]!;
   };
   const update = await streamed('update', 'mountApp');
@@ -262,6 +270,7 @@ async function measure(
       apply,
       streamUpdate: update,
       streamAppend: undefined,
+      streamAppendBatched: undefined,
       streamAppendInPage: undefined,
       streamConsole: undefined,
       streamConsoleContained: undefined,
@@ -271,6 +280,8 @@ async function measure(
     apply,
     streamUpdate: update,
     streamAppend: await streamed('append', 'mountApp'),
+    // What the stream writer sends at 30 tokens/s: its 40 ms window holds 2 tokens per append.
+    streamAppendBatched: await streamed('append', 'mountApp', 'socket', consoleStyles(root), 2),
     streamAppendInPage: await streamed('append', 'mountApp', 'inPage'),
     streamConsole: await streamed('append', 'mountConsole'),
     streamConsoleContained: await streamed('append', 'mountConsole', 'socket', consoleStyles(root, true)),
@@ -317,6 +328,10 @@ try {
     ratio(before.streamUpdate.cpu, Math.max(after.streamUpdate.cpu, 0.1)),
   ]);
   today('**same, as append events (v1.1)**', after.streamAppend!);
+  today(
+    "**same, as the stream writer sends them: 2 tokens per append event (its 40 ms window at 30 tokens/s), 15 messages per second**",
+    after.streamAppendBatched!,
+  );
   today(
     'same append stream built in the page and handed to `receiveFrame` (the older method: no socket, frames made in the page)',
     after.streamAppendInPage!,
