@@ -35,7 +35,8 @@ export function parseStackConfigs(raw: string | undefined): StackConfig[] {
       if (key === 'coalesce' && value !== '' && Number.isInteger(n) && n >= 0 && n <= 1000) coalesce = n;
       else if (key === 'pieces' && value !== '' && Number.isInteger(n) && n >= 0) pieces = n;
       else if (key === 'ws' && /^[\w-]+$/.test(value)) ws = value;
-      else if (key === 'append' && value !== '' && Number.isInteger(n) && n >= 1 && n <= 1000) tokensPerAppend = n;
+      else if (key === 'append' && value !== '' && Number.isInteger(n) && n >= 1 && n <= 1000)
+        tokensPerAppend = n;
       else
         throw new Error(
           `STREAM_CONFIGS: bad "${pair}" (coalesce=<0..1000>, pieces=<n>, ws=<mode>, append=<tokens per append, 1..1000>)`,

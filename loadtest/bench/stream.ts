@@ -305,14 +305,14 @@ async function step(
   const viewerP99 = metric(result, 'token_to_viewer_ms', 'p99');
   // The target (issue #14): an append reaches its viewers within 50 ms at p99, and every token is
   // durable within 100 ms (its wait in the writer's batch included). Token→viewer is printed too.
-  const appendViewerP99 =
-    writing === 'patch' ? viewerP99 : metric(result, 'append_to_viewer_ms', 'p99');
+  const appendViewerP99 = writing === 'patch' ? viewerP99 : metric(result, 'append_to_viewer_ms', 'p99');
   const durableP99 = metric(result, 'token_durable_ms', 'p99');
   // Commits over the steady window, per second, per worker.
   const pgCommitsPerSecond = commits / seconds / s.apiUrls.length;
   const problems: string[] = [];
   if (!passed(result)) problems.push('checks failed');
-  if (!(appendViewerP99 <= VIEWER_P99_MS)) problems.push(`append→viewer p99 ${appendViewerP99.toFixed(0)} ms`);
+  if (!(appendViewerP99 <= VIEWER_P99_MS))
+    problems.push(`append→viewer p99 ${appendViewerP99.toFixed(0)} ms`);
   if (!(durableP99 <= DURABLE_P99_MS)) problems.push(`durable p99 ${durableP99.toFixed(0)} ms`);
   if (!(pgCommitsPerSecond <= COMMITS_PER_WORKER))
     problems.push(`${pgCommitsPerSecond.toFixed(0)} commits/s`);
@@ -339,7 +339,10 @@ async function step(
     binding,
     tokensPerSecond: metric(result, 'steady_tokens_written', 'perSecond'),
     viewerP50: metric(result, 'token_to_viewer_ms', 'med'),
-    appendViewerP50: writing === 'patch' ? metric(result, 'token_to_viewer_ms', 'med') : metric(result, 'append_to_viewer_ms', 'med'),
+    appendViewerP50:
+      writing === 'patch'
+        ? metric(result, 'token_to_viewer_ms', 'med')
+        : metric(result, 'append_to_viewer_ms', 'med'),
     ...figures,
     openingViewerP99: metric(result, 'opening_token_to_viewer_ms', 'p99'),
     openingDurableP99: metric(result, 'opening_token_durable_ms', 'p99'),

@@ -293,7 +293,8 @@ function write(
   } else {
     r.pending += piece;
     r.pendingTokens += count;
-    if (r.pendingTokens >= options.tokensPerAppend || r.written >= options.tokens) sendPending(r, stats, agent);
+    if (r.pendingTokens >= options.tokensPerAppend || r.written >= options.tokens)
+      sendPending(r, stats, agent);
   }
 }
 

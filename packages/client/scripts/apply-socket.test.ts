@@ -83,7 +83,9 @@ describe('the bench frame server', () => {
     const last = await server.stream(1000, 0.021, 'append', 'a', 2);
     expect(last).toBe(token(20));
     await until(a, (c) => c.getState().scopes[scope]?.lastSyncId === COUNT + 11);
-    expect(content(a)).toBe(seededContent(COUNT - 1) + Array.from({ length: 21 }, (_, i) => token(i)).join(''));
+    expect(content(a)).toBe(
+      seededContent(COUNT - 1) + Array.from({ length: 21 }, (_, i) => token(i)).join(''),
+    );
     expect(a.getState().errors).toEqual([]);
   });
 

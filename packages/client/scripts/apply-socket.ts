@@ -65,7 +65,15 @@ export async function startFrameServer(count: number): Promise<FrameServer> {
       if (!to) throw new Error(`no page has subscribed${name === undefined ? '' : ` as ${name}`}`);
       const tokens = perSecond * seconds;
       const first = to.tokens;
-      const frames = streamFrames(mode, to.head, messageId(count - 1), to.text, tokens, first, tokensPerEvent);
+      const frames = streamFrames(
+        mode,
+        to.head,
+        messageId(count - 1),
+        to.text,
+        tokens,
+        first,
+        tokensPerEvent,
+      );
       to.head += frames.length;
       to.tokens += tokens;
       for (let i = 0; i < tokens; i++) to.text += token(first + i);

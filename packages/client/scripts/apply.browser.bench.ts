@@ -329,7 +329,7 @@ try {
   ]);
   today('**same, as append events (v1.1)**', after.streamAppend!);
   today(
-    "**same, as the stream writer sends them: 2 tokens per append event (its 40 ms window at 30 tokens/s), 15 messages per second**",
+    '**same, as the stream writer sends them: 2 tokens per append event (its 40 ms window at 30 tokens/s), 15 messages per second**',
     after.streamAppendBatched!,
   );
   today(
