@@ -59,8 +59,10 @@ function fakeServer(options: { holdAppends?: boolean } = {}) {
       },
     });
     const send = (value: unknown) => answer.enqueue(encoder.encode(`${JSON.stringify(value)}\n`));
+    const body = init?.body;
+    if (!(body instanceof ReadableStream)) throw new TypeError('the streaming upload needs a body stream');
     void (async () => {
-      const reader = (init?.body as ReadableStream<Uint8Array>).getReader();
+      const reader = (body as ReadableStream<Uint8Array>).getReader();
       const decoder = new TextDecoder();
       let buffered = '';
       for (;;) {
