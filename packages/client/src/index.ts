@@ -27,6 +27,7 @@ export {
   type StreamWriterOptions,
 } from './stream-writer';
 export {
+  type ClientStreamOptions,
   createSyncClient,
   type MutationInput,
   type SyncClient,

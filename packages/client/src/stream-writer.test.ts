@@ -49,6 +49,9 @@ function writer(fetchFn: typeof fetch, extra: Partial<StreamWriterOptions<'Messa
     id: ID,
     field: 'content',
     backoff: { initialDelayMs: 100, random: () => 0.5 },
+    // These tests describe sending without a window (each tick's pieces at once); the window
+    // has its own tests in stream-writer-window.test.ts.
+    coalesceMs: 0,
     ...extra,
   });
 }
@@ -227,7 +230,7 @@ describe('client.stream', () => {
     const { calls, fetchFn } = scriptedFetch();
     const client = createSyncClient({ url: 'http://sync.test', token: 'tok', fetch: fetchFn, network: null });
     const insert = client.insert('Message', { id: ID, agent_id: AGENT, role: 'assistant', content: 'Hi' });
-    const w = client.stream('Message', ID.toUpperCase(), 'content');
+    const w = client.stream('Message', ID.toUpperCase(), 'content', { coalesceMs: 0 });
     expect(w.offset).toBe(2); // the optimistic record's content
     w.write(' there');
     await settle();

@@ -41,9 +41,11 @@ export interface StreamResult {
  */
 export interface StreamWriter {
   /**
-   * Adds a piece. It goes out at once if no request is in flight, otherwise with every other
-   * piece written meanwhile as ONE append when the current request is answered. Throws after
-   * `end()`; ignored after the stream failed (see `done`).
+   * Adds a piece. The first piece after a send opens a window (`coalesceMs`); the window's
+   * pieces go out together, as ONE line or append, when it closes — by time, at `coalescePieces`
+   * pieces, at `maxPieceLength` code units, or at `end()` — or, if a request is still in flight
+   * then (`append`), with everything written meanwhile when it is answered. Throws after `end()`;
+   * ignored after the stream failed (see `done`).
    */
   write(piece: string): void;
   /** No more pieces: resolves (as `done`) once every piece is durable. */
@@ -107,9 +109,25 @@ export interface StreamWriterOptions<M extends AppendableModel = AppendableModel
   upload?: 'auto' | 'stream' | 'append';
   /** Streaming upload: without an answer this long, a proxy buffers the body; fall back. */
   openTimeoutMs?: number;
+  /**
+   * Client-side batching (docs/client.md, "Streaming a reply"): the first piece written after a
+   * send opens a window of this many ms; every piece written in it goes out as ONE line (`stream`)
+   * or ONE append (`append`) when it closes, so one event (~400 bytes of envelope whatever it
+   * carries) holds several tokens and each token waits at most the window. `end()` sends at once.
+   * 0: no window, pieces go out in the tick they are written (those of one tick together).
+   * Default 40: at 30 tokens/s a window holds ~2 tokens.
+   */
+  coalesceMs?: number;
+  /** A window holding this many pieces (writes) closes at once (default 0: only time closes it). */
+  coalescePieces?: number;
 }
 
-export const STREAM_WRITER_DEFAULTS = Object.freeze({ maxPieceLength: 65_536, openTimeoutMs: 5_000 });
+export const STREAM_WRITER_DEFAULTS = Object.freeze({
+  maxPieceLength: 65_536,
+  openTimeoutMs: 5_000,
+  coalesceMs: 40,
+  coalescePieces: 0,
+});
 
 /** Where the streaming upload works: Node's fetch sends a body and reads the answer at once. */
 function streamingUploadAvailable(): boolean {
@@ -163,6 +181,13 @@ class StreamWriterImpl implements StreamWriter {
   /** Pieces to send again, with their boundaries, before the buffer (after a fallback to append). */
   #replay: string[] = [];
   #feedQueued = false;
+  #coalesceMs: number;
+  #coalescePieces: number;
+  /** True while a window holds the buffer: nothing of it may be sent until it closes. */
+  #held = false;
+  /** Pieces written in the open window. */
+  #windowPieces = 0;
+  #windowTimer: ReturnType<typeof setTimeout> | undefined;
   /** The request in flight, to cut it on close(). One per request: Node's fetch leaves its abort
    *  listener on the signal, so one signal shared by thousands of requests would pile them up. */
   #inflight: AbortController | undefined;
@@ -194,6 +219,11 @@ class StreamWriterImpl implements StreamWriter {
       });
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.#maxPiece = Math.max(2, options.maxPieceLength ?? STREAM_WRITER_DEFAULTS.maxPieceLength);
+    this.#coalesceMs = nonNegative('coalesceMs', options.coalesceMs ?? STREAM_WRITER_DEFAULTS.coalesceMs);
+    this.#coalescePieces = nonNegative(
+      'coalescePieces',
+      options.coalescePieces ?? STREAM_WRITER_DEFAULTS.coalescePieces,
+    );
     this.#offset = start;
     this.#durable = start;
     this.done = new Promise<StreamResult>((resolve, reject) => {
@@ -219,14 +249,38 @@ class StreamWriterImpl implements StreamWriter {
     if (typeof piece !== 'string') throw new TypeError('a piece must be a string');
     if (this.#ended) throw new Error('write after end()');
     if (this.#settled || piece === '') return;
+    const opens = this.#coalesceMs > 0 && !this.#held && this.#buffer === '';
     this.#buffer += piece;
     this.#offset += piece.length;
-    this.#kick();
+    if (opens) {
+      // The first piece since the last send opens a window; the timer closes it.
+      this.#held = true;
+      this.#windowPieces = 0;
+      this.#windowTimer = setTimeout(() => {
+        this.#windowTimer = undefined;
+        this.#release();
+      }, this.#coalesceMs);
+    }
+    if (!this.#held) {
+      // No window (coalesceMs 0), or one closed while the transport was busy: this piece joins
+      // the batch waiting for it.
+      this.#kick();
+      return;
+    }
+    this.#windowPieces++;
+    if (
+      (this.#coalescePieces > 0 && this.#windowPieces >= this.#coalescePieces) ||
+      this.#buffer.length >= this.#maxPiece
+    ) {
+      this.#release();
+    }
   }
 
   end(): Promise<StreamResult> {
     if (!this.#ended) {
       this.#ended = true;
+      // The last pieces never wait out the window.
+      this.#release();
       this.#kick();
     }
     return this.done;
@@ -234,10 +288,24 @@ class StreamWriterImpl implements StreamWriter {
 
   close(): void {
     if (this.#settled) return;
+    this.#release(false);
     this.#fail(new SyncClosedError());
     this.#inflight?.abort();
     this.#upload?.abort();
     this.#wake?.();
+  }
+
+  /** Closes the open window: its pieces may go (`send`: and they go now, as one line or request). */
+  #release(send = true): void {
+    if (this.#windowTimer !== undefined) clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    if (!this.#held) return;
+    this.#held = false;
+    if (!send || this.#settled) return;
+    // On an open upload the window's pieces go out now, as one line; otherwise the pump sends
+    // them as soon as the transport is free.
+    if (this.#upload && !this.#feedQueued) this.#feed();
+    else this.#kick();
   }
 
   #kick(): void {
@@ -408,6 +476,7 @@ class StreamWriterImpl implements StreamWriter {
    * half an emoji is not one) — a trailing high surrogate waits for its partner, or for `end()`.
    */
   #take(): string {
+    if (this.#held) return ''; // a window is open: its pieces wait for it to close
     let text = this.#buffer.slice(0, this.#maxPiece);
     if (text.length > 0 && (text.length < this.#buffer.length || !this.#ended)) {
       const last = text.charCodeAt(text.length - 1);
@@ -429,6 +498,7 @@ class StreamWriterImpl implements StreamWriter {
     if (this.#settled) return;
     this.#settled = true;
     this.#buffer = '';
+    this.#release(false);
     if (error instanceof MutationError) this.#o.hooks?.failed?.(error);
     this.#reject(error);
   }
@@ -524,6 +594,11 @@ class StreamWriterImpl implements StreamWriter {
       };
     });
   }
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`bad ${name} ${String(value)}`);
+  return value;
 }
 
 function errorBody(code: string, message: string) {

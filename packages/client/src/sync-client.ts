@@ -20,6 +20,7 @@ import {
   type AppendableModel,
   createStreamWriter,
   type StreamWriter,
+  type StreamWriterOptions,
 } from './stream-writer';
 import { TokenSource } from './token-source';
 import type {
@@ -32,6 +33,12 @@ import type {
 } from './types';
 
 /** A state listener: the new state, the previous one, and which records changed in between. */
+/** `client.stream` options: where it starts, how it uploads, and its batching window. */
+export type ClientStreamOptions = Pick<
+  StreamWriterOptions,
+  'offset' | 'upload' | 'coalesceMs' | 'coalescePieces'
+>;
+
 export type SyncListener = (state: SyncState, prev: SyncState, changes: RecordChanges) => void;
 
 const NO_CHANGES: RecordChanges = new Map();
@@ -132,13 +139,15 @@ export interface SyncClient {
    * and text, never doubled. It starts at `options.offset`, or the field's length in the
    * client's current records (0 if the record is not there), and waits for this client's own
    * pending writes of the record (its insert) to be answered first. A final failure is reported
-   * in `state.errors` and rejects the writer's `done`.
+   * in `state.errors` and rejects the writer's `done`. Uploads are batched client-side over a
+   * window (`coalesceMs`, default 40; `coalescePieces`), while every piece shows in this client's
+   * records at once.
    */
   stream<M extends AppendableModel>(
     model: M,
     id: string,
     field: AppendableField<M>,
-    options?: { offset?: number; upload?: 'auto' | 'stream' | 'append' },
+    options?: ClientStreamOptions,
   ): StreamWriter;
   connect(): void;
   disconnect(): void;
@@ -460,7 +469,7 @@ class SyncClientImpl implements SyncClient {
     model: M,
     id: string,
     field: AppendableField<M>,
-    options: { offset?: number; upload?: 'auto' | 'stream' | 'append' } = {},
+    options: ClientStreamOptions = {},
   ): StreamWriter {
     const key = id.toLowerCase();
     const record = this.getState().records.get(model, key) as Record<string, unknown> | undefined;
@@ -473,6 +482,8 @@ class SyncClientImpl implements SyncClient {
       // The platform's fetch unless the application gave one: `auto` then streams in Node.
       ...(this.#options.fetch ? { fetch: this.#fetch } : {}),
       ...(options.upload ? { upload: options.upload } : {}),
+      ...(options.coalesceMs !== undefined ? { coalesceMs: options.coalesceMs } : {}),
+      ...(options.coalescePieces !== undefined ? { coalescePieces: options.coalescePieces } : {}),
       tokens: this.#tokens,
       backoff: this.#options.backoff ?? {},
       model,

@@ -220,6 +220,33 @@ describe('runSimulatedReply', () => {
     expect(calls.at(-1)).toMatchObject({ path: `/api/agents/${AGENT}`, body: { status: 'error' } });
   });
 
+  it('sends its tokens two per append (the writer window), none held past 60 ms', async () => {
+    vi.useFakeTimers({ now: 0 });
+    const { calls, fetchFn } = recordingFetch();
+    const sentAt: number[] = [];
+    const timed = ((input: string | URL | Request, init?: RequestInit) => {
+      if (String(input).endsWith('/append')) sentAt.push(Date.now());
+      return fetchFn(input, init);
+    }) as typeof fetch;
+    const run = runSimulatedReply({
+      baseUrl: 'http://sync.test',
+      token: 'tok',
+      agentId: AGENT,
+      prompt: 'hello',
+      fetch: timed,
+      tokenDelayMs: { min: 45, max: 45 },
+      random: seq(0.9),
+    });
+    await vi.advanceTimersByTimeAsync(60_000);
+    const result = await run;
+    const tokens = tokenize(result.content);
+    const texts = calls.filter((c) => c.path.endsWith('/append')).map((c) => c.body.text);
+    const pairs = tokens.flatMap((t, i) => (i % 2 === 0 ? [t + (tokens[i + 1] ?? '')] : []));
+    expect(texts).toEqual(pairs);
+    // Token 2k is written at 45·(2k+1) ms (after the first call's few ms): its pair goes 45 ms later.
+    for (const [k, at] of sentAt.slice(0, -1).entries()) expect(at).toBe(45 * (2 * k + 2));
+  });
+
   it('stops streaming when aborted', async () => {
     vi.useFakeTimers();
     const { calls, fetchFn } = recordingFetch();

@@ -10,9 +10,10 @@ import { newId } from './new-id';
  * 1. the agent goes `running`, and a first reasoning step appears;
  * 2. an empty assistant message is created, then its text is streamed into it with the client's
  *    stream writer, one token every 30–60 ms: offset-checked pieces whose events carry only the
- *    new text — on ONE streaming upload per reply where the runtime can stream a request body
- *    (Node: a worker-side agent, the load driver), else as appends, tokens written while a
- *    request is in flight going out together as one append (browsers);
+ *    new text, batched by the writer two tokens (or 60 ms) at a time — on ONE streaming upload
+ *    per reply where the runtime can stream a request body (Node: a worker-side agent, the load
+ *    driver), else as appends, tokens written while a request is in flight going out together as
+ *    one append (browsers);
  * 3. more reasoning steps are interleaved; a code change and/or a payment are proposed when the
  *    prompt asks for one (or, now and then, at random);
  * 4. the agent goes back to `idle` (or `error` if a write failed for good).
@@ -69,6 +70,14 @@ export const SIMULATED_AGENT_DEFAULTS = {
   /** Attempts per write when the API answers 429/5xx or the network fails. */
   attempts: 4,
   retryBaseMs: 150,
+  /**
+   * The writer's client-side window (docs/client.md, "Streaming a reply"): a window closes at its
+   * second token, or 60 ms after its first. At 30–60 ms a token that makes ~2 tokens per append
+   * event (each event costs ~400 bytes to every viewer whatever it carries), and no token waits
+   * more than 60 ms before it is sent, so each is durable well within 100 ms.
+   */
+  coalesceMs: 60,
+  coalescePieces: 2,
 } as const;
 
 /** Raised when the API refuses a write for good (4xx other than 429, or retries exhausted). */
@@ -126,6 +135,8 @@ export async function runSimulatedReply(options: SimulatedReplyOptions): Promise
       field: 'content',
       offset: 0,
       maxRetries: SIMULATED_AGENT_DEFAULTS.attempts - 1,
+      coalesceMs: SIMULATED_AGENT_DEFAULTS.coalesceMs,
+      coalescePieces: SIMULATED_AGENT_DEFAULTS.coalescePieces,
       backoff: { initialDelayMs: SIMULATED_AGENT_DEFAULTS.retryBaseMs * 2, maxDelayMs: 5_000 },
       hooks: {
         appended: () => options.onWrite?.({ model: 'Message', method: 'POST', id: messageId }),
