@@ -3,11 +3,12 @@
  * tokens, through the real mutation API (on its own Node HTTP server, as a worker serves it) and
  * a real uWebSockets.js gateway over a fresh Postgres database:
  *
- * - `append-stream`: the stream writer's streaming upload at a steady 30 tokens/s; the worker
- *   commits the pieces that arrive within STREAM_COALESCE_MS (default 40 ms; the env variables
- *   STREAM_COALESCE_MS and STREAM_COALESCE_PIECES set the worker's window policy) as one event;
- * - `append-stream, 1 token/event`: the same upload on a second worker with STREAM_COALESCE_MS 0
- *   (each piece committed as soon as the previous commit is done: one token per event at 30/s);
+ * - `append-stream`: the stream writer's streaming upload at a steady 30 tokens/s, with the
+ *   writer's default window (client-side batching: the pieces written within 40 ms of the first
+ *   go out as one append, so one event); the worker with its defaults (STREAM_COALESCE_MS 0; the
+ *   env variables STREAM_COALESCE_MS and STREAM_COALESCE_PIECES set its window policy);
+ * - `append-stream, 1 token/event`: the same upload with the writer's window off (coalesceMs 0)
+ *   on a second worker with STREAM_COALESCE_MS 0: one token per event at 30/s;
  * - `append per token`: one append request per token, each waiting for the last (no batching,
  *   no coalescing: the worst case per token, the figure before the streaming upload);
  * - `PATCH whole content`: the whole text so far on every token.
@@ -43,6 +44,7 @@ import { markdownTable, percentile, updateBenchmarkSection } from '../../../test
 import { createTestDatabase } from '../../../test/support/pg';
 import { TEST_JWT_SECRET, testAuth, tokenFor } from '../../../test/support/tokens';
 import { createStreamWriter, createSyncClient, type SyncClient } from '../src/index';
+import { STREAM_WRITER_DEFAULTS } from '../src/stream-writer';
 
 const WORDS = ['the', 'agent', 'streams', 'a', 'reply', 'token', 'by', 'token,', 'offsets', 'exact.'];
 const SIZES = [500, 2000];
@@ -62,6 +64,7 @@ const COALESCE_MS = ApiConfigSchema.shape.STREAM_COALESCE_MS.parse(
 const COALESCE_PIECES = ApiConfigSchema.shape.STREAM_COALESCE_PIECES.parse(
   process.env.STREAM_COALESCE_PIECES || undefined,
 );
+const STREAM_WRITER_WINDOW_MS = STREAM_WRITER_DEFAULTS.coalesceMs;
 const POLICY = `${COALESCE_MS} ms${COALESCE_PIECES > 0 ? ` or ${COALESCE_PIECES} pieces` : ''}`;
 
 /** Per viewer (one per gateway setting): bytes of `sync` frames received and read off its TCP socket. */
@@ -221,6 +224,8 @@ async function main() {
             baseUrl: way === 'append-stream' ? apiUrl : apiUrls[1]!,
             token,
             upload: 'stream',
+            // append-stream: the writer's default window (client-side batching of appends).
+            ...(way === 'append-stream' ? {} : { coalesceMs: 0 }),
             model: 'Message',
             id: messageId,
             field: 'content',
@@ -249,6 +254,8 @@ async function main() {
             baseUrl: apiUrl,
             token,
             upload: 'append',
+            // Strictly one request per token: no window before it.
+            coalesceMs: 0,
             model: 'Message',
             id: messageId,
             field: 'content',
@@ -349,11 +356,13 @@ included; the \`ws\` client offers permessage-deflate as browsers do). Load aver
 ${load} (1 / 5 / 15 min) on the shared 2-core machine.
 
 - **append-stream**: the stream writer's streaming upload (\`…/append-stream\`) at a steady
-  ${RATE} tokens/s; the worker commits the pieces that arrive within its window (${POLICY})
-  of the first as ONE append event.
-- **append-stream, 1 token/event**: the same upload to a second worker with
-  \`STREAM_COALESCE_MS\` 0 (each piece committed once the previous commit is done; under load a
-  commit can take longer than a token's 33 ms, and then 2 pieces share an event: see the frames).
+  ${RATE} tokens/s with the writer's default window (\`coalesceMs\` ${STREAM_WRITER_WINDOW_MS} ms: the pieces written
+  within it go out as ONE append line, so one event — client-side batching of appends); the
+  worker's own window: ${POLICY}.
+- **append-stream, 1 token/event**: the same upload with the writer's window off
+  (\`coalesceMs\` 0) to a second worker with \`STREAM_COALESCE_MS\` 0 (each piece committed once
+  the previous commit is done; under load a commit can take longer than a token's 33 ms, and then
+  2 pieces share an event: see the frames).
 - **append per token**: one append request per token, each waiting for the previous answer
   (strictly one token per event: the figure for the latency target's shape).
 - **PATCH whole content**: the whole text so far on every token.
@@ -373,13 +382,16 @@ only ~250 bytes (zlib keeps 262 bytes of lookahead), less than one ~400-byte fra
 Durability at ${RATE} tokens/s (time from a token's write to the acknowledgement that it is
 committed): ${durable.join('; ')}.
 
-**Choice: server-side coalescing** of a reply's pieces over a bounded window (this run: ${POLICY};
-the default is \`STREAM_COALESCE_MS\` 40 ms). An event's envelope is ~390 bytes whatever it
-carries (the scope twice, the record id, two timestamps, the key names — the contract's event
-shape, unchanged); at 30 tokens/s a 40 ms window holds 2 tokens, so the envelope costs ~195 bytes
-per token and the bytes target (token bytes + 200, flat in the reply's length) is met without
-compression, at the price of the first token of a window waiting up to 40 ms before its commit
-starts. **Measured, not taken: permessage-deflate to get one token per event under the target.**
+**Choice: client-side batching of appends** over a bounded window (the stream writer's
+\`coalesceMs\`, default ${STREAM_WRITER_WINDOW_MS} ms, as Durable Streams and TanStack AI's stream adapter batch
+appends), with the worker committing each append in its next round (\`STREAM_COALESCE_MS\` 0,
+the default; the worker-side window stays available for writers that do not batch). An event's
+envelope is ~390 bytes whatever it carries (the scope twice, the record id, two timestamps, the
+key names — the contract's event shape, unchanged); at 30 tokens/s a 40 ms window holds 2 tokens,
+so the envelope costs ~195 bytes per token and the bytes target (token bytes + 200, flat in the
+reply's length) is met without compression, at the price of the first token of a window waiting
+up to 40 ms before it is sent; the append itself then reaches viewers without waiting for
+anything (bench:stream measures append→viewer and token→durable). **Measured, not taken: permessage-deflate to get one token per event under the target.**
 At strictly one token per event (append per token) the real gateway puts on the wire
 ${results[`append per token:500:off`]!.toFixed(0)} / ${results[`append per token:2000:off`]!.toFixed(0)} bytes per token (500 / 2,000 tokens) with \`off\`,
 ${results[`append per token:500:shared`]!.toFixed(0)} / ${results[`append per token:2000:shared`]!.toFixed(0)} with \`shared\` and ${results[`append per token:500:dedicated-3kb`]!.toFixed(0)} / ${results[`append per token:2000:dedicated-3kb`]!.toFixed(0)} with \`dedicated-3kb\`:
