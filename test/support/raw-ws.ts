@@ -37,6 +37,43 @@ export function clientFrame(
   return Buffer.concat([head, key, masked]);
 }
 
+/**
+ * Client frames that break the WebSocket protocol (RFC 6455), which uWS's parser refuses before the
+ * gateway sees anything: uWS ends the connection without a close frame (a client sees 1006),
+ * giving the gateway's close handler `reason` when it has one. No browser or library sends these.
+ */
+export const PROTOCOL_VIOLATIONS: readonly { name: string; frames: Buffer[]; reason?: string }[] = [
+  {
+    name: 'invalid UTF-8 in a text frame',
+    frames: [clientFrame(OPCODE.text, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))],
+    reason: 'Received invalid UTF-8',
+  },
+  {
+    name: 'invalid UTF-8 split across fragments',
+    frames: [
+      clientFrame(OPCODE.text, Buffer.from([0x7b, 0xe2, 0x82]), { fin: false }),
+      clientFrame(OPCODE.continuation, Buffer.from([0x28, 0x7d])),
+    ],
+    reason: 'Received invalid UTF-8',
+  },
+  {
+    name: 'a length past the hard cap',
+    frames: [Buffer.concat([Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0x7f, 0, 0, 0]), Buffer.alloc(4)])],
+    reason: 'Received too big message',
+  },
+  { name: 'a control frame over 125 bytes', frames: [clientFrame(OPCODE.ping, Buffer.alloc(126, 0x61))] },
+  { name: 'a fragmented control frame', frames: [clientFrame(OPCODE.ping, 'x', { fin: false })] },
+  { name: 'reserved opcode 3', frames: [clientFrame(3, 'x')] },
+  { name: 'reserved opcode 11', frames: [clientFrame(11, 'x')] },
+  { name: 'RSV1 without a negotiated extension', frames: [clientFrame(OPCODE.text, '{}', { rsv: 4 })] },
+  { name: 'RSV2', frames: [clientFrame(OPCODE.text, '{}', { rsv: 2 })] },
+  { name: 'a continuation without a start', frames: [clientFrame(OPCODE.continuation, '{}')] },
+  {
+    name: 'a new message inside a fragmented one',
+    frames: [clientFrame(OPCODE.text, '{', { fin: false }), clientFrame(OPCODE.text, '}')],
+  },
+];
+
 /** A frame the server sent. */
 export interface ServerWireFrame {
   opcode: number;
