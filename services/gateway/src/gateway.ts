@@ -330,7 +330,7 @@ function socketClosed(parts: Parts, ws: Socket, code: number, message: ArrayBuff
  * does not (a protocol violation, a client that hung up) and for every other code, whose
  * message is the gateway's own or the client's close reason (not worth a log field).
  */
-export function closeReason(code: number, message: ArrayBuffer): string | undefined {
+function closeReason(code: number, message: ArrayBuffer): string | undefined {
   if (code !== 1006 || message.byteLength === 0) return undefined;
   return Buffer.from(message, 0, Math.min(message.byteLength, 128)).toString('utf8');
 }
