@@ -7,6 +7,7 @@
  * sharing it (uWS binds with SO_REUSEPORT unless told not to): clients landing on the other
  * process would drop with 1006 whenever it went away.
  */
+import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import { CLOSE_CODES } from '@openagents/sync-protocol';
 import { createMemoryBus, createRegistry } from '@openagents/sync-server-kit';
@@ -157,6 +158,46 @@ describe('what uWS drops on its own (pinned: no close frame, a client sees 1006)
       await idle.stop();
     }
   }, 30_000);
+});
+
+describe('HTTP on the gateway port', () => {
+  it('a route that throws is answered 500 and costs nothing else (a throw into uWS ends the process)', async () => {
+    const throwing = await startGateway(
+      {
+        bus,
+        delta: pgDeltaSource(db.pool),
+        log,
+        acceptsHost: (host) => {
+          if (host === 'explode.example') throw new Error('host check blew up');
+          return true;
+        },
+      },
+      {},
+    );
+    try {
+      const ws = await connect(throwing.wsUrl);
+      await ws.settle(1);
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${throwing.url}/healthz`, { headers: { host: 'explode.example' } }, (r) => {
+          let body = '';
+          r.on('data', (c) => {
+            body += c;
+          });
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(res.status).toBe(500);
+      expect(JSON.parse(res.body).error.code).toBe('internal');
+      // The node and its connections carry on.
+      await ws.settle(2);
+      expect((await fetch(`${throwing.url}/healthz`)).status).toBe(200);
+      ws.destroy();
+    } finally {
+      await throwing.stop();
+    }
+  });
 });
 
 describe('the port', () => {

@@ -364,7 +364,7 @@ function httpRoutes(parts: Parts): (res: HttpResponse, req: HttpRequest) => void
       ),
     onError: (err) => parts.failed('http', err),
   };
-  return (res, req) => {
+  const route = (res: HttpResponse, req: HttpRequest) => {
     if (refuseHost(deps.acceptsHost, res, req)) return;
     const url = req.getUrl();
     if (url === '/healthz' || url === '/readyz' || url === '/metrics') {
@@ -375,6 +375,17 @@ function httpRoutes(parts: Parts): (res: HttpResponse, req: HttpRequest) => void
       bridgeHttp(res, req, deps.http, bridgeOptions);
     } else {
       writeJson(res, 404, { error: { code: 'not_found', message: 'Not found' } });
+    }
+  };
+  // A throw into uWS ends the process, and with it every connection (1006 for all of them).
+  return (res, req) => {
+    try {
+      route(res, req);
+    } catch (err) {
+      parts.failed('http', err);
+      try {
+        writeJson(res, 500, { error: { code: 'internal', message: 'Internal error' } });
+      } catch {}
     }
   };
 }
