@@ -6,10 +6,12 @@
  * carries a record of a scope the token does not grant (another org's records are seeded first and
  * every answer is searched for them), errors are JSON with the contract's codes, and at the end
  * the servers' RSS is within a fixed margin of where it started (a guard against unbounded growth,
- * not a timing).
+ * not a timing). HOSTILE_RUNS sets the fast-check runs (120); HOSTILE_LOG_LEVEL=info makes the
+ * servers log each connection's open and close, which an unexpected close's message then shows.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import type { Socket as NetSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorBody, WS_ERROR_CODES } from '@openagents/sync-protocol';
@@ -198,6 +200,8 @@ async function expectAlive(target: Target, after: string) {
 class Socket {
   readonly texts: string[] = [];
   closeCode: number | undefined;
+  /** The client's view of how the connection ended (ws errors, TCP events). */
+  readonly trail: string[] = [];
   #waiters: (() => void)[] = [];
   #pings = 0;
   private constructor(readonly ws: WebSocket) {
@@ -209,7 +213,15 @@ class Socket {
       this.closeCode = code;
       this.#wake();
     });
-    ws.on('error', () => {});
+    // What the client saw, for the message of an unexpected close: ws reports no error for a
+    // reset or a FIN, so the TCP socket's own events are recorded too.
+    ws.on('error', (e: NodeJS.ErrnoException) => {
+      this.trail.push(`error ${e.code ?? ''} ${e.message}`);
+    });
+    const tcp = (ws as unknown as { _socket?: NetSocket })._socket;
+    tcp?.on('end', () => this.trail.push('tcp FIN from the server'));
+    tcp?.on('error', (e: NodeJS.ErrnoException) => this.trail.push(`tcp error ${e.code}`));
+    tcp?.on('close', () => this.trail.push(`tcp closed after ${tcp.bytesRead} bytes read`));
   }
   #wake() {
     for (const w of this.#waiters.splice(0)) w();
@@ -421,16 +433,19 @@ async function wsBatch(target: Target, world: World) {
       checkFrames(world, s.texts.slice(before), where, seen);
       if (!s.open) {
         seen.add(`close:${s.closeCode}`);
+        // Not synchronisation: the assertion below fails either way; this gives the servers'
+        // output pipes a moment so the message carries their side of the close.
+        if (!WS_CLOSE_ALLOWED.has(s.closeCode!)) await new Promise((r) => setTimeout(r, 1500));
         // Whether the process is still there tells a crash from a dropped connection.
         const tails = target
           .services()
           .map(
             (x) =>
-              `${x.name} (exit ${x.proc.exitCode}, signal ${x.proc.signalCode}):\n${x.output.slice(-15).join('\n')}`,
+              `${x.name} (exit ${x.proc.exitCode}, signal ${x.proc.signalCode}):\n${x.output.slice(-40).join('\n')}`,
           );
         expect(
           WS_CLOSE_ALLOWED.has(s.closeCode!),
-          `${where}: close ${s.closeCode}; frames ${s.texts.slice(-3).join(' | ').slice(0, 600)}\n${tails.join('\n')}`,
+          `${where}: close ${s.closeCode} (client: ${s.trail.join(', ')}); frames ${s.texts.slice(-3).join(' | ').slice(0, 600)}\n${tails.join('\n')}`,
         ).toBe(true);
       }
     }),
@@ -1041,6 +1056,7 @@ describe('hostile input against npm start (the standalone process)', () => {
         DATA_DIR: dataDir,
         SERVE_CONSOLE: 'false',
         BODY_LIMIT_BYTES: String(STANDALONE_BODY_LIMIT),
+        LOG_LEVEL: process.env.HOSTILE_LOG_LEVEL ?? 'warn',
       },
       readyTimeoutMs: 45_000,
     });
@@ -1069,7 +1085,12 @@ describe('hostile input against the multi-process stack (api, delta, gateway)', 
   let target: Target;
 
   beforeAll(async () => {
-    stack = await startSyncStack({ apiWorkers: 1, gateways: 1, label: 'hostile_stack' });
+    stack = await startSyncStack({
+      apiWorkers: 1,
+      gateways: 1,
+      label: 'hostile_stack',
+      gatewayEnv: { LOG_LEVEL: process.env.HOSTILE_LOG_LEVEL ?? 'warn' },
+    });
     target = {
       name: 'stack',
       services: () => stack.services(),
