@@ -1,4 +1,24 @@
-import type { DeltaSource } from '@openagents/sync-server-kit';
+import type { BootstrapResponse } from '@openagents/sync-protocol';
+import type { BootstrapOptions, DeltaSource } from '@openagents/sync-server-kit';
+
+/**
+ * A DeltaSource whose bootstrap may say whether its answer is still wanted: `wanted()` is asked
+ * when a queued read's turn comes, and a read nobody wants any more is not sent.
+ */
+export interface BootstrapLine extends DeltaSource {
+  bootstrap(scope: string, options?: BootstrapOptions, wanted?: () => boolean): Promise<BootstrapResponse>;
+}
+
+/**
+ * What a queued bootstrap rejects with when its turn came and `wanted()` said nobody waits for it
+ * any more (every subscription that asked for it closed, e.g. its client disconnected).
+ */
+export class BootstrapSkipped extends Error {
+  constructor(scope: string) {
+    super(`bootstrap of ${scope} skipped: no subscription waits for it any more`);
+    this.name = 'BootstrapSkipped';
+  }
+}
 
 /**
  * The node's line for bootstrap pages: at most `concurrency` are asked of the delta source at
@@ -13,10 +33,13 @@ import type { DeltaSource } from '@openagents/sync-server-kit';
  * as `concurrency` × gateways stays within its MAX_CONCURRENT_BOOTSTRAPS plus its line.
  *
  * Waiting is cheap (one resolver per queued read; identical reads are already shared by the
- * gateway's single-flight before they get here) and bounded by the node's subscriptions.
- * Deltas and heads pass straight through: the delta service does not gate them.
+ * gateway's single-flight before they get here) and bounded by the node's subscriptions. A read
+ * whose turn comes after everyone who asked for it left (`wanted()` false: a client that
+ * subscribed and disconnected at once) is dropped with BootstrapSkipped instead of read, and the
+ * slot goes straight to the next in line. Deltas and heads pass straight through: the delta
+ * service does not gate them.
  */
-export function queueBootstraps(source: DeltaSource, concurrency: number): DeltaSource {
+export function queueBootstraps(source: DeltaSource, concurrency: number): BootstrapLine {
   const slots = Math.max(1, concurrency);
   let active = 0;
   const line: (() => void)[] = [];
@@ -27,9 +50,13 @@ export function queueBootstraps(source: DeltaSource, concurrency: number): Delta
     else active--;
   };
   return {
-    async bootstrap(scope, options) {
+    async bootstrap(scope, options, wanted) {
       if (active < slots) active++;
       else await new Promise<void>((resolve) => line.push(resolve));
+      if (wanted && !wanted()) {
+        release();
+        throw new BootstrapSkipped(scope);
+      }
       try {
         return await source.bootstrap(scope, options);
       } finally {

@@ -28,6 +28,7 @@ import {
   compressOptions,
   type HttpRequest,
   type HttpResponse,
+  listenExclusive,
   type TemplatedApp,
   type us_listen_socket,
   uWS,
@@ -295,7 +296,7 @@ function socketBehaviour(parts: Parts): WebSocketBehavior<UserData> {
       subscriptions: { streams: parts.streams, reads: parts.reads, metrics, log },
       failed,
     }),
-    close: (ws, code) => socketClosed(parts, ws, code),
+    close: (ws, code, message) => socketClosed(parts, ws, code, message),
   };
 }
 
@@ -314,7 +315,7 @@ function socketOpened(parts: Parts, ws: Socket): void {
   }
 }
 
-function socketClosed(parts: Parts, ws: Socket, code: number): void {
+function socketClosed(parts: Parts, ws: Socket, code: number, message: ArrayBuffer): void {
   const { connections, metrics, limits } = parts;
   try {
     const ud = ws.getUserData();
@@ -328,11 +329,22 @@ function socketClosed(parts: Parts, ws: Socket, code: number): void {
     wakeWriters(ud);
     metrics.disconnects.inc({ code: closeCodeLabel(code) });
     metrics.connectionDuration.observe((Date.now() - ud.openedAt) / 1000);
-    parts.deps.log.info({ conn: ud.id, code }, 'connection closed');
+    parts.deps.log.info({ conn: ud.id, code, reason: closeReason(code, message) }, 'connection closed');
   } catch (err) {
     connections.closed(ws);
     parts.failed('close', err);
   }
+}
+
+/**
+ * Why uWS dropped a connection without a close frame (1006), when it says: "Received invalid
+ * UTF-8", "Received too big message", "WebSocket timed out from inactivity"; undefined when it
+ * does not (a protocol violation, a client that hung up) and for every other code, whose
+ * message is the gateway's own or the client's close reason (not worth a log field).
+ */
+function closeReason(code: number, message: ArrayBuffer): string | undefined {
+  if (code !== 1006 || message.byteLength === 0) return undefined;
+  return Buffer.from(message, 0, Math.min(message.byteLength, 128)).toString('utf8');
 }
 
 /** Every other HTTP request: the ops routes, 426 for a plain GET /sync, then `deps.http` or 404. */
@@ -364,7 +376,7 @@ function httpRoutes(parts: Parts): (res: HttpResponse, req: HttpRequest) => void
       ),
     onError: (err) => parts.failed('http', err),
   };
-  return (res, req) => {
+  const route = (res: HttpResponse, req: HttpRequest) => {
     if (refuseHost(deps.acceptsHost, res, req)) return;
     const url = req.getUrl();
     if (url === '/healthz' || url === '/readyz' || url === '/metrics') {
@@ -375,6 +387,17 @@ function httpRoutes(parts: Parts): (res: HttpResponse, req: HttpRequest) => void
       bridgeHttp(res, req, deps.http, bridgeOptions);
     } else {
       writeJson(res, 404, { error: { code: 'not_found', message: 'Not found' } });
+    }
+  };
+  // A throw into uWS ends the process, and with it every connection (1006 for all of them).
+  return (res, req) => {
+    try {
+      route(res, req);
+    } catch (err) {
+      parts.failed('http', err);
+      try {
+        writeJson(res, 500, { error: { code: 'internal', message: 'Internal error' } });
+      } catch {}
     }
   };
 }
@@ -392,14 +415,19 @@ function busStatusChanged(parts: Parts, status: 'up' | 'down'): void {
   parts.streams.fillAll();
 }
 
+/**
+ * Opens the port for this process alone. uWS binds with SO_REUSEPORT unless told otherwise, so a
+ * second server on a taken port (another gateway, a leftover `npm start`) would not fail: the
+ * kernel would silently split new connections between the two, and clients landing on the other
+ * process would drop (1006) whenever it stops. Exclusive, such a start fails with "could not listen".
+ */
 function listenOn(app: TemplatedApp, port: number, host: string | undefined): Promise<us_listen_socket> {
   return new Promise((resolve, reject) => {
     const onListen = (socket: us_listen_socket | false) => {
       if (socket) resolve(socket);
-      else reject(new Error(`gateway could not listen on port ${port}`));
+      else reject(new Error(`gateway could not listen on port ${port} (in use?)`));
     };
-    if (host === undefined) app.listen(port, onListen);
-    else app.listen(host, port, onListen);
+    listenExclusive(app, host, port, onListen);
   });
 }
 

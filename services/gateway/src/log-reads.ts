@@ -1,6 +1,7 @@
 import type { BootstrapResponse, DeltaResponse } from '@openagents/sync-protocol';
 import { createSingleFlight, type DeltaSource, staleSweeper, toAppError } from '@openagents/sync-server-kit';
 import { LRUCache } from 'lru-cache';
+import { type BootstrapLine, BootstrapSkipped } from './bootstrap-queue';
 import type { GatewayMetrics } from './metrics';
 
 /** How the gateway reads the log: the DeltaSource plus request sharing. */
@@ -19,8 +20,12 @@ export interface LogReads {
    * kept for `bootstrapCacheMs`: a page carrying L stays a correct part of a bootstrap at L, since
    * the subscribe flow continues from L through its buffered live events and a gap fill (the same
    * argument as for the resume cache), and a later page's cursor names its L.
+   *
+   * `wanted`: whether the caller still needs the page. A read waiting in the node's bootstrap line
+   * is dropped when its turn comes and no caller sharing it is wanted any more; they get
+   * BootstrapSkipped (a caller that is gone ignores it), a caller still wanted never does.
    */
-  bootstrap(scope: string, cursor?: string): Promise<BootstrapResponse>;
+  bootstrap(scope: string, cursor?: string, wanted?: () => boolean): Promise<BootstrapResponse>;
   heads(scopes: readonly string[]): Promise<Map<string, number>>;
 }
 
@@ -39,8 +44,12 @@ export interface LogReadsOptions {
   bootstrapCachePages?: number;
 }
 
-/** Wraps a DeltaSource with single-flight maps, a short resume cache and request metrics. */
-export function createLogReads(source: DeltaSource, options: LogReadsOptions): LogReads {
+/**
+ * Wraps a DeltaSource (the node's bootstrap line, bootstrap-queue.ts, or any other) with
+ * single-flight maps, a short resume cache and request metrics.
+ */
+export function createLogReads(source: DeltaSource | BootstrapLine, options: LogReadsOptions): LogReads {
+  const line = source as BootstrapLine;
   const flights = createSingleFlight<unknown>();
   const shared = <T>(key: string, run: () => Promise<T>): Promise<T> =>
     flights.run(key, run).promise as Promise<T>;
@@ -49,6 +58,20 @@ export function createLogReads(source: DeltaSource, options: LogReadsOptions): L
   const bootstrapCacheMs = options.bootstrapCacheMs ?? 1000;
   const resumes = resumeCache(cacheMs, options.cacheEvents ?? 200_000);
   const bootstraps = bootstrapCache(bootstrapCacheMs, options);
+  /**
+   * The `wanted` of every caller of a bootstrap flight, by key, while it is in flight; each
+   * caller is added before the flight can reach the line, which asks them.
+   */
+  const wanters = new Map<string, Set<() => boolean>>();
+  const bootstrapFlight = (scope: string, cursor: string | undefined, callers: Set<() => boolean>) => {
+    const anyWanted = () => {
+      for (const wanted of callers) if (wanted()) return true;
+      return false;
+    };
+    const options = { maxAgeMs: bootstrapCacheMs, ...(cursor === undefined ? {} : { cursor }) };
+    return counted('bootstrap', () => line.bootstrap(scope, options, anyWanted));
+  };
+
   // A resume accepts what another gateway's resume read just now (`maxAgeMs`), as it accepts
   // this gateway's own cache: other nodes asking for the same (scope, cursor) cost the database
   // one query. A gap fill must be fresh, so the two never share a flight.
@@ -67,24 +90,43 @@ export function createLogReads(source: DeltaSource, options: LogReadsOptions): L
         readDelta(scope, lastSyncId, limit, cacheMs),
       ),
     fresh: (scope, lastSyncId, limit) => readDelta(scope, lastSyncId, limit),
-    bootstrap(scope, cursor) {
+    bootstrap(scope, cursor, wanted = ALWAYS) {
       const key = `${scope}\0${cursor ?? ''}`;
-      return bootstraps.through(key, () =>
-        shared(`b\0${key}`, () =>
-          counted('bootstrap', () =>
-            source.bootstrap(scope, {
-              maxAgeMs: bootstrapCacheMs,
-              ...(cursor === undefined ? {} : { cursor }),
+      return bootstraps.through(key, async () => {
+        for (;;) {
+          let callers = wanters.get(key);
+          if (!callers) {
+            const fresh = new Set<() => boolean>();
+            wanters.set(key, fresh);
+            callers = fresh;
+          }
+          callers.add(wanted);
+          const mine = callers;
+          const flight = shared(`b\0${key}`, () =>
+            bootstrapFlight(scope, cursor, mine).finally(() => {
+              if (wanters.get(key) === mine) wanters.delete(key);
             }),
-          ),
-        ),
-      );
+          );
+          try {
+            return await flight;
+          } catch (err) {
+            // Joined a flight dropped as unwanted just before: this caller still wants it.
+            if (err instanceof BootstrapSkipped && wanted()) continue;
+            throw err;
+          }
+        }
+      });
     },
     heads: (scopes) => counted('heads', () => source.heads(scopes)),
   };
 }
 
-/** Runs a read of the delta source and counts it by kind and result (ok, reset, error). */
+const ALWAYS = () => true;
+
+/**
+ * Runs a read of the delta source and counts it by kind and result (ok, reset, error); a
+ * bootstrap dropped in the line was never sent, and is counted apart.
+ */
 function countedRead(metrics: GatewayMetrics) {
   return async <T>(kind: Kind, run: () => Promise<T>): Promise<T> => {
     try {
@@ -92,6 +134,10 @@ function countedRead(metrics: GatewayMetrics) {
       metrics.deltaRequests.inc({ kind, result: 'ok' });
       return result;
     } catch (err) {
+      if (err instanceof BootstrapSkipped) {
+        metrics.bootstrapsSkipped.inc();
+        throw err;
+      }
       const error = toAppError(err);
       metrics.deltaRequests.inc({ kind, result: error.code === 'reset_required' ? 'reset' : 'error' });
       throw error;

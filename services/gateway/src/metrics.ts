@@ -126,6 +126,10 @@ function deliveryMetrics(m: MetricFactory) {
       help: 'Reads sent to the delta source (after single-flight and cache), by kind and result.',
       labelNames: ['kind', 'result'] as const,
     }),
+    bootstrapsSkipped: m.counter({
+      name: 'sync_gateway_bootstraps_skipped_total',
+      help: 'Bootstrap pages dropped from the node line unread: every subscription waiting for them had closed.',
+    }),
   };
 }
 

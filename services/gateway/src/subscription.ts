@@ -187,7 +187,8 @@ export class Subscription implements StreamSubscriber {
     for (;;) {
       let page: BootstrapResponse;
       try {
-        page = await reads.bootstrap(this.scope, cursor);
+        // Dropped unread if it is still waiting in the node's line once this flow is gone.
+        page = await reads.bootstrap(this.scope, cursor, () => !gone());
       } catch (err) {
         // The bootstrap outlived the retained log after L: start it over from its first page.
         // The client drops pages of a bootstrap whose lastSyncId changes (replica.ts).

@@ -1,4 +1,4 @@
-import uWS from 'uWebSockets.js';
+import uWS, { type ListenOptions, type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
 import type { WsCompression } from './config';
 
 export type {
@@ -36,6 +36,30 @@ export function assertNativeUws(mod: object = uWS): void {
 }
 
 export { uWS };
+
+/**
+ * `app.listen` without SO_REUSEPORT (uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT, which uWS.js accepts
+ * between port and callback, with or without a host; its typings only know the form without).
+ */
+export function listenExclusive(
+  app: TemplatedApp,
+  host: string | undefined,
+  port: number,
+  onListen: (socket: us_listen_socket | false) => void,
+): void {
+  const exclusive = 1 as ListenOptions;
+  if (host === undefined) {
+    app.listen(port, exclusive, onListen);
+    return;
+  }
+  (app.listen as unknown as (h: string, p: number, o: ListenOptions, cb: typeof onListen) => void).call(
+    app,
+    host,
+    port,
+    exclusive,
+    onListen,
+  );
+}
 
 /**
  * What `WebSocket.send` returns: the message is buffered
