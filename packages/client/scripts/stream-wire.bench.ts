@@ -388,8 +388,11 @@ appends), with the worker committing each append in its next round (\`STREAM_COA
 the default; the worker-side window stays available for writers that do not batch). An event's
 envelope is ~390 bytes whatever it carries (the scope twice, the record id, two timestamps, the
 key names — the contract's event shape, unchanged); at 30 tokens/s a 40 ms window holds 2 tokens,
-so the envelope costs ~195 bytes per token and the bytes target (token bytes + 200, flat in the
-reply's length) is met without compression, at the price of the first token of a window waiting
+so the envelope costs ~195–200 bytes per token: the bytes target (token bytes + 200, flat in the
+reply's length) is met without compression in the \`sync\` frames' own bytes
+(${results[`append-stream:500`]!.toFixed(0)} / ${results[`append-stream:2000`]!.toFixed(0)} per token above), but only at its edge once each frame's 2-byte WebSocket
+header is counted (${results[`append-stream:500:off`]!.toFixed(0)} / ${results[`append-stream:2000:off`]!.toFixed(0)} on the wire); with \`WS_COMPRESSION=shared\` (no memory per
+connection) it is ${results[`append-stream:500:shared`]!.toFixed(0)} / ${results[`append-stream:2000:shared`]!.toFixed(0)}, well inside it — the setting to use where the bytes matter. The batching costs the first token of a window a wait of
 up to 40 ms before it is sent; the append itself then reaches viewers without waiting for
 anything (bench:stream measures append→viewer and token→durable). **Measured, not taken: permessage-deflate to get one token per event under the target.**
 At strictly one token per event (append per token) the real gateway puts on the wire
