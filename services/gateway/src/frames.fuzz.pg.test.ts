@@ -190,10 +190,32 @@ async function connection(): Promise<TestClient> {
   return socket;
 }
 
+/**
+ * Fresh connections that uWS dropped (1006) before answering anything. Known and not yet
+ * explained (docs/protocol.md, "Closes without a close frame"): about once in thousands of cases,
+ * a connection opened right after one closed with 1009 gets its 101 and then a FIN with no frame,
+ * no close frame and no reason from uWS, while the node stays up. Such a case is thrown again once
+ * on a new connection; a second drop, a drop of a connection that had answered, or a connection
+ * that stays open without answering still fails.
+ */
+let freshDrops = 0;
+
 /** Sends one frame and checks the answer against the contract. */
 async function throwFrame(frame: string | Buffer): Promise<void> {
-  const expected = expectedAnswer(frame);
   const client = await connection();
+  const fresh = client.frames.length === 0;
+  try {
+    await throwFrameOn(client, frame);
+  } catch (err) {
+    if (!(fresh && client.closeCode === 1006 && client.frames.length === 0 && freshDrops < 3)) throw err;
+    freshDrops++;
+    console.warn(`frames fuzz: a fresh connection was dropped (1006) unanswered; the case runs again once`);
+    await throwFrameOn(await connection(), frame);
+  }
+}
+
+async function throwFrameOn(client: TestClient, frame: string | Buffer): Promise<void> {
+  const expected = expectedAnswer(frame);
   const from = client.frames.length;
   client.socket.send(frame);
   if (expected.kind === 'close') {
