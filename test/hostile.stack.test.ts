@@ -411,6 +411,7 @@ async function wsBatch(target: Target, world: World) {
   }
   let socket: Socket | undefined;
   let sent = 0;
+  let freshDrops = 0;
   /** Frame types, error codes and close codes met, to show the run reached what it aimed at. */
   const seen = new Set<string>();
   const fresh = async () => {
@@ -424,11 +425,26 @@ async function wsBatch(target: Target, world: World) {
   await fc.assert(
     fc.asyncProperty(frameArb(world, tokens), async (frame) => {
       // Stay under the per-connection frame rate: a fresh connection every 30 frames.
-      const s = socket?.open && sent < 30 ? socket : await fresh();
-      const before = s.texts.length;
-      s.ws.send(frame, { binary: Buffer.isBuffer(frame) });
-      sent += 2;
-      await s.settle();
+      let s = socket?.open && sent < 30 ? socket : await fresh();
+      let before = s.texts.length;
+      const throwOn = async (to: Socket) => {
+        to.ws.send(frame, { binary: Buffer.isBuffer(frame) });
+        sent += 2;
+        await to.settle();
+      };
+      await throwOn(s);
+      if (!s.open && s.closeCode === 1006 && before === 0 && s.texts.length === 0 && freshDrops < 3) {
+        // The known, unexplained uWS drop of a fresh connection (docs/protocol.md, "Closes without
+        // a close frame"): its 101, then a FIN before any answer. Thrown again once on a new
+        // connection; a second drop, or a drop after answers, fails below.
+        freshDrops++;
+        console.warn(
+          `hostile: ${target.name}: a fresh connection was dropped (1006) unanswered (${s.trail.join(', ')}); the frame is sent again once`,
+        );
+        s = await fresh();
+        before = 0;
+        await throwOn(s);
+      }
       const where = `${target.name} ws ${Buffer.isBuffer(frame) ? `<binary ${frame.length}>` : frame.slice(0, 120)}`;
       checkFrames(world, s.texts.slice(before), where, seen);
       if (!s.open) {
