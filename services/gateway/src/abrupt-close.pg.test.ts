@@ -7,7 +7,9 @@
  * sharing it (uWS binds with SO_REUSEPORT unless told not to): clients landing on the other
  * process would drop with 1006 whenever it went away.
  */
+
 import { request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { Writable } from 'node:stream';
 import { CLOSE_CODES } from '@openagents/sync-protocol';
 import { createMemoryBus, createRegistry } from '@openagents/sync-server-kit';
@@ -231,5 +233,54 @@ describe('the port', () => {
       await second.stop();
       await first.stop();
     }
+  });
+});
+
+describe('the handshake', () => {
+  /** A raw handshake with this Connection header; resolves with the status line and whether the
+   *  socket then stayed open long enough to answer a ping (false when the server ended it). */
+  async function handshake(connection: string): Promise<{ status: string; answered: boolean }> {
+    const token = await tokenFor(['agent:*'], 'raw-client');
+    const url = new URL(gw.wsUrl);
+    return new Promise((resolve) => {
+      const socket = netConnect(Number(url.port), url.hostname);
+      let text = '';
+      let status = '';
+      socket.on('connect', () =>
+        socket.write(
+          `GET ${url.pathname}?token=${encodeURIComponent(token)} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\n` +
+            `Connection: ${connection}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        ),
+      );
+      socket.on('data', (chunk) => {
+        text += chunk.toString('latin1');
+        if (!status && text.includes('\r\n\r\n')) {
+          status = text.slice(0, text.indexOf('\r\n'));
+          if (status.includes(' 101 ')) socket.write(clientFrame(OPCODE.ping, Buffer.from('hi')));
+          else socket.end();
+        } else if (status.includes(' 101 ') && text.length > text.indexOf('\r\n\r\n') + 4) {
+          socket.destroy();
+          resolve({ status, answered: true });
+        }
+      });
+      socket.on('close', () => resolve({ status, answered: false }));
+      socket.on('error', () => {});
+    });
+  }
+
+  it('refuses a handshake whose Connection header lacks "Upgrade" with 400, never a 101 and a drop', async () => {
+    // uWS alone upgrades these (and with "close" its cork wrapper can then drop the fresh socket
+    // after an asynchronous upgrade: uNetworking/uWebSockets#1928).
+    expect(await handshake('close')).toEqual({ status: 'HTTP/1.1 400 Bad Request', answered: false });
+    expect((await handshake('keep-alive')).status).toBe('HTTP/1.1 400 Bad Request');
+    // Listed with other tokens, in any case, it is a handshake.
+    expect(await handshake('keep-alive, Upgrade')).toEqual({
+      status: 'HTTP/1.1 101 Switching Protocols',
+      answered: true,
+    });
+    expect(await handshake('upgrade')).toEqual({
+      status: 'HTTP/1.1 101 Switching Protocols',
+      answered: true,
+    });
   });
 });

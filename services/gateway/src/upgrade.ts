@@ -22,6 +22,9 @@ export interface UpgradeDeps {
   acceptsHost: ((host: string) => boolean) | undefined;
 }
 
+/** A Connection header that lists the "upgrade" token (it is a comma-separated list). */
+const CONNECTION_UPGRADE = /(?:^|,)\s*upgrade\s*(?:,|$)/i;
+
 /** What the upgrade reads from the request: uWS's request object is gone after the handler returns. */
 interface UpgradeRequest {
   key: string;
@@ -62,6 +65,21 @@ export function createUpgradeHandler(
   };
   return (res, req, context) => {
     if (refuseHost(deps.acceptsHost, res, req)) return;
+    // RFC 6455 §4.2.1: the handshake's Connection header includes "Upgrade". uWS upgrades without
+    // it; and with "close" this build's cork wrapper can close the socket right after an
+    // asynchronous upgrade (uNetworking/uWebSockets#1928, fixed upstream by #1929: a plain uWS
+    // server upgrading on a later tick inside res.cork dropped 300 of 300 such handshakes after
+    // their 101). Refused here with a 400 that says why.
+    if (!CONNECTION_UPGRADE.test(req.getHeader('connection'))) {
+      metrics.upgrades.inc({ result: 'bad_request' });
+      writeJson(res, 400, {
+        error: {
+          code: 'bad_request',
+          message: 'A WebSocket handshake needs "Connection: Upgrade" (RFC 6455)',
+        },
+      });
+      return;
+    }
     const request: UpgradeRequest = {
       key: req.getHeader('sec-websocket-key'),
       protocol: req.getHeader('sec-websocket-protocol'),
