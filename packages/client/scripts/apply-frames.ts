@@ -39,46 +39,26 @@ export function bootstrapFrame(count: number): string {
   });
 }
 
-/** One `update` event of a message's content (what the baseline understands, and PATCH sends). */
-export function updateFrame(seq: number, target: string, content: string): string {
+/** A `sync` frame of one event on message `target` of the scope. */
+function messageFrame(seq: number, target: string, action: 'update' | 'append', data: object): string {
   return JSON.stringify({
     type: 'sync',
     scope,
     latestSyncId: seq,
     events: [
-      {
-        id: seq,
-        scope,
-        model: 'Message',
-        model_id: target,
-        action: 'update',
-        data: { content, updated_at: now },
-        mutationId: null,
-        created_at: now,
-      },
+      { id: seq, scope, model: 'Message', model_id: target, action, data, mutationId: null, created_at: now },
     ],
   });
 }
 
+/** One `update` event of a message's content (what the baseline understands, and PATCH sends). */
+export function updateFrame(seq: number, target: string, content: string): string {
+  return messageFrame(seq, target, 'update', { content, updated_at: now });
+}
+
 /** One `append` event (v1.1; the current client only). */
 export function appendFrame(seq: number, target: string, offset: number, text: string): string {
-  return JSON.stringify({
-    type: 'sync',
-    scope,
-    latestSyncId: seq,
-    events: [
-      {
-        id: seq,
-        scope,
-        model: 'Message',
-        model_id: target,
-        action: 'append',
-        data: { field: 'content', offset, text, updated_at: now },
-        mutationId: null,
-        created_at: now,
-      },
-    ],
-  });
+  return messageFrame(seq, target, 'append', { field: 'content', offset, text, updated_at: now });
 }
 
 /** Token `i` of the streamed reply. */
