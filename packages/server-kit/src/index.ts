@@ -66,6 +66,7 @@ export {
   syncCommitSql,
 } from './model-sql';
 export { createOpsRoutes, type DependencyCheck, type ReadinessCheck } from './ops';
+export { sharePool } from './pool-share';
 export { createRateLimiter, type RateDecision, type RateLimiter, type RateLimitOptions } from './rate-limit';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
