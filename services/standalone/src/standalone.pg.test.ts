@@ -254,6 +254,11 @@ describe('standalone server (embedded Postgres, in-process bus)', () => {
   });
 });
 
+const OPERATOR_SECRET = 'operator-secret-operator-secret-0123456789';
+/** A token for every org, signed with the operator's secret. */
+const operatorToken = (sub: string) =>
+  mintToken({ secret: OPERATOR_SECRET, sub, scopes: ['org:*'], ttl: 60 });
+
 describe("standalone with the operator's SYNC_JWT_SECRET", () => {
   let db: TestDatabase;
   let dataDir: string;
@@ -267,7 +272,7 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
     const config = loadStandaloneConfig({
       PORT: String(await freePort()),
       DATABASE_URL: db.url,
-      SYNC_JWT_SECRET: 'operator-secret-operator-secret-0123456789',
+      SYNC_JWT_SECRET: OPERATOR_SECRET,
       DATA_DIR: dataDir,
       LOG_LEVEL: 'silent',
       PG_POOL_MAX: '4',
@@ -295,24 +300,14 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
     expect(html).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
     expect(server.info().devToken).toBeUndefined();
     expect(existsSync(join(dataDir, 'dev-jwt-secret'))).toBe(false);
-    const token = await mintToken({
-      secret: 'operator-secret-operator-secret-0123456789',
-      sub: 'ops',
-      scopes: ['org:*'],
-      ttl: 60,
-    });
+    const token = await operatorToken('ops');
     const res = await fetch(`${server.info().url}/sync/bootstrap?scope=org:${crypto.randomUUID()}`, {
       headers: { authorization: `Bearer ${token}` },
     });
     expect(res.status).toBe(200);
   });
   it('reads and writes share the one pool that PG_POOL_MAX sizes', async () => {
-    const token = await mintToken({
-      secret: 'operator-secret-operator-secret-0123456789',
-      sub: 'reader',
-      scopes: ['org:*'],
-      ttl: 60,
-    });
+    const token = await operatorToken('reader');
     const [write, ...reads] = await Promise.all([
       fetch(`${server.info().url}/api/agents`, {
         method: 'POST',
@@ -338,12 +333,7 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
   });
 
   it('leaves writes their half of the pool while a flood of reads holds the other half', async () => {
-    const token = await mintToken({
-      secret: 'operator-secret-operator-secret-0123456789',
-      sub: 'flood',
-      scopes: ['org:*'],
-      ttl: 60,
-    });
+    const token = await operatorToken('flood');
     /** Statements of the standalone server's pool waiting on a lock now. */
     const lockWaiters = async () => {
       const { rows } = await db.pool.query<{ n: number }>(
