@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Bus, createRedisBus } from '@openagents/sync-server-kit';
 import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../../test/support/ports';
 import { uniqueChannelPrefix } from '../../../test/support/redis';
 import { type RedisCluster, startRedisCluster } from '../../../test/support/redis-cluster';
@@ -240,22 +240,12 @@ describe('configured through the environment only', () => {
   });
 });
 
-async function waitForAsync(attempt: () => Promise<void>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/** Runs `attempt` until it resolves (every 50 ms), or fails the test with its last error after 15 s. */
+function waitForAsync(attempt: () => Promise<void>) {
+  return vi.waitFor(attempt, { timeout: 15_000, interval: 50 });
 }
 
-async function waitFor(check: () => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Resolves once `check()` holds (checked every 25 ms), or fails the test after 15 s. */
+function waitFor(check: () => boolean) {
+  return expect.poll(check, { timeout: 15_000, interval: 25 }).toBe(true);
 }
