@@ -86,6 +86,7 @@ export {
 } from './service-shell';
 export { serviceTokenSource } from './service-token';
 export { createSingleFlight, type SingleFlight } from './single-flight';
+export { createSlots, type Slots } from './slots';
 export { staleSweeper } from './stale-sweeper';
 export {
   appendEvents,

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from './db';
+import { createSlots } from './slots';
 
 /**
  * A bounded share of a pool: the same connections, but at most `max` of them in use through the
@@ -63,25 +64,4 @@ export function sharePool(pool: Pool, max: number): Pool {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-}
-
-/** A counting semaphore with a FIFO line: `take` resolves when one of `max` slots is free. */
-function createSlots(max: number) {
-  let free = Math.max(1, max);
-  const line: (() => void)[] = [];
-  return {
-    take(): Promise<void> {
-      if (free > 0) {
-        free--;
-        return Promise.resolve();
-      }
-      return new Promise((resolve) => line.push(resolve));
-    },
-    /** Hands the slot to the first in line, or frees it. */
-    give(): void {
-      const next = line.shift();
-      if (next) next();
-      else free++;
-    },
-  };
 }
