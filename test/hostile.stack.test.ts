@@ -14,6 +14,7 @@ import { request as httpRequest } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import { ErrorBody, WS_ERROR_CODES } from '@openagents/sync-protocol';
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
@@ -195,6 +196,25 @@ async function expectAlive(target: Target, after: string) {
   }
 }
 
+/**
+ * Resolves once what `service` wrote before now has been read: a process that answers `/healthz`
+ * wrote its earlier lines before answering (pipes are synchronous on Linux), and the answer comes
+ * after them; for one that does not answer (it died or is dying), once its pipes are closed.
+ */
+async function outputCaughtUp(service: ServiceProcess): Promise<void> {
+  const answered = await fetch(`${service.url}/healthz`, { signal: AbortSignal.timeout(5_000) }).then(
+    (res) => res.ok,
+    () => false,
+  );
+  if (answered) return;
+  const pipes = [service.proc.stdout, service.proc.stderr].filter((p) => p !== null);
+  // A process that neither answers nor exits (a blocked event loop) still leaves after the bound.
+  await Promise.race([
+    Promise.all(pipes.map((p) => finished(p).catch(() => {}))),
+    new Promise((r) => setTimeout(r, 10_000).unref()),
+  ]);
+}
+
 /* WebSocket --------------------------------------------------------------------------------- */
 
 class Socket {
@@ -254,15 +274,22 @@ class Socket {
     this.ws.send(JSON.stringify({ type: 'ping', t }));
     const pong = `"t":${t}`;
     const done = () => !this.open || this.texts.some((x) => x.includes('"pong"') && x.includes(pong));
-    const deadline = Date.now() + 15_000;
-    while (!done()) {
-      if (Date.now() > deadline)
-        throw new Error(`no pong ${t}; last frames ${this.texts.slice(-3).join(' | ')}`);
-      await new Promise<void>((r) => {
-        this.#waiters.push(r);
-        setTimeout(r, 1000);
-      });
-    }
+    // Checked on every frame and on the close (`#wake`); the timer only ends a wait that failed.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== check);
+        reject(new Error(`no pong ${t}; last frames ${this.texts.slice(-3).join(' | ')}`));
+      }, 15_000);
+      const check = () => {
+        if (done()) {
+          clearTimeout(timer);
+          resolve();
+        } else {
+          this.#waiters.push(check);
+        }
+      };
+      check();
+    });
   }
 
   close() {
@@ -449,9 +476,9 @@ async function wsBatch(target: Target, world: World) {
       checkFrames(world, s.texts.slice(before), where, seen);
       if (!s.open) {
         seen.add(`close:${s.closeCode}`);
-        // Not synchronisation: the assertion below fails either way; this gives the servers'
-        // output pipes a moment so the message carries their side of the close.
-        if (!WS_CLOSE_ALLOWED.has(s.closeCode!)) await new Promise((r) => setTimeout(r, 1500));
+        // The assertion below fails either way; first every service's output up to the close is
+        // collected, so the message carries their side of it.
+        if (!WS_CLOSE_ALLOWED.has(s.closeCode!)) await Promise.all(target.services().map(outputCaughtUp));
         // Whether the process is still there tells a crash from a dropped connection.
         const tails = target
           .services()

@@ -66,6 +66,7 @@ export {
   syncCommitSql,
 } from './model-sql';
 export { createOpsRoutes, type DependencyCheck, type ReadinessCheck } from './ops';
+export { sharePool } from './pool-share';
 export { createRateLimiter, type RateDecision, type RateLimiter, type RateLimitOptions } from './rate-limit';
 export { createRedisBus, type RedisBusOptions } from './redis-bus';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus';
@@ -85,6 +86,7 @@ export {
 } from './service-shell';
 export { serviceTokenSource } from './service-token';
 export { createSingleFlight, type SingleFlight } from './single-flight';
+export { createSlots, type Slots } from './slots';
 export { staleSweeper } from './stale-sweeper';
 export {
   appendEvents,

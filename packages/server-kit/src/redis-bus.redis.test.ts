@@ -21,13 +21,9 @@ const event = (id: number, scope: string): SyncEvent => ({
   created_at: new Date().toISOString(),
 });
 
-const waitFor = async (check: () => boolean, timeoutMs = 5000) => {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+/** Resolves once `check()` holds (checked every 20 ms), or fails the test after `timeout`. */
+const waitFor = (check: () => boolean, timeout = 5000) =>
+  expect.poll(check, { timeout, interval: 20 }).toBe(true);
 
 describe('redis bus', () => {
   it('delivers to subscribers of the scope only, and stops after the last handler leaves', async () => {

@@ -1,7 +1,7 @@
 import type { SyncEvent } from '@openagents/sync-protocol';
 import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { uniqueChannelPrefix } from '../../../test/support/redis';
 import { type RedisCluster, startRedisCluster } from '../../../test/support/redis-cluster';
 import type { Bus, BusMessage, BusStatus } from './bus';
@@ -18,13 +18,11 @@ const event = (id: number, scope: string): SyncEvent => ({
   created_at: new Date().toISOString(),
 });
 
-const waitFor = async (check: () => boolean, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+/** Resolves once `check()` holds (checked every 20 ms), or fails the test after `timeout`. */
+const waitFor = (check: () => boolean, timeout = 10_000) =>
+  expect.poll(check, { timeout, interval: 20 }).toBe(true);
+/** Runs `attempt` until it resolves (every 50 ms), or fails the test with its last error. */
+const waitForAsync = (attempt: () => Promise<void>) => vi.waitFor(attempt, { timeout: 10_000, interval: 50 });
 
 let cluster: RedisCluster;
 beforeAll(async () => {
@@ -171,15 +169,3 @@ describe('redis cluster bus', () => {
     }
   });
 });
-
-async function waitForAsync(attempt: () => Promise<void>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}

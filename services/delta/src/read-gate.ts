@@ -1,4 +1,4 @@
-import { AppError } from '@openagents/sync-server-kit';
+import { AppError, createSlots } from '@openagents/sync-server-kit';
 
 /** Bounds how many reads of one kind run at once in this process. */
 export interface ReadGate {
@@ -22,37 +22,28 @@ export interface ReadGate {
  *   const page = await gate.run(() => reader.bootstrap(scope));
  */
 export function createReadGate(options: { concurrency: number; queue: number }): ReadGate {
-  const concurrency = Math.max(1, options.concurrency);
-  let active = 0;
-  const line: (() => void)[] = [];
-  const release = () => {
-    const next = line.shift();
-    if (next) next();
-    else active--;
-  };
+  const slots = createSlots(options.concurrency);
   return {
     async run(work) {
-      if (active < concurrency) {
-        active++;
-      } else if (line.length < options.queue) {
-        // The slot is handed over by `release` without being freed in between.
-        await new Promise<void>((resolve) => line.push(resolve));
-      } else {
-        throw new AppError('unavailable', 'Too many bootstrap reads in progress; retry shortly', {
-          details: { retryAfterSeconds: 1 },
-        });
+      if (!slots.tryTake()) {
+        if (slots.waiting >= options.queue) {
+          throw new AppError('unavailable', 'Too many bootstrap reads in progress; retry shortly', {
+            details: { retryAfterSeconds: 1 },
+          });
+        }
+        await slots.take();
       }
       try {
         return await work();
       } finally {
-        release();
+        slots.give();
       }
     },
     get active() {
-      return active;
+      return slots.active;
     },
     get waiting() {
-      return line.length;
+      return slots.waiting;
     },
   };
 }

@@ -166,11 +166,9 @@ function rawUpgrade(port: number): Promise<{ status: number; body: string }> {
   });
 }
 
-async function waitReady(url: string) {
-  for (let i = 0; i < 100; i++) {
-    const res = await fetch(`${url}/readyz`);
-    if (res.status === 200) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('gateway never became ready');
+/** Resolves once the gateway's `/readyz` answers 200 (asked every 50 ms, for 5 s at most). */
+function waitReady(url: string) {
+  return expect
+    .poll(async () => (await fetch(`${url}/readyz`)).status, { timeout: 5_000, interval: 50 })
+    .toBe(200);
 }

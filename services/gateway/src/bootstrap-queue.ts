@@ -1,5 +1,5 @@
 import type { BootstrapResponse } from '@openagents/sync-protocol';
-import type { BootstrapOptions, DeltaSource } from '@openagents/sync-server-kit';
+import { type BootstrapOptions, createSlots, type DeltaSource } from '@openagents/sync-server-kit';
 
 /**
  * A DeltaSource whose bootstrap may say whether its answer is still wanted: `wanted()` is asked
@@ -40,27 +40,19 @@ export class BootstrapSkipped extends Error {
  * service does not gate them.
  */
 export function queueBootstraps(source: DeltaSource, concurrency: number): BootstrapLine {
-  const slots = Math.max(1, concurrency);
-  let active = 0;
-  const line: (() => void)[] = [];
-  const release = () => {
-    const next = line.shift();
-    // The slot passes to the next in line without being freed in between.
-    if (next) next();
-    else active--;
-  };
+  // A slot given back passes to the next in line without being freed in between.
+  const slots = createSlots(concurrency);
   return {
     async bootstrap(scope, options, wanted) {
-      if (active < slots) active++;
-      else await new Promise<void>((resolve) => line.push(resolve));
+      if (!slots.tryTake()) await slots.take();
       if (wanted && !wanted()) {
-        release();
+        slots.give();
         throw new BootstrapSkipped(scope);
       }
       try {
         return await source.bootstrap(scope, options);
       } finally {
-        release();
+        slots.give();
       }
     },
     delta: (scope, lastSyncId, limit, options) => source.delta(scope, lastSyncId, limit, options),

@@ -32,12 +32,10 @@ describe('one port: ops, bridged HTTP and /sync', () => {
       expect(await (await fetch(`${gw.url}/healthz`)).json()).toEqual({ status: 'ok' });
       // Ready once the first head check has reached the delta source (it runs right after listen;
       // on a loaded machine the first /readyz can arrive before it answered).
-      let ready = await fetch(`${gw.url}/readyz`);
-      for (let i = 0; i < 50 && ready.status !== 200; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        ready = await fetch(`${gw.url}/readyz`);
-      }
-      expect(ready.status).toBe(200);
+      await expect
+        .poll(async () => (await fetch(`${gw.url}/readyz`)).status, { timeout: 5_000, interval: 100 })
+        .toBe(200);
+      const ready = await fetch(`${gw.url}/readyz`);
       expect(await ready.json()).toEqual({
         status: 'ready',
         draining: false,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Bus, createRedisBus } from '@openagents/sync-server-kit';
 import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../../test/support/ports';
 import { uniqueChannelPrefix } from '../../../test/support/redis';
 import { type RedisCluster, startRedisCluster } from '../../../test/support/redis-cluster';
@@ -57,8 +57,11 @@ async function setUp(perMaster: number): Promise<Setup> {
   return { h, gatewayBus, agentsByMaster, scopes, channelPrefix };
 }
 
+/** Pause between one agent's writes in the failover test. */
+const WRITE_PAUSE_MS = 20;
+
 /** Posts `count` messages to an agent, one after the other (their events are 1..count of its scope). */
-async function writeMessages(h: ApiHarness, agentId: string, count: number, pauseMs = 0): Promise<void> {
+async function writeMessages(h: ApiHarness, agentId: string, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const res = await h.request('POST', '/api/messages', {
       agent_id: agentId,
@@ -66,7 +69,6 @@ async function writeMessages(h: ApiHarness, agentId: string, count: number, paus
       content: `m${i}`,
     });
     expect(res.status).toBe(201);
-    if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
   }
 }
 
@@ -137,7 +139,9 @@ describe('over a Redis Cluster', () => {
             await writeMessages(h, scope.slice('agent:'.length), 1);
             count++;
             if (failedOverAt !== undefined) afterFailover++;
-            await new Promise((r) => setTimeout(r, 20));
+            // A write rate, not a wait for anything: about 40 writes a second per agent through
+            // the 10-30 s of the failover, instead of thousands for the clients to catch up on.
+            await new Promise((r) => setTimeout(r, WRITE_PAUSE_MS));
           }
           return count;
         }),
@@ -236,22 +240,12 @@ describe('configured through the environment only', () => {
   });
 });
 
-async function waitForAsync(attempt: () => Promise<void>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/** Runs `attempt` until it resolves (every 50 ms), or fails the test with its last error after 15 s. */
+function waitForAsync(attempt: () => Promise<void>) {
+  return vi.waitFor(attempt, { timeout: 15_000, interval: 50 });
 }
 
-async function waitFor(check: () => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Resolves once `check()` holds (checked every 25 ms), or fails the test after 15 s. */
+function waitFor(check: () => boolean) {
+  return expect.poll(check, { timeout: 15_000, interval: 25 }).toBe(true);
 }

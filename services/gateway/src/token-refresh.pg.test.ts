@@ -119,15 +119,7 @@ describe('auth frame: refreshing the token in place', () => {
     try {
       client.subscribeScope(scope);
       // Two refreshes went out on the client's socket and were accepted, without a reconnect.
-      await new Promise<void>((resolve, reject) => {
-        const deadline = Date.now() + 15_000;
-        const poll = async () => {
-          if ((await metric()) >= before + 2) return resolve();
-          if (Date.now() > deadline) return reject(new Error('no refreshes accepted'));
-          setTimeout(poll, 100);
-        };
-        void poll();
-      });
+      await expect.poll(metric, { timeout: 15_000, interval: 100 }).toBeGreaterThanOrEqual(before + 2);
       expect(issued).toBeGreaterThanOrEqual(2);
       const upgrades = await (await fetch(`${gw.url}/metrics`)).text();
       const accepted = /sync_gateway_upgrades_total\{result="accepted"[^}]*\} (\d+)/.exec(upgrades)?.[1];

@@ -56,7 +56,7 @@ export const StandaloneEnv = z.object({
   /**
    * Connections of the one pool every part shares (the API's writes, the delta service's reads and
    * pruner, the gateway's readiness check), with READ_STATEMENT_TIMEOUT_MS as its statement timeout.
-   * MAX_CONCURRENT_BOOTSTRAPS keeps bootstraps from taking all of it.
+   * Reads hold at most half of it at once, so writes always find the other half.
    */
   PG_POOL_MAX: poolSize.default(10),
   /** Bootstrap pages read at once (one process shares its cores with everything else). */

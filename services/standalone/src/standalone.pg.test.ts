@@ -23,7 +23,7 @@ import WebSocket from 'ws';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { freePort } from '../../../test/support/ports';
 import { loadStandaloneConfig } from './config';
-import { CONSOLE_SCOPES, CONSOLE_TOKEN_TTL_SECONDS, createStandalone } from './standalone';
+import { CONSOLE_SCOPES, CONSOLE_TOKEN_TTL_SECONDS, createStandalone, readConnections } from './standalone';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const silent = createLogger({ name: 'standalone-test', level: 'silent' });
@@ -254,6 +254,11 @@ describe('standalone server (embedded Postgres, in-process bus)', () => {
   });
 });
 
+const OPERATOR_SECRET = 'operator-secret-operator-secret-0123456789';
+/** A token for every org, signed with the operator's secret. */
+const operatorToken = (sub: string) =>
+  mintToken({ secret: OPERATOR_SECRET, sub, scopes: ['org:*'], ttl: 60 });
+
 describe("standalone with the operator's SYNC_JWT_SECRET", () => {
   let db: TestDatabase;
   let dataDir: string;
@@ -267,10 +272,14 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
     const config = loadStandaloneConfig({
       PORT: String(await freePort()),
       DATABASE_URL: db.url,
-      SYNC_JWT_SECRET: 'operator-secret-operator-secret-0123456789',
+      SYNC_JWT_SECRET: OPERATOR_SECRET,
       DATA_DIR: dataDir,
       LOG_LEVEL: 'silent',
-      PG_POOL_MAX: '3',
+      PG_POOL_MAX: '4',
+      // More than the pool holds: what keeps writes their connections below is the reads' share
+      // of the pool, not this gate (which bootstraps alone pass; delta pages, heads and the
+      // gateway's own reads do not).
+      MAX_CONCURRENT_BOOTSTRAPS: '8',
     });
     server = createStandalone({ config, log: silent, consoleDistDir: distDir });
     await server.start();
@@ -291,24 +300,14 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
     expect(html).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
     expect(server.info().devToken).toBeUndefined();
     expect(existsSync(join(dataDir, 'dev-jwt-secret'))).toBe(false);
-    const token = await mintToken({
-      secret: 'operator-secret-operator-secret-0123456789',
-      sub: 'ops',
-      scopes: ['org:*'],
-      ttl: 60,
-    });
+    const token = await operatorToken('ops');
     const res = await fetch(`${server.info().url}/sync/bootstrap?scope=org:${crypto.randomUUID()}`, {
       headers: { authorization: `Bearer ${token}` },
     });
     expect(res.status).toBe(200);
   });
   it('reads and writes share the one pool that PG_POOL_MAX sizes', async () => {
-    const token = await mintToken({
-      secret: 'operator-secret-operator-secret-0123456789',
-      sub: 'reader',
-      scopes: ['org:*'],
-      ttl: 60,
-    });
+    const token = await operatorToken('reader');
     const [write, ...reads] = await Promise.all([
       fetch(`${server.info().url}/api/agents`, {
         method: 'POST',
@@ -330,7 +329,47 @@ describe("standalone with the operator's SYNC_JWT_SECRET", () => {
     );
     expect(rows.map((r) => r.application_name)).toEqual(['sync-standalone']);
     expect(rows[0]!.n).toBeGreaterThan(0);
-    expect(rows[0]!.n).toBeLessThanOrEqual(3);
+    expect(rows[0]!.n).toBeLessThanOrEqual(4);
+  });
+
+  it('leaves writes their half of the pool while a flood of reads holds the other half', async () => {
+    const token = await operatorToken('flood');
+    /** Statements of the standalone server's pool waiting on a lock now. */
+    const lockWaiters = async () => {
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE application_name = 'sync-standalone' AND wait_event_type = 'Lock'`,
+      );
+      return rows[0]!.n;
+    };
+    const holder = await db.pool.connect();
+    let reads: Promise<Response>[] = [];
+    try {
+      // An org's bootstrap reads its agents, then its payments: with payments locked, each read
+      // holds its connection until the lock goes. Writing an agent does not touch payments.
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE payments IN ACCESS EXCLUSIVE MODE');
+      reads = Array.from({ length: 8 }, () =>
+        fetch(`${server.info().url}/sync/bootstrap?scope=org:${crypto.randomUUID()}`, {
+          headers: { authorization: `Bearer ${token}` },
+        }),
+      );
+      await expect.poll(lockWaiters).toBe(readConnections(4));
+      // Without the share the reads would hold all four connections, and the write would fail
+      // after the pool's 5 s checkout timeout.
+      const write = await fetch(`${server.info().url}/api/agents`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ org_id: crypto.randomUUID(), name: 'Not starved' }),
+      });
+      expect(write.status).toBe(201);
+      // Written while the reads still held their half.
+      expect(await lockWaiters()).toBe(readConnections(4));
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    for (const res of await Promise.all(reads)) expect(res.status).toBe(200);
   });
 });
 

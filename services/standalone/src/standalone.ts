@@ -13,6 +13,7 @@ import {
   pingDatabase,
   poolOptionsFrom,
   type Service,
+  sharePool,
 } from '@openagents/sync-server-kit';
 import type { StandaloneConfig } from './config';
 import { loadOrCreateDevSecret } from './dev-secret';
@@ -27,6 +28,14 @@ import { hostMatcher } from './host-check';
 export const CONSOLE_SCOPES = [`org:${DEMO_ORG_ID}`, 'agent:*'] as const;
 /** Lifetime of the console's and the printed token: a working day, re-minted as it runs down. */
 export const CONSOLE_TOKEN_TTL_SECONDS = 8 * 3600;
+
+/**
+ * Connections of the one pool that reads may hold at once: half of PG_POOL_MAX (at least one), so
+ * writes always have the other half. With PG_POOL_MAX 1 reads and writes take turns on it.
+ */
+export function readConnections(poolMax: number): number {
+  return Math.max(1, Math.floor(poolMax / 2));
+}
 
 /** Everything `npm start` prints: where to point a browser or a client, and a token to do it with. */
 export interface StandaloneInfo {
@@ -51,9 +60,9 @@ export type StaticHandler = (request: Request) => Promise<Response | undefined>;
 
 /**
  * The whole system in one process on one port: the api, delta and gateway services built by
- * their own factories, sharing one bus, one registry, one auth and one Postgres pool (PG_POOL_MAX).
- * The gateway's uWebSockets.js server takes the `/sync`
- * upgrade and the ops routes, and bridges every other HTTP request to the mutation API
+ * their own factories, sharing one bus, one registry, one auth and one Postgres pool (PG_POOL_MAX),
+ * of which reads hold at most half (`readConnections`). The gateway's uWebSockets.js server takes
+ * the `/sync` upgrade and the ops routes, and bridges every other HTTP request to the mutation API
  * (`/api/*`), the delta service (`/sync/bootstrap`, `/sync/delta`, `/sync/heads`) and the console
  * (`/`). Postgres is embedded when DATABASE_URL is unset; the bus is in-process when REDIS_URL is.
  * `drain` drains every part; `stop` stops them in reverse order of start.
@@ -98,9 +107,11 @@ export function createStandalone(options: {
       const shared = { log, auth, bus, registry };
       // Migrations run once, with the API (MIGRATE_ON_START).
       const api = createApiService({ ...shared, pool, config: resolved });
+      // Reads (the delta service's routes and pruner, the gateway's reads through its reader) go
+      // through a share of the pool: a flood of them cannot take the connections writes need.
       const delta = createDeltaService({
         ...shared,
-        pool,
+        pool: sharePool(pool, readConnections(config.PG_POOL_MAX)),
         config: { ...resolved, MIGRATE_ON_START: false },
       });
 
