@@ -111,7 +111,13 @@ export async function commitGroupUnpublished(
   // `onCommitted` lets the next transaction of these scopes start.
   const published = publishCommitted(deps, events);
   deps.trace?.events('published', events);
-  onCommitted?.(results.map((r) => 'ok' in r));
+  // The statement has committed: a throwing callback must not fail the group, which the pipeline
+  // would then answer with an error or run again member by member, writing it a second time.
+  try {
+    onCommitted?.(results.map((r) => 'ok' in r));
+  } catch (err) {
+    deps.log.error({ err }, 'a commit callback threw after COMMIT; the writes are committed');
+  }
   // Only a foreign-key refusal needs another read (below); every other answer is ready.
   if (!results.some((r) => 'err' in r && r.err.state === '23503')) {
     return { answers: results.map((result, i) => toAnswer(result, members[i]!)), published };

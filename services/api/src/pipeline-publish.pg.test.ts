@@ -179,3 +179,29 @@ describe('commit pipeline back-pressure', () => {
     held[2]!.release();
   });
 });
+
+describe('commit pipeline after COMMIT', () => {
+  it('answers a committed write with its outcome even when its onCommitted callback throws', async () => {
+    const pipeline = createCommitPipeline(
+      {
+        pool: h.db.pool,
+        bus: createMemoryBus(),
+        log: createLogger({ name: 'pipeline-test', level: 'silent' }),
+        metrics: createApiMetrics(createRegistry('pipeline-test', { defaultMetrics: false })),
+      },
+      COMMIT_PIPELINE_DEFAULTS,
+    );
+    const principal: Principal = { sub: 'pipeline-test', scopes: ['*'], exp: Date.now() / 1000 + 3600 };
+    const agent = await h.createAgent();
+    const plan = planCreate(
+      'Message',
+      { id: randomUUID(), agent_id: agent.id, role: 'user', content: 'x' },
+      { key: null, method: 'POST', path: '/api/messages' },
+    );
+    const outcomes = await pipeline.commit({ principal, mutations: [plan] }, () => {
+      throw new Error('callback bug');
+    });
+    expect(outcomes.map((o) => o.status)).toEqual([201]);
+    expect(await h.events(`agent:${agent.id}`)).toHaveLength(1);
+  });
+});
