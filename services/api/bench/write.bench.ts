@@ -15,7 +15,9 @@
  *
  * Environment: BENCH_SECONDS (default 5 per run), BENCH_DEPTH / BENCH_GROUP (pipeline settings;
  * without BENCH_DEPTH the one-worker rows are also run at WRITE_PIPELINE_DEPTH=1),
- * BENCH_ONLY=mixed (only the 100-scope and one-worker rows), BENCH_PROFILE=<dir> (worker CPU profiles).
+ * BENCH_ONLY=mixed (only the 100-scope and one-worker rows), BENCH_PROFILE=<dir> (worker CPU profiles),
+ * BENCH_CLIENTS=16,64 (client counts), BENCH_AB=<variants> (an interleaved A/B of worker settings
+ * instead of the full bench, see `runAb`; e.g. `BENCH_AB="commit:WRITE_ANSWER_AFTER=commit;two:WORKERS=2"`).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -33,7 +35,7 @@ import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
 
 const run = promisify(execFile);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CONCURRENCY = [16, 64];
+const CONCURRENCY = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number) : [16, 64];
 const SCOPES = 100;
 const HOT_AGENTS = 4;
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -55,6 +57,8 @@ interface RunResult {
   clientCpuMsPerWrite?: number;
   /** Mean time of one commit statement (a group) as the worker saw it, ms. */
   txnMs?: number;
+  /** Context switches (voluntary + involuntary) of the worker processes per write. */
+  switchesPerWrite?: number;
 }
 
 /** Agent ids 1..100 as uuids pgbench can compute from a number. */
@@ -78,6 +82,16 @@ function processCpuMs(pid: number): number {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** Context switches (voluntary + involuntary) of a process so far, from /proc; 0 once it is gone. */
+function processSwitches(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return [...status.matchAll(/ctxt_switches:\s+(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
   } catch {
     return 0;
   }
@@ -240,6 +254,7 @@ async function startWorker(
   databaseUrl: string,
   channelPrefix: string,
   depth = process.env.BENCH_DEPTH,
+  extraEnv: Record<string, string> = {},
 ): Promise<WorkerProcess> {
   const port = await freePort();
   // BENCH_PROFILE=<dir>: each worker writes a V8 CPU profile there when it exits.
@@ -259,6 +274,7 @@ async function startWorker(
       MIGRATE_ON_START: 'false',
       ...(depth ? { WRITE_PIPELINE_DEPTH: depth } : {}),
       ...(process.env.BENCH_GROUP ? { WRITE_GROUP_MAX: process.env.BENCH_GROUP } : {}),
+      ...extraEnv,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -425,10 +441,11 @@ async function benchApi(
   workers: number,
   hotOnly: boolean,
   depth?: string,
+  extraEnv: Record<string, string> = {},
 ): Promise<RunResult[]> {
   const prefix = uniqueChannelPrefix();
   const procs: WorkerProcess[] = [];
-  for (let i = 0; i < workers; i++) procs.push(await startWorker(db.url, prefix, depth));
+  for (let i = 0; i < workers; i++) procs.push(await startWorker(db.url, prefix, depth, extraEnv));
   const urls = procs.map((p) => p.url);
   const token = await tokenFor(['*'], 'bench');
   const results: RunResult[] = [];
@@ -437,9 +454,11 @@ async function benchApi(
     for (const clients of CONCURRENCY) {
       const before = await Promise.all(procs.map(commitCounts));
       const dbBefore = await backendsCpu(db, 'sync-api');
+      const switchesBefore = procs.map((p) => processSwitches(p.child.pid!));
       const clientBefore = process.cpuUsage();
       const result = await driveHttp(setup, clients, urls, token, hotOnly);
       const clientCpu = process.cpuUsage(clientBefore);
+      const switches = procs.reduce((n, p, i) => n + processSwitches(p.child.pid!) - switchesBefore[i]!, 0);
       const dbAfter = await backendsCpu(db, 'sync-api');
       const after = await Promise.all(procs.map(commitCounts));
       const writes = after.reduce((n, a, i) => n + a.sum - before[i]!.sum, 0);
@@ -454,6 +473,7 @@ async function benchApi(
         // This process is idle while the load generator's thread runs: its CPU is the clients'.
         clientCpuMsPerWrite: (clientCpu.user + clientCpu.system) / 1000 / Math.max(1, result.ok),
         txnMs: (inCommit * 1000) / Math.max(1, txns),
+        switchesPerWrite: switches / Math.max(1, result.ok),
       });
     }
   } finally {
@@ -463,6 +483,79 @@ async function benchApi(
 }
 
 /* The run -------------------------------------------------------------------------------------- */
+
+/* Interleaved A/B (BENCH_AB) -------------------------------------------------------------------- */
+
+/**
+ * BENCH_AB="name:VAR=value,VAR=value;name2:..." compares worker settings interleaved in one run
+ * instead of the full bench: per round (BENCH_AB_ROUNDS, default 3) pgbench (100 scopes) and then
+ * one fresh worker per variant beside the default (mixed load, BENCH_WORKERS workers, default 1),
+ * the order rotating each round, each row with the 1-minute load average when it ended. Prints
+ * the rows and the median of each variant; writes nothing to docs/benchmarks.md.
+ */
+async function runAb(spec: string): Promise<void> {
+  const defaultWorkers = Number(process.env.BENCH_WORKERS ?? 1);
+  const variants = [
+    { name: 'default', env: {} as Record<string, string>, workers: defaultWorkers },
+    ...spec.split(';').map((part) => {
+      const [name, assignments = ''] = part.split(':');
+      const env: Record<string, string> = {};
+      for (const a of assignments.split(',').filter(Boolean)) {
+        const at = a.indexOf('=');
+        env[a.slice(0, at)] = a.slice(at + 1);
+      }
+      // WORKERS=<n> is the variant's number of worker processes, not an environment variable.
+      const workers = env.WORKERS === undefined ? defaultWorkers : Number(env.WORKERS);
+      delete env.WORKERS;
+      return { name: name!, env, workers };
+    }),
+  ];
+  const rounds = Number(process.env.BENCH_AB_ROUNDS ?? 3);
+  const pgDb = await createTestDatabase('bench_ab_pgbench');
+  await seed(pgDb);
+  const apiDb = await createTestDatabase('bench_ab_write');
+  await seed(apiDb);
+  const rows: { variant: string; load: number; r: RunResult }[] = [];
+  const line = (variant: string, load: number, r: RunResult) =>
+    `${variant.padEnd(12)} ${String(r.clients).padStart(3)} clients  ${(r.ok / r.seconds).toFixed(0).padStart(5)}/s  p50 ${percentile(r.latenciesMs, 50).toFixed(1)}  p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms  writes/txn ${r.perTxn?.toFixed(1) ?? '-'}  worker ${r.cpuMsPerWrite?.toFixed(2) ?? '-'}  pg ${r.dbCpuMsPerWrite?.toFixed(2) ?? '-'} ms/write  switches/write ${r.switchesPerWrite?.toFixed(2) ?? '-'}  load ${load.toFixed(1)}`;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const order = [
+        ...variants.slice(round % variants.length),
+        ...variants.slice(0, round % variants.length),
+      ];
+      for (const clients of CONCURRENCY) {
+        const r = await pgbench(pgDb, clients, false, 'pgbench');
+        rows.push({ variant: 'pgbench', load: loadavg()[0]!, r });
+        process.stdout.write(`${line('pgbench', loadavg()[0]!, r)}\n`);
+      }
+      for (const v of order) {
+        for (const r of await benchApi(apiDb, v.name, v.workers, false, undefined, v.env)) {
+          rows.push({ variant: v.name, load: loadavg()[0]!, r });
+          process.stdout.write(`${line(v.name, loadavg()[0]!, r)}\n`);
+        }
+      }
+    }
+  } finally {
+    await pgDb.drop();
+    await apiDb.drop();
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  process.stdout.write('\nmedians (rate, p99, worker CPU ms/write, Postgres CPU ms/write, writes/txn):\n');
+  for (const name of ['pgbench', ...variants.map((v) => v.name)]) {
+    for (const clients of CONCURRENCY) {
+      const of = rows.filter((x) => x.variant === name && x.r.clients === clients).map((x) => x.r);
+      process.stdout.write(
+        `${name.padEnd(12)} ${String(clients).padStart(3)}  ${median(of.map((r) => r.ok / r.seconds)).toFixed(0)}/s  p99 ${median(of.map((r) => percentile(r.latenciesMs, 99))).toFixed(1)} ms  worker ${median(of.map((r) => r.cpuMsPerWrite ?? Number.NaN)).toFixed(2)}  pg ${median(of.map((r) => r.dbCpuMsPerWrite ?? Number.NaN)).toFixed(2)}  txn ${median(of.map((r) => r.perTxn ?? Number.NaN)).toFixed(1)}  switches ${median(of.map((r) => r.switchesPerWrite ?? Number.NaN)).toFixed(2)}\n`,
+      );
+    }
+  }
+}
+
+if (process.env.BENCH_AB) {
+  await runAb(process.env.BENCH_AB);
+  process.exit(0);
+}
 
 const loadAtStart = loadavg()
   .map((l) => l.toFixed(2))

@@ -27,7 +27,7 @@ import { routePath } from 'hono/route';
 import { APPEND_BATCHER_DEFAULTS, createAppendBatcher } from './append-batcher';
 import type { MutationOutcome } from './commit';
 import { DEFAULT_BODY_LIMIT_BYTES } from './config';
-import { COMMIT_PIPELINE_DEFAULTS, createCommitPipeline } from './group-commit';
+import { type AnswerAfter, COMMIT_PIPELINE_DEFAULTS, createCommitPipeline } from './group-commit';
 import { createApiMetrics, type MutationResult } from './metrics';
 import {
   type PlannedMutation,
@@ -57,6 +57,12 @@ export interface ApiAppConfig {
   ALLOWED_ORIGINS?: readonly string[];
   /** Transactions of this worker in flight at once (the commit pipeline's depth). Default 2. */
   WRITE_PIPELINE_DEPTH?: number;
+  /**
+   * When an HTTP write is answered: once the bus acknowledged its publishes (`publish`, default)
+   * or once it committed (`commit`; the publishes are already issued, acknowledged in the
+   * background). Streamed appends always answer after the publish.
+   */
+  WRITE_ANSWER_AFTER?: AnswerAfter;
   /** Pieces after which a streamed reply's window commits without waiting out STREAM_COALESCE_MS; 0 = off (default). */
   STREAM_COALESCE_PIECES?: number;
   /** How long a streamed piece waits for more of its reply before it commits (ms). Default 0. */
@@ -138,6 +144,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
     maxGroup: deps.config?.WRITE_GROUP_MAX ?? COMMIT_PIPELINE_DEFAULTS.maxGroup,
     depth: deps.config?.WRITE_PIPELINE_DEPTH ?? COMMIT_PIPELINE_DEFAULTS.depth,
   });
+  const answerAfter = deps.config?.WRITE_ANSWER_AFTER ?? 'publish';
   const verifyToken = createTokenCache(auth);
   const app = new Hono<Env>();
   // CORS first, so a preflight is answered before authentication (see server-kit cors.ts).
@@ -260,7 +267,7 @@ export function createApiApp(deps: ApiAppDeps): Hono<Env> {
       'recordIds',
       plans.map((p) => p.id),
     );
-    const outcomes = await pipeline.commit({ principal, mutations: plans });
+    const outcomes = await pipeline.commit({ principal, mutations: plans }, undefined, answerAfter);
     countOutcomes(plans, outcomes);
     return outcomes;
   };

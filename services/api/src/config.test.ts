@@ -30,6 +30,7 @@ describe('loadApiConfig', () => {
       RATE_LIMIT_BURST: 400,
       MIGRATE_ON_START: true,
       WRITE_GROUP_MAX: 32,
+      WRITE_ANSWER_AFTER: 'publish',
       STREAM_COALESCE_MS: 0,
       STREAM_COALESCE_PIECES: 0,
       STREAM_TRACE_EVERY: 8,

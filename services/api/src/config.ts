@@ -44,6 +44,11 @@ export const ApiConfigSchema = z.object({
   WRITE_GROUP_MAX: positiveInt.max(64).default(32),
   /** Transactions of one worker in flight at once; writes arriving meanwhile form the next group. */
   WRITE_PIPELINE_DEPTH: positiveInt.max(64).default(2),
+  /**
+   * When an HTTP write is answered: `publish` once Redis acknowledged its events, `commit` once
+   * committed (its publishes issued, acknowledged in the background; a Redis round trip less).
+   */
+  WRITE_ANSWER_AFTER: z.enum(['publish', 'commit']).default('publish'),
   /** Milliseconds a piece of a streaming upload waits for more of its reply before it commits. */
   STREAM_COALESCE_MS: nonNegativeInt.max(1000).default(0),
   /** A streaming upload's window that holds this many pieces commits before STREAM_COALESCE_MS; 0 = off. */

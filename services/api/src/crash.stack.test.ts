@@ -13,8 +13,10 @@ import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
  * its foreign-key check after the members before it have already written their rows. The group is
  * formed deterministically: two writes to other row-locked agents first take the worker's two
  * transaction slots (the pipeline's depth) and wait, the writes of the group are sent and queue
- * behind them, then those two are let through, so everything queued becomes one transaction. The
- * worker is killed there, then the lock is released, so Postgres either commits the orphaned group or
+ * behind them, then those two are let through, so everything queued becomes one transaction —
+ * checked before the kill from the database (one sync_commit running, waiting on the lock) and the
+ * worker (nothing queued, only the two answered), and after it from the events' transaction id.
+ * The worker is killed there, then the lock is released, so Postgres either commits the orphaned group or
  * rolls it back. Whatever it chose, every acknowledged write must be in the log exactly once and
  * every unacknowledged one fully there (record, event, key) or fully absent; retried with the same
  * key on a new worker, each lands exactly once.
@@ -157,10 +159,13 @@ it('loses, doubles and splits nothing when the worker is SIGKILLed while a group
       60_000,
       'a group waits mid-commit',
     );
-    // Writes in flight (sent, unanswered, not queued) outnumber the transactions a worker runs at
-    // once (the pipeline's depth, 2): at least one transaction in flight is a group of several.
-    const queued = await readMetric(worker, 'sync_commit_queue_length');
-    expect(writes.length - acked.size - queued).toBeGreaterThan(2);
+    // The precondition, checked directly: only the two holders are answered, nothing waits in
+    // the queue and one sync_commit runs in the database — so the one transaction in flight
+    // carries every write of the plan, and it is stopped on the row lock, uncommitted.
+    expect(acked.size).toBe(2);
+    expect(await readMetric(worker, 'sync_commit_queue_length')).toBe(0);
+    expect(await runningCommits()).toBe(1);
+    expect(await blockedCommits()).toBe(1);
     await worker.kill('SIGKILL');
     await locker.query('ROLLBACK');
     await Promise.all(inFlight);
@@ -178,6 +183,19 @@ it('loses, doubles and splits nothing when the worker is SIGKILLed while a group
         ]).toContainEqual(state);
     }
     await expectLogsWhole();
+    // The group was one transaction: its writes share one fate, and when Postgres committed the
+    // orphan, their events (inserted once for the group, outside the members' subtransactions)
+    // carry one transaction id.
+    const group = writes.slice(holders.length).map((w) => w.key);
+    const { rows: fates } = await db.pool.query<{ events: number; xids: number }>(
+      `SELECT count(*)::int AS events, count(DISTINCT xmin::text)::int AS xids
+       FROM sync_events WHERE mutation_id = ANY($1)`,
+      [group],
+    );
+    expect([
+      { events: 0, xids: 0 },
+      { events: group.length, xids: 1 },
+    ]).toContainEqual(fates[0]);
 
     // Retried with the same keys on a new worker, every write ends up there exactly once.
     worker = await startWorker(port);

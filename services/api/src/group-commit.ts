@@ -3,7 +3,8 @@ import { LRUCache } from 'lru-cache';
 import {
   type CommitDeps,
   type CommitMember,
-  commitGroup,
+  type CommittedGroup,
+  commitGroupUnpublished,
   type MemberAnswer,
   type MutationOutcome,
 } from './commit';
@@ -25,7 +26,18 @@ export interface CommitPipelineOptions {
   overlapMinMs: number;
   /** ... and always after this many (a commit that waited long must not make "late" late for long). */
   overlapMaxMs: number;
+  /**
+   * Commits whose publishes the bus has not acknowledged yet beyond which writes asking to be
+   * answered at commit wait for their publishes after all: back-pressure against a slow bus.
+   */
+  maxUnpublished: number;
 }
+
+/**
+ * When a write is answered: once its transaction committed (`commit`; its publishes are issued
+ * then and acknowledged in the background), or once the bus acknowledged them (`publish`).
+ */
+export type AnswerAfter = 'commit' | 'publish';
 
 /**
  * maxGroup 32: each member is a subtransaction, and Postgres keeps up to 64 subtransaction ids
@@ -45,6 +57,7 @@ export const COMMIT_PIPELINE_DEFAULTS: CommitPipelineOptions = {
   overlapAfter: 2,
   overlapMinMs: 2,
   overlapMaxMs: 50,
+  maxUnpublished: 256,
 };
 
 /** Weight of the newest commit in the running "typical commit" (an exponential moving average). */
@@ -54,10 +67,17 @@ const TYPICAL_WEIGHT = 0.1;
 export interface CommitPipeline {
   /**
    * Commits one request's mutations (one, or a batch: all or none) and answers them in order.
-   * `onCommitted`, if given, is called once they are committed, before the answer (which waits for
-   * the bus to acknowledge the publishes): a streamed reply may send its next commit then.
+   * `onCommitted`, if given, is called once they are committed, before the answer: a streamed
+   * reply may send its next commit then. `answerAfter` (default `publish`): whether the answer
+   * also waits for the bus to acknowledge the publishes. `commit` answers without that Redis
+   * round trip — the publishes are already issued, in commit order, before the answer — unless
+   * more than `maxUnpublished` commits of this worker are still unacknowledged.
    */
-  commit(member: CommitMember, onCommitted?: () => void): Promise<MutationOutcome[]>;
+  commit(
+    member: CommitMember,
+    onCommitted?: () => void,
+    answerAfter?: AnswerAfter,
+  ): Promise<MutationOutcome[]>;
   /** Requests waiting for a transaction. */
   queued(): number;
 }
@@ -73,6 +93,7 @@ interface Waiting {
   keys: string[];
   /** Called once its mutations are committed, before the answer. */
   committed: (() => void) | undefined;
+  answerAfter: AnswerAfter;
   resolve(outcomes: MutationOutcome[]): void;
   reject(err: unknown): void;
 }
@@ -149,12 +170,37 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
     } else waiting.reject(answer.error);
   };
 
+  /** Commits whose publishes are not acknowledged yet. */
+  let unpublished = 0;
+
+  /**
+   * Answers a committed group: those asking to be answered at commit now (unless the bus is
+   * behind by more than `maxUnpublished` commits), the others once the publishes settled.
+   */
+  const answerGroup = async (group: readonly Waiting[], { answers, published }: CommittedGroup) => {
+    unpublished++;
+    void published.finally(() => {
+      unpublished--;
+    });
+    const atCommit = unpublished <= options.maxUnpublished;
+    let later = false;
+    group.forEach((waiting, i) => {
+      if (atCommit && waiting.answerAfter === 'commit') settle(waiting, answers[i]!);
+      else later = true;
+    });
+    if (!later) return;
+    await published;
+    group.forEach((waiting, i) => {
+      if (!atCommit || waiting.answerAfter !== 'commit') settle(waiting, answers[i]!);
+    });
+  };
+
   const runAlone = async (waiting: Waiting) => {
     try {
-      const [answer] = await commitGroup(deps, [waiting.member], ([ok]) => {
+      const committed = await commitGroupUnpublished(deps, [waiting.member], ([ok]) => {
         if (ok) waiting.committed?.();
       });
-      settle(waiting, answer!);
+      await answerGroup([waiting], committed);
     } catch (err) {
       waiting.reject(err);
     }
@@ -163,21 +209,18 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
   /** `release` frees the group's pipeline slot and scopes: once committed, or at the very end. */
   const runGroup = async (group: Waiting[], release: () => void) => {
     for (let attempt = 1; ; attempt++) {
+      let committed: CommittedGroup;
       try {
-        const answers = await commitGroup(
+        committed = await commitGroupUnpublished(
           deps,
           group.map((w) => w.member),
-          (committed) => {
+          (ok) => {
             release();
             group.forEach((waiting, i) => {
-              if (committed[i]) waiting.committed?.();
+              if (ok[i]) waiting.committed?.();
             });
           },
         );
-        group.forEach((waiting, i) => {
-          settle(waiting, answers[i]!);
-        });
-        return;
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (attempt < 3 && code !== undefined && RETRY_GROUP.has(code)) continue;
@@ -188,6 +231,9 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
         for (const waiting of group) await runAlone(waiting);
         return;
       }
+      // Outside the try: the group has committed, nothing may run it again.
+      await answerGroup(group, committed);
+      return;
     }
   };
 
@@ -273,13 +319,20 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
   };
 
   return {
-    commit(member, onCommitted) {
+    commit(member, onCommitted, answerAfter = 'publish') {
       if (options.maxGroup <= 1) {
-        return commitGroup(deps, [member], ([ok]) => {
-          if (ok) onCommitted?.();
-        }).then(([answer]) => {
-          if (!answer!.ok) throw answer!.error;
-          return answer!.outcomes;
+        return new Promise<MutationOutcome[]>((resolve, reject) => {
+          const waiting: Waiting = {
+            member,
+            given: member.mutations,
+            scopes: [],
+            keys: [],
+            committed: onCommitted,
+            answerAfter,
+            resolve,
+            reject,
+          };
+          void runAlone(waiting);
         });
       }
       return new Promise<MutationOutcome[]>((resolve, reject) => {
@@ -306,6 +359,7 @@ export function createCommitPipeline(deps: CommitDeps, options: CommitPipelineOp
           scopes: [...scopes],
           keys,
           committed: onCommitted,
+          answerAfter,
           resolve,
           reject,
         });
