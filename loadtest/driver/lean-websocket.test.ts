@@ -147,6 +147,24 @@ describe('LeanWebSocket', () => {
     expect(seen.messages).toEqual(['{"type":"sync"}', 'x'.repeat(300)]);
   });
 
+  it('joins a large frame that arrives in many reads', async () => {
+    const big = `"${'abcdefgh🙂'.repeat(100_000)}"`;
+    const { server, url } = await rawServer(
+      [serverFrame(0x81, Buffer.from('{}')), serverFrame(0x81, Buffer.from(big))],
+      {
+        chunk: 1000,
+      },
+    );
+    cleanups.push(() => server.close());
+    const { ws, seen } = open(url);
+    cleanups.push(() => ws.terminate());
+    await expect.poll(() => seen.messages.length, { timeout: 10_000 }).toBe(2);
+    // The large frame comes last: a read that waited for more than the frame holds would hang here.
+    expect(seen.messages[0]).toBe('{}');
+    expect(seen.messages[1] === big).toBe(true);
+    expect(seen.errors).toEqual([]);
+  });
+
   it('answers a ping with a pong carrying its payload, and a close frame with a close', async () => {
     const { server, url, received } = await rawServer([
       serverFrame(0x89, Buffer.from('hi')),

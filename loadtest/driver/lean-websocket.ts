@@ -39,8 +39,14 @@ export class LeanWebSocket {
   readonly #handlers: LeanWebSocketHandlers;
   readonly #key = randomBytes(16).toString('base64');
   #state: 'handshake' | 'open' | 'closed' = 'handshake';
-  /** Bytes of an incomplete handshake answer or frame, carried over to the next read. */
-  #pending: Buffer | undefined;
+  /** Bytes of an incomplete handshake answer or frame, carried over to the next reads (copies). */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /**
+   * Bytes the incomplete frame needs in all, once its header is read (0 before): reads are only
+   * collected until then, so a large frame arriving in many reads is joined once, not per read.
+   */
+  #needed = 0;
   /** Fragments of a message still being received, and its opcode. */
   #fragments: Buffer[] | undefined;
   #fragmentOpcode = 0;
@@ -89,9 +95,15 @@ export class LeanWebSocket {
   readonly #onRead = (nread: number, buffer: Buffer): boolean => {
     if (this.#state === 'closed') return false;
     let data = buffer.subarray(0, nread);
-    if (this.#pending) {
-      data = Buffer.concat([this.#pending, data]);
-      this.#pending = undefined;
+    if (this.#pendingBytes > 0) {
+      if (this.#pendingBytes + nread < this.#needed) {
+        this.#keep(data);
+        return true;
+      }
+      data = Buffer.concat([...this.#pending, data]);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#needed = 0;
     }
     let at = 0;
     if (this.#state === 'handshake') {
@@ -104,9 +116,18 @@ export class LeanWebSocket {
       at += used;
     }
     // The read buffer is reused for the next read: what is left must be copied out of it.
-    if (at < data.length && !this.#isClosed()) this.#pending = Buffer.from(data.subarray(at));
+    if (at < data.length && !this.#isClosed()) {
+      this.#needed = this.#state === 'open' ? frameLength(data, at) : 0;
+      this.#keep(data.subarray(at));
+    }
     return true;
   };
+
+  /** Keeps a copy of `bytes` for the next read (the read buffer is reused). */
+  #keep(bytes: Buffer): void {
+    this.#pending.push(Buffer.from(bytes));
+    this.#pendingBytes += bytes.length;
+  }
 
   /** A method, not a comparison: handlers called above may have closed the socket meanwhile. */
   #isClosed(): boolean {
@@ -118,7 +139,7 @@ export class LeanWebSocket {
     const end = data.indexOf('\r\n\r\n');
     if (end < 0) {
       if (data.length > 16 * 1024) this.#fail(new Error('upgrade answer too long'));
-      else this.#pending = Buffer.from(data);
+      else this.#keep(data);
       return -1;
     }
     const head = data.toString('latin1', 0, end);
@@ -237,10 +258,20 @@ export class LeanWebSocket {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#handshakeTimer);
-    this.#pending = undefined;
+    this.#pending = [];
+    this.#pendingBytes = 0;
     this.#fragments = undefined;
     this.#handlers.close();
   }
+}
+
+/** Bytes of the whole frame starting at `at` (header included), or 0 while its header is incomplete. */
+function frameLength(data: Buffer, at: number): number {
+  if (data.length - at < 2) return 0;
+  const length = data[at + 1]! & 0x7f;
+  if (length < 126) return 2 + length;
+  if (length === 126) return data.length - at < 4 ? 0 : 4 + data.readUInt16BE(at + 2);
+  return data.length - at < 10 ? 0 : 10 + data.readUInt32BE(at + 2) * 2 ** 32 + data.readUInt32BE(at + 6);
 }
 
 /** A masked client text frame. */
