@@ -1,6 +1,7 @@
 import { APPEND_STREAM_DEFAULTS } from '../../services/api/src/stream-upload';
 import { Histogram, type LatencySummary } from '../driver/histogram';
 import { TOKEN_LENGTH } from '../driver/stream-text';
+import type { ViewerTransport } from '../driver/worker-messages';
 
 /** One stack configuration of the run: the worker's coalescing and the gateways' compression. */
 export interface StackConfig {
@@ -9,6 +10,11 @@ export interface StackConfig {
   tokensPerAppend: number;
   apiEnv: Record<string, string>;
   gatewayEnv: Record<string, string>;
+  /**
+   * The viewers' WebSocket client: the driver's lean one, unless the gateways compress
+   * (`ws=<mode>` other than off), where the `ws` package negotiates permessage-deflate as browsers do.
+   */
+  viewerTransport: ViewerTransport;
 }
 
 /**
@@ -53,6 +59,7 @@ export function parseStackConfigs(raw: string | undefined): StackConfig[] {
       tokensPerAppend,
       apiEnv: { STREAM_COALESCE_MS: String(coalesce), STREAM_COALESCE_PIECES: String(pieces) },
       gatewayEnv: ws === undefined ? {} : { WS_COMPRESSION: ws },
+      viewerTransport: ws === undefined || ws === 'off' ? 'lean' : 'ws',
     };
   });
 }

@@ -44,6 +44,8 @@ export interface DriverArgs {
   write?: 'append' | 'patch';
   /** Stream, append: the driver's own streaming upload, or the client package's stream writer. */
   upload?: 'driver' | 'client';
+  /** Stream: the viewers' WebSocket client (lean-websocket.ts, or the `ws` package offering permessage-deflate). */
+  viewerClient?: 'lean' | 'ws';
   out?: string;
   json: boolean;
 }
@@ -74,6 +76,9 @@ load:
   --tokens-per-append N stream, driver upload: tokens the writer batches into one append (default 2,
                         as the client's stream writer does at 30 tokens/s over its 40 ms window)
   --write append|patch  stream: the stream writer's appends, or one whole-text PATCH per token
+  --viewer-client lean|ws stream: the viewers' WebSocket client: the driver's lean one (default,
+                        offers no extension), or the ws package offering permessage-deflate as
+                        browsers do (use it against gateways that compress)
   --upload driver|client stream, append: the driver's own NDJSON upload (default, cheap), or
                         the client package's stream writer (fetch + web streams per reply)
   --ramp S              soak: seconds over which subscribers connect (default a sixth of the run, ≤ 600)
@@ -132,6 +137,7 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
       'tokens-per-append': { type: 'string' },
       write: { type: 'string' },
       upload: { type: 'string' },
+      'viewer-client': { type: 'string' },
       ramp: { type: 'string' },
       churn: { type: 'string' },
       workers: { type: 'string' },
@@ -180,6 +186,9 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   const upload = values.upload;
   if (upload !== undefined && upload !== 'driver' && upload !== 'client')
     throw new Error('--upload must be driver or client');
+  const viewerClient = values['viewer-client'];
+  if (viewerClient !== undefined && viewerClient !== 'lean' && viewerClient !== 'ws')
+    throw new Error('--viewer-client must be lean or ws');
   const args: DriverArgs = {
     scenario: scenario as ScenarioName,
     target,
@@ -202,6 +211,7 @@ export function parseDriverArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (mode !== undefined) args.mode = mode;
   if (write !== undefined) args.write = write;
   if (upload !== undefined) args.upload = upload;
+  if (viewerClient !== undefined) args.viewerClient = viewerClient;
   for (const [name, key] of [
     ['replies', 'replies'],
     ['tokens-per-second', 'tokensPerSecond'],

@@ -1,9 +1,10 @@
 import { type Socket, io as socketIo } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { Histogram } from './histogram';
+import { LeanWebSocket } from './lean-websocket';
 import { ScopeCursors } from './scope-cursors';
 import { applyStreamEvent, type StreamEvent, type StreamTextCounters, StreamTexts } from './stream-text';
-import type { ConnectionSpec } from './worker-messages';
+import type { ConnectionSpec, ViewerTransport } from './worker-messages';
 
 /** Counters a connection adds to; owned by its worker. */
 export interface ConnectionCounters {
@@ -48,7 +49,9 @@ export class ClientConnection {
   readonly #spec: ConnectionSpec;
   readonly #counters: ConnectionCounters;
   readonly #onProgress: (connection: ClientConnection) => void;
+  readonly #transport: ViewerTransport;
   #ws: WebSocket | undefined;
+  #lean: LeanWebSocket | undefined;
   #io: Socket | undefined;
   #readyScopes = new Set<string>();
   #dropped = false;
@@ -58,8 +61,18 @@ export class ClientConnection {
   /** This viewer's streamed texts, when the counters ask for them. */
   readonly texts: StreamTexts | undefined;
 
-  constructor(spec: ConnectionSpec, counters: ConnectionCounters, onProgress: (c: ClientConnection) => void) {
+  /**
+   * `transport` (contract protocol only): `ws`, the `ws` package offering permessage-deflate as
+   * browsers do; `lean`, the driver's own client (lean-websocket.ts), which offers no extension.
+   */
+  constructor(
+    spec: ConnectionSpec,
+    counters: ConnectionCounters,
+    onProgress: (c: ClientConnection) => void,
+    transport: ViewerTransport = 'ws',
+  ) {
     this.#spec = spec;
+    this.#transport = transport;
     this.#counters = counters;
     this.#onProgress = onProgress;
     this.texts = counters.streams ? new StreamTexts(counters.streams) : undefined;
@@ -75,7 +88,9 @@ export class ClientConnection {
   }
 
   get isOpen(): boolean {
-    return this.#ws?.readyState === WebSocket.OPEN || this.#io?.connected === true;
+    return (
+      this.#ws?.readyState === WebSocket.OPEN || this.#lean?.isOpen === true || this.#io?.connected === true
+    );
   }
 
   get isReady(): boolean {
@@ -86,7 +101,8 @@ export class ClientConnection {
   open(): Promise<void> {
     this.#dropped = false;
     this.#readyScopes.clear();
-    return this.#spec.protocol === 'sync' ? this.#openWebSocket() : this.#openSocketIo();
+    if (this.#spec.protocol === 'socket.io') return this.#openSocketIo();
+    return this.#transport === 'lean' ? this.#openLean() : this.#openWebSocket();
   }
 
   /** Cuts the connection without a closing handshake; keeps the cursors for the resume. */
@@ -96,8 +112,10 @@ export class ClientConnection {
     for (const timer of this.#retryTimers) clearTimeout(timer);
     this.#retryTimers.clear();
     this.#ws?.terminate();
+    this.#lean?.terminate();
     this.#io?.disconnect();
     this.#ws = undefined;
+    this.#lean = undefined;
     this.#io = undefined;
   }
 
@@ -145,6 +163,45 @@ export class ClientConnection {
       ws.on('close', () => {
         if (this.#ws === ws) this.#onUnexpectedClose();
       });
+    });
+  }
+
+  #openLean(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const lean: LeanWebSocket = new LeanWebSocket(
+        this.#spec.url,
+        {
+          open: () => {
+            settled = true;
+            for (const frame of this.#subscribeFrames())
+              lean.send(JSON.stringify({ type: 'subscribe', ...frame }));
+            resolve();
+          },
+          message: (text) => {
+            let frame: IncomingFrame;
+            try {
+              frame = JSON.parse(text) as IncomingFrame;
+            } catch {
+              this.#counters.errors.unparsable = (this.#counters.errors.unparsable ?? 0) + 1;
+              return;
+            }
+            this.#onFrame(frame);
+          },
+          error: (err) => {
+            this.#counters.errors.transport = (this.#counters.errors.transport ?? 0) + 1;
+            if (!settled) {
+              settled = true;
+              reject(err);
+            }
+          },
+          close: () => {
+            if (this.#lean === lean) this.#onUnexpectedClose();
+          },
+        },
+        { handshakeTimeoutMs: 20_000 },
+      );
+      this.#lean = lean;
     });
   }
 
@@ -245,14 +302,17 @@ export class ClientConnection {
 
   #resubscribeLater(scope: string): void {
     const ws = this.#ws;
+    const lean = this.#lean;
     const io = this.#io;
     const timer = setTimeout(
       () => {
         this.#retryTimers.delete(timer);
-        if (this.#dropped || this.#closed || ws !== this.#ws || io !== this.#io) return;
+        if (this.#dropped || this.#closed || ws !== this.#ws || lean !== this.#lean || io !== this.#io)
+          return;
         const cursor = this.cursors.cursor(scope);
         const frame = cursor === undefined ? { scope } : { scope, lastSyncId: cursor };
         if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'subscribe', ...frame }));
+        else if (lean?.isOpen) lean.send(JSON.stringify({ type: 'subscribe', ...frame }));
         else io?.emit('subscribe', frame);
       },
       100 + Math.random() * 400,
@@ -262,6 +322,7 @@ export class ClientConnection {
 
   #onUnexpectedClose(): void {
     this.#ws = undefined;
+    this.#lean = undefined;
     this.#io = undefined;
     if (this.#dropped || this.#closed) return;
     this.#counters.unexpectedCloses++;

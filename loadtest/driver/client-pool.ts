@@ -4,6 +4,7 @@ import type {
   ConnectionSpec,
   StreamSnapshot,
   StreamTracking,
+  ViewerTransport,
   WorkerCommand,
   WorkerReply,
   WorkerSnapshot,
@@ -94,6 +95,8 @@ export class ClientPool {
       timeoutMs: number;
       keepCounters?: boolean;
       streams?: StreamTracking;
+      /** WebSocket client of contract-protocol connections (`ws` when omitted). */
+      transport?: ViewerTransport;
     },
   ): Promise<{ ready: number; failed: number; firstError?: string }> {
     const shares: ConnectionSpec[][] = this.#workers.map(() => []);
@@ -113,6 +116,7 @@ export class ClientPool {
             timeoutMs: options.timeoutMs,
             ...(options.keepCounters ? { keepCounters: true } : {}),
             ...(options.streams ? { streams: options.streams } : {}),
+            ...(options.transport ? { transport: options.transport } : {}),
           },
           options.timeoutMs + 10_000,
         ),

@@ -181,7 +181,7 @@ port.on('message', async (command: WorkerCommand) => {
         Object.assign(counters, freshCounters(command.measureLatency, command.streams));
       }
       const added = command.specs.map(
-        (spec: ConnectionSpec) => new ClientConnection(spec, counters, onProgress),
+        (spec: ConnectionSpec) => new ClientConnection(spec, counters, onProgress, command.transport),
       );
       connections.push(...added);
       const result = await openAll(added, command.timeoutMs);

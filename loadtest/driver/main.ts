@@ -105,6 +105,7 @@ async function run(args: DriverArgs): Promise<ScenarioResult> {
           tokensPerAppend: args.tokensPerAppend ?? STREAM_DEFAULTS.tokensPerAppend,
           mode: args.write ?? STREAM_DEFAULTS.mode,
           upload: args.upload ?? STREAM_DEFAULTS.upload,
+          viewerTransport: args.viewerClient ?? STREAM_DEFAULTS.viewerTransport,
         },
         env,
       );

@@ -8,6 +8,13 @@ export interface ConnectionSpec {
   scopes: string[];
 }
 
+/**
+ * The WebSocket client of contract-protocol connections: `ws`, the `ws` package (offers
+ * permessage-deflate, as browsers do); `lean`, the driver's own (lean-websocket.ts: no extension,
+ * a fraction of the CPU per frame).
+ */
+export type ViewerTransport = 'ws' | 'lean';
+
 /** How viewers track streamed texts: a reply's first `openingTokens` tokens are its opening. */
 export interface StreamTracking {
   openingTokens: number;
@@ -25,6 +32,8 @@ export type WorkerCommand =
       keepCounters?: boolean;
       /** Keep each connection's copy of the streamed message texts (the stream scenario). */
       streams?: StreamTracking;
+      /** `ws` when omitted. */
+      transport?: ViewerTransport;
     }
   /** Forget counters and latency samples so far: the measurement window starts now. */
   | { type: 'window'; seq: number }

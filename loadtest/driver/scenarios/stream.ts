@@ -9,6 +9,7 @@ import { type ClockedReply, StreamClock, type StreamPhase } from '../stream-cloc
 import { digest, OPENING_MS, openingTokens, TOKEN_LENGTH } from '../stream-text';
 import type { SyncTarget } from '../sync-target';
 import { requestJson } from '../target';
+import type { ViewerTransport } from '../worker-messages';
 import {
   connectionSpecs,
   describeErrors,
@@ -47,6 +48,13 @@ export interface StreamOptions {
    * upload uses the stream writer's own window instead.
    */
   tokensPerAppend: number;
+  /**
+   * The viewers' WebSocket client: `lean`, the driver's own (lean-websocket.ts), a fraction of the
+   * `ws` package's CPU per frame, so the load costs less than the stack it measures; `ws`, the `ws`
+   * package offering permessage-deflate as browsers do — for a gateway that compresses
+   * (WS_COMPRESSION), since the lean client offers no extension.
+   */
+  viewerTransport: ViewerTransport;
   /** Replies start spread over this window, as users' questions would. */
   startSpreadMs: number;
   /**
@@ -83,6 +91,7 @@ export const STREAM_DEFAULTS: StreamOptions = {
   mode: 'append',
   upload: 'driver',
   tokensPerAppend: 2,
+  viewerTransport: 'lean',
   startSpreadMs: 1000,
   openingMs: OPENING_MS,
 };
@@ -150,6 +159,7 @@ export async function runStream(
       measureLatency: false,
       timeoutMs: 120_000,
       streams: { openingTokens: opening },
+      transport: options.viewerTransport,
     });
     await pool.window();
 

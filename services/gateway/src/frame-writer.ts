@@ -25,8 +25,6 @@ export class FrameWriter {
    * socket, and only for sockets that negotiated permessage-deflate; others get the plain bytes.
    */
   readonly #compress: boolean;
-  /** `framesSent{type="sync"}`, resolved once: fan-out counts every frame it publishes. */
-  readonly #syncFrames: { inc(value?: number): void };
   /**
    * Serialised catch-up frames by the shared object they were made from (a snapshot or a delta
    * page handed to many subscribers by single-flight and the resume cache). Weak: an entry lives
@@ -52,7 +50,6 @@ export class FrameWriter {
     this.#slowConsumers = deps.slowConsumers;
     this.#failed = deps.failed;
     this.#compress = deps.compress ?? false;
-    this.#syncFrames = deps.metrics.framesSent.labels({ type: 'sync' });
   }
 
   /** The frame's bytes; with a `shareKey`, made once per key for catch-up frames. */
@@ -111,9 +108,11 @@ export class FrameWriter {
     // for the garbage collector per frame.
     this.#app.publish(topicOf(scope), payload, false, this.#compress);
     const n = live.size;
-    this.#syncFrames.inc(n);
-    this.#metrics.bytesSent.inc(Buffer.byteLength(payload) * n);
-    this.#metrics.eventsDelivered.inc(events.length * n);
+    // Plain numbers, added to the counters at scrape time (metrics.ts, LiveTally).
+    const tally = this.#metrics.tally;
+    tally.syncFrames += n;
+    tally.syncBytes += Buffer.byteLength(payload) * n;
+    tally.syncEvents += events.length * n;
     const now = Date.now();
     for (const e of events) {
       const committed = Date.parse(e.created_at);

@@ -130,7 +130,7 @@ export class ScopeStream {
         this.#deps.log.warn({ scope: this.scope, problem }, 'dropped a malformed bus message');
         return;
       }
-      this.#deps.metrics.busEventsReceived.inc(message.events.length);
+      this.#deps.metrics.tally.busEvents += message.events.length;
       if (raw !== undefined) {
         const json = singleEventJson(message, raw, this.#rawHead);
         if (json !== undefined) keepEventJson(message.events[0]!, json);
