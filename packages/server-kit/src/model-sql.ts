@@ -193,12 +193,19 @@ function commitParts(registry: ModelRegistry) {
   ].join('\n');
 
   const appendable = models.filter((m) => m.appendableFields.length > 0);
+  // An append reads only the scope and the field it grows (not the whole row as jsonb: the field
+  // may be a long reply, and every copy of it is paid on every piece).
+  const fieldOf = (m: ModelDef, row: string) =>
+    m.appendableFields.length === 1
+      ? `${row}.${m.appendableFields[0]}`
+      : `CASE v->>'field' ${m.appendableFields.map((a) => `WHEN '${a}' THEN ${row}.${a}`).join(' ')} END`;
   const appendLocks = [
     'CASE _model',
     ...appendable.map((m) =>
       [
         `  WHEN ${quote(m.name)} THEN`,
-        `    SELECT to_jsonb(r.*) INTO rec FROM ${m.table} AS r WHERE id = rid FOR UPDATE;`,
+        `    SELECT ${quote(`${m.scope.prefix}:`)} || r.${m.scope.field}, ${fieldOf(m, 'r')} INTO sc, cur`,
+        `      FROM ${m.table} AS r WHERE id = rid FOR UPDATE;`,
       ].join('\n'),
     ),
     '  ELSE',
@@ -231,9 +238,9 @@ function commitParts(registry: ModelRegistry) {
     ...appendable.map((m) => {
       const sets =
         m.appendableFields.length === 1
-          ? [`${m.appendableFields[0]} = ${m.appendableFields[0]} || a_text`]
+          ? [`${m.appendableFields[0]} = cur || a_text`]
           : m.appendableFields.map(
-              (a) => `${a} = CASE WHEN v->>'field' = '${a}' THEN ${a} || a_text ELSE ${a} END`,
+              (a) => `${a} = CASE WHEN v->>'field' = '${a}' THEN cur || a_text ELSE ${a} END`,
             );
       return [
         `  WHEN ${quote(m.name)} THEN`,
@@ -265,7 +272,56 @@ function commitParts(registry: ModelRegistry) {
     'END IF;',
   ].join('\n');
 
+  // The set-based path for a member of appends (see syncCommitSql): models with one appendable
+  // field and no CHECK on it (so the UPDATE cannot fail for one append where the loop would name it).
+  const fastModels = appendable.filter((m) => {
+    if (m.appendableFields.length !== 1) return false;
+    const f = m.fields[m.appendableFields[0]!]!;
+    return checkSql(f) === undefined;
+  });
+  const fastReads = [
+    'CASE _model',
+    ...fastModels.map((m) => {
+      const a = m.appendableFields[0]!;
+      return [
+        `  WHEN ${quote(m.name)} THEN`,
+        `    a_field := '${a}';`,
+        '    SELECT array_agg(u.id ORDER BY u.n), array_agg(r.sc ORDER BY u.n), array_agg(u.off ORDER BY u.n),',
+        '           array_agg(u.txt ORDER BY u.n),',
+        `           bool_and(coalesce(r.id IS NOT NULL AND u.field = '${a}' AND u.txt <> '' AND sync_scope_allowed(patterns, r.sc)`,
+        "                             AND u.off = r.cl + CASE WHEN r.ol - r.cl < 3 THEN 0 ELSE regexp_count(r.cur, '[\\U00010000-\\U0010FFFF]') END,",
+        '                             false))',
+        '      INTO f_id, f_sc, f_off, f_txt, fast',
+        "      FROM (SELECT t.n, (t.x->>'id')::uuid AS id, t.x->'v'->>'field' AS field, (t.x->'v'->>'offset')::int AS off,",
+        "                   t.x->'v'->>'text' AS txt",
+        "              FROM jsonb_array_elements(member->'muts') WITH ORDINALITY AS t(x, n)) AS u",
+        `      LEFT JOIN (SELECT r.id, ${quote(`${m.scope.prefix}:`)} || r.${m.scope.field} AS sc, r.${a} AS cur,`,
+        `                        char_length(r.${a}) AS cl, octet_length(r.${a}) AS ol`,
+        `                   FROM ${m.table} AS r`,
+        "                  WHERE r.id = ANY (ARRAY(SELECT (x->>'id')::uuid FROM jsonb_array_elements(member->'muts') AS x))",
+        '                    FOR UPDATE) AS r ON r.id = u.id;',
+      ].join('\n');
+    }),
+    '  ELSE',
+    '    fast := false;',
+    'END CASE;',
+  ].join('\n');
+  const fastUpdates = [
+    'CASE _model',
+    ...fastModels.map((m) => {
+      const a = m.appendableFields[0]!;
+      return [
+        `  WHEN ${quote(m.name)} THEN`,
+        `    UPDATE ${m.table} AS r SET ${a} = r.${a} || u.txt, updated_at = u.ts`,
+        '      FROM unnest(f_id, f_txt, f_ts) AS u(id, txt, ts) WHERE r.id = u.id;',
+      ].join('\n');
+    }),
+    'END CASE;',
+  ].join('\n');
+
   return {
+    fastReads: indent(fastReads, 8),
+    fastUpdates: indent(fastUpdates, 10),
     insertScope: indent(insertScope, 10),
     updates: indent(updates, 10),
     deletes: indent(deletes, 10),
@@ -283,8 +339,17 @@ function commitParts(registry: ModelRegistry) {
  * plans, no sequential scans), which a CREATE OR REPLACE would otherwise drop.
  */
 export function syncCommitSql(registry: ModelRegistry): string {
-  const { insertScope, updates, deletes, appendLocks, existingScope, appendUpdates, inserts } =
-    commitParts(registry);
+  const {
+    fastReads,
+    fastUpdates,
+    insertScope,
+    updates,
+    deletes,
+    appendLocks,
+    existingScope,
+    appendUpdates,
+    inserts,
+  } = commitParts(registry);
   return `CREATE OR REPLACE FUNCTION sync_commit(p_members jsonb, p_lock text[]) RETURNS jsonb
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -345,6 +410,16 @@ DECLARE
   msg text;
   det text;
   con text;
+  fast boolean;
+  a_field text;
+  f_id uuid[];
+  f_sc text[];
+  f_off int[];
+  f_txt text[];
+  f_ts timestamptz[];
+  f_sid bigint[];
+  f_data jsonb[];
+  f_out jsonb[];
 BEGIN
   -- Lock the expected heads in sorted order; create the missing ones (a scope's first write).
   SELECT coalesce(array_agg(s.scope ORDER BY s.scope), '{}'), coalesce(array_agg(s.last_id ORDER BY s.scope), '{}')
@@ -368,7 +443,54 @@ BEGIN
     outs := '{}';
     i := 0;
     BEGIN
+      -- Appends only, without idempotency keys, to distinct records of one model (the append
+      -- batcher's joined member: one piece of each of many replies): read, checked, written and
+      -- logged by a few set-based statements instead of a dozen statements per append. A member
+      -- whose appends would not all simply land (a record missing or not granted, an offset that
+      -- is not the length, an empty piece or an exact retry, a scope head not locked yet, a piece
+      -- that would merge into the event before) goes through the loop below, which answers each
+      -- append exactly; the rows locked here stay locked for it.
+      SELECT count(*) > 1 AND bool_and(x->>'a' = 'append' AND x->>'k' IS NULL)
+             AND count(DISTINCT x->>'m') = 1 AND count(DISTINCT (x->>'id')::uuid) = count(*),
+             min(x->>'m')
+        INTO fast, _model
+        FROM jsonb_array_elements(member->'muts') AS x;
+      IF fast THEN
+${fastReads}
+        fast := coalesce(fast, false) AND f_sc <@ h_scope
+                AND NOT (cardinality(e_id) > 0 AND e_model_id[cardinality(e_id)] = ANY (f_id));
+        IF fast THEN
+          f_ts := ARRAY(SELECT clock_timestamp() FROM generate_series(1, cardinality(f_id)));
+${fastUpdates}
+          -- Each append's event id: its scope's head plus its rank among this member's appends there.
+          SELECT array_agg(a.sid ORDER BY a.n),
+                 array_agg(jsonb_build_object('field', a_field, 'offset', a.off, 'text', a.txt,
+                                              'updated_at', sync_wire_time(a.ts)) ORDER BY a.n),
+                 array_agg(jsonb_build_object('status', 200, 'body', jsonb_build_object(
+                             'data', jsonb_build_object('id', a.id, 'length', a.off + sync_utf16_length(a.txt)),
+                             'scope', a.sc, 'syncId', a.sid), 'replayed', false) ORDER BY a.n)
+            INTO f_sid, f_data, f_out
+            FROM (SELECT u.*, h.l + row_number() OVER (PARTITION BY u.sc ORDER BY u.n) AS sid
+                    FROM unnest(f_id, f_sc, f_off, f_txt, f_ts) WITH ORDINALITY AS u(id, sc, off, txt, ts, n)
+                    JOIN unnest(h_scope, h_last) AS h(s, l) ON h.s = u.sc) AS a;
+          h_last := ARRAY(SELECT h.l + coalesce(c.k, 0)
+                            FROM unnest(h_scope, h_last) WITH ORDINALITY AS h(s, l, n)
+                            LEFT JOIN (SELECT s, count(*) AS k FROM unnest(f_sc) AS s GROUP BY s) AS c ON c.s = h.s
+                           ORDER BY h.n);
+          e_scope := e_scope || f_sc;
+          e_id := e_id || f_sid;
+          e_model := e_model || array_fill(_model, ARRAY[cardinality(f_id)]);
+          e_model_id := e_model_id || f_id;
+          e_action := e_action || array_fill('append'::text, ARRAY[cardinality(f_id)]);
+          e_data := e_data || f_data;
+          e_mid := e_mid || array_fill(NULL::text, ARRAY[cardinality(f_id)]);
+          e_actor := e_actor || array_fill(sub, ARRAY[cardinality(f_id)]);
+          outs := f_out;
+          i := cardinality(f_id);
+        END IF;
+      END IF;
       FOR mut IN SELECT jsonb_array_elements(member->'muts') LOOP
+        EXIT WHEN fast;
         _model := mut->>'m';
         _action := mut->>'a';
         rid := (mut->>'id')::uuid;
@@ -407,12 +529,15 @@ ${deletes}
           IF rec IS NULL THEN RAISE EXCEPTION 'not_found' USING ERRCODE = 'SY404'; END IF;
         ELSIF _action = 'append' THEN
 ${appendLocks}
-          IF rec IS NULL THEN RAISE EXCEPTION 'not_found' USING ERRCODE = 'SY404'; END IF;
+          IF NOT FOUND THEN RAISE EXCEPTION 'not_found' USING ERRCODE = 'SY404'; END IF;
+          IF NOT sync_scope_allowed(patterns, sc) THEN
+            RAISE EXCEPTION 'forbidden' USING ERRCODE = 'SY403', DETAIL = sc;
+          END IF;
         ELSE
           RAISE EXCEPTION 'unknown action %', _action USING ERRCODE = 'SY500';
         END IF;
 
-        IF _action <> 'insert' THEN
+        IF _action IN ('update', 'delete') THEN
           -- The scope of an existing record comes from the row itself (scope fields never change).
 ${existingScope}
         END IF;
@@ -421,8 +546,12 @@ ${existingScope}
           -- Contract v1.1: the piece lands only at the field's current length (UTF-16 units). An
           -- exact retry of a piece already there (same offset, same text) and an empty piece at a
           -- valid offset answer 200 and write nothing; any other offset is offset_mismatch.
-          cur := rec->>(v->>'field');
-          cur_len := sync_utf16_length(cur);
+          -- The length is sync_utf16_length(cur); the astral code points (UTF-16 pairs, 4 bytes
+          -- in UTF-8) are counted only when the bytes leave room for one: the regular expression
+          -- is the dearest pass over a long field.
+          chars := char_length(cur);
+          cur_len := chars + CASE WHEN octet_length(cur) - chars < 3 THEN 0
+                                  ELSE regexp_count(cur, '[\\U00010000-\\U0010FFFF]') END;
           a_off := (v->>'offset')::int;
           a_text := v->>'text';
           a_len := sync_utf16_length(a_text);

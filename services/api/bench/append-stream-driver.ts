@@ -26,6 +26,8 @@ export interface DriverInput {
   seconds: number;
   redisUrl: string;
   channelPrefix: string;
+  /** Length of each Message's content when the row starts (UTF-16 units): where its first piece goes. */
+  startOffset?: number;
 }
 
 export interface DriverResult {
@@ -51,7 +53,7 @@ interface Sent {
 }
 
 class Reply {
-  offset = 0;
+  offset = input.startOffset ?? 0;
   /** Pieces not yet acknowledged / published, ascending by end. */
   unacked: Sent[] = [];
   unpublished: Sent[] = [];

@@ -4,35 +4,43 @@
  * real process (`services/api/src/main.ts`, real Postgres, Redis bus), the load a separate
  * process (append-stream-driver.ts) that also listens on the bus like a gateway.
  *
- * Per row: worker CPU ms per 1,000 tokens (from /proc, over the measuring window only),
- * Postgres commits/s (the worker's `sync_commit_duration_seconds_count`), events and bytes
+ * Per row: worker CPU ms per 1,000 tokens and Postgres CPU ms per 1,000 tokens (the bench
+ * database's backends, both from /proc, over the measuring window only), Postgres commits/s (the worker's `sync_commit_duration_seconds_count`), events and bytes
  * published per token, and token → durable (ack) and token → published (on the bus) p50/p99.
  *
  * Baselines in the same run: one `POST …/append` per token (the contract's append, no upload), and
  * with BENCH_BASELINE_ROOT=<checkout> the streaming upload as another checkout's worker runs it
  * (e.g. `git archive main | tar -x -C /tmp/base` with a `node_modules` symlink to this one's):
- * the before/after of a change, measured side by side.
+ * the before/after of a change, measured side by side. The baseline's worker writes to its own
+ * database, migrated by that checkout's migrations (so a change of `sync_commit` is compared too).
  *
  * Env: APPEND_STREAM_N (replies per row, default "100,500"), APPEND_STREAM_POST_N (per-token POST
  * rows, default "100"), BENCH_TPS (30), BENCH_SECONDS (8, after 3 s of warm-up), BENCH_POLICIES
  * (coalescing settings to compare, `;`-separated env sets like "STREAM_COALESCE_MS=70"),
- * BENCH_PROFILE=<dir> (the worker writes a V8 CPU profile there), BENCH_WRITE_DOC=1 (rewrite
- * the `append-stream` section of docs/benchmarks.md).
+ * BENCH_PROFILE=<dir> (the worker writes a V8 CPU profile there), BENCH_SEED_CHARS (each reply's
+ * field already holds this many characters when the row starts: the cost in the middle of a long
+ * reply, default 0), BENCH_WRITE_DOC=1 (rewrite the `append-stream` section of docs/benchmarks.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { markdownTable, percentile, updateBenchmarkSection } from '../../../test/support/bench';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/pg';
+import type { TestDatabase } from '../../../test/support/pg';
 import { freePort } from '../../../test/support/ports';
 import { TEST_REDIS_URL, uniqueChannelPrefix } from '../../../test/support/redis';
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
 import type { DriverInput, DriverResult } from './append-stream-driver';
+import {
+  backendCpuBetween,
+  backendCpuMs,
+  createBenchDatabase,
+  processCpuMs,
+  ROOT,
+  replyText,
+} from './bench-db';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const list = (name: string, fallback: string) =>
   (process.env[name] ?? fallback).split(',').filter(Boolean).map(Number);
 const STREAM_N = list('APPEND_STREAM_N', '100,500');
@@ -45,6 +53,7 @@ const POLICIES = (process.env.BENCH_POLICIES ?? '')
   .filter(Boolean)
   .map((set) => Object.fromEntries(set.split(',').map((kv) => kv.split('=') as [string, string])));
 const BASELINE_ROOT = process.env.BENCH_BASELINE_ROOT;
+const SEED_CHARS = Number(process.env.BENCH_SEED_CHARS ?? 0);
 const began = Date.now();
 const progress = (line: string) =>
   process.stderr.write(`[bench:append-stream ${((Date.now() - began) / 1000).toFixed(0)}s] ${line}\n`);
@@ -57,18 +66,13 @@ interface Row {
   replies: number;
   result: DriverResult;
   cpuMs: number;
+  /** CPU of the bench database's Postgres backends over the window. */
+  pgCpuMs: number;
   commits: number;
   seconds: number;
 }
 
 /* Worker process --------------------------------------------------------------------------------- */
-
-const CLOCK_TICKS_PER_SECOND = 100;
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-}
 
 interface Worker {
   url: string;
@@ -135,8 +139,8 @@ async function seedReplies(db: TestDatabase, n: number): Promise<{ ids: string[]
   );
   await db.pool.query(
     `INSERT INTO messages (id, agent_id, role, content)
-       SELECT m, a, 'assistant', '' FROM unnest($1::uuid[], $2::uuid[]) AS t(m, a)`,
-    [ids, agents],
+       SELECT m, a, 'assistant', $3 FROM unnest($1::uuid[], $2::uuid[]) AS t(m, a)`,
+    [ids, agents, replyText(SEED_CHARS)],
   );
   return { ids, scopes: ['agent:*'] };
 }
@@ -165,6 +169,7 @@ async function runRow(
       seconds: SECONDS,
       redisUrl: TEST_REDIS_URL,
       channelPrefix: prefix,
+      startOffset: replyText(SEED_CHARS).length,
     };
     const driver = spawn(
       process.execPath,
@@ -172,10 +177,11 @@ async function runRow(
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
-    let window: { cpu: number; commits: number; at: number } | undefined;
-    let measured: { cpuMs: number; commits: number; seconds: number } | undefined;
+    let window: { cpu: number; pg: Map<number, number>; commits: number; at: number } | undefined;
+    let measured: { cpuMs: number; pgCpuMs: number; commits: number; seconds: number } | undefined;
     const sample = async () => ({
       cpu: processCpuMs(worker.child.pid!),
+      pg: await backendCpuMs(db.pool),
       commits: await commitsSoFar(worker),
       at: performance.now(),
     });
@@ -196,6 +202,7 @@ async function runRow(
             await samples[0];
             measured = {
               cpuMs: end.cpu - window!.cpu,
+              pgCpuMs: backendCpuBetween(window!.pg, end.pg),
               commits: end.commits - window!.commits,
               seconds: (end.at - window!.at) / 1000,
             };
@@ -215,9 +222,9 @@ async function runRow(
 /* Cost split --------------------------------------------------------------------------------------- */
 
 interface CostFit {
-  /** Worker CPU µs per token (read, parse, check, queue). */
+  /** CPU µs per token (the worker's: read, parse, check, queue). */
   perToken: number;
-  /** Worker CPU µs per event (member, commit, publish, acknowledgement). */
+  /** CPU µs per event (the worker's: member, commit, publish, acknowledgement; Postgres: the append). */
   perEvent: number;
 }
 
@@ -227,7 +234,7 @@ interface CostFit {
  * tokens an event carries depends on the window AND on how loaded the machine is (a slow commit
  * lets more pieces gather), so CPU per token alone is not comparable between rows.
  */
-function fitCost(rows: Row[]): CostFit | undefined {
+function fitCost(rows: Row[], cpuMs: (row: Row) => number = (row) => row.cpuMs): CostFit | undefined {
   let tt = 0;
   let te = 0;
   let ee = 0;
@@ -236,7 +243,7 @@ function fitCost(rows: Row[]): CostFit | undefined {
   for (const r of rows) {
     const t = r.result.tokens;
     const e = r.result.events;
-    const c = r.cpuMs * 1000;
+    const c = cpuMs(r) * 1000;
     tt += t * t;
     te += t * e;
     ee += e * e;
@@ -244,7 +251,10 @@ function fitCost(rows: Row[]): CostFit | undefined {
     ec += e * c;
   }
   const det = tt * ee - te * te;
-  if (rows.length < 2 || Math.abs(det) < 1e-6 * tt * ee) return undefined;
+  // Rows of nearly the same tokens per event leave the split to noise (negative parts and all).
+  const perEvent = rows.map((r) => r.result.tokens / Math.max(1, r.result.events));
+  if (rows.length < 2 || Math.max(...perEvent) < 1.3 * Math.min(...perEvent)) return undefined;
+  if (Math.abs(det) < 1e-6 * tt * ee) return undefined;
   return { perToken: (tc * ee - ec * te) / det, perEvent: (tt * ec - te * tc) / det };
 }
 
@@ -260,11 +270,13 @@ function describe(row: Row): (string | number)[] {
     row.replies,
     r.tokens,
     fmt(perK, 1),
+    fmt((row.pgCpuMs / r.tokens) * 1000, 1),
     fmt(row.commits / row.seconds),
     fmt(r.tokens / Math.max(1, r.events), 1),
     fmt(r.eventBytes / Math.max(1, r.events)),
     fmt(r.eventBytes / r.tokens, 0),
     fmt((row.cpuMs * 1000) / Math.max(1, r.events), 0),
+    fmt((row.pgCpuMs * 1000) / Math.max(1, r.events), 0),
     `${fmt(percentile(r.durableMs, 50))} / ${fmt(percentile(r.durableMs, 99))}`,
     `${fmt(percentile(r.publishedMs, 50))} / ${fmt(percentile(r.publishedMs, 99))}`,
     r.unacked + r.errors.length,
@@ -276,11 +288,13 @@ const HEADER = [
   'replies',
   'tokens',
   'api CPU ms / 1k tokens',
+  'Postgres CPU ms / 1k tokens',
   'commits/s',
   'tokens / event',
   'bytes / event',
   'event bytes / token',
   'api CPU µs / event',
+  'Postgres CPU µs / event',
   'durable p50 / p99 ms',
   'published p50 / p99 ms',
   'unacked + errors',
@@ -288,7 +302,8 @@ const HEADER = [
 
 async function main(): Promise<void> {
   const load = loadavg()[0]!;
-  const db = await createTestDatabase('append_stream_bench');
+  const db = await createBenchDatabase(ROOT, 'append_stream_bench');
+  const baseDb = BASELINE_ROOT ? await createBenchDatabase(BASELINE_ROOT, 'append_stream_bench') : undefined;
   const rows: Row[] = [];
   const show = (row: Row) => {
     rows.push(row);
@@ -302,39 +317,50 @@ async function main(): Promise<void> {
         const label = Object.entries(env)
           .map(([k, v]) => ` ${k}=${v}`)
           .join('');
-        if (BASELINE_ROOT) show(await runRow(db, `${BASELINE}${label}`, 'stream', n, BASELINE_ROOT, env));
+        if (BASELINE_ROOT && baseDb)
+          show(await runRow(baseDb, `${BASELINE}${label}`, 'stream', n, BASELINE_ROOT, env));
         show(await runRow(db, `${CURRENT}${label}`, 'stream', n, ROOT, env));
       }
     }
     for (const n of POST_N) show(await runRow(db, 'POST /append per token', 'post', n, ROOT, {}));
   } finally {
     await db.drop();
+    await baseDb?.drop();
   }
   const table = markdownTable(HEADER, rows.map(describe));
-  const fits = [CURRENT, ...(BASELINE_ROOT ? [BASELINE] : [])].map((code) => ({
-    code,
-    fit: fitCost(
-      rows.filter((r) =>
-        code === CURRENT
-          ? !r.setup.startsWith(BASELINE) && r.setup.startsWith(CURRENT)
-          : r.setup.startsWith(BASELINE),
+  const ratios: string[] = [];
+  for (const [tier, cpuMs] of [
+    ['the worker', (row: Row) => row.cpuMs],
+    ['Postgres', (row: Row) => row.pgCpuMs],
+  ] as const) {
+    const fits = [CURRENT, ...(BASELINE_ROOT ? [BASELINE] : [])].map((code) => ({
+      code,
+      fit: fitCost(
+        rows.filter((r) =>
+          code === CURRENT
+            ? !r.setup.startsWith(BASELINE) && r.setup.startsWith(CURRENT)
+            : r.setup.startsWith(BASELINE),
+        ),
+        cpuMs,
       ),
-    ),
-  }));
-  const ratios = fits.map(({ code, fit }) =>
-    fit
-      ? `${code}: ${fmt(fit.perToken, 1)} µs per token + ${fmt(fit.perEvent, 0)} µs per event → ${fmt(fit.perToken + fit.perEvent / 2, 1)} ms per 1k tokens at 2 tokens per event, ${fmt(fit.perToken + fit.perEvent / 3, 1)} at 3`
-      : `${code}: too few rows with different tokens per event to split the cost`,
-  );
-  const [now, before] = fits;
-  if (now?.fit && before?.fit) {
-    const at = (f: CostFit, k: number) => f.perToken + f.perEvent / k;
-    ratios.push(
-      `at 2 tokens per event the worker spends ${fmt(at(before.fit, 2) / at(now.fit, 2), 2)}× less CPU per token than the baseline (${fmt(at(before.fit, 3) / at(now.fit, 3), 2)}× at 3)`,
-    );
+    }));
+    for (const { code, fit } of fits) {
+      ratios.push(
+        fit
+          ? `${tier}, ${code}: ${fmt(fit.perToken, 1)} µs per token + ${fmt(fit.perEvent, 0)} µs per event → ${fmt(fit.perToken + fit.perEvent / 2, 1)} ms per 1k tokens at 2 tokens per event, ${fmt(fit.perToken + fit.perEvent / 3, 1)} at 3`
+          : `${tier}, ${code}: too few rows with different tokens per event to split the cost`,
+      );
+    }
+    const [now, before] = fits;
+    if (now?.fit && before?.fit) {
+      const at = (f: CostFit, k: number) => f.perToken + f.perEvent / k;
+      ratios.push(
+        `at 2 tokens per event ${tier} spends ${fmt(at(before.fit, 2) / at(now.fit, 2), 2)}× less CPU per token than the baseline (${fmt(at(before.fit, 3) / at(now.fit, 3), 2)}× at 3)`,
+      );
+    }
   }
   const summary = [
-    `Measured ${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} cores, load average ${load.toFixed(1)} at the start; ${TPS} tokens/s per reply, ${SECONDS} s window after ${WARMUP} s warm-up.`,
+    `Measured ${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} cores, load average ${load.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end; ${TPS} tokens/s per reply, ${SECONDS} s window after ${WARMUP} s warm-up${SEED_CHARS > 0 ? `, each reply's field ${SEED_CHARS} characters long at the start` : ''}.`,
     '',
     table,
     '',

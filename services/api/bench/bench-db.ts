@@ -1,0 +1,91 @@
+/**
+ * What the append benches share: databases for a checkout (this one's, or another's migrated by
+ * that checkout's own migrations, so a change of `sync_commit` is compared too) and CPU read from
+ * /proc (of a process, and of a database's Postgres backends).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createPool } from '@openagents/sync-server-kit';
+import pg from 'pg';
+import { createTestDatabase, TEST_PG_ADMIN_URL, type TestDatabase } from '../../../test/support/pg';
+
+export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** User + system CPU of a process so far, ms (10 ms resolution). */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** CPU so far of each backend of the database `pool` connects to (not the one asking). */
+export async function backendCpuMs(pool: TestDatabase['pool']): Promise<Map<number, number>> {
+  const { rows } = await pool.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+  );
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      cpu.set(pid, processCpuMs(pid));
+    } catch {} // ended meanwhile
+  }
+  return cpu;
+}
+
+/** Backend CPU between two samples; a backend that started in between counts from zero. */
+export function backendCpuBetween(start: Map<number, number>, end: Map<number, number>): number {
+  let ms = 0;
+  for (const [pid, cpu] of end) ms += cpu - (start.get(pid) ?? 0);
+  return ms;
+}
+
+/**
+ * A database for `root`'s code: this checkout's test database, or for another checkout one
+ * migrated by that checkout's own migrations (its `sync_commit`).
+ */
+export async function createBenchDatabase(root: string, label: string): Promise<TestDatabase> {
+  if (root === ROOT) return createTestDatabase(label);
+  const name = `oas_${label}_base_${randomBytes(4).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(TEST_PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  const migrated = spawn(process.execPath, ['--import', 'tsx', 'packages/server-kit/src/migrate-cli.ts'], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: url.toString(), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const code = await new Promise<number | null>((r) => migrated.once('exit', r));
+  if (code !== 0) throw new Error(`migrating the database of ${root} exited with ${code}`);
+  const pool = createPool({ url: url.toString(), max: 2 });
+  return {
+    url: url.toString(),
+    pool,
+    async drop() {
+      await pool.end().catch(() => {});
+      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+/** Text like a model's reply (words, some astral), `chars` UTF-16 units long. */
+export function replyText(chars: number): string {
+  const words = [' the', ' stream', ' of', ' tokens', ' is', ' durable', ' and', ' ordered', ' ✓', ' 🙂'];
+  let text = '';
+  for (let i = 0; text.length < chars; i++) text += words[i % words.length];
+  text = text.slice(0, chars);
+  // Never half a surrogate pair at the end.
+  return /[\ud800-\udbff]$/.test(text) ? `${text.slice(0, -1)} ` : text;
+}
