@@ -119,7 +119,8 @@ const mutation: fc.Arbitrary<Mutation> = fc
     const events = frame.events;
     if (!Array.isArray(events)) return;
     const event = events[i % Math.max(events.length, 1)] as Json | undefined;
-    if (!event) return;
+    // An earlier mutation may have replaced the event by a non-object: nothing to break then.
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) return;
     if (where === 'event') return broken(event);
     if (event.data && typeof event.data === 'object' && !Array.isArray(event.data))
       broken(event.data as Json);
