@@ -259,7 +259,11 @@ async function mountFloor(
     root.append(header, box);
     const rows = Array.from({ length: LAST }, () => {
       const row = box.appendChild(document.createElement('div'));
-      return { row, bubble: row.appendChild(document.createElement('div')) };
+      // The same bubble markup as the React rows (its class brings the padding, pre-wrap and
+      // wrapping the bubble's layout pays for), so the difference to them is React's alone.
+      const bubble = row.appendChild(document.createElement('div'));
+      bubble.className = 'bubble';
+      return { row, bubble };
     });
     const countLine = box.appendChild(document.createElement('p'));
     countLine.className = 'count';

@@ -4,8 +4,9 @@
  * thread's CPU time (trace thread time) summed by event name as self time, plus a JavaScript CPU
  * profile summed by function. For deciding what to cut, not a figure for the docs.
  *
- *   node --import tsx packages/client/scripts/apply.trace.ts [--mount mountApp|mountConsole|socket|client|handDom]
- *     [--mode append|update] [--seconds 4] [--in-page] [--contained] [--js] [--cpu N [--ab]]
+ *   node --import tsx packages/client/scripts/apply.trace.ts [--mount mountApp|mountConsole|socket|socketFrame|client|handDom]
+ *     [--mode append|update] [--seconds 4] [--per-event N] [--in-page] [--contained] [--js]
+ *     [--cpu N [--ab | --against <commit>]]
  *
  * The frames come over a real WebSocket from a server in this process (`apply-socket.ts`), as in
  * the bench's headline figures; `--in-page` builds them in the page and hands them to the client
@@ -15,8 +16,14 @@
  * trace and prints main-thread CPU (ThreadTime) per second of streaming, idle subtracted, N times:
  * for quick A/B comparisons of a change; with `--ab`, two pages in the same run, alternating: the
  * console's stylesheet as it is and with `CONTAINMENT` (apply-style.ts) added (`--contained`
- * traces that).
+ * traces that); with `--against <commit>`, two pages alternating: the client, React and protocol
+ * packages as they are and as they were at `<commit>` (taken from git, bundled the same way), for
+ * a same-run A/B of a change to them. `--per-event N` sends N tokens per append event (the stream
+ * writer's batching: 2 at 30 tokens/s).
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,35 +42,58 @@ const { values } = parseArgs({
     'in-page': { type: 'boolean', default: false },
     ab: { type: 'boolean', default: false },
     contained: { type: 'boolean', default: false },
+    against: { type: 'string' },
+    'extra-css': { type: 'string', multiple: true },
+    'per-event': { type: 'string', default: '1' },
   },
 });
 const seconds = Number(values.seconds);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
-const src = (pkg: string) => join(root, `packages/${pkg}/src/index.ts`);
+const perEvent = Number(values['per-event']);
 const consoleCss = consoleStyles(root);
 
-const script = (
-  await build({
-    absWorkingDir: root,
-    entryPoints: [join(root, 'packages/client/scripts/apply-page.tsx')],
-    bundle: true,
-    minifySyntax: true,
-    minifyWhitespace: true,
-    format: 'iife',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    logLevel: 'error',
-    nodePaths: [join(root, 'node_modules')],
-    alias: {
-      '@openagents/sync-client': src('client'),
-      '@openagents/sync-react': src('react'),
-      '@openagents/sync-protocol': src('protocol'),
-    },
-    define: { __BASELINE__: 'false', 'process.env.NODE_ENV': '"production"' },
-    jsx: 'automatic',
-  })
-).outputFiles[0]!.text;
+/** The bench page bundled against the packages' sources under `base` (the worktree, or a commit's). */
+async function bundle(base: string): Promise<string> {
+  const src = (pkg: string) => join(base, `packages/${pkg}/src/index.ts`);
+  return (
+    await build({
+      absWorkingDir: root,
+      entryPoints: [join(root, 'packages/client/scripts/apply-page.tsx')],
+      bundle: true,
+      minifySyntax: true,
+      minifyWhitespace: true,
+      format: 'iife',
+      platform: 'browser',
+      target: 'es2022',
+      write: false,
+      logLevel: 'error',
+      nodePaths: [join(root, 'node_modules')],
+      alias: {
+        '@openagents/sync-client': src('client'),
+        '@openagents/sync-react': src('react'),
+        '@openagents/sync-protocol': src('protocol'),
+      },
+      define: { __BASELINE__: 'false', 'process.env.NODE_ENV': '"production"' },
+      jsx: 'automatic',
+    })
+  ).outputFiles[0]!.text;
+}
+
+/** The client, React and protocol sources at `commit`, extracted from git into a temp folder. */
+function extract(commit: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'client-against-'));
+  const tar = execFileSync(
+    'git',
+    ['archive', commit, 'packages/client/src', 'packages/react/src', 'packages/protocol/src'],
+    { cwd: root, maxBuffer: 64 * 1024 * 1024 },
+  );
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  return dir;
+}
+
+const script = await bundle(root);
+const againstDir = values.against ? extract(values.against) : undefined;
+const againstScript = againstDir ? await bundle(againstDir) : undefined;
 
 interface TraceEvent {
   name: string;
@@ -82,7 +112,7 @@ type Page = import('playwright-core').Page;
 /** One reply of `seconds` at 30 tokens/s, over the socket or in the page; resolves when shown. */
 async function streamOnce(page: Page, name: string): Promise<void> {
   if (server) {
-    const last = await server.stream(30, seconds, values.mode as 'append', name);
+    const last = await server.stream(30, seconds, values.mode as 'append', name, perEvent);
     await page.evaluate(
       (l) => (window as unknown as { __bench: { shown: (l: string) => Promise<void> } }).__bench.shown(l),
       last,
@@ -99,12 +129,12 @@ async function streamOnce(page: Page, name: string): Promise<void> {
 }
 
 /** A page with the bench mounted in `css`, its socket presenting `name`. */
-async function openPage(css: string, name: string): Promise<Page> {
+async function openPage(css: string, name: string, code = script): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on('pageerror', (e) => console.error('page error:', e.message));
   await page.setContent('<!doctype html><html><body><div id="root"></div></body></html>');
   await page.addStyleTag({ content: css });
-  await page.addScriptTag({ content: script });
+  await page.addScriptTag({ content: code });
   await page.evaluate(
     ([m, u, n]) => {
       const bench = (
@@ -116,7 +146,8 @@ async function openPage(css: string, name: string): Promise<Page> {
         }
       ).__bench;
       bench.setToken(n!);
-      if (m === 'socket' || m === 'client' || m === 'handDom') return bench.mountFloor(10_000, m, u);
+      if (m === 'socket' || m === 'socketFrame' || m === 'client' || m === 'handDom')
+        return bench.mountFloor(10_000, m, u);
       return bench[m!]!(10_000, u);
     },
     [values.mount!, url, name] as const,
@@ -129,13 +160,27 @@ try {
   if (values.cpu) {
     // A/B mode: main-thread CPU (ThreadTime) per second of streaming, idle subtracted, N times;
     // with --ab, alternating between the stylesheet as it is and without its containment rules.
-    const variants: [string, string][] = values.ab
+    const variants: [string, string, string][] = values.ab
       ? [
-          ['as is', consoleCss],
-          ['with containment', consoleStyles(root, true)],
+          ['as is', consoleCss, script],
+          ['with containment', consoleStyles(root, true), script],
         ]
-      : [['as is', consoleCss]];
-    const pages = await Promise.all(variants.map(([name, css]) => openPage(css, name)));
+      : values['extra-css']
+        ? [
+            ['as is', consoleCss, script] as [string, string, string],
+            ...values['extra-css'].map((css): [string, string, string] => [
+              `with ${css}`,
+              `${consoleCss}\n${css}`,
+              script,
+            ]),
+          ]
+        : againstScript
+          ? [
+              ['as is', consoleCss, script],
+              [`at ${values.against}`, consoleCss, againstScript],
+            ]
+          : [['as is', consoleCss, script]];
+    const pages = await Promise.all(variants.map(([name, css, code]) => openPage(css, name, code)));
     const figures = variants.map(() => [] as number[]);
     for (let i = 0; i < Number(values.cpu); i++) {
       for (const [v, page] of pages.entries()) {
@@ -154,12 +199,19 @@ try {
       }
     }
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    // Variants alternate, so each iteration's pair shares the machine's load at that moment: the
+    // median of the per-iteration ratios says more than a ratio of medians on a busy machine.
+    for (let v = 1; v < variants.length; v++) {
+      const ratios = figures[v]!.map((f, i) => f / figures[0]![i]!);
+      console.log(`${variants[v]![0]} / ${variants[0]![0]}: median ratio ${median(ratios).toFixed(2)}`);
+    }
     for (const [v, [name]] of variants.entries())
       console.log(
-        `${values.mount} ${values.mode} ${server ? 'over the socket' : 'in-page'}, ${name}: CPU ms/s ${figures[v]!.map((f) => f.toFixed(1)).join(' ')} (median ${median(figures[v]!).toFixed(1)})`,
+        `${values.mount} ${values.mode} ×${perEvent} ${server ? 'over the socket' : 'in-page'}, ${name}: CPU ms/s ${figures[v]!.map((f) => f.toFixed(1)).join(' ')} (median ${median(figures[v]!).toFixed(1)})`,
       );
     await browser.close();
     await server?.close();
+    if (againstDir) rmSync(againstDir, { recursive: true, force: true });
     process.exit(0);
   }
   const page = await openPage(values.contained ? consoleStyles(root, true) : consoleCss, 't');

@@ -16,6 +16,7 @@ export { BACKOFF_DEFAULTS, type BackoffOptions, backoff } from './backoff';
 export type { HttpErrorCode, WsErrorCode } from './errors';
 export { CLOSE_CODES, ErrorBody, HTTP_ERROR_STATUS, WS_ERROR_CODES } from './errors';
 export { AppendEventData, EventAction, ModelsSnapshot, SyncEvent, SyncEventAction } from './events';
+export { fastServerFrame, isAppendEventData } from './fast-frame';
 export {
   AuthedFrame,
   AuthFrame,

@@ -1,5 +1,5 @@
 import { useAgentSync, usePendingMutations, useRecord, useRecords } from '@openagents/sync-react';
-import { useMemo } from 'react';
+import { useCallback, useMemo } from 'react';
 import { useConsole } from '../console-context';
 import { errorMessage, scopeStatusLabel, shortId } from '../format';
 import { Composer } from './composer';
@@ -29,12 +29,18 @@ export function AgentChat({ orgId, agentId }: { orgId: string; agentId: string }
     return last?.role === 'assistant' ? last.id : null;
   }, [agent?.status, messages]);
 
-  const send = (content: string) => {
-    const sent = client.insert('Message', { agent_id: agentId, role: 'user', content });
-    sent.catch((e: unknown) => reportError(`Message not sent: ${errorMessage(e)}`));
-    // The reply starts once the user's message is committed, so it always sorts after it.
-    replies.enqueue({ baseUrl: config.url, token: config.token, agentId, orgId, prompt: content }, sent);
-  };
+  // One function while the chat and the console's services stay the same: the chat re-renders
+  // per streamed token (its list and lastSyncId move), and a new `onSend` each time would
+  // re-render the (memoised) composer with it.
+  const send = useCallback(
+    (content: string) => {
+      const sent = client.insert('Message', { agent_id: agentId, role: 'user', content });
+      sent.catch((e: unknown) => reportError(`Message not sent: ${errorMessage(e)}`));
+      // The reply starts once the user's message is committed, so it always sorts after it.
+      replies.enqueue({ baseUrl: config.url, token: config.token, agentId, orgId, prompt: content }, sent);
+    },
+    [client, reportError, replies, config.url, config.token, agentId, orgId],
+  );
 
   return (
     <section className="chat" data-testid="chat" data-agent-id={agentId}>

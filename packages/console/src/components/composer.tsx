@@ -1,7 +1,16 @@
-import { type FormEvent, type KeyboardEvent, useState } from 'react';
+import { type FormEvent, type KeyboardEvent, memo, useState } from 'react';
 
-/** The message box: Enter sends, Shift+Enter adds a line. */
-export function Composer({ onSend, disabled }: { onSend: (text: string) => void; disabled?: boolean }) {
+/**
+ * The message box: Enter sends, Shift+Enter adds a line. Memoised: the chat around it re-renders
+ * per streamed token, the box only when its own props (a stable `onSend`) or text change.
+ */
+export const Composer = memo(function Composer({
+  onSend,
+  disabled,
+}: {
+  onSend: (text: string) => void;
+  disabled?: boolean;
+}) {
   const [text, setText] = useState('');
   const send = () => {
     const trimmed = text.trim();
@@ -40,4 +49,4 @@ export function Composer({ onSend, disabled }: { onSend: (text: string) => void;
       </button>
     </form>
   );
-}
+});

@@ -6,11 +6,17 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatTime } from '../format';
 import { MessageList } from './message-list';
 
-// formatTime runs once per render of a (confirmed) message bubble, with that message's
-// created_at: each message here has its own, so the calls say which bubbles rendered.
 vi.mock('../format', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../format')>();
   return { ...actual, formatTime: vi.fn(actual.formatTime) };
+});
+
+// The real bubble (memoised as it is), counting its renders by message id.
+const bubbleRenders = vi.fn<(id: string) => void>();
+vi.mock('./message-bubble', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('./message-bubble')>();
+  const { countingRenders } = await import('./count-renders');
+  return { MessageBubble: countingRenders(actual.MessageBubble, (p) => bubbleRenders(p.message.id)) };
 });
 
 afterEach(cleanup);
@@ -78,8 +84,9 @@ describe('MessageList on a live scope', () => {
     expect(shown).toBeGreaterThan(3);
     expect(shown).toBeLessThan(40);
 
-    const rendered = vi.mocked(formatTime);
-    rendered.mockClear();
+    const formatted = vi.mocked(formatTime);
+    formatted.mockClear();
+    bubbleRenders.mockClear();
     // A reply streams into message 3 (in view: jsdom has no scrolling, so the window is the first
     // rows), one append event per token, each published on its own.
     let text = 'message 3';
@@ -98,12 +105,14 @@ describe('MessageList on a live scope', () => {
       text += piece;
     }
     expect(bubble(3)?.textContent).toBe(text);
-    const byMessage = () => new Set(rendered.mock.calls.map(([iso]) => iso));
-    expect(byMessage()).toEqual(new Set([createdAt(3)]));
-    expect(rendered).toHaveBeenCalledTimes(30);
+    const byMessage = () => new Set(bubbleRenders.mock.calls.map(([id]) => id));
+    expect(byMessage()).toEqual(new Set([messageId(3)]));
+    expect(bubbleRenders).toHaveBeenCalledTimes(30);
+    // The streaming bubble's time line (its created_at does not change) is not formatted again.
+    expect(formatted).not.toHaveBeenCalled();
 
     // A new message at the end (out of view): no bubble in view renders again.
-    rendered.mockClear();
+    bubbleRenders.mockClear();
     await act(async () => {
       client.receiveFrame(
         event(++seq, {
@@ -122,7 +131,7 @@ describe('MessageList on a live scope', () => {
       );
     });
     expect(client.getState().records.list(SCOPE, 'Message')).toHaveLength(COUNT + 1);
-    expect(rendered.mock.calls.filter(([iso]) => iso !== createdAt(COUNT))).toEqual([]);
+    expect(bubbleRenders.mock.calls.filter(([id]) => id !== messageId(COUNT))).toEqual([]);
     await client.close();
   });
 });

@@ -1,7 +1,7 @@
 import type { Message } from '@openagents/sync-protocol';
 import { measureElement, observeElementRect, useVirtualizer } from '@tanstack/react-virtual';
-import { memo, useCallback, useLayoutEffect, useRef } from 'react';
-import { formatTime } from '../format';
+import { useCallback, useLayoutEffect, useRef } from 'react';
+import { MessageBubble } from './message-bubble';
 
 /** How close to the end (px) still counts as "following" the conversation. */
 const FOLLOW_SLACK_PX = 48;
@@ -111,40 +111,3 @@ export function MessageList({
     </div>
   );
 }
-
-/** One message. Memoised: it renders again only when its record, caret or pending flag changes. */
-const MessageBubble = memo(function MessageBubble({
-  message,
-  streaming,
-  pending,
-}: {
-  message: Message;
-  streaming: boolean;
-  pending: boolean;
-}) {
-  return (
-    <div
-      className={`message ${message.role}${pending ? ' pending' : ''}`}
-      data-testid="message"
-      data-role={message.role}
-      data-message-id={message.id}
-    >
-      <span className="avatar">
-        {message.role === 'user'
-          ? 'You'
-          : message.role === 'assistant'
-            ? 'AI'
-            : message.role.slice(0, 2).toUpperCase()}
-      </span>
-      <div>
-        <div className="bubble" data-testid="message-content">
-          {message.content}
-          {streaming && <span className="caret" />}
-        </div>
-        <div className="message-info">
-          {message.role} · {pending ? 'sending…' : formatTime(message.created_at)}
-        </div>
-      </div>
-    </div>
-  );
-});

@@ -10,10 +10,17 @@ import { CreateAgentForm } from './create-agent-form';
 import { MessageList } from './message-list';
 import { PaymentsPanel } from './payments-panel';
 
-// formatTime runs once per render of a (confirmed) message bubble: counting its calls counts renders.
 vi.mock('../format', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../format')>();
   return { ...actual, formatTime: vi.fn(actual.formatTime) };
+});
+
+// The real bubble (memoised as it is), counting its renders by message id.
+const bubbleRenders = vi.fn<(id: string) => void>();
+vi.mock('./message-bubble', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('./message-bubble')>();
+  const { countingRenders } = await import('./count-renders');
+  return { MessageBubble: countingRenders(actual.MessageBubble, (p) => bubbleRenders(p.message.id)) };
 });
 
 afterEach(cleanup);
@@ -57,13 +64,16 @@ describe('MessageList with a long conversation', () => {
     const shown = container.querySelectorAll('[data-testid=message]').length;
     expect(shown).toBeGreaterThan(0);
     expect(shown).toBeLessThan(40);
-    const rendered = vi.mocked(formatTime);
-    rendered.mockClear();
+    const formatted = vi.mocked(formatTime);
+    formatted.mockClear();
+    bubbleRenders.mockClear();
     // A token lands in a message in view (jsdom has no scrolling, so the window is the first
     // rows): a new list whose other records are the same objects.
     const streaming = messages.map((m) => (m.id === 'm3' ? { ...m, content: 'message 3 and more' } : m));
     rerender(<MessageList messages={streaming} streamingId="m3" pendingIds={noPending} />);
-    expect(rendered).toHaveBeenCalledTimes(1);
+    expect(bubbleRenders.mock.calls).toEqual([['m3']]);
+    // Its time line did not change, and is not formatted again.
+    expect(formatted).not.toHaveBeenCalled();
     expect(container.querySelector('[data-message-id=m3] [data-testid=message-content]')?.textContent).toBe(
       'message 3 and more',
     );
