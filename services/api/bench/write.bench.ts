@@ -13,6 +13,10 @@
  * one agent, beside pgbench on one scope). Prints the rows, the ratios API / pgbench and p99,
  * and writes them to docs/benchmarks.md (section `write`).
  *
+ * Every measured run (pgbench's and the API's) starts after a CHECKPOINT, so no run pays for the
+ * dirty buffers of the one before it: without it, the first API row ran while Postgres still wrote
+ * out pgbench's 64-client runs and came out below the rows after it.
+ *
  * Environment: BENCH_SECONDS (default 5 per run), BENCH_DEPTH / BENCH_GROUP (pipeline settings;
  * without BENCH_DEPTH the one-worker rows are also run at WRITE_PIPELINE_DEPTH=1),
  * BENCH_ONLY=mixed (only the 100-scope and one-worker rows), BENCH_PROFILE=<dir> (worker CPU profiles),
@@ -149,6 +153,11 @@ ${
 `;
 }
 
+/** Write out every dirty buffer before a measured run (see the header). */
+async function checkpoint(db: TestDatabase): Promise<void> {
+  await db.pool.query('CHECKPOINT');
+}
+
 async function pgbench(
   db: TestDatabase,
   clients: number,
@@ -162,6 +171,7 @@ async function pgbench(
   const script = join(dir, 'sync-mutation.sql');
   writeFileSync(script, pgbenchScript(hotOnly, withKey));
   chmodSync(script, 0o644);
+  await checkpoint(db);
   try {
     const running = run(
       'runuser',
@@ -452,6 +462,7 @@ async function benchApi(
   try {
     await driveHttp(`${setup} (warm-up)`, 16, urls, token, hotOnly, 1);
     for (const clients of CONCURRENCY) {
+      await checkpoint(db);
       const before = await Promise.all(procs.map(commitCounts));
       const dbBefore = await backendsCpu(db, 'sync-api');
       const switchesBefore = procs.map((p) => processSwitches(p.child.pid!));
