@@ -1,6 +1,9 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ClientConnection, type ConnectionCounters } from '../driver/client-connection';
-import { Histogram } from '../driver/histogram';
+import {
+  ClientConnection,
+  type ConnectionCounters,
+  newConnectionCounters,
+} from '../driver/client-connection';
 import { LeanWebSocket } from '../driver/lean-websocket';
 import type { ViewerTransport } from '../driver/worker-messages';
 
@@ -8,29 +11,7 @@ import type { ViewerTransport } from '../driver/worker-messages';
 // tracking: cursors, texts by offset, latency per token) over one transport, in one thread.
 // Env: URL, TRANSPORT (ws | lean). Commands over IPC: open (scopes), report.
 
-const counters: ConnectionCounters = {
-  streams: {
-    tokens: 0,
-    skipped: 0,
-    gaps: 0,
-    latency: new Histogram(),
-    openingLatency: new Histogram(),
-    appendLatency: new Histogram(),
-    openingTokens: 0,
-  },
-  delivered: 0,
-  duplicates: 0,
-  lost: 0,
-  frames: 0,
-  errors: {},
-  unexpectedCloses: 0,
-  reconnects: 0,
-  bootstrapRecords: 0,
-  bootstrapFrames: 0,
-  snapshotCovered: 0,
-  latency: new Histogram(),
-  measureLatency: false,
-};
+const counters: ConnectionCounters = newConnectionCounters(false, 0);
 const transport = process.env.TRANSPORT as ViewerTransport;
 // As in the driver's viewer threads (client-worker.ts), when asked.
 if (process.env.LOOP_MONITOR) monitorEventLoopDelay({ resolution: 1 }).enable();

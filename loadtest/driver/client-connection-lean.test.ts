@@ -2,8 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { ClientConnection, type ConnectionCounters } from './client-connection';
-import { Histogram } from './histogram';
+import { ClientConnection, type ConnectionCounters, newConnectionCounters } from './client-connection';
 import type { ViewerTransport } from './worker-messages';
 
 /**
@@ -19,29 +18,7 @@ afterEach(async () => {
 });
 
 function counters(): ConnectionCounters {
-  return {
-    streams: {
-      tokens: 0,
-      skipped: 0,
-      gaps: 0,
-      latency: new Histogram(),
-      openingLatency: new Histogram(),
-      appendLatency: new Histogram(),
-      openingTokens: 0,
-    },
-    delivered: 0,
-    duplicates: 0,
-    lost: 0,
-    frames: 0,
-    errors: {},
-    unexpectedCloses: 0,
-    reconnects: 0,
-    bootstrapRecords: 0,
-    bootstrapFrames: 0,
-    snapshotCovered: 0,
-    latency: new Histogram(),
-    measureLatency: false,
-  };
+  return newConnectionCounters(false, 0);
 }
 
 const SCOPE = 'agent:a';

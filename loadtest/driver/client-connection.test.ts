@@ -2,8 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
-import { ClientConnection, type ConnectionCounters } from './client-connection';
-import { Histogram } from './histogram';
+import { ClientConnection, type ConnectionCounters, newConnectionCounters } from './client-connection';
 
 /**
  * The driver's viewer against a plain WebSocket server that speaks the contract's frames: after an
@@ -20,20 +19,7 @@ afterEach(async () => {
 });
 
 function counters(): ConnectionCounters {
-  return {
-    delivered: 0,
-    duplicates: 0,
-    lost: 0,
-    frames: 0,
-    errors: {},
-    unexpectedCloses: 0,
-    reconnects: 0,
-    bootstrapRecords: 0,
-    bootstrapFrames: 0,
-    snapshotCovered: 0,
-    latency: new Histogram(),
-    measureLatency: false,
-  };
+  return newConnectionCounters();
 }
 
 /** A server that records every frame the client sends and lets the test send frames back. */

@@ -1,6 +1,6 @@
 import { type Socket, io as socketIo } from 'socket.io-client';
 import WebSocket from 'ws';
-import type { Histogram } from './histogram';
+import { Histogram } from './histogram';
 import { LeanWebSocket } from './lean-websocket';
 import { ScopeCursors } from './scope-cursors';
 import { applyStreamEvent, type StreamEvent, type StreamTextCounters, StreamTexts } from './stream-text';
@@ -26,6 +26,40 @@ export interface ConnectionCounters {
   measureLatency: boolean;
   /** When set, every connection keeps its own copy of the streamed message texts (stream scenario). */
   streams?: StreamTextCounters;
+}
+
+/**
+ * Counters at zero. `openingTokens` (the stream scenario's opening window, in tokens) turns on
+ * the per-connection copy of the streamed texts; without it nothing of the stream is kept.
+ */
+export function newConnectionCounters(measureLatency = false, openingTokens?: number): ConnectionCounters {
+  return {
+    ...(openingTokens === undefined
+      ? {}
+      : {
+          streams: {
+            tokens: 0,
+            skipped: 0,
+            gaps: 0,
+            latency: new Histogram(),
+            openingLatency: new Histogram(),
+            appendLatency: new Histogram(),
+            openingTokens,
+          },
+        }),
+    delivered: 0,
+    duplicates: 0,
+    lost: 0,
+    frames: 0,
+    errors: {},
+    unexpectedCloses: 0,
+    reconnects: 0,
+    bootstrapRecords: 0,
+    bootstrapFrames: 0,
+    snapshotCovered: 0,
+    latency: new Histogram(),
+    measureLatency,
+  };
 }
 
 interface IncomingFrame {

@@ -5,12 +5,10 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import { unreachable } from '@openagents/sync-protocol';
-import { ClientConnection, type ConnectionCounters } from './client-connection';
-import { Histogram } from './histogram';
+import { ClientConnection, type ConnectionCounters, newConnectionCounters } from './client-connection';
 import type {
   ConnectionSpec,
   StreamSnapshot,
-  StreamTracking,
   WorkerCommand,
   WorkerReply,
   WorkerSnapshot,
@@ -19,7 +17,7 @@ import type {
 const port = parentPort!;
 const RESUME_HANDSHAKES_IN_FLIGHT = 256;
 let connections: ClientConnection[] = [];
-const counters: ConnectionCounters = freshCounters(false);
+const counters: ConnectionCounters = newConnectionCounters(false);
 let expected: Map<string, number> | undefined;
 const caughtUp = new Set<ClientConnection>();
 let caughtUpAt: number | null = null;
@@ -27,36 +25,6 @@ let resumePairs: string[] = [];
 /** This thread's event-loop delay since the window opened (10 ms sampling would hide short stalls). */
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 loopDelay.enable();
-
-function freshCounters(measureLatency: boolean, streams?: StreamTracking): ConnectionCounters {
-  return {
-    ...(streams
-      ? {
-          streams: {
-            tokens: 0,
-            skipped: 0,
-            gaps: 0,
-            latency: new Histogram(),
-            openingLatency: new Histogram(),
-            appendLatency: new Histogram(),
-            openingTokens: streams.openingTokens,
-          },
-        }
-      : {}),
-    delivered: 0,
-    duplicates: 0,
-    lost: 0,
-    frames: 0,
-    errors: {},
-    unexpectedCloses: 0,
-    reconnects: 0,
-    bootstrapRecords: 0,
-    bootstrapFrames: 0,
-    snapshotCovered: 0,
-    latency: new Histogram(),
-    measureLatency,
-  };
-}
 
 function isCaughtUp(connection: ClientConnection): boolean {
   if (!expected) return false;
@@ -178,7 +146,10 @@ port.on('message', async (command: WorkerCommand) => {
       if (command.keepCounters) counters.measureLatency = command.measureLatency;
       else {
         delete counters.streams;
-        Object.assign(counters, freshCounters(command.measureLatency, command.streams));
+        Object.assign(
+          counters,
+          newConnectionCounters(command.measureLatency, command.streams?.openingTokens),
+        );
       }
       const added = command.specs.map(
         (spec: ConnectionSpec) => new ClientConnection(spec, counters, onProgress, command.transport),
