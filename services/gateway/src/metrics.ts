@@ -92,8 +92,8 @@ function drain(tally: LiveTally, key: keyof LiveTally): number {
   return n;
 }
 
-/** From the bus and the log to the sockets: events, frames, gap fills, catch-ups, reads. */
-function deliveryMetrics(m: MetricFactory) {
+/** The live path's counters, fed by the tally (see `LiveTally`). */
+function liveMetrics(m: MetricFactory) {
   const tally: LiveTally = { busEvents: 0, syncFrames: 0, syncBytes: 0, syncEvents: 0 };
   return {
     tally,
@@ -130,6 +130,13 @@ function deliveryMetrics(m: MetricFactory) {
         if (n > 0) this.inc(n);
       },
     }),
+  };
+}
+
+/** From the bus and the log to the sockets: events, frames, gap fills, catch-ups, reads. */
+function deliveryMetrics(m: MetricFactory) {
+  return {
+    ...liveMetrics(m),
     fanoutLatency: m.histogram({
       name: 'sync_gateway_fanout_latency_seconds',
       help: 'From an event commit (created_at) to its write to live sockets.',
