@@ -13,35 +13,45 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/** Runs one statement as the admin (creating and dropping databases). */
+async function asAdmin(sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
 /**
  * A fresh, migrated database with a unique name, so test files can run in parallel against one
  * Postgres without seeing each other's rows.
  */
-export async function createTestDatabase(label = 'test'): Promise<TestDatabase> {
+export function createTestDatabase(label = 'test'): Promise<TestDatabase> {
+  return createEmptyDatabase(label, migrate);
+}
+
+/**
+ * A fresh database with a unique name, prepared by `prepare(url)` before its pool opens; nothing
+ * migrated unless `prepare` does it (another checkout's migrations, only some of them).
+ */
+export async function createEmptyDatabase(
+  label: string,
+  prepare: (url: string) => Promise<unknown> = async () => {},
+): Promise<TestDatabase> {
   const name = `oas_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
+  await asAdmin(`CREATE DATABASE ${name}`);
   const url = new URL(TEST_PG_ADMIN_URL);
   url.pathname = `/${name}`;
-  await migrate(url.toString());
+  await prepare(url.toString());
   const pool = createPool({ url: url.toString(), max: 10 });
   return {
     url: url.toString(),
     pool,
     async drop() {
       await pool.end().catch(() => {});
-      const a = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-      await a.connect();
-      try {
-        await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await a.end();
-      }
+      await asAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }

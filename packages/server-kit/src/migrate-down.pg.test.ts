@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, TEST_PG_ADMIN_URL, type TestDatabase } from '../../../test/support/pg';
+import { createEmptyDatabase, createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 import { MIGRATIONS_DIR } from './migrate';
 
 const MIGRATIONS = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).length;
@@ -52,35 +52,22 @@ async function schemaState(url: string): Promise<{ functions: string[]; columns:
   }
 }
 
-/** Runs one statement as the admin (database creation and removal). */
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 describe('the newest migration going down', () => {
   let newest: TestDatabase;
-  const previousName = `oas_migrate_previous_${process.pid}_${Date.now()}`;
-  const previousUrl = Object.assign(new URL(TEST_PG_ADMIN_URL), { pathname: `/${previousName}` }).toString();
+  let previous: TestDatabase;
   beforeAll(async () => {
     newest = await createTestDatabase('migrate_down');
     // A deployment on the release before: every migration but the newest, never the newest's Up.
-    await admin(`CREATE DATABASE ${previousName}`);
-    await run(previousUrl, 'up', MIGRATIONS - 1);
+    previous = await createEmptyDatabase('migrate_previous', (url) => run(url, 'up', MIGRATIONS - 1));
   });
   afterAll(async () => {
     await newest.drop();
-    await admin(`DROP DATABASE IF EXISTS ${previousName} WITH (FORCE)`);
+    await previous.drop();
   });
 
   it('restores exactly what the migration before it left, and comes back up the same', async () => {
     const up = await schemaState(newest.url);
-    const before = await schemaState(previousUrl);
+    const before = await schemaState(previous.url);
     expect(up).not.toEqual(before); // the newest migration changes something this test can see
 
     await run(newest.url, 'down', 1);

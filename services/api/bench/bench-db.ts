@@ -4,12 +4,9 @@
  * /proc (of a process, and of a database's Postgres backends).
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createPool } from '@openagents/sync-server-kit';
-import pg from 'pg';
-import { createTestDatabase, TEST_PG_ADMIN_URL, type TestDatabase } from '../../../test/support/pg';
+import { createEmptyDatabase, createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -49,35 +46,15 @@ export function backendCpuBetween(start: Map<number, number>, end: Map<number, n
  */
 export async function createBenchDatabase(root: string, label: string): Promise<TestDatabase> {
   if (root === ROOT) return createTestDatabase(label);
-  const name = `oas_${label}_base_${randomBytes(4).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(TEST_PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  const migrated = spawn(process.execPath, ['--import', 'tsx', 'packages/server-kit/src/migrate-cli.ts'], {
-    cwd: root,
-    env: { ...process.env, DATABASE_URL: url.toString(), LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  return createEmptyDatabase(`${label}_base`, async (url) => {
+    const migrated = spawn(process.execPath, ['--import', 'tsx', 'packages/server-kit/src/migrate-cli.ts'], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const code = await new Promise<number | null>((r) => migrated.once('exit', r));
+    if (code !== 0) throw new Error(`migrating the database of ${root} exited with ${code}`);
   });
-  const code = await new Promise<number | null>((r) => migrated.once('exit', r));
-  if (code !== 0) throw new Error(`migrating the database of ${root} exited with ${code}`);
-  const pool = createPool({ url: url.toString(), max: 2 });
-  return {
-    url: url.toString(),
-    pool,
-    async drop() {
-      await pool.end().catch(() => {});
-      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    },
-  };
 }
 
 /** Text like a model's reply (words, some astral), `chars` UTF-16 units long. */
