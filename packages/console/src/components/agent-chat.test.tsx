@@ -11,7 +11,7 @@ import { AgentChat } from './agent-chat';
 const composerRenders = vi.fn();
 vi.mock('./composer', async (importOriginal) => {
   const actual = await importOriginal<typeof import('./composer')>();
-  const { countingRenders } = await import('./count-renders');
+  const { countingRenders } = await import('../../test/count-renders');
   return { Composer: countingRenders(actual.Composer, () => composerRenders()) };
 });
 

@@ -15,7 +15,7 @@ vi.mock('../format', async (importOriginal) => {
 const bubbleRenders = vi.fn<(id: string) => void>();
 vi.mock('./message-bubble', async (importOriginal) => {
   const actual = await importOriginal<typeof import('./message-bubble')>();
-  const { countingRenders } = await import('./count-renders');
+  const { countingRenders } = await import('../../test/count-renders');
   return { MessageBubble: countingRenders(actual.MessageBubble, (p) => bubbleRenders(p.message.id)) };
 });
 
