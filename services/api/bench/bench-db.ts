@@ -4,31 +4,34 @@
  * /proc (of a process, and of a database's Postgres backends).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { readCpuSeconds } from '../../../loadtest/bench/rss';
 import { createEmptyDatabase, createTestDatabase, type TestDatabase } from '../../../test/support/pg';
 
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** User + system CPU of a process so far, ms (10 ms resolution). */
+/** User + system CPU of a process so far, ms (10 ms resolution); NaN once it is gone. */
 export function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  return readCpuSeconds(pid) * 1000;
 }
 
-/** CPU so far of each backend of the database `pool` connects to (not the one asking). */
-export async function backendCpuMs(pool: TestDatabase['pool']): Promise<Map<number, number>> {
+/**
+ * CPU so far of each backend of the database `pool` connects to (not the one asking), or only of
+ * those connected as `applicationName`; a backend that ended meanwhile is left out.
+ */
+export async function backendCpuMs(
+  pool: TestDatabase['pool'],
+  applicationName?: string,
+): Promise<Map<number, number>> {
   const { rows } = await pool.query<{ pid: number }>(
-    'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+        AND ($1::text IS NULL OR application_name = $1)`,
+    [applicationName ?? null],
   );
   const cpu = new Map<number, number>();
   for (const { pid } of rows) {
-    try {
-      cpu.set(pid, processCpuMs(pid));
-    } catch {} // ended meanwhile
+    const ms = processCpuMs(pid);
+    if (!Number.isNaN(ms)) cpu.set(pid, ms);
   }
   return cpu;
 }

@@ -36,6 +36,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/pg'
 import { freePort } from '../../../test/support/ports';
 import { TEST_REDIS_URL, uniqueChannelPrefix } from '../../../test/support/redis';
 import { TEST_JWT_SECRET, tokenFor } from '../../../test/support/tokens';
+import { backendCpuBetween, backendCpuMs, processCpuMs } from './bench-db';
 
 const run = promisify(execFile);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -78,19 +79,6 @@ async function seed(db: TestDatabase): Promise<void> {
 
 /* CPU accounting --------------------------------------------------------------------------------- */
 
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** CPU milliseconds (user + system, every thread) a process has used so far, from /proc; 0 once it is gone. */
-function processCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return 0;
-  }
-}
-
 /** Context switches (voluntary + involuntary) of a process so far, from /proc; 0 once it is gone. */
 function processSwitches(pid: number): number {
   try {
@@ -99,22 +87,6 @@ function processSwitches(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-/** CPU milliseconds so far of each Postgres backend connected to `db` as `applicationName`. */
-async function backendsCpu(db: TestDatabase, applicationName: string): Promise<Map<number, number>> {
-  const { rows } = await db.pool.query<{ pid: number }>(
-    'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
-    [applicationName],
-  );
-  return new Map(rows.map((r) => [r.pid, processCpuMs(r.pid)]));
-}
-
-/** CPU the backends used between two samples; a backend that appeared in between counts from zero. */
-function backendsDelta(before: Map<number, number>, after: Map<number, number>): number {
-  let ms = 0;
-  for (const [pid, cpu] of after) ms += cpu - (before.get(pid) ?? 0);
-  return ms;
 }
 
 /* pgbench -------------------------------------------------------------------------------------- */
@@ -209,8 +181,8 @@ async function pgbench(
       );
       return {
         at: Date.now(),
-        client: client ? processCpuMs(client) : 0,
-        backends: await backendsCpu(db, 'pgbench'),
+        client: client ? processCpuMs(client) || 0 : 0,
+        backends: await backendCpuMs(db.pool, 'pgbench'),
       };
     };
     const windowStart = new Promise<Awaited<ReturnType<typeof sample>>>((resolve, reject) =>
@@ -245,7 +217,7 @@ async function pgbench(
       errors: failed,
       seconds: SECONDS,
       latenciesMs,
-      dbCpuMsPerWrite: perTxn(backendsDelta(w1.backends, w2.backends)),
+      dbCpuMsPerWrite: perTxn(backendCpuBetween(w1.backends, w2.backends)),
       clientCpuMsPerWrite: perTxn(w2.client - w1.client),
     };
   } finally {
@@ -464,13 +436,13 @@ async function benchApi(
     for (const clients of CONCURRENCY) {
       await checkpoint(db);
       const before = await Promise.all(procs.map(commitCounts));
-      const dbBefore = await backendsCpu(db, 'sync-api');
+      const dbBefore = await backendCpuMs(db.pool, 'sync-api');
       const switchesBefore = procs.map((p) => processSwitches(p.child.pid!));
       const clientBefore = process.cpuUsage();
       const result = await driveHttp(setup, clients, urls, token, hotOnly);
       const clientCpu = process.cpuUsage(clientBefore);
       const switches = procs.reduce((n, p, i) => n + processSwitches(p.child.pid!) - switchesBefore[i]!, 0);
-      const dbAfter = await backendsCpu(db, 'sync-api');
+      const dbAfter = await backendCpuMs(db.pool, 'sync-api');
       const after = await Promise.all(procs.map(commitCounts));
       const writes = after.reduce((n, a, i) => n + a.sum - before[i]!.sum, 0);
       const txns = after.reduce((n, a, i) => n + a.count - before[i]!.count, 0);
@@ -480,7 +452,7 @@ async function benchApi(
         ...result,
         perTxn: writes / Math.max(1, txns),
         cpuMsPerWrite: (cpu * 1000) / Math.max(1, result.ok),
-        dbCpuMsPerWrite: backendsDelta(dbBefore, dbAfter) / Math.max(1, result.ok),
+        dbCpuMsPerWrite: backendCpuBetween(dbBefore, dbAfter) / Math.max(1, result.ok),
         // This process is idle while the load generator's thread runs: its CPU is the clients'.
         clientCpuMsPerWrite: (clientCpu.user + clientCpu.system) / 1000 / Math.max(1, result.ok),
         txnMs: (inCommit * 1000) / Math.max(1, txns),
