@@ -46,19 +46,24 @@ describe('model registry and migrations', () => {
     expect(await schemaDifferences(db.pool, MODEL_REGISTRY)).toEqual([]);
   });
 
-  it('names every disagreement: a field the database lacks, a column the registry lacks, a wrong type', async () => {
+  it('names every disagreement: a field the database lacks, a column the registry lacks, a wrong type, pglz on an appendable field', async () => {
     await db.pool.query('ALTER TABLE tool_calls ADD COLUMN extra text');
     await db.pool.query('ALTER TABLE tool_calls ALTER COLUMN result SET NOT NULL');
     await db.pool.query('ALTER TABLE tool_calls DROP COLUMN name');
     await db.pool.query('DROP INDEX tool_calls_message_id_idx');
+    await db.pool.query('ALTER TABLE messages ALTER COLUMN content SET COMPRESSION pglz');
     try {
-      expect(await schemaDifferences(db.pool, MODEL_REGISTRY)).toEqual([
-        'ToolCall.name: no column tool_calls.name',
-        'ToolCall.result: nullable is false in the database, true in the registry',
-        'ToolCall: column tool_calls.extra is not declared',
-        'ToolCall: index tool_calls_message_id_idx does not exist',
-      ]);
+      expect((await schemaDifferences(db.pool, MODEL_REGISTRY)).sort()).toEqual(
+        [
+          'ToolCall.name: no column tool_calls.name',
+          'ToolCall.result: nullable is false in the database, true in the registry',
+          'ToolCall: column tool_calls.extra is not declared',
+          'ToolCall: index tool_calls_message_id_idx does not exist',
+          'Message.content: compression is pglz in the database, lz4 for an appendable field',
+        ].sort(),
+      );
     } finally {
+      await db.pool.query('ALTER TABLE messages ALTER COLUMN content SET COMPRESSION lz4');
       await db.pool.query('ALTER TABLE tool_calls DROP COLUMN extra');
       await db.pool.query('ALTER TABLE tool_calls ALTER COLUMN result DROP NOT NULL');
       await db.pool.query("ALTER TABLE tool_calls ADD COLUMN name text NOT NULL DEFAULT 'x'");

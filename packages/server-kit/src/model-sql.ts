@@ -61,7 +61,30 @@ export function createTableSql(model: ModelDef, registry: ModelRegistry): string
     (i) =>
       `CREATE INDEX ${i.name} ON ${model.table} (${i.columns.join(', ')})${i.where ? ` WHERE ${i.where}` : ''};`,
   );
-  return [`CREATE TABLE ${model.table} (`, `${lines.join(',\n')}`, ');', ...indexes].join('\n');
+  const compression = appendableCompressionSql(model);
+  return [`CREATE TABLE ${model.table} (`, `${lines.join(',\n')}`, ');', ...indexes, ...compression].join(
+    '\n',
+  );
+}
+
+/**
+ * Appendable fields are rewritten whole on every append: lz4 compresses them several times faster
+ * than the default pglz (docs/benchmarks.md, "The append path in Postgres"). A server built
+ * without lz4 keeps pglz, with a notice. Empty for a model without appendable fields.
+ */
+export function appendableCompressionSql(model: ModelDef): string[] {
+  if (model.appendableFields.length === 0) return [];
+  return [
+    'DO $$',
+    'BEGIN',
+    ...model.appendableFields.map(
+      (f) => `  ALTER TABLE ${model.table} ALTER COLUMN ${f} SET COMPRESSION lz4;`,
+    ),
+    'EXCEPTION WHEN feature_not_supported THEN',
+    `  RAISE NOTICE 'lz4 is not supported by this server: appendable fields of ${model.table} stay on pglz';`,
+    'END',
+    '$$;',
+  ];
 }
 
 /** A column's CHECK: enum values, and declared text bounds and pattern. */

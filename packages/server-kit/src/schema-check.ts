@@ -4,7 +4,7 @@ import type { Queryable } from './sync-log';
 
 /**
  * Compares a database with a model registry: every table, column (type, nullability, default,
- * foreign key) and index the registry declares, and no domain table or column it does not. The
+ * foreign key, lz4 for appendable fields) and index the registry declares, and no domain table or column it does not. The
  * test of the migrations uses it (model-sql.pg.test.ts); a deployment with its own models can run
  * it in its tests, or at start-up, against its own registry.
  */
@@ -83,6 +83,30 @@ async function actualIndexes(db: Queryable, table: string) {
   return rows;
 }
 
+/**
+ * Appendable fields are stored with lz4 where the server has it (model-sql's
+ * `appendableCompressionSql`): a table created without it pays pglz on every append.
+ */
+async function compressionDifferences(db: Queryable, model: ModelDef): Promise<string[]> {
+  if (model.appendableFields.length === 0) return [];
+  const { rows } = await db.query<{ column: string; compression: string; lz4: boolean }>(
+    `SELECT a.attname AS column,
+            CASE a.attcompression WHEN 'l' THEN 'lz4' WHEN 'p' THEN 'pglz'
+                 ELSE current_setting('default_toast_compression') END AS compression,
+            EXISTS (SELECT 1 FROM pg_settings
+                     WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) AS lz4
+       FROM pg_attribute a
+      WHERE a.attrelid = $1::regclass AND a.attname = ANY ($2::text[]) AND NOT a.attisdropped`,
+    [model.table, model.appendableFields],
+  );
+  return rows
+    .filter((r) => r.lz4 && r.compression !== 'lz4')
+    .map(
+      (r) =>
+        `${model.name}.${r.column}: compression is ${r.compression} in the database, lz4 for an appendable field`,
+    );
+}
+
 /** Every difference between the registry and the database, as readable lines (empty: they agree). */
 export async function schemaDifferences(db: Queryable, registry: ModelRegistry): Promise<string[]> {
   const problems: string[] = [];
@@ -117,6 +141,7 @@ export async function schemaDifferences(db: Queryable, registry: ModelRegistry):
     for (const column of Object.keys(actual)) {
       if (!declared[column]) problems.push(`${model.name}: column ${model.table}.${column} is not declared`);
     }
+    problems.push(...(await compressionDifferences(db, model)));
     const indexes = await actualIndexes(db, model.table);
     const expected = indexesOf(model).map((i) => ({
       name: i.name,
