@@ -51,7 +51,12 @@ const WARMUP = 3;
 const POLICIES = (process.env.BENCH_POLICIES ?? '')
   .split(';')
   .filter(Boolean)
-  .map((set) => Object.fromEntries(set.split(',').map((kv) => kv.split('=') as [string, string])));
+  // Split at the first `=` only: a value may hold one (NODE_OPTIONS=--max-semi-space-size=64).
+  .map((set) =>
+    Object.fromEntries(
+      set.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    ),
+  );
 const BASELINE_ROOT = process.env.BENCH_BASELINE_ROOT;
 const SEED_CHARS = Number(process.env.BENCH_SEED_CHARS ?? 0);
 const began = Date.now();
