@@ -5,8 +5,8 @@
  * profile summed by function. For deciding what to cut, not a figure for the docs.
  *
  *   node --import tsx packages/client/scripts/apply.trace.ts [--mount mountApp|mountConsole|socket|socketFrame|client|handDom]
- *     [--mode append|update] [--seconds 4] [--per-event N] [--in-page] [--contained] [--js]
- *     [--cpu N [--ab | --against <commit>]]
+ *     [--mode append|update] [--seconds 4] [--per-event N] [--in-page] [--contained] [--js] [--light]
+ *     [--cpu N [--fresh] [--ab | --against <commit> | --extra-css <css>...]]
  *
  * The frames come over a real WebSocket from a server in this process (`apply-socket.ts`), as in
  * the bench's headline figures; `--in-page` builds them in the page and hands them to the client
@@ -18,8 +18,14 @@
  * console's stylesheet as it is and with `CONTAINMENT` (apply-style.ts) added (`--contained`
  * traces that); with `--against <commit>`, two pages alternating: the client, React and protocol
  * packages as they are and as they were at `<commit>` (taken from git, bundled the same way), for
- * a same-run A/B of a change to them. `--per-event N` sends N tokens per append event (the stream
- * writer's batching: 2 at 30 tokens/s).
+ * a same-run A/B of a change to them; with `--extra-css <css>` (repeatable), one more page per
+ * rule, the stylesheet with it appended. `--fresh` opens a new page for every stream, as the bench
+ * does (the streamed message starts at its seeded 130 characters each time); without it each
+ * variant keeps one page, whose message grows from stream to stream (and so does what a token
+ * costs: Blink lays out and paints the whole paragraph). `--per-event N` sends N tokens per append
+ * event (the stream writer's batching: 2 at 30 tokens/s). `--light` traces only the `toplevel`,
+ * `blink` and `devtools.timeline` categories: the default set adds layout-invalidation tracking
+ * (with JavaScript stack traces) that inflates DOM writes and layout several times over.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,6 +51,8 @@ const { values } = parseArgs({
     against: { type: 'string' },
     'extra-css': { type: 'string', multiple: true },
     'per-event': { type: 'string', default: '1' },
+    fresh: { type: 'boolean', default: false },
+    light: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
@@ -180,10 +188,17 @@ try {
               [`at ${values.against}`, consoleCss, againstScript],
             ]
           : [['as is', consoleCss, script]];
-    const pages = await Promise.all(variants.map(([name, css, code]) => openPage(css, name, code)));
+    // Each stream's page presents its own name to the server, which routes the stream by it.
+    const nameOf = (v: number, i: number) => (values.fresh ? `${variants[v]![0]} #${i}` : variants[v]![0]);
+    const open = (v: number, i: number) => {
+      const [, css, code] = variants[v]!;
+      return openPage(css, nameOf(v, i), code);
+    };
+    const pages = values.fresh ? [] : await Promise.all(variants.map((_, v) => open(v, 0)));
     const figures = variants.map(() => [] as number[]);
     for (let i = 0; i < Number(values.cpu); i++) {
-      for (const [v, page] of pages.entries()) {
+      for (const v of variants.keys()) {
+        const page = values.fresh ? await open(v, i) : pages[v]!;
         const cdp = await page.context().newCDPSession(page);
         await cdp.send('Performance.enable');
         const threadTime = async () =>
@@ -192,10 +207,11 @@ try {
         const a = await threadTime();
         await page.waitForTimeout(seconds * 1000);
         const b = await threadTime();
-        await streamOnce(page, variants[v]![0]);
+        await streamOnce(page, nameOf(v, i));
         const c = await threadTime();
         figures[v]!.push((c - b - (b - a)) / seconds);
         await cdp.detach();
+        if (values.fresh) await page.close();
       }
     }
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
@@ -207,7 +223,7 @@ try {
     }
     for (const [v, [name]] of variants.entries())
       console.log(
-        `${values.mount} ${values.mode} ×${perEvent} ${server ? 'over the socket' : 'in-page'}, ${name}: CPU ms/s ${figures[v]!.map((f) => f.toFixed(1)).join(' ')} (median ${median(figures[v]!).toFixed(1)})`,
+        `${values.mount} ${values.mode} ×${perEvent} ${server ? 'over the socket' : 'in-page'}${values.fresh ? ', fresh pages' : ''}, ${name}: CPU ms/s ${figures[v]!.map((f) => f.toFixed(1)).join(' ')} (median ${median(figures[v]!).toFixed(1)})`,
       );
     await browser.close();
     await server?.close();
@@ -227,15 +243,17 @@ try {
   await cdp.send('Tracing.start', {
     transferMode: 'ReportEvents',
     traceConfig: {
-      includedCategories: [
-        'toplevel',
-        'blink',
-        'cc',
-        'v8',
-        'devtools.timeline',
-        'disabled-by-default-devtools.timeline',
-        'disabled-by-default-v8.gc',
-      ],
+      includedCategories: values.light
+        ? ['toplevel', 'blink', 'devtools.timeline']
+        : [
+            'toplevel',
+            'blink',
+            'cc',
+            'v8',
+            'devtools.timeline',
+            'disabled-by-default-devtools.timeline',
+            'disabled-by-default-v8.gc',
+          ],
     },
   });
   if (values.js) await cdp.send('Profiler.start');
@@ -284,12 +302,20 @@ try {
   for (const [kind, us] of [...byKind].sort((a, b) => b[1] - a[1]))
     console.log(`  ${perSecond(us).padStart(12)}  ${kind} (${((us / total) * 100).toFixed(0)}%)`);
   // The browser's rendering steps, whole (with nested events): how many and how long per token.
+  // Only the outermost of a step's events counts: Paint nests (the document's Paint holds the
+  // root element's), which once read as two paint passes per frame.
   const tokens = 30 * seconds;
+  const messages = Math.ceil(tokens / perEvent);
   for (const name of ['UpdateLayoutTree', 'Layout', 'PrePaint', 'Paint', 'Layerize', 'Commit']) {
-    const all = complete_.filter((e) => e.name === name);
+    let end = 0;
+    const all = complete_.filter((e) => {
+      if (e.name !== name || e.ts < end) return false;
+      end = e.ts + e.dur!;
+      return true;
+    });
     const us = all.reduce((sum, e) => sum + e.tdur!, 0);
     console.log(
-      `  ${name}: ×${all.length} (${(all.length / tokens).toFixed(2)} per token), ${perSecond(us)}, ${(us / Math.max(all.length, 1)).toFixed(0)} µs each`,
+      `  ${name}: ×${all.length} (${(all.length / messages).toFixed(2)} per socket message), ${perSecond(us)}, ${(us / Math.max(all.length, 1)).toFixed(0)} µs each`,
     );
   }
   console.log(
