@@ -53,6 +53,14 @@ const STREAMING_CONTENT_TYPES = new Set(['application/x-ndjson', 'application/js
  */
 const STREAMED_BODY_HIGH_WATER_BYTES = 64 * 1024;
 
+/**
+ * uWS cuts an HTTP request after 10 s without a byte either way (HTTP_IDLE_TIMEOUT_S, fixed in this
+ * build): a streamed reply that pauses longer (a tool call) would be cut. While a streamed body is
+ * open, its idle timer is re-armed this often (`pause()` clears it, `resume()` sets it again);
+ * how long a stream may stay idle is the handler's to decide (the API's is 30 s).
+ */
+const STREAMED_BODY_KEEPALIVE_MS = 4_000;
+
 /** Headers uWS writes itself; copying them from a Response would duplicate them. */
 const SKIPPED_RESPONSE_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'date']);
 
@@ -347,6 +355,7 @@ class StreamedBody {
   #heldBytes = 0;
   #controller: ReadableStreamDefaultController<Uint8Array> | undefined;
   #paused = false;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
   dropped = false;
   onOverflow: () => void = () => {};
 
@@ -373,6 +382,8 @@ class StreamedBody {
       new ByteLengthQueuingStrategy({ highWaterMark: STREAMED_BODY_HIGH_WATER_BYTES }),
     );
     this.#resume();
+    this.#keepAlive = setInterval(() => this.#rearmIdleTimer(), STREAMED_BODY_KEEPALIVE_MS);
+    this.#keepAlive.unref();
     return stream;
   }
 
@@ -399,7 +410,19 @@ class StreamedBody {
   drop(): void {
     this.dropped = true;
     this.#held = [];
+    clearInterval(this.#keepAlive);
     this.#resume();
+  }
+
+  /** While not paused (a paused socket has no idle timer), `pause` + `resume` re-arm it. */
+  #rearmIdleTimer(): void {
+    if (!usable(this.#exchange)) {
+      clearInterval(this.#keepAlive);
+      return;
+    }
+    if (this.#paused) return;
+    this.#exchange.res.pause();
+    this.#exchange.res.resume();
   }
 
   pause(): void {
@@ -415,6 +438,7 @@ class StreamedBody {
   }
 
   #error(): void {
+    clearInterval(this.#keepAlive);
     if (this.#exchange.bodyDone || this.dropped) return;
     try {
       this.#controller?.error(new Error('The client went away mid-body'));

@@ -209,6 +209,22 @@ describe('streaming upload through the standalone bridge', () => {
     expect(await bootContent(after)).toBe('still here');
   });
 
+  it('keeps a stream open through a pause longer than uWS idle timeout (10 s), as a reply that calls a tool', async () => {
+    const m = await newMessage();
+    const body = openBody();
+    body.write(line(0, 'before '));
+    const res = await upload(m, body.body);
+    const next = lines(res);
+    expect(await next()).toMatchObject({ length: 7 });
+    // The stimulus is idleness itself: 15 s of wall time without a byte either way (uWS checks
+    // its idle timers every 4 s, so 10 s of silence cuts the request within 10-14 s).
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    body.write(line(7, 'after'));
+    body.end();
+    expect(await next()).toMatchObject({ offset: 7, length: 12 });
+    expect(await next()).toEqual({ done: true, length: 12 });
+  }, 30_000);
+
   it('gives the same text however the body is cut into chunks (property)', async () => {
     const text = 'Streaming ünïcødé 👋 through one port, piece by piece.';
     const ndjson = encoder.encode(
