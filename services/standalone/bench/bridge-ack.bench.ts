@@ -66,7 +66,11 @@ async function upload(base: string, token: string, org: string): Promise<number[
   const agent = await post(base, token, '/api/agents', { org_id: org, name: 'bench' });
   const id = await post(base, token, '/api/messages', { agent_id: agent, role: 'assistant', content: '' });
   let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => {
+      controller = c;
+    },
+  });
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
   const send = (i: number) => {
