@@ -133,7 +133,7 @@ describe('streaming upload through the standalone bridge', () => {
       model: 'Message',
       id: m.id,
       field: 'content',
-      upload: 'stream',
+      // `upload` left at its default ('auto'): the streaming upload in Node with its own fetch.
       coalesceMs: 0,
     });
     // Each piece is written once the previous one is durable, the body still open: a bridge that
@@ -207,6 +207,9 @@ describe('streaming upload through the standalone bridge', () => {
     const res = await upload(after, body.body);
     expect(await res.text()).toContain('"done":true');
     expect(await bootContent(after)).toBe('still here');
+    // Nothing unexpected was caught on the way (the bridge counts what it catches).
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).not.toMatch(/sync_gateway_handler_errors_total\{where="http"\} [1-9]/);
   });
 
   it('keeps a stream open through a pause longer than uWS idle timeout (10 s), as a reply that calls a tool', async () => {
