@@ -72,7 +72,9 @@ const SKIPPED_RESPONSE_HEADERS = new Set(['content-length', 'transfer-encoding',
  * invalid afterwards); `onAborted` is attached at once, and nothing is written after an abort;
  * the body arrives in `onData` chunks that must be copied (their ArrayBuffers are neutered after
  * the callback); writes happen inside `cork` so status, headers and body leave in one syscall.
- * Nothing here may throw into uWS (that would end the process): a request that cannot be turned
+ * A body the options stream (`streamsBody`) reaches the handler as a `ReadableStream` with
+ * backpressure (`StreamedBody`), and a streaming Response is written as it comes
+ * (`streamResponse`); everything else is buffered whole, as these rules describe. Nothing here may throw into uWS (that would end the process): a request that cannot be turned
  * into a fetch Request (say, a header that is not a byte string) is answered 400, anything
  * unexpected 500.
  */
