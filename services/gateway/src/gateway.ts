@@ -51,6 +51,11 @@ export interface GatewayDeps {
   http?: FetchHandler;
   /** Body limit of requests bridged to `http`, in bytes (default 1 MiB, the API's BODY_LIMIT_BYTES default). */
   httpBodyLimitBytes?: number;
+  /**
+   * Requests to `http` whose body is handed on as it arrives, unbounded by `httpBodyLimitBytes`
+   * (the handler bounds it): see `BridgeOptions.streamsBody`. None by default.
+   */
+  httpStreamsBody?: (method: string, path: string) => boolean;
   /** More readiness checks, merged into `/readyz` (e.g. the database in the standalone server). */
   readiness?: ReadinessCheck;
   /** Random source for the drain order (tests may fix it). */
@@ -376,6 +381,10 @@ function httpRoutes(parts: Parts): (res: HttpResponse, req: HttpRequest) => void
       ),
     onError: (err) => parts.failed('http', err),
   };
+  // Only the app's routes stream; the ops routes are bridged with every body bounded.
+  const appBridgeOptions: BridgeOptions = deps.httpStreamsBody
+    ? { ...bridgeOptions, streamsBody: deps.httpStreamsBody }
+    : bridgeOptions;
   const route = (res: HttpResponse, req: HttpRequest) => {
     if (refuseHost(deps.acceptsHost, res, req)) return;
     const url = req.getUrl();
@@ -384,7 +393,7 @@ function httpRoutes(parts: Parts): (res: HttpResponse, req: HttpRequest) => void
     } else if (url === '/sync') {
       writeJson(res, 426, { error: { code: 'bad_request', message: 'GET /sync is a WebSocket endpoint' } });
     } else if (deps.http) {
-      bridgeHttp(res, req, deps.http, bridgeOptions);
+      bridgeHttp(res, req, deps.http, appBridgeOptions);
     } else {
       writeJson(res, 404, { error: { code: 'not_found', message: 'Not found' } });
     }

@@ -4,12 +4,12 @@ import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quietLog } from '../test/support/gateway-harness';
 import { bridgeHttp, INTERNAL_ORIGIN } from './http-bridge';
-import { type us_listen_socket, uWS } from './uws';
+import { type HttpResponse, type us_listen_socket, uWS } from './uws';
 
 const LIMIT = 1024 * 1024;
 let port = 0;
 let listenSocket: us_listen_socket | undefined;
-const seen = { aborted: 0, calls: 0, authenticated: 0 };
+const seen = { aborted: 0, calls: 0, authenticated: 0, paused: 0 };
 /**
  * What the server side did, as it happens ('authenticate', 'slow', 'aborted', 'handled'): the
  * tests wait for these instead of sleeping.
@@ -34,12 +34,68 @@ api.get('/slow', async (c) => {
 });
 api.get('/big', (c) => c.text('z'.repeat(3 * 1024 * 1024)));
 api.get('/where', (c) => c.json({ url: c.req.url, host: c.req.header('host') }));
+/** Streamed (see `streamsBody` below): reads nothing until the bridge has paused the socket. */
+api.post('/stream/size', async (c) => {
+  const before = seen.paused;
+  while (seen.paused === before) await once(server, 'paused');
+  let bytes = 0;
+  const reader = c.req.raw.body!.getReader();
+  for (let read = await reader.read(); !read.done; read = await reader.read()) bytes += read.value.byteLength;
+  return c.json({ bytes });
+});
+/** An NDJSON answer whose second line is made only once the client has read the first. */
+api.get('/lines', () => {
+  const encoder = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode('{"n":1}\n'));
+      server.once('next', () => {
+        controller.enqueue(encoder.encode('{"n":2}\n'));
+        controller.close();
+      });
+    },
+  });
+  return new Response(body, { headers: { 'content-type': 'application/x-ndjson' } });
+});
+/** 16 MiB of NDJSON, more than a socket takes at once: the bridge must wait for onWritable. */
+api.get('/many-lines', () => {
+  const line = new TextEncoder().encode(`${JSON.stringify({ pad: 'p'.repeat(1000) })}\n`);
+  let left = 16 * 1024;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.enqueue(line);
+      if (--left === 0) controller.close();
+    },
+  });
+  return new Response(body, { headers: { 'content-type': 'application/x-ndjson' } });
+});
+
+/**
+ * The uWS response as the bridge sees it, counting its `pause` and `onWritable` calls (the
+ * backpressure the streamed paths must apply) and reporting them as events.
+ */
+function observed(res: HttpResponse): HttpResponse {
+  return new Proxy(res, {
+    get(target, key) {
+      const value = Reflect.get(target, key) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (key === 'pause') {
+          seen.paused++;
+          server.emit('paused');
+        }
+        if (key === 'onWritable') server.emit('backpressure');
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
 
 beforeAll(async () => {
   const app = uWS.App();
   app.any('/*', (res, req) =>
     bridgeHttp(
-      res,
+      observed(res),
       req,
       (request) => {
         seen.calls++;
@@ -53,6 +109,7 @@ beforeAll(async () => {
       {
         maxBodyBytes: LIMIT,
         log: quietLog,
+        streamsBody: (method, path) => method === 'POST' && path.startsWith('/stream/'),
         authenticate: async (token) => {
           seen.authenticated++;
           server.emit('authenticate');
@@ -200,6 +257,54 @@ describe('uWS → fetch bridge', () => {
     expect(seen.authenticated).toBe(checks + 1);
     expect(seen.calls).toBe(calls);
     expect((await fetch(url('/big'))).status).toBe(200);
+  });
+
+  it('streams a body the options name, past the body limit, pausing the socket while it is unread', async () => {
+    const size = 4 * LIMIT;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < size / (64 * 1024); i++) controller.enqueue(new Uint8Array(64 * 1024).fill(67));
+        controller.close();
+      },
+    });
+    const res = await fetch(url('/stream/size'), {
+      method: 'POST',
+      body,
+      duplex: 'half',
+      headers: authorization,
+    } as RequestInit);
+    expect(await res.json()).toEqual({ bytes: size });
+    expect(seen.paused).toBeGreaterThan(0);
+  });
+
+  it('refuses a streamed body without a bearer token, or with a bad one, never calling the handler', async () => {
+    const calls = seen.calls;
+    const anonymous = await rawRequest(
+      'POST /stream/size HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n4\r\nabcd\r\n',
+    );
+    expect(anonymous.status).toBe(401);
+    const bad = await rawRequest(
+      'POST /stream/size HTTP/1.1\r\nhost: x\r\nauthorization: Bearer forged\r\n' +
+        'transfer-encoding: chunked\r\n\r\n4\r\nabcd\r\n',
+    );
+    expect(bad.status).toBe(401);
+    expect(JSON.parse(bad.body)).toMatchObject({ error: { code: 'unauthorized' } });
+    expect(seen.calls).toBe(calls);
+  });
+
+  it('writes an NDJSON answer as it streams, and waits for onWritable under backpressure', async () => {
+    const res = await fetch(url('/lines'));
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    // The first line arrives while the second does not exist yet.
+    expect((await reader.read()).value).toBe('{"n":1}\n');
+    server.emit('next');
+    expect((await reader.read()).value).toBe('{"n":2}\n');
+    expect((await reader.read()).done).toBe(true);
+
+    const backpressure = once(server, 'backpressure');
+    const many = await fetch(url('/many-lines'));
+    await backpressure;
+    expect((await many.text()).length).toBe(16 * 1024 * 1011);
   });
 
   it('builds the URL from a fixed origin: the Host header cannot change the path or query', async () => {

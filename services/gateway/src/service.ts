@@ -31,7 +31,10 @@ export interface GatewayServiceDeps extends SharedDeps {
   /** Interface to listen on (every interface when omitted). */
   host?: string;
   /** The standalone server's additions: HTTP bridged to its apps, a database check, Host check. */
-  serving?: Pick<GatewayDeps, 'http' | 'httpBodyLimitBytes' | 'readiness' | 'acceptsHost'>;
+  serving?: Pick<
+    GatewayDeps,
+    'http' | 'httpBodyLimitBytes' | 'httpStreamsBody' | 'readiness' | 'acceptsHost'
+  >;
 }
 
 /** The gateway service: the lifecycle, and the gateway itself (its port, its metrics). */

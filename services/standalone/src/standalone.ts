@@ -147,6 +147,9 @@ export function createStandalone(options: {
           http,
           // The bridge refuses a larger body before buffering it, with the API's own limit.
           httpBodyLimitBytes: config.BODY_LIMIT_BYTES,
+          // The streaming upload reads its body as it arrives and bounds it (each line by
+          // BODY_LIMIT_BYTES, the stream by 64 MiB): its pieces are acknowledged as they come.
+          httpStreamsBody: streamsBody,
           readiness: async () => ({ database: await pingDatabase(pool) }),
           // DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends its own Host.
           acceptsHost: (host) => acceptsHost(host),
@@ -174,6 +177,11 @@ export function createStandalone(options: {
       await whole.stop().catch((err: unknown) => log.warn({ err }, 'error while stopping'));
     },
   };
+}
+
+/** `POST /api/<path>/<id>/append-stream`: the requests whose body the bridge streams to the API. */
+export function streamsBody(method: string, path: string): boolean {
+  return method === 'POST' && /^\/api\/[^/]+\/[^/]+\/append-stream$/.test(path);
 }
 
 /** DATABASE_URL, or an embedded PostgreSQL under DATA_DIR, as a part to stop last. */
