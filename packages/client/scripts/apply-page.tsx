@@ -176,6 +176,7 @@ async function mountTimed(
   transcript: React.ReactNode,
   shown: (root: HTMLElement) => boolean,
   url: string | undefined,
+  throttleMs = 0,
 ): Promise<number> {
   const client = newClient(url);
   streamClient = client;
@@ -184,7 +185,7 @@ async function mountTimed(
   follow(client, count, url);
   const root = document.getElementById('root')!;
   createRoot(root).render(
-    <SyncProvider client={client}>
+    <SyncProvider client={client} throttleMs={throttleMs}>
       <Header />
       {transcript}
     </SyncProvider>,
@@ -198,13 +199,17 @@ async function mountTimed(
   return firstRender;
 }
 
-/** Scenario 2, part 1: a `count`-message scope with the hooks mounted. */
-function mountApp(count: number, url?: string): Promise<number> {
+/**
+ * Scenario 2, part 1: a `count`-message scope with the hooks mounted (under
+ * `<SyncProvider throttleMs>` when given; the baseline's provider ignores it).
+ */
+function mountApp(count: number, url?: string, throttleMs = 0): Promise<number> {
   return mountTimed(
     count,
     <Transcript />,
     (root) => root.textContent?.includes(`${count} messages`) ?? false,
     url,
+    throttleMs,
   );
 }
 
