@@ -176,7 +176,6 @@ async function mountTimed(
   transcript: React.ReactNode,
   shown: (root: HTMLElement) => boolean,
   url: string | undefined,
-  throttleMs = 0,
 ): Promise<number> {
   const client = newClient(url);
   streamClient = client;
@@ -185,7 +184,7 @@ async function mountTimed(
   follow(client, count, url);
   const root = document.getElementById('root')!;
   createRoot(root).render(
-    <SyncProvider client={client} throttleMs={throttleMs}>
+    <SyncProvider client={client}>
       <Header />
       {transcript}
     </SyncProvider>,
@@ -199,17 +198,13 @@ async function mountTimed(
   return firstRender;
 }
 
-/**
- * Scenario 2, part 1: a `count`-message scope with the hooks mounted (under
- * `<SyncProvider throttleMs>` when given; the baseline's provider ignores it).
- */
-function mountApp(count: number, url?: string, throttleMs = 0): Promise<number> {
+/** Scenario 2, part 1: a `count`-message scope with the hooks mounted. */
+function mountApp(count: number, url?: string): Promise<number> {
   return mountTimed(
     count,
     <Transcript />,
     (root) => root.textContent?.includes(`${count} messages`) ?? false,
     url,
-    throttleMs,
   );
 }
 

@@ -41,8 +41,6 @@ import { consoleStyles } from './apply-style';
 
 /** The last commit with the store that copied the model map on every publish. */
 const BASELINE_COMMIT = 'ae9f865';
-/** The throttled row's `<SyncProvider throttleMs>`: at most ten renders a second. */
-const THROTTLE_MS = 100;
 
 const { values } = parseArgs({
   options: {
@@ -59,7 +57,7 @@ const entry = join(root, 'packages/client/scripts/apply-page.tsx');
 
 interface Bench {
   applyOne(count: number, events: number): { msPerEvent: number; best: number; batches: number[] };
-  mountApp(count: number, url?: string, throttleMs?: number): Promise<number>;
+  mountApp(count: number, url?: string): Promise<number>;
   mountConsole(count: number, url?: string): Promise<number>;
   mountFloor(count: number, kind: Floor, url?: string): Promise<number>;
   stream(perSecond: number, seconds: number, mode: 'update' | 'append'): Promise<number>;
@@ -184,7 +182,6 @@ interface Figures {
   /** Today only from here on. */
   streamAppend: StreamFigures | undefined;
   streamAppendBatched: StreamFigures | undefined;
-  streamAppendThrottled: StreamFigures | undefined;
   /** The same, frames built in the page and handed to the client (the bench's older method). */
   streamAppendInPage: StreamFigures | undefined;
   /** The console's virtualised message list, append events, its stylesheet as it is and with containment added. */
@@ -218,18 +215,16 @@ async function measure(
     path: Path,
     css: string,
     tokensPerEvent = 1,
-    throttleMs = 0,
   ) =>
     withPage(browser, script, css, async (page, name) => {
       const url = path === 'socket' ? server.url : undefined;
       const firstRender = await page.evaluate(
-        ([m, u, t]) => {
+        ([m, u]) => {
           const bench = (window as unknown as { __bench: Bench }).__bench;
-          if (m === 'mountApp') return bench.mountApp(10_000, u, t);
-          if (m === 'mountConsole') return bench.mountConsole(10_000, u);
+          if (m === 'mountApp' || m === 'mountConsole') return bench[m](10_000, u);
           return bench.mountFloor(10_000, m as Floor, u);
         },
-        [mount, url, throttleMs] as const,
+        [mount, url] as const,
       );
       const renders = () => page.evaluate(() => (window as unknown as { __bench: Bench }).__bench.renders());
       const idle = await mainThread(page, () => page.waitForTimeout(seconds * 1000));
@@ -264,11 +259,9 @@ async function measure(
     path: Path = 'socket',
     css = consoleStyles(root),
     tokensPerEvent = 1,
-    throttleMs = 0,
   ) => {
     const figures: StreamFigures[] = [];
-    for (let i = 0; i < runs; i++)
-      figures.push(await streamOnce(mode, mount, path, css, tokensPerEvent, throttleMs));
+    for (let i = 0; i < runs; i++) figures.push(await streamOnce(mode, mount, path, css, tokensPerEvent));
     return figures.sort((a, b) => a.cpu - b.cpu)[figures.length >> 1]!;
   };
   const update = await streamed('update', 'mountApp');
@@ -278,7 +271,6 @@ async function measure(
       streamUpdate: update,
       streamAppend: undefined,
       streamAppendBatched: undefined,
-      streamAppendThrottled: undefined,
       streamAppendInPage: undefined,
       streamConsole: undefined,
       streamConsoleContained: undefined,
@@ -290,15 +282,6 @@ async function measure(
     streamAppend: await streamed('append', 'mountApp'),
     // What the stream writer sends at 30 tokens/s: its 40 ms window holds 2 tokens per append.
     streamAppendBatched: await streamed('append', 'mountApp', 'socket', consoleStyles(root), 2),
-    // The same, the hooks under <SyncProvider throttleMs={100}>: at most ten renders a second.
-    streamAppendThrottled: await streamed(
-      'append',
-      'mountApp',
-      'socket',
-      consoleStyles(root),
-      2,
-      THROTTLE_MS,
-    ),
     streamAppendInPage: await streamed('append', 'mountApp', 'inPage'),
     streamConsole: await streamed('append', 'mountConsole'),
     streamConsoleContained: await streamed('append', 'mountConsole', 'socket', consoleStyles(root, true)),
@@ -350,10 +333,6 @@ try {
     after.streamAppendBatched!,
   );
   today(
-    `**same, the hooks under \`<SyncProvider throttleMs={${THROTTLE_MS}}>\`** (at most ${1000 / THROTTLE_MS} renders a second, each with the latest text; the first change after a quiet spell at once)`,
-    after.streamAppendThrottled!,
-  );
-  today(
     'same append stream built in the page and handed to `receiveFrame` (the older method: no socket, frames made in the page)',
     after.streamAppendInPage!,
   );
@@ -389,7 +368,7 @@ try {
     rows,
   );
   const r = after.streamAppend!.renders;
-  const note = `Measured ${new Date().toISOString().slice(0, 10)}, load average ${load} at the start and ${loadEnd} at the end (2 shared cores); Chromium ${browser.version()}, React in production mode; an idle window of the same length before each stream (${before.streamUpdate.idle.toFixed(1)} / ${after.streamUpdate.idle.toFixed(1)} ms per second) is subtracted from the stream figures. Targets: ≤ 0.2 ms per event at 50k records; ≤ 30 ms of main thread per second for the stream. CPU is the main thread's CPU time (DevTools \`ThreadTime\`), which a busy machine inflates much less than wall time; tasks is wall time (\`TaskDuration\`), which preemption inflates. The stream figures in bold are what a user's page pays: each token arrives as its own WebSocket message from the bench's server (a separate process's socket, as from a gateway) and the figure counts everything the page's main thread does for it — the socket message's dispatch, JSON parse, frame validation, apply, publish, React, style, layout, paint and the frame — and nothing for making the frames. Per token, today's header (\`useAgentSync\` with a selector of the scope's status) rendered ${r.header!.toFixed(2)} times, the transcript ${r.transcript!.toFixed(2)} and its memoised rows ${r.rows!.toFixed(2)} (the streaming row only); the baseline's header has no selector and re-renders per event. At 2 tokens per event the transcript rendered ${after.streamAppendBatched!.renders.transcript!.toFixed(2)} times per token, and ${after.streamAppendThrottled!.renders.transcript!.toFixed(2)} under \`throttleMs={${THROTTLE_MS}}\`.`;
+  const note = `Measured ${new Date().toISOString().slice(0, 10)}, load average ${load} at the start and ${loadEnd} at the end (2 shared cores); Chromium ${browser.version()}, React in production mode; an idle window of the same length before each stream (${before.streamUpdate.idle.toFixed(1)} / ${after.streamUpdate.idle.toFixed(1)} ms per second) is subtracted from the stream figures. Targets: ≤ 0.2 ms per event at 50k records; ≤ 30 ms of main thread per second for the stream. CPU is the main thread's CPU time (DevTools \`ThreadTime\`), which a busy machine inflates much less than wall time; tasks is wall time (\`TaskDuration\`), which preemption inflates. The stream figures in bold are what a user's page pays: each token arrives as its own WebSocket message from the bench's server (a separate process's socket, as from a gateway) and the figure counts everything the page's main thread does for it — the socket message's dispatch, JSON parse, frame validation, apply, publish, React, style, layout, paint and the frame — and nothing for making the frames. Per token, today's header (\`useAgentSync\` with a selector of the scope's status) rendered ${r.header!.toFixed(2)} times, the transcript ${r.transcript!.toFixed(2)} and its memoised rows ${r.rows!.toFixed(2)} (the streaming row only); the baseline's header has no selector and re-renders per event.`;
   const hooks = after.streamAppend!.cpu;
   const part = (n: number) => `${Math.max(n, 0).toFixed(0)} ms`;
   const cssGain = 1 - after.streamConsoleContained!.cpu / after.streamConsole!.cpu;

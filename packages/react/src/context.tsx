@@ -11,27 +11,15 @@ interface SyncContextValue {
 const SyncContext = createContext<SyncContextValue | null>(null);
 
 /**
- * Makes a sync client available to the hooks below it. `throttleMs` caps how often the hooks see
- * a change (see `ClientStoreOptions`): `throttleMs={100}` renders a 30 tokens/s stream ten times a
- * second instead of once per event; every hook still sees the client's latest state, at most
- * `throttleMs` late. Default 0: every change.
+ * Makes a sync client available to the hooks below it.
  *
  * @example
  * const client = createSyncClient({ url, getToken });
  * root.render(<SyncProvider client={client}><App /></SyncProvider>);
  */
-export function SyncProvider({
-  client,
-  throttleMs = 0,
-  children,
-}: {
-  client: SyncClient;
-  throttleMs?: number;
-  children?: ReactNode;
-}) {
-  const bind = () => ({ client, throttleMs, ...createClientStore(client, { throttleMs }) });
-  const [binding, setBinding] = useState(bind);
-  if (binding.client !== client || binding.throttleMs !== throttleMs) setBinding(bind());
+export function SyncProvider({ client, children }: { client: SyncClient; children?: ReactNode }) {
+  const [binding, setBinding] = useState(() => ({ client, ...createClientStore(client) }));
+  if (binding.client !== client) setBinding({ client, ...createClientStore(client) });
   useEffect(() => binding.attach(), [binding]);
   return (
     <SyncContext.Provider value={{ client: binding.client, store: binding.store }}>

@@ -3,7 +3,7 @@
  * a component re-renders only when the slice it selects changes.
  */
 export { shallow } from 'zustand/shallow';
-export { type ClientStore, type ClientStoreOptions, createClientStore } from './client-store';
+export { type ClientStore, createClientStore } from './client-store';
 export { SyncProvider, useSyncClient, useSyncStore } from './context';
 export {
   type AgentSync,
