@@ -26,7 +26,8 @@
  * token was generated and each stage's own time, p50 and p99 (STREAM_TRACE=off leaves it out).
  *
  * Env: STREAM_STEPS (e.g. "100,300,500"), PATCH_STEPS, CLIENT_STEPS (each "none" to skip),
- * STREAM_TOKENS (per reply, default 300), STREAM_VIEWERS (3), STREAM_TPS (30),
+ * STREAM_TOKENS (per reply, default 300), STREAM_VIEWERS (3), STREAM_TPS (30), STREAM_WARMUP_REPLIES
+ * and STREAM_WARMUP_TOKENS (the unreported warm-up step; default the first step's size),
  * STREAM_BUDGET_S (steps start only if expected to end within it, default 540), BENCH_NO_DOC.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -69,6 +70,16 @@ const TOKENS = Number(process.env.STREAM_TOKENS ?? 300);
 const VIEWERS = Number(process.env.STREAM_VIEWERS ?? 3);
 const TPS = Number(process.env.STREAM_TPS ?? 30);
 const BUDGET_MS = Number(process.env.STREAM_BUDGET_S ?? 540) * 1000;
+/**
+ * The unreported warm-up step: by default as many replies as the first step, each as long as the
+ * steps' (STREAM_WARMUP_REPLIES, STREAM_WARMUP_TOKENS). A lighter one (20 replies × 90 tokens, the
+ * default before 2026-12-02) left the first measured step failing 5 runs of 5 at 100–125 replies
+ * (p99 62–147 ms) in a slow window where the step after it passed 2 runs of 4; after a full-size
+ * warm-up the first step passed 1 run of 2 (p99 39 and 58 ms). Fresh processes JIT their hot
+ * paths at the load they first meet; the first measured step should not pay for that.
+ */
+const WARMUP_REPLIES = Number(process.env.STREAM_WARMUP_REPLIES ?? APPEND_STEPS[0] ?? 20);
+const WARMUP_TOKENS = Number(process.env.STREAM_WARMUP_TOKENS ?? TOKENS);
 /** The budget decides which steps start; the watchdog only catches a step that hangs. */
 const WATCHDOG_MS =
   BUDGET_MS + 5 * 60_000 * Math.max(1, (process.env.STREAM_CONFIGS ?? '').split(';').filter(Boolean).length);
@@ -462,7 +473,7 @@ async function runConfig(config: StackConfig, first: boolean, figures: StepFigur
     );
     // Not reported: fresh processes compile their TypeScript and JIT their hot paths first, which
     // would otherwise be charged to the first step.
-    const warmUp = await step(stack, config, traces, 'append', Math.min(20, APPEND_STEPS[0] ?? 20), 90);
+    const warmUp = await step(stack, config, traces, 'append', WARMUP_REPLIES, WARMUP_TOKENS);
     log(`warm-up done (${warmUp.why})`);
     await ladder(stack, config, traces, 'append', APPEND_STEPS, figures, deadline);
     if (first) {
