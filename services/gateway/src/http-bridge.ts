@@ -254,24 +254,40 @@ function readBodyThenRun(
   // The token is checked while the body arrives (an HMAC takes microseconds; the body is
   // bounded by maxBodyBytes meanwhile) and the handler runs only once both are done. A bad token
   // ends the request at once: what was buffered is dropped and the rest is never read.
+  checkToken(token, options, {
+    stillWanted: () => !refused && !isAborted(),
+    valid: () => {
+      authenticated = true;
+      if (complete) run(Buffer.concat(chunks, received));
+    },
+    invalid: () => {
+      refused = true;
+      chunks.length = 0;
+      refuse(res, 401, 'unauthorized', INVALID_TOKEN, isAborted);
+    },
+  });
+}
+
+const INVALID_TOKEN = 'Invalid or expired token';
+
+/**
+ * Verifies a request's bearer token with `options.authenticate` and calls `valid` or `invalid`
+ * (also when the check itself fails), unless the request is no longer `stillWanted` by then.
+ */
+function checkToken(
+  token: string,
+  options: BridgeOptions,
+  then: { stillWanted: () => boolean; valid: () => void; invalid: () => void },
+): void {
   options.authenticate!(token)
     .then(
       (valid) => {
-        if (refused || isAborted()) return;
-        if (!valid) {
-          refused = true;
-          chunks.length = 0;
-          refuse(res, 401, 'unauthorized', 'Invalid or expired token', isAborted);
-          return;
-        }
-        authenticated = true;
-        if (complete) run(Buffer.concat(chunks, received));
+        if (!then.stillWanted()) return;
+        if (valid) then.valid();
+        else then.invalid();
       },
       () => {
-        if (refused || isAborted()) return;
-        refused = true;
-        chunks.length = 0;
-        refuse(res, 401, 'unauthorized', 'Invalid or expired token', isAborted);
+        if (then.stillWanted()) then.invalid();
       },
     )
     .catch((err) => {
@@ -326,20 +342,11 @@ function streamBodyThenRun(
   }
   // Nothing more is read until the token is known good: an HMAC takes microseconds.
   body.pause();
-  options
-    .authenticate(token)
-    .then(
-      (valid) => {
-        if (!usable(exchange) || body.dropped) return;
-        if (valid) run(body.open());
-        else refuseWith(401, 'Invalid or expired token');
-      },
-      () => refuseWith(401, 'Invalid or expired token'),
-    )
-    .catch((err) => {
-      options.onError?.(err);
-      options.log.warn({ err: (err as Error).message }, 'http bridge authentication failed');
-    });
+  checkToken(token, options, {
+    stillWanted: () => usable(exchange) && !body.dropped,
+    valid: () => run(body.open()),
+    invalid: () => refuseWith(401, INVALID_TOKEN),
+  });
 }
 
 /**
