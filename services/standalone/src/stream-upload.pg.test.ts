@@ -3,6 +3,7 @@ import { createStreamWriter } from '@openagents/sync-client';
 import { APPEND_STREAM_CONTENT_TYPE } from '@openagents/sync-protocol';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { lineBody, lineReader } from '../../../test/support/ndjson';
 import { tokenFor } from '../../../test/support/tokens';
 import { startTestStandalone } from '../test/test-server';
 
@@ -59,40 +60,6 @@ async function bootContent(m: { id: string; agentId: string }): Promise<string> 
 
 const line = (offset: number, text: string) => `${JSON.stringify({ field: 'content', offset, text })}\n`;
 
-/** A request body the test writes into while the request is open. */
-function openBody() {
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const body = new ReadableStream<Uint8Array>({
-    start: (c) => {
-      controller = c;
-    },
-  });
-  return {
-    body,
-    write: (text: string) => controller.enqueue(encoder.encode(text)),
-    end: () => controller.close(),
-  };
-}
-
-/** Reads an NDJSON answer line by line. */
-function lines(res: Response) {
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
-  return async (): Promise<Record<string, unknown> | undefined> => {
-    for (;;) {
-      const newline = buffered.indexOf('\n');
-      if (newline >= 0) {
-        const text = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        return JSON.parse(text);
-      }
-      const { done, value } = await reader.read();
-      if (done) return undefined;
-      buffered += value;
-    }
-  };
-}
-
 function upload(m: { id: string }, body: ReadableStream<Uint8Array>, headers: Record<string, string> = {}) {
   return fetch(`${base}/api/messages/${m.id}/append-stream`, {
     method: 'POST',
@@ -105,16 +72,16 @@ function upload(m: { id: string }, body: ReadableStream<Uint8Array>, headers: Re
 describe('streaming upload through the standalone bridge', () => {
   it('acknowledges each piece before the body ends, and a viewer reads the text meanwhile', async () => {
     const m = await newMessage();
-    const body = openBody();
+    const body = lineBody();
     const pieces = ['Hello', ', ', 'wörld', ' 👋', '!'];
-    body.write(line(0, pieces[0]!));
+    body.push(line(0, pieces[0]!));
     // The answer's head leaves with the first acknowledgement.
     const res = await upload(m, body.body);
     expect(res.status).toBe(200);
-    const next = lines(res);
+    const { next } = lineReader(res);
     let offset = 0;
     for (const [i, piece] of pieces.entries()) {
-      if (i > 0) body.write(line(offset, piece));
+      if (i > 0) body.push(line(offset, piece));
       expect(await next()).toMatchObject({ offset, length: offset + piece.length });
       offset += piece.length;
     }
@@ -153,8 +120,8 @@ describe('streaming upload through the standalone bridge', () => {
   it('refuses a streamed body without a token, or with a bad one, before any piece commits', async () => {
     const m = await newMessage();
     for (const authorization of [undefined, 'Bearer forged.token.value']) {
-      const body = openBody();
-      body.write(line(0, 'nope'));
+      const body = lineBody();
+      body.push(line(0, 'nope'));
       body.end();
       const res = await upload(m, body.body, authorization ? { authorization } : { authorization: '' });
       expect(res.status).toBe(401);
@@ -165,13 +132,13 @@ describe('streaming upload through the standalone bridge', () => {
 
   it('ends the stream at an over-long line as the API does, keeping the lines before it', async () => {
     const m = await newMessage();
-    const body = openBody();
-    body.write(line(0, 'kept'));
+    const body = lineBody();
+    body.push(line(0, 'kept'));
     const res = await upload(m, body.body);
-    const next = lines(res);
+    const { next } = lineReader(res);
     expect(await next()).toMatchObject({ offset: 0, length: 4 });
     // More than BODY_LIMIT_BYTES without a newline: cut as soon as it crosses the limit.
-    body.write(`{"field":"content","offset":4,"text":"${'x'.repeat(LINE_LIMIT)}`);
+    body.push(`{"field":"content","offset":4,"text":"${'x'.repeat(LINE_LIMIT)}`);
     expect(await next()).toMatchObject({ error: { code: 'payload_too_large', details: { line: 2 } } });
     expect(await next()).toBeUndefined();
     expect(await bootContent(m)).toBe('kept');
@@ -201,8 +168,8 @@ describe('streaming upload through the standalone bridge', () => {
     socket.destroy();
     await expect.poll(() => bootContent(m), { timeout: 10_000 }).toBe('one two ');
     const after = await newMessage();
-    const body = openBody();
-    body.write(line(0, 'still here'));
+    const body = lineBody();
+    body.push(line(0, 'still here'));
     body.end();
     const res = await upload(after, body.body);
     expect(await res.text()).toContain('"done":true');
@@ -214,15 +181,15 @@ describe('streaming upload through the standalone bridge', () => {
 
   it('keeps a stream open through a pause longer than uWS idle timeout (10 s), as a reply that calls a tool', async () => {
     const m = await newMessage();
-    const body = openBody();
-    body.write(line(0, 'before '));
+    const body = lineBody();
+    body.push(line(0, 'before '));
     const res = await upload(m, body.body);
-    const next = lines(res);
+    const { next } = lineReader(res);
     expect(await next()).toMatchObject({ length: 7 });
     // The stimulus is idleness itself: 15 s of wall time without a byte either way (uWS checks
     // its idle timers every 4 s, so 10 s of silence cuts the request within 10-14 s).
     await new Promise((resolve) => setTimeout(resolve, 15_000));
-    body.write(line(7, 'after'));
+    body.push(line(7, 'after'));
     body.end();
     expect(await next()).toMatchObject({ offset: 7, length: 12 });
     expect(await next()).toEqual({ done: true, length: 12 });
